@@ -1,0 +1,110 @@
+//! The admin HTTP server. It runs on its own thread with its own small runtime, so a busy or
+//! stuck data plane never makes `/ready` (or later `/stats`) unreachable, and admin work never
+//! takes a worker's time.
+
+mod routes;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tracing::{debug, info};
+
+/// Where the process is in its life, as `/ready` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Listeners not all bound yet.
+    Starting = 0,
+    /// Serving.
+    Live = 1,
+    /// Stopped accepting; finishing live connections.
+    Draining = 2,
+}
+
+/// What the admin endpoints read; written by the binary as the process moves along.
+pub struct AdminState {
+    phase: AtomicU8,
+    listeners: ArcSwap<Vec<(String, String)>>,
+}
+
+impl Default for AdminState {
+    fn default() -> Self {
+        AdminState {
+            phase: AtomicU8::new(Phase::Starting as u8),
+            listeners: ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+}
+
+impl AdminState {
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Starting,
+            1 => Phase::Live,
+            _ => Phase::Draining,
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// Records the bound listeners as (name, address) for `/listeners`.
+    pub fn set_listeners(&self, listeners: Vec<(String, String)>) {
+        self.listeners.store(Arc::new(listeners));
+    }
+}
+
+/// Binds the admin address now (so a bind failure is reported before anything starts) and
+/// serves it from a dedicated thread.
+pub fn start(addr: SocketAddr, state: Arc<AdminState>) -> io::Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let local = std_listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("sluice-admin".into())
+        .spawn(move || runtime.block_on(serve(std_listener, state)))?;
+    info!(address = %local, "admin listening");
+    Ok(local)
+}
+
+async fn serve(std_listener: std::net::TcpListener, state: Arc<AdminState>) {
+    let listener = match tokio::net::TcpListener::from_std(std_listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "admin listener could not start");
+            return;
+        }
+    };
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                debug!(error = %e, "admin accept failed");
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(routes::handle(&req, &state)) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(error = %e, "admin connection error");
+            }
+        });
+    }
+}

@@ -1,0 +1,104 @@
+//! Addresses as config writes them: `host:port`, `[v6]:port`, or `unix:/path`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::decode::{Cx, Decode};
+use crate::yaml::Node;
+
+/// Where to listen or connect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    Tcp(SocketAddr),
+    /// A filesystem Unix-domain socket path.
+    Unix(PathBuf),
+}
+
+impl Address {
+    pub fn parse(text: &str) -> Result<Address, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(format!(
+                    "invalid unix socket address \"{text}\": expected unix:/path/to.sock"
+                ));
+            }
+            if path.starts_with('@') {
+                return Err(format!(
+                    "invalid unix socket address \"{text}\": abstract sockets are not supported; use a filesystem path"
+                ));
+            }
+            return Ok(Address::Unix(PathBuf::from(path)));
+        }
+        text.parse::<SocketAddr>().map(Address::Tcp).map_err(|_| {
+            if text.contains(':') && !text.starts_with('[') && text.matches(':').count() > 1 {
+                format!("invalid socket address \"{text}\": write IPv6 addresses as [addr]:port")
+            } else {
+                format!("invalid socket address \"{text}\"")
+            }
+        })
+    }
+
+    pub fn as_tcp(&self) -> Option<SocketAddr> {
+        match self {
+            Address::Tcp(a) => Some(*a),
+            Address::Unix(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp(a) => write!(f, "{a}"),
+            Address::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl Decode for Address {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let text = String::decode(node, path, cx)?;
+        match Address::parse(&text) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                cx.error(node.line, path, e);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_forms() {
+        assert_eq!(
+            Address::parse("127.0.0.1:9000"),
+            Ok(Address::Tcp("127.0.0.1:9000".parse().unwrap()))
+        );
+        assert_eq!(
+            Address::parse("[::1]:9000"),
+            Ok(Address::Tcp("[::1]:9000".parse().unwrap()))
+        );
+        assert_eq!(
+            Address::parse("unix:/run/x.sock"),
+            Ok(Address::Unix("/run/x.sock".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_with_reasons() {
+        assert_eq!(
+            Address::parse("0.0.0.0:80a"),
+            Err("invalid socket address \"0.0.0.0:80a\"".to_string())
+        );
+        assert!(Address::parse("::1:80")
+            .unwrap_err()
+            .contains("[addr]:port"));
+        assert!(Address::parse("unix:").is_err());
+        assert!(Address::parse("localhost").is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! Sluice's configuration: the native model, its YAML form, and the published snapshot.
+//!
+//! Loading collects every error with the YAML path and line (`config.yaml:7:
+//! listeners[0].address: invalid socket address "0.0.0.0:80a"`); a loaded [`Config`] is immutable
+//! and published through a [`ConfigStore`] so later changes (reload, xDS) swap it without locks.
+
+pub mod address;
+pub mod decode;
+pub mod load;
+pub mod model;
+pub mod registry;
+pub mod units;
+pub mod yaml;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+pub use address::Address;
+pub use decode::{Cx, Decode, Diagnostic, Fields};
+pub use load::{load_file, load_str, ByteSize, ConfigErrors};
+pub use model::*;
+pub use registry::Registry;
+pub use yaml::Node;
+
+/// The current config, readable from any thread without blocking, replaceable atomically (RCU):
+/// readers that loaded the old snapshot keep it alive until they drop it.
+pub struct ConfigStore {
+    current: ArcSwap<Config>,
+}
+
+impl ConfigStore {
+    pub fn new(config: Config) -> Self {
+        ConfigStore {
+            current: ArcSwap::from_pointee(config),
+        }
+    }
+
+    pub fn load(&self) -> Arc<Config> {
+        self.current.load_full()
+    }
+
+    pub fn store(&self, config: Config) {
+        self.current.store(Arc::new(config));
+    }
+}

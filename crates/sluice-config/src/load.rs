@@ -1,0 +1,441 @@
+//! From a YAML file to a validated [`Config`], or to every error in it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::address::Address;
+use crate::decode::{did_you_mean, index, join, single_key, Cx, Decode, Diagnostic, Fields};
+use crate::model::*;
+use crate::registry::Registry;
+use crate::units::parse_size;
+use crate::yaml::{self, Node};
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    /// The file as the user named it.
+    pub file: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{d}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a config file.
+pub fn load_file(path: &Path, registry: &Registry) -> Result<Config, ConfigErrors> {
+    let label = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: label.clone(),
+        diagnostics: vec![Diagnostic {
+            line: 0,
+            path: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }],
+    })?;
+    load_str(&src, &label, registry)
+}
+
+/// Parses and validates config text; `file` names it in messages.
+pub fn load_str(src: &str, file: &str, registry: &Registry) -> Result<Config, ConfigErrors> {
+    let fail = |diagnostics| ConfigErrors {
+        file: file.to_string(),
+        diagnostics,
+    };
+    let root = yaml::parse(src).map_err(|e| {
+        fail(vec![Diagnostic {
+            line: e.line,
+            path: String::new(),
+            message: format!("YAML syntax error: {}", e.message),
+        }])
+    })?;
+    let mut cx = Cx::default();
+    let config = decode_config(&root, registry, &mut cx);
+    check_names(&root, &mut cx);
+    if let Some(config) = &config {
+        validate(config, &mut cx);
+    }
+    match config {
+        Some(config) if !cx.has_errors() => Ok(config),
+        _ => {
+            let mut diagnostics = cx.diagnostics;
+            // Stable: errors on one line keep the order they were found in.
+            diagnostics.sort_by_key(|d| d.line);
+            Err(fail(diagnostics))
+        }
+    }
+}
+
+fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config> {
+    let mut f = Fields::new(root, "", cx)?;
+    let admin = match f.node("admin") {
+        Some(node) => decode_admin(node, "admin", cx),
+        None => Some(default_admin()),
+    };
+    let workers = f.or("workers", default_workers(), cx);
+    if let Some(0) = workers {
+        let line = f.node("workers").map_or(f.line(), |n| n.line);
+        cx.error(line, "workers", "must be at least 1");
+    }
+    let drain_timeout = f.or("drain_timeout", Duration::from_secs(15), cx);
+    let listeners = match f.node("listeners") {
+        Some(node) => seq(node, "listeners", cx, |n, p, cx| {
+            decode_listener(n, p, registry, cx)
+        }),
+        None => Some(Vec::new()),
+    };
+    let clusters = f.or("clusters", Vec::new(), cx);
+    f.finish(cx);
+    Some(Config {
+        admin: admin?,
+        workers: workers?,
+        drain_timeout: drain_timeout?,
+        listeners: listeners?,
+        clusters: clusters?,
+    })
+}
+
+fn default_admin() -> AdminConfig {
+    AdminConfig {
+        address: Address::parse(DEFAULT_ADMIN_ADDRESS).unwrap_or(Address::Tcp(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 15000)),
+        )),
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Decodes a list with a per-item decoder that needs extra context.
+fn seq<T>(
+    node: &Node,
+    path: &str,
+    cx: &mut Cx,
+    mut item: impl FnMut(&Node, &str, &mut Cx) -> Option<T>,
+) -> Option<Vec<T>> {
+    let yaml::NodeKind::Seq(items) = &node.kind else {
+        cx.error(
+            node.line,
+            path,
+            format!("expected a list, found {}", node.type_name()),
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        match item(n, &index(path, i), cx) {
+            Some(v) => out.push(v),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn decode_admin(node: &Node, path: &str, cx: &mut Cx) -> Option<AdminConfig> {
+    let mut f = Fields::new(node, path, cx)?;
+    let address = f.or("address", default_admin().address, cx);
+    let line = f.node("address").map_or(node.line, |n| n.line);
+    f.finish(cx);
+    let address = address?;
+    if address.as_tcp().is_none() {
+        cx.error(
+            line,
+            &join(path, "address"),
+            "the admin address must be host:port",
+        );
+        return None;
+    }
+    Some(AdminConfig { address })
+}
+
+fn decode_listener(
+    node: &Node,
+    path: &str,
+    registry: &Registry,
+    cx: &mut Cx,
+) -> Option<ListenerConfig> {
+    let mut f = Fields::new(node, path, cx)?;
+    let name = f.required::<String>("name", cx);
+    let address = f.required::<Address>("address", cx);
+    let reuse_port = f.or("reuse_port", false, cx);
+    let backlog = f.or("backlog", 1024u32, cx);
+    let socket_mode = f.optional::<FileMode>("socket_mode", cx);
+    let filters = match f.node("filters") {
+        Some(n) => seq(n, &join(path, "filters"), cx, |n, p, cx| {
+            decode_network_filter(n, p, registry, cx)
+        }),
+        None => {
+            cx.error(f.line(), path, "missing required field \"filters\"");
+            None
+        }
+    };
+    let mode_line = f.node("socket_mode").map(|n| n.line);
+    f.finish(cx);
+    let socket_mode = socket_mode.ok()?.map(|m| m.0);
+    if let (Some(line), Some(Address::Tcp(_))) = (mode_line, &address) {
+        cx.error(
+            line,
+            &join(path, "socket_mode"),
+            "only applies to unix: listener addresses",
+        );
+    }
+    Some(ListenerConfig {
+        name: name?,
+        address: address?,
+        reuse_port: reuse_port?,
+        backlog: backlog?,
+        socket_mode,
+        filters: filters?,
+        line: node.line,
+    })
+}
+
+/// A Unix file mode written in octal, e.g. `"0660"` or `660`.
+struct FileMode(u32);
+
+impl Decode for FileMode {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let text = String::decode(node, path, cx)?;
+        let digits = text.trim_start_matches("0o");
+        match u32::from_str_radix(digits, 8) {
+            Ok(m) if m <= 0o777 => Some(FileMode(m)),
+            _ => {
+                cx.error(
+                    node.line,
+                    path,
+                    format!(
+                        "invalid file mode \"{text}\": expected octal permissions such as \"0660\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn decode_network_filter(
+    node: &Node,
+    path: &str,
+    registry: &Registry,
+    cx: &mut Cx,
+) -> Option<NetworkFilterSpec> {
+    let (name, body) = single_key(node, path, cx)?;
+    let Some(decoder) = registry.network_filter(name) else {
+        let hint = did_you_mean(name, registry.network_filter_names());
+        let known: Vec<&str> = registry.network_filter_names().collect();
+        cx.error(
+            node.line,
+            path,
+            format!(
+                "unknown network filter \"{name}\"{hint}; known filters: {}",
+                known.join(", ")
+            ),
+        );
+        return None;
+    };
+    let config = decoder(body, &join(path, name), cx)?;
+    Some(NetworkFilterSpec {
+        name: name.to_string(),
+        config,
+    })
+}
+
+impl Decode for ClusterConfig {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let name = f.required::<String>("name", cx);
+        let connect_timeout = f.or("connect_timeout", Duration::from_secs(5), cx);
+        let lb_policy = f.or("lb_policy", LbPolicy::RoundRobin, cx);
+        let endpoints = f.or("endpoints", Vec::new(), cx);
+        f.finish(cx);
+        Some(ClusterConfig {
+            name: name?,
+            connect_timeout: connect_timeout?,
+            lb_policy: lb_policy?,
+            endpoints: endpoints?,
+            line: node.line,
+        })
+    }
+}
+
+impl Decode for LbPolicy {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let text = String::decode(node, path, cx)?;
+        LbPolicy::from_name(&text).or_else(|| {
+            let hint = did_you_mean(&text, LbPolicy::NAMES);
+            cx.error(
+                node.line,
+                path,
+                format!(
+                    "unknown lb_policy \"{text}\"{hint}; expected one of: {}",
+                    LbPolicy::NAMES.join(", ")
+                ),
+            );
+            None
+        })
+    }
+}
+
+impl Decode for EndpointConfig {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let address = f.required::<Address>("address", cx);
+        let weight = f.or("weight", 1u32, cx);
+        let weight_line = f.node("weight").map_or(node.line, |n| n.line);
+        f.finish(cx);
+        let weight = weight?;
+        if !(1..=128).contains(&weight) {
+            cx.error(
+                weight_line,
+                &join(path, "weight"),
+                format!("must be from 1 to 128, found {weight}"),
+            );
+            return None;
+        }
+        Some(EndpointConfig {
+            address: address?,
+            weight,
+        })
+    }
+}
+
+impl Decode for ClusterRef {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let r = ClusterRef {
+            name: String::decode(node, path, cx)?,
+            path: path.to_string(),
+            line: node.line,
+        };
+        cx.cluster_refs.push(r.clone());
+        Some(r)
+    }
+}
+
+/// A byte size written as `64KiB`, `1MiB` or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl Decode for ByteSize {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let text = String::decode(node, path, cx)?;
+        match parse_size(&text) {
+            Ok(n) => Some(ByteSize(n)),
+            Err(e) => {
+                cx.error(node.line, path, e);
+                None
+            }
+        }
+    }
+}
+
+/// The `name` of each item of a top-level list, read from the raw tree so that the checks
+/// below run even when other fields of those items failed to decode.
+fn raw_names<'n>(root: &'n Node, list: &str) -> Vec<(usize, &'n str, usize)> {
+    let yaml::NodeKind::Map(entries) = &root.kind else {
+        return Vec::new();
+    };
+    let Some((
+        _,
+        yaml::Node {
+            kind: yaml::NodeKind::Seq(items),
+            ..
+        },
+    )) = entries.iter().find(|(k, _)| k == list)
+    else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let yaml::NodeKind::Map(fields) = &item.kind else {
+                return None;
+            };
+            let (_, name) = fields.iter().find(|(k, _)| k == "name")?;
+            Some((i, name.as_scalar()?, name.line))
+        })
+        .collect()
+}
+
+/// Duplicate listener and cluster names, and references to clusters that do not exist.
+fn check_names(root: &Node, cx: &mut Cx) {
+    for (list, what) in [("listeners", "listener"), ("clusters", "cluster")] {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, name, line) in raw_names(root, list) {
+            if let Some(first) = seen.insert(name, line) {
+                cx.error(
+                    line,
+                    &join(&index(list, i), "name"),
+                    format!("duplicate {what} name \"{name}\" (first defined on line {first})"),
+                );
+            }
+        }
+    }
+    let clusters = raw_names(root, "clusters");
+    let names: Vec<&str> = clusters.iter().map(|(_, n, _)| *n).collect();
+    for r in std::mem::take(&mut cx.cluster_refs) {
+        if !names.contains(&r.name.as_str()) {
+            let hint = did_you_mean(&r.name, names.iter().copied());
+            cx.error(
+                r.line,
+                &r.path,
+                format!("unknown cluster \"{}\"{hint}", r.name),
+            );
+        }
+    }
+}
+
+/// Checks that need decoded values: address clashes and chain shape.
+fn validate(config: &Config, cx: &mut Cx) {
+    let mut addresses: HashMap<&Address, &str> = HashMap::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let path = index("listeners", i);
+        if let Some(other) = addresses.insert(&l.address, &l.name) {
+            cx.error(
+                l.line,
+                &join(&path, "address"),
+                format!(
+                    "address {} is already used by listener \"{other}\"",
+                    l.address
+                ),
+            );
+        }
+        check_chain(l, &path, cx);
+    }
+}
+
+/// A chain needs exactly one terminal filter, and it must come last.
+fn check_chain(l: &ListenerConfig, path: &str, cx: &mut Cx) {
+    let path = join(path, "filters");
+    match l.filters.iter().position(|f| f.config.is_terminal()) {
+        None => cx.error(
+            l.line,
+            &path,
+            "needs a terminal filter (such as tcp_proxy) to handle connections",
+        ),
+        Some(t) if t + 1 != l.filters.len() => cx.error(
+            l.line,
+            &index(&path, t + 1),
+            format!(
+                "filter \"{}\" comes after the terminal filter \"{}\" and would never run",
+                l.filters[t + 1].name,
+                l.filters[t].name
+            ),
+        ),
+        Some(_) => {}
+    }
+}

@@ -1,0 +1,121 @@
+//! The native config model: plain, immutable data that both YAML and (later) xDS produce.
+//!
+//! Every type here is built once per config version and then shared read-only behind an
+//! `Arc` (see [`crate::ConfigStore`]); nothing on the data path mutates it.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::address::Address;
+
+/// A whole proxy configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub admin: AdminConfig,
+    /// Worker threads for the data plane; 1 selects a current-thread runtime.
+    pub workers: usize,
+    /// How long live connections may finish after SIGTERM/SIGINT before the process exits.
+    pub drain_timeout: Duration,
+    pub listeners: Vec<ListenerConfig>,
+    pub clusters: Vec<ClusterConfig>,
+}
+
+impl Config {
+    pub fn cluster(&self, name: &str) -> Option<&ClusterConfig> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// `2 listeners, 3 clusters`.
+    pub fn summary(&self) -> String {
+        fn n(count: usize, what: &str) -> String {
+            format!("{count} {what}{}", if count == 1 { "" } else { "s" })
+        }
+        format!(
+            "{}, {}",
+            n(self.listeners.len(), "listener"),
+            n(self.clusters.len(), "cluster")
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub address: Address,
+}
+
+pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:15000";
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub address: Address,
+    /// Bind with `SO_REUSEPORT`, so another process (a hot upgrade) can bind the same port.
+    pub reuse_port: bool,
+    /// Accept queue length.
+    pub backlog: u32,
+    /// File mode for a Unix-socket listener (e.g. 0o660); `None` keeps the umask's.
+    pub socket_mode: Option<u32>,
+    pub filters: Vec<NetworkFilterSpec>,
+    /// Line in the config file, for messages.
+    pub line: usize,
+}
+
+/// One entry of a listener's network filter chain: a registered filter name and its decoded config.
+#[derive(Debug, Clone)]
+pub struct NetworkFilterSpec {
+    pub name: String,
+    pub config: Arc<dyn NetworkFilterConfig>,
+}
+
+/// The decoded config of one network filter. Each filter crate defines its own type and
+/// registers a decoder for it (see [`crate::Registry`]); the runtime downcasts it back.
+pub trait NetworkFilterConfig: Debug + Send + Sync + Any {
+    /// Whether this filter takes over the connection (and so must be last in its chain).
+    fn is_terminal(&self) -> bool;
+}
+
+/// A reference to a cluster by name, remembering where it was written so a dangling reference
+/// can be reported at the right line. Decoding one records it for the existence check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRef {
+    pub name: String,
+    pub path: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub connect_timeout: Duration,
+    pub lb_policy: LbPolicy,
+    pub endpoints: Vec<EndpointConfig>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    RoundRobin,
+    Random,
+}
+
+impl LbPolicy {
+    pub const NAMES: [&'static str; 2] = ["round_robin", "random"];
+
+    pub fn from_name(name: &str) -> Option<LbPolicy> {
+        match name {
+            "round_robin" => Some(LbPolicy::RoundRobin),
+            "random" => Some(LbPolicy::Random),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub address: Address,
+    /// Relative share of traffic, 1..=128 (Envoy's bound for endpoint weights is larger, but
+    /// a bounded range keeps the round-robin schedule small).
+    pub weight: u32,
+}

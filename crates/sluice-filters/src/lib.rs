@@ -1,0 +1,6 @@
+//! Built-in network filters, each registered by name (see [`registry`]).
+
+pub mod registry;
+pub mod tcp_proxy;
+
+pub use registry::{build_chain, config_registry, BuildContext, BuildError};

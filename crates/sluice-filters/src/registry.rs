@@ -1,0 +1,83 @@
+//! The table of network filters: name -> (how to decode its config, how to build it).
+//!
+//! Adding a filter means adding one row here and one module; nothing else names filters.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use sluice_config::registry::NetworkFilterDecoder;
+use sluice_config::{ListenerConfig, NetworkFilterConfig, Registry};
+use sluice_net::{ConnectionHandler, FilterChain, NetworkFilter};
+use sluice_upstream::ClusterManager;
+
+use crate::tcp_proxy;
+
+/// What a built filter is: a connection-level check, or the terminal handler.
+pub enum Built {
+    Filter(Arc<dyn NetworkFilter>),
+    Handler(Arc<dyn ConnectionHandler>),
+}
+
+/// Shared runtime state filters are built against.
+#[derive(Clone)]
+pub struct BuildContext {
+    pub clusters: Arc<ClusterManager>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("listener \"{listener}\": filter \"{filter}\": {message}")]
+pub struct BuildError {
+    pub listener: String,
+    pub filter: String,
+    pub message: String,
+}
+
+pub type Builder = fn(&dyn Any, &BuildContext) -> Result<Built, String>;
+
+pub struct NetworkFilterKind {
+    pub name: &'static str,
+    pub decode: NetworkFilterDecoder,
+    pub build: Builder,
+}
+
+pub static NETWORK_FILTERS: &[NetworkFilterKind] = &[tcp_proxy::KIND];
+
+/// The config registry with every built-in filter's decoder.
+pub fn config_registry() -> Registry {
+    let mut r = Registry::default();
+    for kind in NETWORK_FILTERS {
+        r.register_network_filter(kind.name, kind.decode);
+    }
+    r
+}
+
+/// Builds a listener's filter chain from its (validated) config.
+pub fn build_chain(
+    listener: &ListenerConfig,
+    ctx: &BuildContext,
+) -> Result<FilterChain, BuildError> {
+    let mut filters = Vec::new();
+    let mut handler = None;
+    for spec in &listener.filters {
+        let err = |message: String| BuildError {
+            listener: listener.name.clone(),
+            filter: spec.name.clone(),
+            message,
+        };
+        let kind = NETWORK_FILTERS
+            .iter()
+            .find(|k| k.name == spec.name)
+            .ok_or_else(|| err("not a registered filter".into()))?;
+        let config: &dyn NetworkFilterConfig = spec.config.as_ref();
+        match (kind.build)(config as &dyn Any, ctx).map_err(err)? {
+            Built::Filter(f) => filters.push(f),
+            Built::Handler(h) => handler = Some(h),
+        }
+    }
+    let handler = handler.ok_or_else(|| BuildError {
+        listener: listener.name.clone(),
+        filter: String::new(),
+        message: "no terminal filter".into(),
+    })?;
+    Ok(FilterChain { filters, handler })
+}

@@ -1,0 +1,63 @@
+//! The `tcp_proxy` YAML body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_config::decode::{join, Cx, Fields};
+use sluice_config::{ByteSize, ClusterRef, NetworkFilterConfig, Node};
+
+#[derive(Debug, Clone)]
+pub struct TcpProxyConfig {
+    pub cluster: ClusterRef,
+    /// Close both sides after this long with no bytes either way; `None` (written `0`) never.
+    pub idle_timeout: Option<Duration>,
+    /// Bytes buffered per direction; a full buffer stops reading until the other side drains it.
+    pub buffer_size: usize,
+    /// Connect attempts across different hosts; `None` tries every host once.
+    pub max_connect_attempts: Option<usize>,
+}
+
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const DEFAULT_BUFFER_SIZE: u64 = 32 * 1024;
+
+impl NetworkFilterConfig for TcpProxyConfig {
+    fn is_terminal(&self) -> bool {
+        true
+    }
+}
+
+pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFilterConfig>> {
+    let mut f = Fields::new(node, path, cx)?;
+    let cluster = f.required::<ClusterRef>("cluster", cx);
+    let idle_timeout = f.or("idle_timeout", DEFAULT_IDLE_TIMEOUT, cx);
+    let buffer_size = f.or("buffer_size", ByteSize(DEFAULT_BUFFER_SIZE), cx);
+    let buffer_line = f.node("buffer_size").map_or(f.line(), |n| n.line);
+    let attempts = f.optional::<u32>("max_connect_attempts", cx);
+    let attempts_line = f.node("max_connect_attempts").map_or(f.line(), |n| n.line);
+    f.finish(cx);
+    let buffer_size = buffer_size?.0;
+    if !(1024..=16 << 20).contains(&buffer_size) {
+        cx.error(
+            buffer_line,
+            &join(path, "buffer_size"),
+            format!("must be from 1KiB to 16MiB, found {buffer_size} bytes"),
+        );
+        return None;
+    }
+    let attempts = attempts.ok()?;
+    if attempts == Some(0) {
+        cx.error(
+            attempts_line,
+            &join(path, "max_connect_attempts"),
+            "must be at least 1",
+        );
+        return None;
+    }
+    let idle_timeout = idle_timeout?;
+    Some(Arc::new(TcpProxyConfig {
+        cluster: cluster?,
+        idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
+        buffer_size: usize::try_from(buffer_size).unwrap_or(DEFAULT_BUFFER_SIZE as usize),
+        max_connect_attempts: attempts.map(|a| a as usize),
+    }))
+}

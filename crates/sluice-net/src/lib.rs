@@ -1,0 +1,14 @@
+//! The network layer: listening sockets, byte streams, and the network filter chain a
+//! connection walks through once accepted.
+
+pub mod connect;
+pub mod filter;
+pub mod listener;
+pub mod serve;
+pub mod stream;
+
+pub use connect::connect;
+pub use filter::{ConnectionHandler, ConnectionInfo, FilterChain, NetworkFilter, Verdict};
+pub use listener::{bind, BindError, BoundListener, Listener};
+pub use serve::serve;
+pub use stream::{PeerAddr, Stream};

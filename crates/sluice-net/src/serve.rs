@@ -1,0 +1,65 @@
+//! The accept loop of one listener.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn, Instrument};
+
+use crate::filter::{ConnectionInfo, FilterChain};
+use crate::listener::Listener;
+
+/// Accepts connections until `shutdown` fires, then closes the socket (so new connections are
+/// refused) and returns. Each connection runs as its own task in `tracker`, which the caller
+/// waits on to drain. The chain is read per connection, so a swapped chain applies to new
+/// connections while old ones keep the one they started with.
+pub async fn serve(
+    name: Arc<str>,
+    listener: Listener,
+    chain: Arc<ArcSwap<FilterChain>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                if let Some(pause) = accept_backoff(&e) {
+                    warn!(listener = %name, error = %e, "accept failed; pausing");
+                    tokio::time::sleep(pause).await;
+                } else {
+                    debug!(listener = %name, error = %e, "accept failed");
+                }
+                continue;
+            }
+        };
+        let info = ConnectionInfo {
+            listener: name.clone(),
+            peer,
+        };
+        let span = tracing::debug_span!("conn", listener = %name, peer = %info.peer);
+        if let Some(fut) = chain.load().accept(stream, info) {
+            tracker.spawn(fut.instrument(span));
+        }
+    }
+    debug!(listener = %name, "listener closed");
+}
+
+/// Out of file descriptors or memory: retrying at once would spin, so wait a little.
+/// Per-connection errors (the peer reset before we accepted) are retried immediately.
+fn accept_backoff(e: &io::Error) -> Option<Duration> {
+    match e.raw_os_error() {
+        Some(code) if code == 24 || code == 23 || code == 12 || code == 105 => {
+            Some(Duration::from_millis(50))
+        }
+        _ => None,
+    }
+}

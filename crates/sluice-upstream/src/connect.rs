@@ -1,0 +1,80 @@
+//! Opening a connection to some host of a cluster, moving on to another host when one fails.
+
+use std::io;
+use std::sync::Arc;
+
+use sluice_net::Stream;
+use tracing::debug;
+
+use crate::cluster::{Cluster, Host};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cluster \"{0}\" has no endpoints")]
+    NoHosts(Arc<str>),
+    #[error(
+        "cluster \"{cluster}\": {attempts} connect attempt(s) failed, last to {host}: {source}"
+    )]
+    Failed {
+        cluster: Arc<str>,
+        attempts: usize,
+        host: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Cluster {
+    /// Connects to a host chosen by the load balancer. A refused, failed or timed-out attempt
+    /// moves on to a host not tried yet, up to `max_attempts` (or every host once when `None`).
+    pub async fn connect(
+        &self,
+        max_attempts: Option<usize>,
+    ) -> Result<(Stream, Arc<Host>), ConnectError> {
+        let n = self.hosts.len();
+        let max = max_attempts.unwrap_or(n).clamp(1, n.max(1));
+        let mut tried = vec![false; n];
+        let mut last: Option<(String, io::Error)> = None;
+        for attempt in 0..max {
+            let Some(i) = self.pick_untried(&tried) else {
+                break;
+            };
+            tried[i] = true;
+            let host = &self.hosts[i];
+            let result =
+                tokio::time::timeout(self.connect_timeout, sluice_net::connect(&host.address))
+                    .await;
+            let err = match result {
+                Ok(Ok(stream)) => return Ok((stream, host.clone())),
+                Ok(Err(e)) => e,
+                Err(_) => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect timed out after {:?}", self.connect_timeout),
+                ),
+            };
+            debug!(cluster = %self.name, host = %host.address, attempt, error = %err, "upstream connect failed");
+            last = Some((host.address.to_string(), err));
+        }
+        match last {
+            None => Err(ConnectError::NoHosts(self.name.clone())),
+            Some((host, source)) => Err(ConnectError::Failed {
+                cluster: self.name.clone(),
+                attempts: tried.iter().filter(|t| **t).count(),
+                host,
+                source,
+            }),
+        }
+    }
+
+    /// The balancer's choice if it is new; otherwise the first host not tried yet. A few draws
+    /// first, so random balancing still spreads retries.
+    fn pick_untried(&self, tried: &[bool]) -> Option<usize> {
+        for _ in 0..tried.len().min(4) {
+            let i = self.choose()?;
+            if !tried[i] {
+                return Some(i);
+            }
+        }
+        tried.iter().position(|t| !t)
+    }
+}

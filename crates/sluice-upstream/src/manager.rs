@@ -1,0 +1,43 @@
+//! All clusters, swappable as one snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sluice_config::Config;
+
+use crate::cluster::Cluster;
+
+/// The clusters of the current config. Readers take the map lock-free per connection; an update
+/// publishes a whole new map, and connections that already picked a cluster keep it.
+pub struct ClusterManager {
+    clusters: ArcSwap<HashMap<Arc<str>, Arc<Cluster>>>,
+}
+
+impl ClusterManager {
+    pub fn new(config: &Config) -> Self {
+        ClusterManager {
+            clusters: ArcSwap::from_pointee(Self::build(config)),
+        }
+    }
+
+    fn build(config: &Config) -> HashMap<Arc<str>, Arc<Cluster>> {
+        config
+            .clusters
+            .iter()
+            .map(|c| {
+                let cluster = Cluster::from_config(c);
+                (cluster.name.clone(), Arc::new(cluster))
+            })
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Cluster>> {
+        self.clusters.load().get(name).cloned()
+    }
+
+    /// Replaces every cluster with the ones `config` describes.
+    pub fn update(&self, config: &Config) {
+        self.clusters.store(Arc::new(Self::build(config)));
+    }
+}

@@ -1,0 +1,90 @@
+//! The `sluice` command: run a proxy, check a config, print the version.
+
+mod logging;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    about = "Sluice: a cloud-native network proxy",
+    disable_version_flag = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log verbosity: a level (error, warn, info, debug, trace) or tracing directives
+    /// (`info,sluice_net=debug`). Overrides RUST_LOG; default: RUST_LOG, else info.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        /// Config file (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config without binding anything; print every error found.
+    Check {
+        /// Config file (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("sluice {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => {
+            let registry = sluice_filters::config_registry();
+            match sluice_config::load_file(&config, &registry) {
+                Ok(c) => {
+                    println!("ok: {}", c.summary());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run { config } => {
+            if let Err(e) = logging::init(cli.log_level.as_deref(), cli.log_format) {
+                eprintln!("sluice: {e}");
+                return ExitCode::from(2);
+            }
+            match run::run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("sluice: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
