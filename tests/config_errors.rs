@@ -1,1 +1,268 @@
+//! `sluice check`: every bad config gets exit 1 and exactly the errors we expect, each with file,
+//! line and YAML path; good configs get a one-line summary; nothing is bound.
+#![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::sluice_cmd;
+
+/// Writes `yaml` as `cfg.yaml` in a fresh directory and runs `sluice check -c cfg.yaml` there.
+fn check(yaml: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cfg.yaml"), yaml).unwrap();
+    sluice_cmd(&["check", "-c", "cfg.yaml"], dir.path())
+}
+
+const GOOD: &str = "\
+admin: { address: 127.0.0.1:15000 }
+workers: 1
+drain_timeout: 15s
+listeners:
+  - name: tcp_in
+    address: 127.0.0.1:9000
+    filters:
+      - tcp_proxy: { cluster: backend, idle_timeout: 60s }
+  - name: uds_in
+    address: unix:/tmp/sluice-check.sock
+    socket_mode: \"0660\"
+    filters: [{ tcp_proxy: { cluster: other } }]
+clusters:
+  - name: backend
+    connect_timeout: 1s
+    lb_policy: round_robin
+    endpoints:
+      - address: 127.0.0.1:9001
+      - { address: unix:/run/backend.sock, weight: 2 }
+  - name: other
+    lb_policy: random
+    endpoints: [{ address: \"[::1]:9002\" }]
+  - name: spare
+";
+
+#[test]
+fn a_good_config_prints_a_summary() {
+    let (code, out, err) = check(GOOD);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "ok: 2 listeners, 3 clusters\n", "")
+    );
+}
+
+#[test]
+fn singular_counts_read_well() {
+    let (code, out, _) = check("listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters: [{ tcp_proxy: { cluster: c } }]\nclusters: [{ name: c }]\n");
+    assert_eq!((code, out.as_str()), (0, "ok: 1 listener, 1 cluster\n"));
+}
+
+#[test]
+fn check_binds_nothing() {
+    // The port is taken, yet check succeeds: it never binds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (code, out, _) = check(&GOOD.replace("127.0.0.1:9000", &format!("127.0.0.1:{port}")));
+    assert_eq!((code, out.as_str()), (0, "ok: 2 listeners, 3 clusters\n"));
+}
+
+/// Each bad config, with the exact stderr lines `sluice check` must print.
+const BAD: &[(&str, &str, &[&str])] = &[
+    (
+        "invalid listener address",
+        "listeners:\n  - name: a\n    address: 0.0.0.0:80a\n    filters: [{ tcp_proxy: { cluster: c } }]\nclusters: [{ name: c }]\n",
+        &["cfg.yaml:3: listeners[0].address: invalid socket address \"0.0.0.0:80a\""],
+    ),
+    (
+        "ipv6 without brackets",
+        "listeners:\n  - name: a\n    address: \"::1:80\"\n    filters: [{ tcp_proxy: { cluster: c } }]\nclusters: [{ name: c }]\n",
+        &["cfg.yaml:3: listeners[0].address: invalid socket address \"::1:80\": write IPv6 addresses as [addr]:port"],
+    ),
+    (
+        "unknown top-level key",
+        "listner: []\n",
+        &["cfg.yaml:1: listner: unknown field \"listner\" (did you mean \"listeners\"?)"],
+    ),
+    (
+        "unknown key in a filter",
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters:\n      - tcp_proxy: { cluster: c, idle_timout: 5s }\nclusters: [{ name: c }]\n",
+        &["cfg.yaml:5: listeners[0].filters[0].tcp_proxy.idle_timout: unknown field \"idle_timout\" (did you mean \"idle_timeout\"?)"],
+    ),
+    (
+        "unknown cluster",
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters:\n      - tcp_proxy: { cluster: backnd }\nclusters:\n  - name: backend\n",
+        &["cfg.yaml:5: listeners[0].filters[0].tcp_proxy.cluster: unknown cluster \"backnd\" (did you mean \"backend\"?)"],
+    ),
+    (
+        "unknown filter",
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters: [{ tcp_prox: { cluster: c } }]\nclusters: [{ name: c }]\n",
+        &["cfg.yaml:4: listeners[0].filters[0]: unknown network filter \"tcp_prox\" (did you mean \"tcp_proxy\"?); known filters: tcp_proxy"],
+    ),
+    (
+        "duplicate names",
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters: [{ tcp_proxy: { cluster: c } }]\n  - name: a\n    address: 127.0.0.1:2\n    filters: [{ tcp_proxy: { cluster: c } }]\nclusters:\n  - name: c\n  - name: c\n",
+        &[
+            "cfg.yaml:5: listeners[1].name: duplicate listener name \"a\" (first defined on line 2)",
+            "cfg.yaml:10: clusters[1].name: duplicate cluster name \"c\" (first defined on line 9)",
+        ],
+    ),
+    (
+        "duplicate address",
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters: [{ tcp_proxy: { cluster: c } }]\n  - name: b\n    address: 127.0.0.1:1\n    filters: [{ tcp_proxy: { cluster: c } }]\nclusters: [{ name: c }]\n",
+        &["cfg.yaml:5: listeners[1].address: address 127.0.0.1:1 is already used by listener \"a\""],
+    ),
+    (
+        "missing required fields",
+        "listeners:\n  - name: a\nclusters:\n  - endpoints: []\n",
+        &[
+            "cfg.yaml:2: listeners[0]: missing required field \"address\"",
+            "cfg.yaml:2: listeners[0]: missing required field \"filters\"",
+            "cfg.yaml:4: clusters[0]: missing required field \"name\"",
+        ],
+    ),
+    (
+        "bad units and enums",
+        "drain_timeout: 15\nclusters:\n  - name: c\n    connect_timeout: 1x\n    lb_policy: round_robbin\n    endpoints: [{ address: 127.0.0.1:1, weight: 0 }]\n",
+        &[
+            "cfg.yaml:1: drain_timeout: invalid duration \"15\": expected a number and a unit (ms, s, m, h), e.g. 250ms, 5s, 1m",
+            "cfg.yaml:4: clusters[0].connect_timeout: invalid duration \"1x\": expected a number and a unit (ms, s, m, h), e.g. 250ms, 5s, 1m",
+            "cfg.yaml:5: clusters[0].lb_policy: unknown lb_policy \"round_robbin\" (did you mean \"round_robin\"?); expected one of: round_robin, random",
+            "cfg.yaml:6: clusters[0].endpoints[0].weight: must be from 1 to 128, found 0",
+        ],
+    ),
+    (
+        "wrong types",
+        "workers: many\nlisteners: { name: a }\n",
+        &[
+            "cfg.yaml:1: workers: expected a whole number from 0 to 65535, found \"many\"",
+            "cfg.yaml:2: listeners: expected a list, found a mapping",
+        ],
+    ),
+    (
+        "zero workers",
+        "workers: 0\n",
+        &["cfg.yaml:1: workers: must be at least 1"],
+    ),
+    (
+        "socket_mode on a TCP listener",
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    socket_mode: \"0660\"\n    filters: [{ tcp_proxy: { cluster: c } }]\nclusters: [{ name: c }]\n",
+        &["cfg.yaml:4: listeners[0].socket_mode: only applies to unix: listener addresses"],
+    ),
+    (
+        "filter chain without a terminal filter",
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters: []\n",
+        &["cfg.yaml:2: listeners[0].filters: needs a terminal filter (such as tcp_proxy) to handle connections"],
+    ),
+    (
+        "tcp_proxy limits",
+        "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters:\n      - tcp_proxy:\n          cluster: c\n          buffer_size: 1\n",
+        &[
+            "cfg.yaml:6: listeners[0].filters[0].tcp_proxy.cluster: unknown cluster \"c\"",
+            "cfg.yaml:7: listeners[0].filters[0].tcp_proxy.buffer_size: must be from 1KiB to 16MiB, found 1 bytes",
+        ],
+    ),
+    (
+        "admin on a unix socket",
+        "admin: { address: unix:/tmp/admin.sock }\n",
+        &["cfg.yaml:1: admin.address: the admin address must be host:port"],
+    ),
+    (
+        "yaml syntax error",
+        "listeners: [\n  { name: a\n",
+        &["cfg.yaml:3: YAML syntax error: while parsing a flow mapping, did not find expected ',' or '}'"],
+    ),
+    (
+        "duplicate yaml key",
+        "workers: 1\nworkers: 2\n",
+        &["cfg.yaml:2: YAML syntax error: duplicate key \"workers\""],
+    ),
+];
+
+#[test]
+fn bad_configs_get_exact_located_errors() {
+    let mut failures = Vec::new();
+    for (name, yaml, expected) in BAD {
+        let (code, out, err) = check(yaml);
+        let got: Vec<&str> = err.lines().collect();
+        if code != 1 || !out.is_empty() || got != *expected {
+            failures.push(format!(
+                "case {name:?}: exit {code}, stdout {out:?}\n  expected: {expected:#?}\n  got:      {got:#?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_error_in_a_file_is_reported_at_once() {
+    let yaml = "\
+workers: 0
+listeners:
+  - name: tcp_in
+    address: 0.0.0.0:80a
+    filters:
+      - tcp_proxy: { cluster: backnd }
+  - name: tcp_in
+    adress: 127.0.0.1:1
+    filters: [{ tcp_proxy: { cluster: backend } }]
+clusters:
+  - name: backend
+    lb_policy: random
+";
+    let (code, _, err) = check(yaml);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        vec![
+            "cfg.yaml:1: workers: must be at least 1",
+            "cfg.yaml:4: listeners[0].address: invalid socket address \"0.0.0.0:80a\"",
+            "cfg.yaml:6: listeners[0].filters[0].tcp_proxy.cluster: unknown cluster \"backnd\" (did you mean \"backend\"?)",
+            "cfg.yaml:7: listeners[1]: missing required field \"address\"",
+            "cfg.yaml:7: listeners[1].name: duplicate listener name \"tcp_in\" (first defined on line 3)",
+            "cfg.yaml:8: listeners[1].adress: unknown field \"adress\" (did you mean \"address\"?)",
+        ]
+    );
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = sluice_cmd(&["check", "-c", "nope.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "nope.yaml: cannot read config file: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_config_with_the_same_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cfg.yaml"), "workers: 0\n").unwrap();
+    let (code, _, err) = sluice_cmd(&["run", "-c", "cfg.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cfg.yaml:1: workers: must be at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = sluice_cmd(&["version"], dir.path());
+    assert_eq!(
+        (code, out),
+        (0, format!("sluice {}\n", env!("CARGO_PKG_VERSION")))
+    );
+}
+
+#[test]
+fn the_bundled_examples_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let (code, out, err) = sluice_cmd(&["check", "-c", path.to_str().unwrap()], &root);
+            assert_eq!(code, 0, "{}: {err}", path.display());
+            assert!(out.starts_with("ok: "), "{out}");
+        }
+    }
+}

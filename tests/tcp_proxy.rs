@@ -1,1 +1,378 @@
+//! The TCP proxy, end to end: the real binary between real sockets.
+#![allow(clippy::unwrap_used)]
 
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+/// A one-listener, one-cluster config; `extra` goes into the tcp_proxy body.
+fn config(listen: &str, endpoints: &[String], extra: &str) -> String {
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{{ address: \"{e}\" }}"))
+        .collect();
+    format!(
+        "admin: {{ address: \"{{admin}}\" }}
+workers: 2
+listeners:
+  - name: tcp_in
+    address: \"{listen}\"
+    filters:
+      - tcp_proxy: {{ cluster: backend{extra} }}
+clusters:
+  - name: backend
+    connect_timeout: 1s
+    endpoints: [{}]
+",
+        eps.join(", ")
+    )
+}
+
+fn local(port: u16) -> SocketAddr {
+    format!("127.0.0.1:{port}").parse().unwrap()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so the payload is not trivially compressible
+/// or periodic, and both ends can hash what they saw.
+fn payload_chunk(state: &mut u64, buf: &mut [u8]) {
+    for b in buf.iter_mut() {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *b = *state as u8;
+    }
+}
+
+#[test]
+fn streams_64_mib_with_matching_checksum() {
+    const TOTAL: usize = 64 << 20;
+    let upstream = echo_server();
+    let port = free_port();
+    let _s = Sluice::start(&config(
+        &local(port).to_string(),
+        &[upstream.to_string()],
+        "",
+    ));
+    let mut conn = connect(local(port));
+    let mut writer = conn.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut sum = Fnv::default();
+        for _ in 0..TOTAL / chunk.len() {
+            payload_chunk(&mut state, &mut chunk);
+            writer.write_all(&chunk).unwrap();
+            sum.update(&chunk);
+        }
+        writer.shutdown(Shutdown::Write).unwrap();
+        sum.0
+    });
+    let mut sum = Fnv::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut received = 0usize;
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        sum.update(&buf[..n]);
+        received += n;
+    }
+    let sent_sum = sender.join().unwrap();
+    assert_eq!(received, TOTAL);
+    assert_eq!(
+        sum.0, sent_sum,
+        "checksum of echoed bytes differs from what was sent"
+    );
+}
+
+/// FNV-1a over a byte stream: independent of how the stream was split into reads.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[test]
+fn half_close_reaches_the_upstream_and_the_reply_still_comes_back() {
+    // The upstream reads until EOF, then answers with how much it got: this only works if our
+    // FIN is forwarded while the upstream->client direction stays open.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = l.local_addr().unwrap();
+    thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut data = Vec::new();
+        c.read_to_end(&mut data).unwrap();
+        c.write_all(format!("got {} bytes", data.len()).as_bytes())
+            .unwrap();
+    });
+    let port = free_port();
+    let _s = Sluice::start(&config(
+        &local(port).to_string(),
+        &[upstream.to_string()],
+        "",
+    ));
+    let mut conn = connect(local(port));
+    conn.write_all(&[7u8; 100_000]).unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "got 100000 bytes");
+}
+
+#[test]
+fn idle_connections_are_closed_and_busy_ones_are_not() {
+    let upstream = echo_server();
+    let port = free_port();
+    let _s = Sluice::start(&config(
+        &local(port).to_string(),
+        &[upstream.to_string()],
+        ", idle_timeout: 1s",
+    ));
+    // Busy: traffic every 100ms for 3s, from its own thread, keeps it open well past the 1s
+    // timeout while the idle connection below is being closed.
+    let mut busy = connect(local(port));
+    let pinger = thread::spawn(move || {
+        for i in 0..30u8 {
+            roundtrip(&mut busy, &[i; 16]);
+            thread::sleep(Duration::from_millis(100));
+        }
+    });
+    // Idle: after one exchange, nothing; the proxy must close it (EOF), not leave it hanging.
+    let mut idle = connect(local(port));
+    roundtrip(&mut idle, b"hello");
+    let mut buf = [0u8; 16];
+    match idle.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("unexpected {n} bytes on an idle connection"),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("idle connection was not closed: {e}"),
+    }
+    pinger.join().unwrap();
+}
+
+#[test]
+fn connect_fails_over_to_a_working_endpoint() {
+    let dead = refused_addr();
+    let live = echo_server();
+    let port = free_port();
+    let _s = Sluice::start(&config(
+        &local(port).to_string(),
+        &[
+            dead.to_string(),
+            live.to_string(),
+            dead.to_string().replace("127.0.0.1", "127.0.0.2"),
+        ],
+        "",
+    ));
+    // Round robin starts at a random host; every connection must land on the live one.
+    for i in 0..12u8 {
+        let mut c = connect(local(port));
+        roundtrip(&mut c, &[i; 8]);
+    }
+}
+
+#[test]
+fn max_connect_attempts_bounds_the_failover() {
+    let dead = refused_addr();
+    let live = echo_server();
+    let port = free_port();
+    let _s = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+workers: 1
+listeners:
+  - name: tcp_in
+    address: \"127.0.0.1:{port}\"
+    filters: [{{ tcp_proxy: {{ cluster: backend, max_connect_attempts: 1 }} }}]
+clusters:
+  - name: backend
+    lb_policy: round_robin
+    endpoints: [{{ address: \"{dead}\" }}, {{ address: \"{live}\" }}]
+"
+    ));
+    // With one attempt, strict alternation means exactly half the connections fail.
+    let mut ok = 0;
+    for _ in 0..10 {
+        let mut c = connect(local(port));
+        c.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        if matches!(c.read(&mut b), Ok(1)) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 5);
+}
+
+#[test]
+fn refused_everywhere_closes_the_client_at_once() {
+    let port = free_port();
+    let s = Sluice::start(&config(
+        &local(port).to_string(),
+        &[refused_addr().to_string(), refused_addr().to_string()],
+        "",
+    ));
+    let mut c = connect(local(port));
+    let mut buf = [0u8; 8];
+    // Closed (EOF or reset), not left open until some timeout: the read deadline is 20s.
+    match c.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("expected the connection to be closed, got {other:?}"),
+    }
+    assert!(
+        s.log().contains("2 connect attempt(s) failed"),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
+fn unix_socket_listener_and_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let up_path = dir.path().join("up.sock");
+    let in_path = dir.path().join("in.sock");
+    let l = UnixListener::bind(&up_path).unwrap();
+    thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            thread::spawn(move || {
+                let mut r = c.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut c);
+            });
+        }
+    });
+    // A stale socket file from a "crashed" earlier run must not stop us from binding.
+    drop(UnixListener::bind(&in_path).unwrap());
+    assert!(in_path.exists());
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: uds_in
+    address: \"unix:{}\"
+    socket_mode: \"0600\"
+    filters: [{{ tcp_proxy: {{ cluster: backend }} }}]
+clusters:
+  - name: backend
+    endpoints: [{{ address: \"unix:{}\" }}]
+",
+        in_path.display(),
+        up_path.display()
+    );
+    let mut s = Sluice::start(&yaml);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&in_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut c = UnixStream::connect(&in_path).unwrap();
+    c.set_read_timeout(Some(DEADLINE)).unwrap();
+    c.write_all(b"over unix sockets").unwrap();
+    let mut buf = [0u8; 17];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"over unix sockets");
+    drop(c);
+    // A clean stop removes the socket file it created.
+    s.signal("TERM");
+    assert!(s.wait_exit().success());
+    assert!(!in_path.exists(), "socket file left behind");
+}
+
+#[test]
+fn a_live_unix_socket_is_not_stolen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sock");
+    let _owner = UnixListener::bind(&path).unwrap();
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: uds_in
+    address: \"unix:{}\"
+    filters: [{{ tcp_proxy: {{ cluster: backend }} }}]
+clusters: [{{ name: backend }}]
+",
+        path.display()
+    );
+    let mut s = Sluice::spawn(&yaml, &[]);
+    assert_eq!(s.wait_exit().code(), Some(1));
+    assert!(
+        s.log().contains(&format!(
+            "listener \"uds_in\": cannot bind unix:{}: socket is in use by another process",
+            path.display()
+        )),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
+fn ipv6_listener() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback on this machine");
+        return;
+    }
+    let upstream = echo_server();
+    let port = free_port();
+    let addr: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let _s = Sluice::start(&config(&addr.to_string(), &[upstream.to_string()], ""));
+    let mut c = connect(addr);
+    roundtrip(&mut c, b"over ipv6");
+}
+
+#[test]
+fn a_slow_reader_holds_back_the_writer_and_memory_stays_flat() {
+    // The upstream accepts and never reads. The client keeps writing: once kernel buffers and
+    // the proxy's one buffer are full, its writes must block instead of the proxy buffering on.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = l.local_addr().unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let (c, _) = l.accept().unwrap();
+        held_rx.recv().ok();
+        drop(c);
+    });
+    let port = free_port();
+    let s = Sluice::start(&config(
+        &local(port).to_string(),
+        &[upstream.to_string()],
+        "",
+    ));
+    let rss_before = s.rss_kib();
+    let mut c = connect(local(port));
+    c.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let chunk = vec![1u8; 256 * 1024];
+    let mut written = 0usize;
+    loop {
+        match c.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => break,
+            Err(e) => panic!("write failed: {e}"),
+        }
+        assert!(written < 256 << 20, "256 MiB accepted: nothing pushes back");
+    }
+    let grown = s.rss_kib().saturating_sub(rss_before);
+    held_tx.send(()).unwrap();
+    // Kernel socket buffers absorb a few MiB; the proxy itself adds one 32 KiB buffer.
+    assert!(
+        written < 64 << 20,
+        "{written} bytes accepted before back-pressure"
+    );
+    assert!(
+        grown < 16 * 1024,
+        "proxy RSS grew by {grown} KiB while the reader stalled"
+    );
+}

@@ -26,7 +26,12 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{d}", self.file)?;
+            if d.line == 0 {
+                // Not about a line (the file could not be read at all).
+                write!(f, "{}: {}", self.file, d.message)?;
+            } else {
+                write!(f, "{}:{d}", self.file)?;
+            }
         }
         Ok(())
     }
@@ -84,7 +89,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         Some(node) => decode_admin(node, "admin", cx),
         None => Some(default_admin()),
     };
-    let workers = f.or("workers", default_workers(), cx);
+    let workers = f.or("workers", default_workers(), cx).map(usize::from);
     if let Some(0) = workers {
         let line = f.node("workers").map_or(f.line(), |n| n.line);
         cx.error(line, "workers", "must be at least 1");
@@ -115,8 +120,8 @@ fn default_admin() -> AdminConfig {
     }
 }
 
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+fn default_workers() -> u16 {
+    std::thread::available_parallelism().map_or(1, |n| u16::try_from(n.get()).unwrap_or(u16::MAX))
 }
 
 /// Decodes a list with a per-item decoder that needs extra context.

@@ -1,0 +1,224 @@
+//! Black-box test harness: starts the real `sluice` binary on free ports, waits for readiness
+//! through the admin `/ready` endpoint, and always kills the process when the test ends.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// How long anything in a test may take before we call it hung. Generous: CI machines are
+/// slow and shared; this bounds failures, it does not measure speed.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A loopback port nobody listens on right now (the kernel picks it; we release it at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running sluice process. Killed on drop, so a failing test never leaks one.
+pub struct Sluice {
+    pub child: Option<Child>,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    log: PathBuf,
+}
+
+impl Sluice {
+    /// Writes `yaml` (with `{admin}` replaced by a free admin address) and runs sluice on it,
+    /// returning once `/ready` answers 200.
+    pub fn start(yaml: &str) -> Sluice {
+        Self::start_with(yaml, &[])
+    }
+
+    pub fn start_with(yaml: &str, extra_args: &[&str]) -> Sluice {
+        let mut s = Self::spawn(yaml, extra_args);
+        s.wait_ready();
+        s
+    }
+
+    /// Starts the process without waiting for readiness.
+    pub fn spawn(yaml: &str, extra_args: &[&str]) -> Sluice {
+        let dir = tempfile::tempdir().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.path().join("sluice.yaml");
+        std::fs::write(&config, yaml.replace("{admin}", &admin.to_string())).unwrap();
+        let log = dir.path().join("sluice.log");
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("-c")
+            .arg(&config)
+            .args(extra_args)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Sluice {
+            child: Some(child),
+            admin,
+            dir,
+            config,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `/ready` until it answers 200; fails the test (with the process's log) if the
+    /// process exits or the deadline passes first.
+    pub fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "sluice exited before ready ({status}); log:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok((200, _)) = http_get(self.admin, "/ready") {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "sluice not ready in time; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit by itself, within the deadline.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "sluice did not exit in time; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the process, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET: (status, body). The admin server is the thing under test here,
+/// not an HTTP client, so a few lines of std suffice.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {resp:?}")))?;
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Ok((status, body))
+}
+
+/// Runs `sluice` with arguments to completion: (exit code, stdout, stderr).
+pub fn sluice_cmd(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An upstream that echoes every byte back, one thread per connection. Returns its address.
+pub fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            thread::spawn(move || {
+                let mut r = conn.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut conn);
+                let _ = conn.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// A TCP connection with read/write timeouts so a bug shows as a failure, not a hang.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_write_timeout(Some(DEADLINE)).unwrap();
+    s
+}
+
+/// Sends `msg` and expects it echoed back exactly.
+pub fn roundtrip(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    let mut buf = vec![0u8; msg.len()];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(buf, msg);
+}
+
+/// A port that refuses connections: bound once, then released.
+pub fn refused_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
