@@ -1,1 +1,245 @@
+//! Process lifecycle: readiness, graceful drain on signals, bind failures, logs, quick start.
+#![allow(clippy::unwrap_used)]
 
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn tcp_config(port: u16, upstream: SocketAddr, drain: &str, extra_listener: &str) -> String {
+    format!(
+        "admin: {{ address: \"{{admin}}\" }}
+workers: 2
+drain_timeout: {drain}
+listeners:
+  - name: tcp_in
+    address: \"127.0.0.1:{port}\"
+{extra_listener}    filters: [{{ tcp_proxy: {{ cluster: backend }} }}]
+clusters:
+  - name: backend
+    endpoints: [{{ address: \"{upstream}\" }}]
+"
+    )
+}
+
+/// Waits (bounded) until connecting to `addr` is refused.
+fn wait_refused(addr: SocketAddr) {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return,
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "listener still accepting after SIGTERM"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ready_and_listeners_are_reported() {
+    let port = free_port();
+    let s = Sluice::start(&tcp_config(port, echo_server(), "5s", ""));
+    assert_eq!(http_get(s.admin, "/ready").unwrap(), (200, "LIVE\n".into()));
+    assert_eq!(
+        http_get(s.admin, "/listeners").unwrap(),
+        (200, format!("tcp_in::127.0.0.1:{port}\n"))
+    );
+    assert_eq!(http_get(s.admin, "/nope").unwrap().0, 404);
+}
+
+#[test]
+fn sigterm_drains_live_connections_and_refuses_new_ones() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut s = Sluice::start(&tcp_config(port, echo_server(), "15s", ""));
+    let mut old = connect(addr);
+    roundtrip(&mut old, b"before");
+
+    s.signal("TERM");
+    wait_refused(addr);
+    // Still draining (the old connection is open): readiness says so.
+    assert_eq!(
+        http_get(s.admin, "/ready").unwrap(),
+        (503, "DRAINING\n".into())
+    );
+    // The connection opened before the signal keeps working...
+    roundtrip(&mut old, b"after the signal");
+    assert!(
+        s.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "exited while a connection was live"
+    );
+    // ...and once it closes, the process exits cleanly.
+    drop(old);
+    let status = s.wait_exit();
+    assert_eq!(status.code(), Some(0), "log:\n{}", s.log());
+    assert!(s.log().contains("drained; exiting"), "{}", s.log());
+}
+
+#[test]
+fn sigint_drains_too() {
+    let port = free_port();
+    let mut s = Sluice::start(&tcp_config(port, echo_server(), "15s", ""));
+    s.signal("INT");
+    assert_eq!(s.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn drain_timeout_cuts_connections_that_do_not_finish() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut s = Sluice::start(&tcp_config(port, echo_server(), "500ms", ""));
+    let mut stuck = connect(addr);
+    roundtrip(&mut stuck, b"x");
+    s.signal("TERM");
+    assert_eq!(s.wait_exit().code(), Some(0));
+    assert!(s.log().contains("drain timeout reached"), "{}", s.log());
+    let mut buf = [0u8; 1];
+    match stuck.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("connection should be closed after the drain timeout: {other:?}"),
+    }
+}
+
+#[test]
+fn a_taken_port_fails_with_the_listener_named() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut s = Sluice::spawn(&tcp_config(port, echo_server(), "5s", ""), &[]);
+    assert_eq!(s.wait_exit().code(), Some(1));
+    let expected =
+        format!("listener \"tcp_in\": cannot bind 127.0.0.1:{port}: Address already in use");
+    assert!(s.log().contains(&expected), "{}", s.log());
+}
+
+#[test]
+fn a_taken_admin_port_fails_with_admin_named() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = taken.local_addr().unwrap();
+    let yaml =
+        tcp_config(free_port(), echo_server(), "5s", "").replace("{admin}", &admin.to_string());
+    let mut s = Sluice::spawn(&yaml, &[]);
+    assert_eq!(s.wait_exit().code(), Some(1));
+    assert!(
+        s.log().contains(&format!("admin: cannot bind {admin}")),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
+fn reuse_port_lets_a_second_process_bind_the_same_port() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let yaml = tcp_config(port, echo_server(), "5s", "    reuse_port: true\n");
+    let _first = Sluice::start(&yaml);
+    let _second = Sluice::start(&yaml);
+    let mut c = connect(addr);
+    roundtrip(&mut c, b"either process");
+    // Without reuse_port, the same situation is a bind error.
+    let mut third = Sluice::spawn(&tcp_config(port, echo_server(), "5s", ""), &[]);
+    assert_eq!(third.wait_exit().code(), Some(1));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let mut s = Sluice::start_with(
+        &tcp_config(free_port(), echo_server(), "5s", ""),
+        &["--log-format", "json", "--log-level", "info"],
+    );
+    s.signal("TERM");
+    s.wait_exit();
+    let log = s.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() >= 3, "{log}");
+    for line in lines {
+        assert!(
+            line.starts_with('{') && line.ends_with('}'),
+            "not a JSON line: {line}"
+        );
+        assert!(line.contains("\"level\":\"INFO\""), "{line}");
+    }
+    assert!(log.contains("\"message\":\"sluice ready\""), "{log}");
+}
+
+#[test]
+fn log_level_flag_overrides_rust_log() {
+    // The harness sets RUST_LOG=debug; --log-level warn must silence info lines.
+    let mut s = Sluice::start_with(
+        &tcp_config(free_port(), echo_server(), "5s", ""),
+        &["--log-level", "warn"],
+    );
+    s.signal("TERM");
+    s.wait_exit();
+    assert!(!s.log().contains("sluice ready"), "{}", s.log());
+}
+
+#[test]
+fn a_bad_log_level_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), "listeners: []\n").unwrap();
+    let (code, _, err) = sluice_cmd(
+        &["run", "-c", "c.yaml", "--log-level", "info,=[="],
+        dir.path(),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid --log-level"), "{err}");
+}
+
+#[test]
+fn the_quick_start_works_with_curl() {
+    // The README's first command, on its own ports: curl through the TCP listener reaches the
+    // admin server behind it.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let yaml = std::fs::read_to_string(root.join("examples/quickstart.yaml")).unwrap();
+    let port = free_port();
+    // The harness fills {admin} in both places: the admin address and the cluster endpoint.
+    let yaml = yaml
+        .replace("127.0.0.1:15000", "{admin}")
+        .replace("127.0.0.1:10000", &format!("127.0.0.1:{port}"));
+    let _s = Sluice::start(&yaml);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://127.0.0.1:{port}/ready"),
+        ])
+        .output()
+        .expect("curl must be installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "LIVE\n");
+}
+
+#[test]
+fn many_concurrent_connections_all_complete() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _s = Sluice::start(&tcp_config(port, echo_server(), "5s", ""));
+    let handles: Vec<_> = (0..50u8)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut c = connect(addr);
+                for j in 0..20u8 {
+                    roundtrip(&mut c, &[i, j, 1, 2, 3]);
+                }
+                c.flush().unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
