@@ -136,6 +136,11 @@ const BAD: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "unknown worker mode",
+        "worker_mode: percore\n",
+        &["cfg.yaml:1: worker_mode: unknown worker_mode \"percore\" (did you mean \"per_core\"?); expected one of: work_stealing, per_core"],
+    ),
+    (
         "zero workers",
         "workers: 0\n",
         &["cfg.yaml:1: workers: must be at least 1"],

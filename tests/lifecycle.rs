@@ -243,3 +243,58 @@ fn many_concurrent_connections_all_complete() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn per_core_workers_serve_tcp_and_unix_and_drain() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let uds = dir.path().join("in.sock");
+    let upstream = echo_server();
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+workers: 2
+worker_mode: per_core
+listeners:
+  - name: tcp_in
+    address: \"127.0.0.1:{port}\"
+    filters: [{{ tcp_proxy: {{ cluster: backend }} }}]
+  - name: uds_in
+    address: \"unix:{}\"
+    filters: [{{ tcp_proxy: {{ cluster: backend }} }}]
+clusters:
+  - name: backend
+    endpoints: [{{ address: \"{upstream}\" }}]
+",
+        uds.display()
+    );
+    let mut s = Sluice::start(&yaml);
+    assert!(s.log().contains("sockets=2"), "{}", s.log());
+    let clients: Vec<_> = (0..20u8)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut c = connect(addr);
+                roundtrip(&mut c, &[i; 32]);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    for _ in 0..5 {
+        let mut c = std::os::unix::net::UnixStream::connect(&uds).unwrap();
+        c.set_read_timeout(Some(DEADLINE)).unwrap();
+        c.write_all(b"uds").unwrap();
+        let mut b = [0u8; 3];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"uds");
+    }
+    let mut held = connect(addr);
+    roundtrip(&mut held, b"held");
+    s.signal("TERM");
+    wait_refused(addr);
+    roundtrip(&mut held, b"still served while draining");
+    drop(held);
+    assert_eq!(s.wait_exit().code(), Some(0), "{}", s.log());
+    assert!(!uds.exists(), "socket file left behind");
+}

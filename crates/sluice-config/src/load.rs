@@ -94,6 +94,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         let line = f.node("workers").map_or(f.line(), |n| n.line);
         cx.error(line, "workers", "must be at least 1");
     }
+    let worker_mode = f.or("worker_mode", WorkerMode::WorkStealing, cx);
     let drain_timeout = f.or("drain_timeout", Duration::from_secs(15), cx);
     let listeners = match f.node("listeners") {
         Some(node) => seq(node, "listeners", cx, |n, p, cx| {
@@ -106,6 +107,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
     Some(Config {
         admin: admin?,
         workers: workers?,
+        worker_mode: worker_mode?,
         drain_timeout: drain_timeout?,
         listeners: listeners?,
         clusters: clusters?,
@@ -277,21 +279,53 @@ impl Decode for ClusterConfig {
     }
 }
 
+/// Decodes a keyword from a fixed set, suggesting the closest one on a typo.
+fn keyword<T>(
+    node: &Node,
+    path: &str,
+    cx: &mut Cx,
+    what: &str,
+    names: &[&'static str],
+    from_name: fn(&str) -> Option<T>,
+) -> Option<T> {
+    let text = String::decode(node, path, cx)?;
+    from_name(&text).or_else(|| {
+        let hint = did_you_mean(&text, names.iter().copied());
+        cx.error(
+            node.line,
+            path,
+            format!(
+                "unknown {what} \"{text}\"{hint}; expected one of: {}",
+                names.join(", ")
+            ),
+        );
+        None
+    })
+}
+
 impl Decode for LbPolicy {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
-        let text = String::decode(node, path, cx)?;
-        LbPolicy::from_name(&text).or_else(|| {
-            let hint = did_you_mean(&text, LbPolicy::NAMES);
-            cx.error(
-                node.line,
-                path,
-                format!(
-                    "unknown lb_policy \"{text}\"{hint}; expected one of: {}",
-                    LbPolicy::NAMES.join(", ")
-                ),
-            );
-            None
-        })
+        keyword(
+            node,
+            path,
+            cx,
+            "lb_policy",
+            &LbPolicy::NAMES,
+            LbPolicy::from_name,
+        )
+    }
+}
+
+impl Decode for WorkerMode {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        keyword(
+            node,
+            path,
+            cx,
+            "worker_mode",
+            &WorkerMode::NAMES,
+            WorkerMode::from_name,
+        )
     }
 }
 

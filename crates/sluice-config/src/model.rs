@@ -16,6 +16,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Worker threads for the data plane; 1 selects a current-thread runtime.
     pub workers: usize,
+    /// How connections are spread over the workers.
+    pub worker_mode: WorkerMode,
     /// How long live connections may finish after SIGTERM/SIGINT before the process exits.
     pub drain_timeout: Duration,
     pub listeners: Vec<ListenerConfig>,
@@ -37,6 +39,28 @@ impl Config {
             n(self.listeners.len(), "listener"),
             n(self.clusters.len(), "cluster")
         )
+    }
+}
+
+/// How the data plane uses its worker threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerMode {
+    /// One multi-thread runtime: any worker may run any connection, idle workers steal work.
+    WorkStealing,
+    /// One single-thread runtime per worker, each with its own `SO_REUSEPORT` socket per TCP
+    /// listener; the kernel spreads new connections and a connection never changes thread.
+    PerCore,
+}
+
+impl WorkerMode {
+    pub const NAMES: [&'static str; 2] = ["work_stealing", "per_core"];
+
+    pub fn from_name(name: &str) -> Option<WorkerMode> {
+        match name {
+            "work_stealing" => Some(WorkerMode::WorkStealing),
+            "per_core" => Some(WorkerMode::PerCore),
+            _ => None,
+        }
     }
 }
 

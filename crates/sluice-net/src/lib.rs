@@ -9,6 +9,6 @@ pub mod stream;
 
 pub use connect::connect;
 pub use filter::{ConnectionHandler, ConnectionInfo, FilterChain, NetworkFilter, Verdict};
-pub use listener::{bind, BindError, BoundListener, Listener};
+pub use listener::{bind, bind_per_worker, BindError, BoundListener, Listener};
 pub use serve::serve;
 pub use stream::{PeerAddr, Stream};

@@ -44,6 +44,46 @@ pub fn bind(config: &ListenerConfig) -> Result<BoundListener, BindError> {
     })
 }
 
+/// Binds `n` sockets for one listener, one per worker of a per-core data plane. TCP sockets all
+/// get `SO_REUSEPORT` so the kernel spreads connections among them; a Unix socket cannot be
+/// shared that way, so its one socket is duplicated and the workers take turns accepting.
+pub fn bind_per_worker(config: &ListenerConfig, n: usize) -> Result<Vec<BoundListener>, BindError> {
+    let err = |source| BindError {
+        listener: config.name.clone(),
+        address: config.address.clone(),
+        source,
+    };
+    let mut out = Vec::with_capacity(n);
+    match &config.address {
+        Address::Tcp(addr) => {
+            let first = bind_tcp(*addr, true, config.backlog).map_err(err)?;
+            // Port 0 picks a port once; the other sockets join that same port.
+            let actual = match &first {
+                BoundListener::Tcp(l) => l.local_addr().map_err(err)?,
+                BoundListener::Unix(..) => *addr,
+            };
+            out.push(first);
+            for _ in 1..n {
+                out.push(bind_tcp(actual, true, config.backlog).map_err(err)?);
+            }
+        }
+        Address::Unix(path) => {
+            let first = bind_unix(path, config.socket_mode).map_err(err)?;
+            if let BoundListener::Unix(l, _) = &first {
+                for _ in 1..n {
+                    // A duplicate carries no path: only the original unlinks the file.
+                    out.push(BoundListener::Unix(
+                        l.try_clone().map_err(err)?,
+                        PathBuf::new(),
+                    ));
+                }
+            }
+            out.insert(0, first);
+        }
+    }
+    Ok(out)
+}
+
 fn bind_tcp(
     addr: std::net::SocketAddr,
     reuse_port: bool,
@@ -99,7 +139,11 @@ impl BoundListener {
     pub fn local_addr(&self) -> io::Result<Address> {
         match self {
             BoundListener::Tcp(l) => l.local_addr().map(Address::Tcp),
-            BoundListener::Unix(_, p) => Ok(Address::Unix(p.clone())),
+            BoundListener::Unix(l, _) => l
+                .local_addr()?
+                .as_pathname()
+                .map(|p| Address::Unix(p.to_path_buf()))
+                .ok_or_else(|| io::Error::other("unnamed unix socket")),
         }
     }
 
@@ -127,7 +171,10 @@ pub struct UnlinkOnDrop(PathBuf);
 
 impl Drop for UnlinkOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        // Duplicated sockets carry an empty path: they own no file.
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod logging;
 mod run;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

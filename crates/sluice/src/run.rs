@@ -3,7 +3,8 @@
 //! Order matters for operators: the config is validated and every socket bound *before* the
 //! process reports ready, so a bad config or a taken port fails fast with exit 1; a signal
 //! flips `/ready` to 503 first (load balancers stop sending), then closes the listeners, then
-//! waits up to `drain_timeout` for live connections.
+//! waits up to `drain_timeout` for live connections. Signals and the drain run on the main
+//! thread, apart from the workers, in every worker mode.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,12 +14,14 @@ use arc_swap::ArcSwap;
 use sluice_admin::{AdminState, Phase};
 use sluice_config::{Config, ConfigStore};
 use sluice_filters::BuildContext;
-use sluice_net::BoundListener;
+use sluice_net::{BoundListener, FilterChain};
 use sluice_upstream::ClusterManager;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+
+use crate::workers::Workers;
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let registry = sluice_filters::config_registry();
@@ -36,68 +39,72 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     sluice_admin::start(admin_addr, admin.clone())
         .with_context(|| format!("admin: cannot bind {admin_addr}"))?;
 
-    let mut bound = Vec::with_capacity(config.listeners.len());
+    let workers = Workers::start(config.workers, config.worker_mode)?;
+    // One socket per listener, or one per listener per worker in per-core mode.
+    let mut bound: Vec<Vec<BoundListener>> = Vec::with_capacity(config.listeners.len());
     for l in &config.listeners {
-        let b = sluice_net::bind(l)?;
-        info!(listener = %l.name, address = %b.local_addr().map_or_else(|_| l.address.to_string(), |a| a.to_string()), "listener bound");
-        bound.push(b);
+        let sockets = match workers.runtimes() {
+            1 => vec![sluice_net::bind(l)?],
+            n => sluice_net::bind_per_worker(l, n)?,
+        };
+        bound.push(sockets);
     }
 
-    let runtime = build_runtime(config.workers)?;
-    let result = runtime.block_on(serve(config.clone(), bound, admin));
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the control runtime")?;
+    let result = control.block_on(serve(&config, bound, &workers, &admin));
     // Connections still open after the drain deadline are cut here.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    workers.stop();
     result
 }
 
-fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(workers);
-        b
-    };
-    builder
-        .enable_all()
-        .thread_name("sluice-worker")
-        .build()
-        .context("cannot start the worker runtime")
-}
-
 async fn serve(
-    config: Arc<Config>,
-    bound: Vec<BoundListener>,
-    admin: Arc<AdminState>,
+    config: &Config,
+    bound: Vec<Vec<BoundListener>>,
+    workers: &Workers,
+    admin: &AdminState,
 ) -> anyhow::Result<()> {
     let ctx = BuildContext {
-        clusters: Arc::new(ClusterManager::new(&config)),
+        clusters: Arc::new(ClusterManager::new(config)),
     };
-    let shutdown = CancellationToken::new();
+    let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();
-    let listeners = TaskTracker::new();
+    let accept_loops = TaskTracker::new();
     let mut addresses = Vec::new();
-    for (l, b) in config.listeners.iter().zip(bound) {
-        let chain = sluice_filters::build_chain(l, &ctx)?;
-        addresses.push((
-            l.name.clone(),
-            b.local_addr()
-                .map_or_else(|_| l.address.to_string(), |a| a.to_string()),
-        ));
-        let listener = b
-            .into_listener()
-            .with_context(|| format!("listener \"{}\": cannot register socket", l.name))?;
-        listeners.spawn(sluice_net::serve(
-            l.name.as_str().into(),
-            listener,
-            Arc::new(ArcSwap::from_pointee(chain)),
-            shutdown.clone(),
-            connections.clone(),
-        ));
+    for (l, sockets) in config.listeners.iter().zip(bound) {
+        let chain: Arc<ArcSwap<FilterChain>> =
+            Arc::new(ArcSwap::from_pointee(sluice_filters::build_chain(l, &ctx)?));
+        let shown = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .map_or_else(|| l.address.to_string(), |a| a.to_string());
+        info!(listener = %l.name, address = %shown, sockets = sockets.len(), "listener bound");
+        addresses.push((l.name.clone(), shown));
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let rt = workers.handle(i);
+            let listener = {
+                let _enter = rt.enter();
+                socket
+                    .into_listener()
+                    .with_context(|| format!("listener \"{}\": cannot register socket", l.name))?
+            };
+            accept_loops.spawn_on(
+                sluice_net::serve(
+                    l.name.as_str().into(),
+                    listener,
+                    chain.clone(),
+                    stop_accepting.clone(),
+                    connections.clone(),
+                ),
+                rt,
+            );
+        }
     }
     admin.set_listeners(addresses);
     admin.set_phase(Phase::Live);
-    info!(workers = config.workers, "sluice ready");
+    info!(workers = config.workers, mode = ?config.worker_mode, "sluice ready");
 
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
@@ -107,12 +114,11 @@ async fn serve(
     }
 
     admin.set_phase(Phase::Draining);
-    shutdown.cancel();
-    listeners.close();
-    listeners.wait().await;
+    stop_accepting.cancel();
+    accept_loops.close();
+    accept_loops.wait().await;
     connections.close();
-    let open = connections.len();
-    info!(open_connections = open, timeout = ?config.drain_timeout, "listeners closed; waiting for connections");
+    info!(open_connections = connections.len(), timeout = ?config.drain_timeout, "listeners closed; waiting for connections");
     tokio::select! {
         () = connections.wait() => info!("drained; exiting"),
         () = tokio::time::sleep(config.drain_timeout) => warn!(open_connections = connections.len(), "drain timeout reached; closing remaining connections"),
