@@ -189,6 +189,53 @@ fn connect_fails_over_to_a_working_endpoint() {
     }
 }
 
+/// An address whose connects hang: a listener with a full accept queue that never accepts.
+/// Linux drops further SYNs, so a connect neither succeeds nor is refused until it times out.
+fn blackhole_addr() -> (socket2::Socket, Vec<std::net::TcpStream>, SocketAddr) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    // Fill the queue (a backlog of 0 holds one connection; a few more to be sure).
+    let fillers = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    (sock, fillers, addr)
+}
+
+#[test]
+fn a_hanging_connect_times_out_and_fails_over() {
+    let (_hold, _fillers, hole) = blackhole_addr();
+    let live = echo_server();
+    let port = free_port();
+    let s = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: tcp_in
+    address: \"127.0.0.1:{port}\"
+    filters: [{{ tcp_proxy: {{ cluster: backend }} }}]
+clusters:
+  - name: backend
+    connect_timeout: 300ms
+    endpoints: [{{ address: \"{hole}\" }}, {{ address: \"{live}\" }}]
+"
+    ));
+    // Round robin: within two connections, one first tries the black hole, times out, and
+    // lands on the live endpoint; both must work.
+    for i in 0..4u8 {
+        let mut c = connect(local(port));
+        roundtrip(&mut c, &[i; 4]);
+    }
+    assert!(
+        s.log().contains("connect timed out after 300ms"),
+        "{}",
+        s.log()
+    );
+}
+
 #[test]
 fn max_connect_attempts_bounds_the_failover() {
     let dead = refused_addr();
