@@ -423,3 +423,44 @@ fn a_slow_reader_holds_back_the_writer_and_memory_stays_flat() {
         "proxy RSS grew by {grown} KiB while the reader stalled"
     );
 }
+
+#[test]
+fn idle_connections_hold_no_buffers() {
+    // Thousands of idle connections must cost only their bookkeeping, not a buffer each:
+    // the per-connection growth stays far below one 32 KiB transfer buffer.
+    const WARM: usize = 50;
+    const N: usize = 1000;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            held.push(c.unwrap());
+            tx.send(()).unwrap();
+        }
+    });
+    let port = free_port();
+    let s = Sluice::start(&config(
+        &local(port).to_string(),
+        &[upstream.to_string()],
+        "",
+    ));
+    let open = |n: usize, clients: &mut Vec<std::net::TcpStream>| {
+        for _ in 0..n {
+            clients.push(connect(local(port)));
+        }
+        // Wait until the proxy has dialled the upstream for every one of them.
+        for _ in 0..n {
+            rx.recv_timeout(DEADLINE)
+                .expect("upstream connection not made");
+        }
+    };
+    let mut clients = Vec::new();
+    open(WARM, &mut clients);
+    let before = s.rss_kib();
+    open(N, &mut clients);
+    let per_conn = (s.rss_kib().saturating_sub(before)) * 1024 / N as u64;
+    eprintln!("idle connection cost: {per_conn} bytes of RSS each");
+    assert!(per_conn < 8 * 1024, "{per_conn} bytes per idle connection");
+}

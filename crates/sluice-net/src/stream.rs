@@ -32,18 +32,6 @@ impl std::fmt::Display for PeerAddr {
     }
 }
 
-impl Stream {
-    /// Resolves once the socket has something to read (data, EOF or an error), without
-    /// reading. Lets a proxy allocate its buffer only when bytes actually arrive, so an idle
-    /// connection costs no buffer at all.
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Stream::Tcp(s) => s.poll_read_ready(cx),
-            Stream::Unix(s) => s.poll_read_ready(cx),
-        }
-    }
-}
-
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -1,5 +1,6 @@
 //! The `sluice` command: run a proxy, check a config, print the version.
 
+mod limits;
 mod logging;
 mod run;
 mod workers;

@@ -27,6 +27,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let registry = sluice_filters::config_registry();
     let config = sluice_config::load_file(path, &registry)
         .map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    crate::limits::raise_nofile();
     let store = Arc::new(ConfigStore::new(config));
     let config = store.load();
 

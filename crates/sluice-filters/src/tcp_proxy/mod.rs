@@ -1,6 +1,7 @@
 //! `tcp_proxy`: forwards a connection's bytes to a host of a cluster, both ways.
 
 mod config;
+mod pool;
 mod transfer;
 
 use std::any::Any;

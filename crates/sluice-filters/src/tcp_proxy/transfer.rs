@@ -4,8 +4,10 @@
 //! direction, and buffers that exist only while a connection actually carries data. Each
 //! direction owns one fixed buffer; it reads only when the buffer is empty, so a slow reader
 //! on one side stops us reading from the other (back-pressure) and memory never grows with the
-//! transfer. A read EOF on one side becomes a write shutdown (FIN) on the other, so half-closed
-//! protocols work; an error on either side ends both, with a reset so the peer sees it too.
+//! transfer. A buffer is held only while bytes are in flight (see `pool.rs`): an idle connection
+//! holds none. A read EOF on one side becomes a write shutdown (FIN) on the other, so
+//! half-closed protocols work; an error on either side ends both, with a reset so the peer
+//! sees it too.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -16,6 +18,8 @@ use std::time::Duration;
 use sluice_net::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
+
+use super::pool;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TransferSettings {
@@ -70,23 +74,26 @@ impl Direction {
                 return Poll::Ready(Ok(()));
             }
             if self.pos == self.cap && !self.eof {
-                if self.buf.is_none() {
-                    // Allocate only once the peer has sent something (or closed).
-                    ready!(from.poll_read_ready(cx))?;
-                    self.buf = Some(vec![0u8; size].into_boxed_slice());
-                }
-                let Some(buf) = self.buf.as_deref_mut() else {
-                    continue;
-                };
-                let mut rb = ReadBuf::new(buf);
-                ready!(Pin::new(&mut *from).poll_read(cx, &mut rb))?;
+                // Empty: the buffer is only borrowed for the read and kept if bytes arrive.
+                let mut buf = self.buf.take().unwrap_or_else(|| pool::take(size));
+                let mut rb = ReadBuf::new(&mut buf);
+                let read = Pin::new(&mut *from).poll_read(cx, &mut rb);
                 let n = rb.filled().len();
-                if n == 0 {
-                    self.eof = true;
-                } else {
-                    self.pos = 0;
-                    self.cap = n;
-                    *moved = true;
+                match read {
+                    Poll::Ready(Ok(())) if n > 0 => {
+                        self.buf = Some(buf);
+                        self.pos = 0;
+                        self.cap = n;
+                        *moved = true;
+                    }
+                    other => {
+                        pool::give(buf);
+                        match other {
+                            Poll::Ready(Ok(())) => self.eof = true,
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => return Poll::Pending,
+                        }
+                    }
                 }
             }
             while self.pos < self.cap {
@@ -105,6 +112,14 @@ impl Direction {
                 ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
                 self.done = true;
             }
+        }
+    }
+}
+
+impl Drop for Direction {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            pool::give(buf);
         }
     }
 }
