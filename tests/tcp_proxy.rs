@@ -430,7 +430,14 @@ fn idle_connections_hold_no_buffers() {
     // the per-connection growth stays far below one 32 KiB transfer buffer.
     const WARM: usize = 50;
     const N: usize = 1000;
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    const BATCH: usize = 100;
+    // A deep accept queue: with std's 128, a burst of proxy connects can overflow it, the
+    // kernel drops SYNs, and connects time out (a test artefact, not what is measured).
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(4096).unwrap();
+    let l: TcpListener = sock.into();
     let upstream = l.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
@@ -441,19 +448,20 @@ fn idle_connections_hold_no_buffers() {
         }
     });
     let port = free_port();
-    let s = Sluice::start(&config(
-        &local(port).to_string(),
-        &[upstream.to_string()],
-        "",
-    ));
+    let s = Sluice::start(
+        &config(&local(port).to_string(), &[upstream.to_string()], "")
+            .replace("connect_timeout: 1s", "connect_timeout: 10s"),
+    );
     let open = |n: usize, clients: &mut Vec<std::net::TcpStream>| {
-        for _ in 0..n {
-            clients.push(connect(local(port)));
-        }
-        // Wait until the proxy has dialled the upstream for every one of them.
-        for _ in 0..n {
-            rx.recv_timeout(DEADLINE)
-                .expect("upstream connection not made");
+        for batch in (0..n).collect::<Vec<_>>().chunks(BATCH) {
+            for _ in batch {
+                clients.push(connect(local(port)));
+            }
+            // Wait until the proxy has dialled the upstream for every one of them.
+            for _ in batch {
+                rx.recv_timeout(DEADLINE)
+                    .expect("upstream connection not made");
+            }
         }
     };
     let mut clients = Vec::new();
