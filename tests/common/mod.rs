@@ -202,6 +202,31 @@ pub fn echo_server() -> SocketAddr {
     addr
 }
 
+/// An upstream on a Unix socket at `path` that echoes every byte back.
+pub fn unix_echo_server(path: &Path) {
+    let l = std::os::unix::net::UnixListener::bind(path).unwrap();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            thread::spawn(move || {
+                let mut r = conn.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut conn);
+            });
+        }
+    });
+}
+
+/// Asserts that the peer closed `s` (EOF or reset) rather than sending data or leaving it open
+/// until the read deadline.
+pub fn assert_closed(s: &mut TcpStream, what: &str) {
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("{what}: expected the connection to be closed, got {other:?}"),
+    }
+}
+
 /// A TCP connection with read/write timeouts so a bug shows as a failure, not a hang.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();

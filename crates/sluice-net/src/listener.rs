@@ -15,13 +15,14 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::stream::{PeerAddr, Stream};
 
+/// Names the listener and address with the OS error. The cause is part of the message (not a
+/// `source`), so error reporters that print chains do not repeat it.
 #[derive(Debug, thiserror::Error)]
-#[error("listener \"{listener}\": cannot bind {address}: {source}")]
+#[error("listener \"{listener}\": cannot bind {address}: {error}")]
 pub struct BindError {
     pub listener: String,
     pub address: Address,
-    #[source]
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 /// A bound, listening socket not yet registered with a runtime.
@@ -37,10 +38,10 @@ pub fn bind(config: &ListenerConfig) -> Result<BoundListener, BindError> {
         Address::Tcp(addr) => bind_tcp(*addr, config.reuse_port, config.backlog),
         Address::Unix(path) => bind_unix(path, config.socket_mode),
     };
-    result.map_err(|source| BindError {
+    result.map_err(|error| BindError {
         listener: config.name.clone(),
         address: config.address.clone(),
-        source,
+        error,
     })
 }
 
@@ -48,10 +49,10 @@ pub fn bind(config: &ListenerConfig) -> Result<BoundListener, BindError> {
 /// get `SO_REUSEPORT` so the kernel spreads connections among them; a Unix socket cannot be
 /// shared that way, so its one socket is duplicated and the workers take turns accepting.
 pub fn bind_per_worker(config: &ListenerConfig, n: usize) -> Result<Vec<BoundListener>, BindError> {
-    let err = |source| BindError {
+    let err = |error| BindError {
         listener: config.name.clone(),
         address: config.address.clone(),
-        source,
+        error,
     };
     let mut out = Vec::with_capacity(n);
     match &config.address {

@@ -61,32 +61,40 @@ fn main() -> ExitCode {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Check { config } => {
-            let registry = sluice_filters::config_registry();
-            match sluice_config::load_file(&config, &registry) {
-                Ok(c) => {
-                    println!("ok: {}", c.summary());
-                    ExitCode::SUCCESS
-                }
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    ExitCode::FAILURE
-                }
+        Command::Check { config } => match load(&config) {
+            Some(c) => {
+                println!("ok: {}", c.summary());
+                ExitCode::SUCCESS
             }
-        }
+            None => ExitCode::FAILURE,
+        },
         Command::Run { config } => {
             if let Err(e) = logging::init(cli.log_level.as_deref(), cli.log_format) {
                 eprintln!("sluice: {e}");
                 return ExitCode::from(2);
             }
-            match run::run(&config) {
+            let Some(config) = load(&config) else {
+                return ExitCode::FAILURE;
+            };
+            match run::run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
-                    eprintln!("sluice: {e:#}");
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Loads and validates a config; on failure prints every error, one per line, as
+/// `FILE:LINE: PATH: message` (the same for `check` and `run`).
+fn load(path: &std::path::Path) -> Option<sluice_config::Config> {
+    match sluice_config::load_file(path, &sluice_filters::config_registry()) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            eprintln!("{errors}");
+            None
         }
     }
 }

@@ -6,7 +6,6 @@
 //! waits up to `drain_timeout` for live connections. Signals and the drain run on the main
 //! thread, apart from the workers, in every worker mode.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -23,10 +22,7 @@ use tracing::{info, warn};
 
 use crate::workers::Workers;
 
-pub fn run(path: &Path) -> anyhow::Result<()> {
-    let registry = sluice_filters::config_registry();
-    let config = sluice_config::load_file(path, &registry)
-        .map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+pub fn run(config: Config) -> anyhow::Result<()> {
     crate::limits::raise_nofile();
     let store = Arc::new(ConfigStore::new(config));
     let config = store.load();
