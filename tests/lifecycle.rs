@@ -112,7 +112,14 @@ fn a_taken_port_fails_with_the_listener_named() {
     assert_eq!(s.wait_exit().code(), Some(1));
     let expected =
         format!("listener \"tcp_in\": cannot bind 127.0.0.1:{port}: Address already in use");
-    assert!(s.log().contains(&expected), "{}", s.log());
+    assert_eq!(s.log().matches(&expected).count(), 1, "{}", s.log());
+    // Said once: not repeated by an error chain.
+    assert_eq!(
+        s.log().matches("Address already in use").count(),
+        1,
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
