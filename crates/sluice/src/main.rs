@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "sluice",
     about = "Sluice: a cloud-native network proxy",
-    disable_version_flag = true
+    version
 )]
 struct Cli {
     #[command(subcommand)]
