@@ -271,3 +271,95 @@ fn the_bundled_examples_are_valid() {
         }
     }
 }
+
+/// The route example from the HTTP issue, plus every matcher kind and action.
+const GOOD_ROUTES: &str = r#"route_configs:
+  - name: main
+    virtual_hosts:
+      - name: api
+        domains: ["api.example.com", "*.api.example.com"]
+        routes:
+          - match: { prefix: /v1/, headers: [{ name: x-canary, exact: "1" }] }
+            route:
+              weighted_clusters: [{ cluster: v2, weight: 10 }, { cluster: v1, weight: 90 }]
+              timeout: 5s
+              retry_policy: { retry_on: "5xx,reset,connect-failure", num_retries: 2, per_try_timeout: 1s }
+              request_mirror: { cluster: shadow, percent: 10 }
+          - match: { path: /healthz }
+            direct_response: { status: 200, body: "ok" }
+          - match: { regex: "^/old/(.*)$" }
+            redirect: { path_redirect: /new, response_code: 301 }
+          - match: { prefix: /, grpc: { service: echo.Echo }, query_parameters: [{ name: debug, present: true }] }
+            route: { cluster: v1, prefix_rewrite: /, host_rewrite_literal: internal }
+clusters:
+  - name: v1
+    endpoints: [{ address: 127.0.0.1:9001 }]
+  - name: v2
+  - name: shadow
+"#;
+
+#[test]
+fn a_route_config_with_every_kind_of_match_and_action_is_accepted() {
+    let (code, out, err) = check(GOOD_ROUTES);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "ok: 0 listeners, 3 clusters, 1 route config\n", "")
+    );
+}
+
+const BAD_ROUTES: &str = r#"route_configs:
+  - name: main
+    virtual_hosts:
+      - name: a
+        domains: ["a.com", "x.*.com"]
+        routes:
+          - match: { prefix: /, path: /x }
+            route: { cluster: v1 }
+          - match: { prefix: / }
+          - match: { prefix: / }
+            route: { cluster: v1 }
+            direct_response: { status: 200 }
+          - match: { regex: "([a-z" }
+            route: { cluster: v1 }
+          - match: { prefix: nope }
+            route:
+              weighted_clusters: [{ cluster: v3, weight: 1 }]
+              retry_policy: { retry_on: "5xx,conect-failure" }
+              request_mirror: { cluster: v1, percent: 150 }
+          - match: { prefix: /, headers: [{ name: x-a }, { name: "bad header", exact: x }] }
+            redirect: { response_code: 200 }
+          - match: { path: /d }
+            direct_response: { status: 99 }
+      - name: b
+        domains: ["A.com"]
+  - name: main
+    virtual_hosts: []
+clusters:
+  - name: v1
+"#;
+
+#[test]
+fn route_config_mistakes_are_each_located() {
+    let (code, _, err) = check(BAD_ROUTES);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        vec![
+            r#"cfg.yaml:5: route_configs[0].virtual_hosts[0].domains[1]: invalid domain "x.*.com": a wildcard may only stand alone ("*"), first ("*.example.com") or last ("example.*")"#,
+            r#"cfg.yaml:7: route_configs[0].virtual_hosts[0].routes[0].match: use only one of: prefix, path, regex"#,
+            r#"cfg.yaml:9: route_configs[0].virtual_hosts[0].routes[1]: needs an action: one of route, redirect, direct_response"#,
+            r#"cfg.yaml:10: route_configs[0].virtual_hosts[0].routes[2]: has more than one action: use only one of route, redirect, direct_response"#,
+            r#"cfg.yaml:13: route_configs[0].virtual_hosts[0].routes[3].match.regex: invalid regex "([a-z": unclosed character class"#,
+            r#"cfg.yaml:15: route_configs[0].virtual_hosts[0].routes[4].match.prefix: must start with "/", found "nope""#,
+            r#"cfg.yaml:17: route_configs[0].virtual_hosts[0].routes[4].route.weighted_clusters[0].cluster: unknown cluster "v3""#,
+            r#"cfg.yaml:18: route_configs[0].virtual_hosts[0].routes[4].route.retry_policy.retry_on: unknown retry condition "conect-failure" (did you mean "connect-failure"?)"#,
+            r#"cfg.yaml:19: route_configs[0].virtual_hosts[0].routes[4].route.request_mirror.percent: must be a number from 0 to 100, found "150""#,
+            r#"cfg.yaml:20: route_configs[0].virtual_hosts[0].routes[5].match.headers[0]: needs one of: exact, prefix, suffix, contains, regex, present"#,
+            r#"cfg.yaml:20: route_configs[0].virtual_hosts[0].routes[5].match.headers[1].name: invalid header name "bad header""#,
+            r#"cfg.yaml:21: route_configs[0].virtual_hosts[0].routes[5].redirect.response_code: must be 301, 302, 303, 307 or 308, found 200"#,
+            r#"cfg.yaml:23: route_configs[0].virtual_hosts[0].routes[6].direct_response.status: must be an HTTP status from 200 to 599, found 99"#,
+            r#"cfg.yaml:25: route_configs[0].virtual_hosts[1].domains[0]: domain "A.com" is already served by another virtual host (line 5)"#,
+            r#"cfg.yaml:26: route_configs[1].name: duplicate route config name "main" (first defined on line 2)"#,
+        ]
+    );
+}

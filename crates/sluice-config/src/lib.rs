@@ -9,6 +9,8 @@ pub mod decode;
 pub mod load;
 pub mod model;
 pub mod registry;
+pub mod route;
+mod route_decode;
 pub mod units;
 pub mod yaml;
 

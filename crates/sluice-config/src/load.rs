@@ -102,6 +102,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         }),
         None => Some(Vec::new()),
     };
+    let route_configs = f.or("route_configs", Vec::new(), cx);
     let clusters = f.or("clusters", Vec::new(), cx);
     f.finish(cx);
     Some(Config {
@@ -110,6 +111,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         worker_mode: worker_mode?,
         drain_timeout: drain_timeout?,
         listeners: listeners?,
+        route_configs: route_configs?,
         clusters: clusters?,
     })
 }
@@ -412,7 +414,11 @@ fn raw_names<'n>(root: &'n Node, list: &str) -> Vec<(usize, &'n str, usize)> {
 
 /// Duplicate listener and cluster names, and references to clusters that do not exist.
 fn check_names(root: &Node, cx: &mut Cx) {
-    for (list, what) in [("listeners", "listener"), ("clusters", "cluster")] {
+    for (list, what) in [
+        ("listeners", "listener"),
+        ("clusters", "cluster"),
+        ("route_configs", "route config"),
+    ] {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, name, line) in raw_names(root, list) {
             if let Some(first) = seen.insert(name, line) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::address::Address;
+use crate::route::RouteConfig;
 
 /// A whole proxy configuration.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct Config {
     /// How long live connections may finish after SIGTERM/SIGINT before the process exits.
     pub drain_timeout: Duration,
     pub listeners: Vec<ListenerConfig>,
+    /// HTTP route tables, referred to by name from `http_proxy` filters.
+    pub route_configs: Vec<RouteConfig>,
     pub clusters: Vec<ClusterConfig>,
 }
 
@@ -34,11 +37,15 @@ impl Config {
         fn n(count: usize, what: &str) -> String {
             format!("{count} {what}{}", if count == 1 { "" } else { "s" })
         }
-        format!(
+        let mut s = format!(
             "{}, {}",
             n(self.listeners.len(), "listener"),
             n(self.clusters.len(), "cluster")
-        )
+        );
+        if !self.route_configs.is_empty() {
+            s += &format!(", {}", n(self.route_configs.len(), "route config"));
+        }
+        s
     }
 }
 

@@ -1,0 +1,209 @@
+//! HTTP route configuration: virtual hosts, route matches and route actions.
+//!
+//! Key names follow Envoy's route configuration (`virtual_hosts`, `domains`, `prefix`,
+//! `weighted_clusters`, `prefix_rewrite`, `host_rewrite_literal`, `direct_response`, ...) so
+//! that xDS `RouteConfiguration` resources translate onto this model one to one. This is the
+//! validated config only; the precompiled matcher lives with the router.
+
+use std::time::Duration;
+
+use crate::model::ClusterRef;
+
+/// A named table of virtual hosts, referred to by `http_proxy.route_config`.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub virtual_hosts: Vec<VirtualHost>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct VirtualHost {
+    pub name: String,
+    /// `example.com`, `*.example.com` (suffix), `example.*` (prefix) or `*`; compared without
+    /// the port and case-insensitively.
+    pub domains: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+/// One route: the first whose match succeeds, in order, handles the request.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: Option<String>,
+    pub matcher: RouteMatch,
+    pub action: RouteAction,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    /// Whether `prefix`/`path` compare case-sensitively (Envoy's `case_sensitive`, default true).
+    pub case_sensitive: bool,
+    /// All must match.
+    pub headers: Vec<HeaderMatch>,
+    /// All must match.
+    pub query_parameters: Vec<QueryParameterMatch>,
+    /// Only gRPC requests (`content-type: application/grpc*`), optionally one service/method.
+    pub grpc: Option<GrpcMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Prefix(String),
+    /// The whole path (without the query string).
+    Exact(String),
+    /// A regular expression that must match the whole path (without the query string).
+    Regex(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueMatch {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    /// Must match the whole value.
+    Regex(String),
+    Present,
+    Absent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// Lower-cased.
+    pub name: String,
+    pub value: ValueMatch,
+    /// Match when the rule does not.
+    pub invert: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryParameterMatch {
+    pub name: String,
+    pub value: ValueMatch,
+}
+
+/// gRPC requests go to `/package.Service/Method`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GrpcMatch {
+    pub service: Option<String>,
+    pub method: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RouteAction {
+    Forward(Box<ForwardAction>),
+    Redirect(Redirect),
+    DirectResponse(DirectResponse),
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardAction {
+    pub target: ClusterTarget,
+    /// Whole-request timeout, first byte sent to last byte received; `None` disables.
+    pub timeout: Option<Duration>,
+    pub retry_policy: Option<RetryPolicy>,
+    pub request_mirror: Option<RequestMirror>,
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub host_rewrite_literal: Option<String>,
+}
+
+/// Envoy's default route timeout.
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone)]
+pub enum ClusterTarget {
+    Cluster(ClusterRef),
+    /// Picked per request in proportion to the weights.
+    Weighted(Vec<WeightedCluster>),
+}
+
+#[derive(Debug, Clone)]
+pub struct WeightedCluster {
+    pub cluster: ClusterRef,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Conditions, e.g. `5xx`, `gateway-error`, `reset`, `connect-failure`.
+    pub retry_on: Vec<RetryOn>,
+    pub num_retries: u32,
+    pub per_try_timeout: Option<Duration>,
+    pub retriable_status_codes: Vec<u16>,
+}
+
+/// The retry conditions Envoy's `retry_on` names (HTTP and gRPC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOn {
+    FiveXx,
+    GatewayError,
+    Reset,
+    ConnectFailure,
+    RetriableStatusCodes,
+    RefusedStream,
+    Retriable4xx,
+    Cancelled,
+    DeadlineExceeded,
+    Internal,
+    ResourceExhausted,
+    Unavailable,
+}
+
+impl RetryOn {
+    pub const NAMES: [(&'static str, RetryOn); 12] = [
+        ("5xx", RetryOn::FiveXx),
+        ("gateway-error", RetryOn::GatewayError),
+        ("reset", RetryOn::Reset),
+        ("connect-failure", RetryOn::ConnectFailure),
+        ("retriable-status-codes", RetryOn::RetriableStatusCodes),
+        ("refused-stream", RetryOn::RefusedStream),
+        ("retriable-4xx", RetryOn::Retriable4xx),
+        ("cancelled", RetryOn::Cancelled),
+        ("deadline-exceeded", RetryOn::DeadlineExceeded),
+        ("internal", RetryOn::Internal),
+        ("resource-exhausted", RetryOn::ResourceExhausted),
+        ("unavailable", RetryOn::Unavailable),
+    ];
+
+    pub fn from_name(name: &str) -> Option<RetryOn> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, r)| *r)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestMirror {
+    pub cluster: ClusterRef,
+    /// Share of requests mirrored, 0..=100.
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegexRewrite {
+    pub pattern: String,
+    /// May refer to capture groups as `\1`.
+    pub substitution: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub scheme_redirect: Option<String>,
+    pub host_redirect: Option<String>,
+    pub port_redirect: Option<u16>,
+    pub path_redirect: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    /// 301, 302, 303, 307 or 308.
+    pub response_code: u16,
+    pub strip_query: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectResponse {
+    pub status: u16,
+    pub body: String,
+}

@@ -1,0 +1,554 @@
+//! Decoding `route_configs` (see `route.rs` for the model).
+//!
+//! Choices that make a route ambiguous are errors here, at load time, with the line: a route
+//! with two path matchers or two actions, a regex that does not compile, a domain claimed by
+//! two virtual hosts. The router can then trust what it compiles.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::decode::{did_you_mean, index, join, Cx, Decode, Fields};
+use crate::model::ClusterRef;
+use crate::route::*;
+use crate::yaml::{Node, NodeKind};
+
+/// Regexes beyond this compiled size are refused (they would be slow on every request).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+impl Decode for RouteConfig {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let name = f.required::<String>("name", cx);
+        let virtual_hosts = f.required::<Vec<VirtualHost>>("virtual_hosts", cx);
+        f.finish(cx);
+        // Read from the raw tree, so it runs even when some virtual host failed to decode.
+        check_domains_unique(node, path, cx);
+        Some(RouteConfig {
+            name: name?,
+            virtual_hosts: virtual_hosts?,
+            line: node.line,
+        })
+    }
+}
+
+/// A domain may belong to one virtual host only; otherwise which one serves it is arbitrary.
+fn check_domains_unique(node: &Node, path: &str, cx: &mut Cx) {
+    let Some(vhosts) = child(node, "virtual_hosts") else {
+        return;
+    };
+    let NodeKind::Seq(vhosts) = &vhosts.kind else {
+        return;
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, vh) in vhosts.iter().enumerate() {
+        let Some(NodeKind::Seq(domains)) = child(vh, "domains").map(|d| &d.kind) else {
+            continue;
+        };
+        for (j, d) in domains.iter().enumerate() {
+            let Some(text) = d.as_scalar() else { continue };
+            let key = text.to_ascii_lowercase();
+            if let Some(first) = seen.insert(key, d.line) {
+                cx.error(
+                    d.line,
+                    &index(&join(&index(&join(path, "virtual_hosts"), i), "domains"), j),
+                    format!("domain \"{text}\" is already served by another virtual host (line {first})"),
+                );
+            }
+        }
+    }
+}
+
+fn child<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    match &node.kind {
+        NodeKind::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+impl Decode for VirtualHost {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let name = f.required::<String>("name", cx);
+        let domains = f.required::<Vec<Domain>>("domains", cx);
+        let domains_line = f.node("domains").map_or(node.line, |n| n.line);
+        let routes = f.or("routes", Vec::<Route>::new(), cx);
+        f.finish(cx);
+        let domains: Vec<String> = domains?.into_iter().map(|d| d.0).collect();
+        if domains.is_empty() {
+            cx.error(
+                domains_line,
+                &join(path, "domains"),
+                "needs at least one domain (\"*\" matches any)",
+            );
+            return None;
+        }
+        Some(VirtualHost {
+            name: name?,
+            domains,
+            routes: routes?,
+        })
+    }
+}
+
+/// `example.com`, `*.example.com`, `*-suffix.example.com`, `example.*`, `prefix-*` or `*`.
+struct Domain(String);
+
+impl Decode for Domain {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let text = String::decode(node, path, cx)?;
+        let stars = text.matches('*').count();
+        let ok = !text.is_empty()
+            && !text.contains(char::is_whitespace)
+            && (stars == 0
+                || text == "*"
+                || (stars == 1
+                    && text.len() > 1
+                    && (text.starts_with('*') || text.ends_with('*'))));
+        if ok {
+            Some(Domain(text.to_ascii_lowercase()))
+        } else {
+            cx.error(
+                node.line,
+                path,
+                format!("invalid domain \"{text}\": a wildcard may only stand alone (\"*\"), first (\"*.example.com\") or last (\"example.*\")"),
+            );
+            None
+        }
+    }
+}
+
+impl Decode for Route {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let name = f.optional::<String>("name", cx);
+        let matcher = f.required::<RouteMatch>("match", cx);
+        let forward = f.optional::<ForwardAction>("route", cx);
+        let redirect = f.optional::<Redirect>("redirect", cx);
+        let direct = f.optional::<DirectResponse>("direct_response", cx);
+        f.finish(cx);
+        let (forward, redirect, direct) = (forward.ok()?, redirect.ok()?, direct.ok()?);
+        let action = match (forward, redirect, direct) {
+            (Some(a), None, None) => RouteAction::Forward(Box::new(a)),
+            (None, Some(r), None) => RouteAction::Redirect(r),
+            (None, None, Some(d)) => RouteAction::DirectResponse(d),
+            (None, None, None) => {
+                cx.error(
+                    node.line,
+                    path,
+                    "needs an action: one of route, redirect, direct_response",
+                );
+                return None;
+            }
+            _ => {
+                cx.error(
+                    node.line,
+                    path,
+                    "has more than one action: use only one of route, redirect, direct_response",
+                );
+                return None;
+            }
+        };
+        Some(Route {
+            name: name.ok()?,
+            matcher: matcher?,
+            action,
+            line: node.line,
+        })
+    }
+}
+
+/// Exactly one of the listed keys: returns which one and its node.
+fn one_of<'n>(
+    f: &mut Fields<'n>,
+    keys: &[&'static str],
+    cx: &mut Cx,
+) -> Option<(&'static str, &'n Node)> {
+    let present: Vec<(&'static str, &'n Node)> = keys
+        .iter()
+        .filter_map(|k| f.node(k).map(|n| (*k, n)))
+        .collect();
+    match present.as_slice() {
+        [one] => Some(*one),
+        [] => {
+            cx.error(
+                f.line(),
+                f.path(),
+                format!("needs one of: {}", keys.join(", ")),
+            );
+            None
+        }
+        [_, second, ..] => {
+            cx.error(
+                second.1.line,
+                f.path(),
+                format!("use only one of: {}", keys.join(", ")),
+            );
+            None
+        }
+    }
+}
+
+/// Compiles a regex once to validate it; the router compiles its own copy.
+fn check_regex(text: &str, line: usize, path: &str, cx: &mut Cx) -> Option<()> {
+    match regex::RegexBuilder::new(text)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+    {
+        Ok(_) => Some(()),
+        Err(e) => {
+            let message = e.to_string();
+            let last = message.lines().last().unwrap_or("invalid").trim();
+            let reason = last.strip_prefix("error: ").unwrap_or(last).to_string();
+            cx.error(line, path, format!("invalid regex \"{text}\": {reason}"));
+            None
+        }
+    }
+}
+
+impl Decode for RouteMatch {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let which = one_of(&mut f, &["prefix", "path", "regex"], cx);
+        let case_sensitive = f.or("case_sensitive", true, cx);
+        let headers = f.or("headers", Vec::<HeaderMatch>::new(), cx);
+        let query_parameters = f.or("query_parameters", Vec::<QueryParameterMatch>::new(), cx);
+        let grpc = f.optional::<GrpcMatch>("grpc", cx);
+        f.finish(cx);
+        let (key, pnode) = which?;
+        let ppath = join(path, key);
+        let text = String::decode(pnode, &ppath, cx)?;
+        let path_match = match key {
+            "regex" => {
+                check_regex(&text, pnode.line, &ppath, cx)?;
+                PathMatch::Regex(text)
+            }
+            _ if !text.starts_with('/') => {
+                cx.error(
+                    pnode.line,
+                    &ppath,
+                    format!("must start with \"/\", found \"{text}\""),
+                );
+                return None;
+            }
+            "path" => PathMatch::Exact(text),
+            _ => PathMatch::Prefix(text),
+        };
+        Some(RouteMatch {
+            path: path_match,
+            case_sensitive: case_sensitive?,
+            headers: headers?,
+            query_parameters: query_parameters?,
+            grpc: grpc.ok()?,
+        })
+    }
+}
+
+/// The value rule shared by header and query parameter matchers.
+fn decode_value_match(f: &mut Fields<'_>, cx: &mut Cx) -> Option<ValueMatch> {
+    let (key, node) = one_of(
+        f,
+        &["exact", "prefix", "suffix", "contains", "regex", "present"],
+        cx,
+    )?;
+    let vpath = join(f.path(), key);
+    if key == "present" {
+        return Some(if bool::decode(node, &vpath, cx)? {
+            ValueMatch::Present
+        } else {
+            ValueMatch::Absent
+        });
+    }
+    let text = String::decode(node, &vpath, cx)?;
+    Some(match key {
+        "exact" => ValueMatch::Exact(text),
+        "prefix" => ValueMatch::Prefix(text),
+        "suffix" => ValueMatch::Suffix(text),
+        "contains" => ValueMatch::Contains(text),
+        _ => {
+            check_regex(&text, node.line, &vpath, cx)?;
+            ValueMatch::Regex(text)
+        }
+    })
+}
+
+impl Decode for HeaderMatch {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let name = f.required::<String>("name", cx);
+        let value = decode_value_match(&mut f, cx);
+        let invert = f.or("invert", false, cx);
+        f.finish(cx);
+        let name = name?;
+        if !is_header_name(&name) {
+            cx.error(
+                node.line,
+                &join(path, "name"),
+                format!("invalid header name \"{name}\""),
+            );
+            return None;
+        }
+        Some(HeaderMatch {
+            name: name.to_ascii_lowercase(),
+            value: value?,
+            invert: invert?,
+        })
+    }
+}
+
+/// An RFC 9110 token, or one of the HTTP/2 pseudo-headers routes may match on.
+fn is_header_name(name: &str) -> bool {
+    const PSEUDO: [&str; 4] = [":authority", ":method", ":path", ":scheme"];
+    PSEUDO.contains(&name)
+        || (!name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)))
+}
+
+impl Decode for QueryParameterMatch {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let name = f.required::<String>("name", cx);
+        let value = decode_value_match(&mut f, cx);
+        f.finish(cx);
+        Some(QueryParameterMatch {
+            name: name?,
+            value: value?,
+        })
+    }
+}
+
+impl Decode for GrpcMatch {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let service = f.optional::<String>("service", cx);
+        let method = f.optional::<String>("method", cx);
+        f.finish(cx);
+        Some(GrpcMatch {
+            service: service.ok()?,
+            method: method.ok()?,
+        })
+    }
+}
+
+impl Decode for ForwardAction {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let target = match one_of(&mut f, &["cluster", "weighted_clusters"], cx) {
+            Some(("cluster", n)) => {
+                ClusterRef::decode(n, &join(path, "cluster"), cx).map(ClusterTarget::Cluster)
+            }
+            Some((_, n)) => decode_weighted(n, &join(path, "weighted_clusters"), cx),
+            None => None,
+        };
+        let timeout = f.or("timeout", DEFAULT_ROUTE_TIMEOUT, cx);
+        let retry_policy = f.optional::<RetryPolicy>("retry_policy", cx);
+        let request_mirror = f.optional::<RequestMirror>("request_mirror", cx);
+        let prefix_rewrite = f.optional::<String>("prefix_rewrite", cx);
+        let regex_rewrite = f.optional::<RegexRewrite>("regex_rewrite", cx);
+        let host_rewrite_literal = f.optional::<String>("host_rewrite_literal", cx);
+        let rewrite_line = f.node("regex_rewrite").map(|n| n.line);
+        let has_prefix_rewrite = f.node("prefix_rewrite").is_some();
+        f.finish(cx);
+        if let (Some(line), true) = (rewrite_line, has_prefix_rewrite) {
+            cx.error(line, path, "use only one of: prefix_rewrite, regex_rewrite");
+            return None;
+        }
+        let timeout = timeout?;
+        Some(ForwardAction {
+            target: target?,
+            timeout: (!timeout.is_zero()).then_some(timeout),
+            retry_policy: retry_policy.ok()?,
+            request_mirror: request_mirror.ok()?,
+            prefix_rewrite: prefix_rewrite.ok()?,
+            regex_rewrite: regex_rewrite.ok()?,
+            host_rewrite_literal: host_rewrite_literal.ok()?,
+        })
+    }
+}
+
+fn decode_weighted(node: &Node, path: &str, cx: &mut Cx) -> Option<ClusterTarget> {
+    let list = Vec::<WeightedCluster>::decode(node, path, cx)?;
+    let total: u64 = list.iter().map(|w| u64::from(w.weight)).sum();
+    if total == 0 {
+        cx.error(
+            node.line,
+            path,
+            "needs at least one cluster with a weight above 0",
+        );
+        return None;
+    }
+    Some(ClusterTarget::Weighted(list))
+}
+
+impl Decode for WeightedCluster {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let cluster = f.required::<ClusterRef>("cluster", cx);
+        let weight = f.required::<u32>("weight", cx);
+        f.finish(cx);
+        Some(WeightedCluster {
+            cluster: cluster?,
+            weight: weight?,
+        })
+    }
+}
+
+impl Decode for RetryPolicy {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let retry_on = f.required::<String>("retry_on", cx);
+        let retry_on_line = f.node("retry_on").map_or(node.line, |n| n.line);
+        let num_retries = f.or("num_retries", 1u32, cx);
+        let per_try_timeout = f.optional::<Duration>("per_try_timeout", cx);
+        let codes = f.or("retriable_status_codes", Vec::<u16>::new(), cx);
+        f.finish(cx);
+        let mut conditions = Vec::new();
+        for part in retry_on?
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            match RetryOn::from_name(part) {
+                Some(r) => conditions.push(r),
+                None => {
+                    let hint = did_you_mean(part, RetryOn::NAMES.iter().map(|(n, _)| *n));
+                    cx.error(
+                        retry_on_line,
+                        &join(path, "retry_on"),
+                        format!("unknown retry condition \"{part}\"{hint}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let codes = codes?;
+        if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+            cx.error(
+                node.line,
+                &join(path, "retriable_status_codes"),
+                format!("{bad} is not an HTTP status code"),
+            );
+            return None;
+        }
+        Some(RetryPolicy {
+            retry_on: conditions,
+            num_retries: num_retries?,
+            per_try_timeout: per_try_timeout.ok()?,
+            retriable_status_codes: codes,
+        })
+    }
+}
+
+impl Decode for RequestMirror {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let cluster = f.required::<ClusterRef>("cluster", cx);
+        let percent = f.optional::<String>("percent", cx);
+        let percent_line = f.node("percent").map_or(node.line, |n| n.line);
+        f.finish(cx);
+        let percent = match percent.ok()? {
+            None => 100.0,
+            Some(text) => match text.parse::<f64>() {
+                Ok(p) if (0.0..=100.0).contains(&p) => p,
+                _ => {
+                    cx.error(
+                        percent_line,
+                        &join(path, "percent"),
+                        format!("must be a number from 0 to 100, found \"{text}\""),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(RequestMirror {
+            cluster: cluster?,
+            percent,
+        })
+    }
+}
+
+impl Decode for RegexRewrite {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let pattern = f.required::<String>("pattern", cx);
+        let pattern_line = f.node("pattern").map_or(node.line, |n| n.line);
+        let substitution = f.required::<String>("substitution", cx);
+        f.finish(cx);
+        let pattern = pattern?;
+        check_regex(&pattern, pattern_line, &join(path, "pattern"), cx)?;
+        Some(RegexRewrite {
+            pattern,
+            substitution: substitution?,
+        })
+    }
+}
+
+impl Decode for Redirect {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let scheme = f.optional::<String>("scheme_redirect", cx);
+        let https = f.or("https_redirect", false, cx);
+        let host = f.optional::<String>("host_redirect", cx);
+        let port = f.optional::<u16>("port_redirect", cx);
+        let path_redirect = f.optional::<String>("path_redirect", cx);
+        let prefix_rewrite = f.optional::<String>("prefix_rewrite", cx);
+        let code = f.or("response_code", 301u16, cx);
+        let code_line = f.node("response_code").map_or(node.line, |n| n.line);
+        let strip_query = f.or("strip_query", false, cx);
+        f.finish(cx);
+        let (path_redirect, prefix_rewrite) = (path_redirect.ok()?, prefix_rewrite.ok()?);
+        if path_redirect.is_some() && prefix_rewrite.is_some() {
+            cx.error(
+                node.line,
+                path,
+                "use only one of: path_redirect, prefix_rewrite",
+            );
+            return None;
+        }
+        let code = code?;
+        if ![301, 302, 303, 307, 308].contains(&code) {
+            cx.error(
+                code_line,
+                &join(path, "response_code"),
+                format!("must be 301, 302, 303, 307 or 308, found {code}"),
+            );
+            return None;
+        }
+        let scheme = scheme
+            .ok()?
+            .or_else(|| https.unwrap_or(false).then(|| "https".to_string()));
+        Some(Redirect {
+            scheme_redirect: scheme,
+            host_redirect: host.ok()?,
+            port_redirect: port.ok()?,
+            path_redirect,
+            prefix_rewrite,
+            response_code: code,
+            strip_query: strip_query?,
+        })
+    }
+}
+
+impl Decode for DirectResponse {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let status = f.required::<u16>("status", cx);
+        let status_line = f.node("status").map_or(node.line, |n| n.line);
+        let body = f.or("body", String::new(), cx);
+        f.finish(cx);
+        let status = status?;
+        if !(200..=599).contains(&status) {
+            cx.error(
+                status_line,
+                &join(path, "status"),
+                format!("must be an HTTP status from 200 to 599, found {status}"),
+            );
+            return None;
+        }
+        Some(DirectResponse {
+            status,
+            body: body?,
+        })
+    }
+}
