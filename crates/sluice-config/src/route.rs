@@ -44,7 +44,8 @@ pub struct RouteMatch {
     pub headers: Vec<HeaderMatch>,
     /// All must match.
     pub query_parameters: Vec<QueryParameterMatch>,
-    /// Only gRPC requests (`content-type: application/grpc*`), optionally one service/method.
+    /// Only gRPC requests (`content-type: application/grpc`, `+suffix` or `;params`; not
+    /// gRPC-Web), optionally one service/method.
     pub grpc: Option<GrpcMatch>,
 }
 
