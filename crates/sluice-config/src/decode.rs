@@ -36,6 +36,7 @@ impl fmt::Display for Diagnostic {
 pub struct Cx {
     pub diagnostics: Vec<Diagnostic>,
     pub cluster_refs: Vec<crate::model::ClusterRef>,
+    pub route_config_refs: Vec<crate::model::RouteConfigRef>,
 }
 
 impl Cx {

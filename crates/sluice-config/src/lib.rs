@@ -11,6 +11,8 @@ pub mod model;
 pub mod registry;
 pub mod route;
 mod route_decode;
+
+pub use route_decode::decode_inline as decode_inline_route_config;
 pub mod units;
 pub mod yaml;
 

@@ -267,12 +267,14 @@ impl Decode for ClusterConfig {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let name = f.required::<String>("name", cx);
+        let protocol = f.or("protocol", UpstreamProtocol::Http1, cx);
         let connect_timeout = f.or("connect_timeout", Duration::from_secs(5), cx);
         let lb_policy = f.or("lb_policy", LbPolicy::RoundRobin, cx);
         let endpoints = f.or("endpoints", Vec::new(), cx);
         f.finish(cx);
         Some(ClusterConfig {
             name: name?,
+            protocol: protocol?,
             connect_timeout: connect_timeout?,
             lb_policy: lb_policy?,
             endpoints: endpoints?,
@@ -318,6 +320,19 @@ impl Decode for LbPolicy {
     }
 }
 
+impl Decode for UpstreamProtocol {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        keyword(
+            node,
+            path,
+            cx,
+            "protocol",
+            &UpstreamProtocol::NAMES,
+            UpstreamProtocol::from_name,
+        )
+    }
+}
+
 impl Decode for WorkerMode {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         keyword(
@@ -351,6 +366,18 @@ impl Decode for EndpointConfig {
             address: address?,
             weight,
         })
+    }
+}
+
+impl Decode for RouteConfigRef {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let r = RouteConfigRef {
+            name: String::decode(node, path, cx)?,
+            path: path.to_string(),
+            line: node.line,
+        };
+        cx.route_config_refs.push(r.clone());
+        Some(r)
     }
 }
 
@@ -430,16 +457,17 @@ fn check_names(root: &Node, cx: &mut Cx) {
             }
         }
     }
-    let clusters = raw_names(root, "clusters");
-    let names: Vec<&str> = clusters.iter().map(|(_, n, _)| *n).collect();
-    for r in std::mem::take(&mut cx.cluster_refs) {
-        if !names.contains(&r.name.as_str()) {
-            let hint = did_you_mean(&r.name, names.iter().copied());
-            cx.error(
-                r.line,
-                &r.path,
-                format!("unknown cluster \"{}\"{hint}", r.name),
-            );
+    let cluster_refs = std::mem::take(&mut cx.cluster_refs)
+        .into_iter()
+        .map(|r| (r.name, r.path, r.line, "clusters", "cluster"));
+    let route_refs = std::mem::take(&mut cx.route_config_refs)
+        .into_iter()
+        .map(|r| (r.name, r.path, r.line, "route_configs", "route config"));
+    for (name, path, line, list, what) in cluster_refs.chain(route_refs) {
+        let defined = raw_names(root, list);
+        if !defined.iter().any(|(_, n, _)| *n == name) {
+            let hint = did_you_mean(&name, defined.iter().map(|(_, n, _)| *n));
+            cx.error(line, &path, format!("unknown {what} \"{name}\"{hint}"));
         }
     }
 }

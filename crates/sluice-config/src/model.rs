@@ -116,13 +116,45 @@ pub struct ClusterRef {
     pub line: usize,
 }
 
+/// A reference to a `route_configs` entry by name, located like [`ClusterRef`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfigRef {
+    pub name: String,
+    pub path: String,
+    pub line: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     pub name: String,
+    /// The HTTP version spoken to the endpoints (ignored by `tcp_proxy`).
+    pub protocol: UpstreamProtocol,
     pub connect_timeout: Duration,
     pub lb_policy: LbPolicy,
     pub endpoints: Vec<EndpointConfig>,
     pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    Http1,
+    /// HTTP/2 over cleartext (prior knowledge).
+    Http2,
+    /// Whatever the downstream request used.
+    SameAsDownstream,
+}
+
+impl UpstreamProtocol {
+    pub const NAMES: [&'static str; 3] = ["http1", "http2", "same_as_downstream"];
+
+    pub fn from_name(name: &str) -> Option<UpstreamProtocol> {
+        match name {
+            "http1" => Some(UpstreamProtocol::Http1),
+            "http2" => Some(UpstreamProtocol::Http2),
+            "same_as_downstream" => Some(UpstreamProtocol::SameAsDownstream),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

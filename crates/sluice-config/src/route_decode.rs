@@ -31,6 +31,33 @@ impl Decode for RouteConfig {
     }
 }
 
+/// A route config written inline in a filter: either a mapping like a `route_configs` entry
+/// (its `name` optional), or a bare list of routes, served for any domain.
+pub fn decode_inline(node: &Node, path: &str, cx: &mut Cx) -> Option<RouteConfig> {
+    if let NodeKind::Seq(_) = node.kind {
+        let routes = Vec::<Route>::decode(node, path, cx)?;
+        return Some(RouteConfig {
+            name: "inline".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "inline".into(),
+                domains: vec!["*".into()],
+                routes,
+            }],
+            line: node.line,
+        });
+    }
+    let mut f = Fields::new(node, path, cx)?;
+    let name = f.or("name", "inline".to_string(), cx);
+    let virtual_hosts = f.required::<Vec<VirtualHost>>("virtual_hosts", cx);
+    f.finish(cx);
+    check_domains_unique(node, path, cx);
+    Some(RouteConfig {
+        name: name?,
+        virtual_hosts: virtual_hosts?,
+        line: node.line,
+    })
+}
+
 /// A domain may belong to one virtual host only; otherwise which one serves it is arbitrary.
 fn check_domains_unique(node: &Node, path: &str, cx: &mut Cx) {
     let Some(vhosts) = child(node, "virtual_hosts") else {

@@ -1,5 +1,6 @@
 //! Built-in network filters, each registered by name (see [`registry`]).
 
+pub mod http_proxy;
 pub mod registry;
 pub mod tcp_proxy;
 

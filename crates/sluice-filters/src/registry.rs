@@ -6,11 +6,11 @@ use std::any::Any;
 use std::sync::Arc;
 
 use sluice_config::registry::NetworkFilterDecoder;
-use sluice_config::{ListenerConfig, NetworkFilterConfig, Registry};
+use sluice_config::{Config, ListenerConfig, NetworkFilterConfig, Registry};
 use sluice_net::{ConnectionHandler, FilterChain, NetworkFilter};
 use sluice_upstream::ClusterManager;
 
-use crate::tcp_proxy;
+use crate::{http_proxy, tcp_proxy};
 
 /// What a built filter is: a connection-level check, or the terminal handler.
 pub enum Built {
@@ -21,7 +21,22 @@ pub enum Built {
 /// Shared runtime state filters are built against.
 #[derive(Clone)]
 pub struct BuildContext {
+    pub config: Arc<Config>,
     pub clusters: Arc<ClusterManager>,
+    /// HTTP connection pools per upstream host, shared by every listener and worker.
+    pub http_upstreams: Arc<http_proxy::Upstreams>,
+}
+
+impl BuildContext {
+    pub fn new(config: Arc<Config>) -> Self {
+        let clusters = Arc::new(ClusterManager::new(&config));
+        let http_upstreams = Arc::new(http_proxy::Upstreams::new(&config, &clusters));
+        BuildContext {
+            config,
+            clusters,
+            http_upstreams,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +55,7 @@ pub struct NetworkFilterKind {
     pub build: Builder,
 }
 
-pub static NETWORK_FILTERS: &[NetworkFilterKind] = &[tcp_proxy::KIND];
+pub static NETWORK_FILTERS: &[NetworkFilterKind] = &[tcp_proxy::KIND, http_proxy::KIND];
 
 /// The config registry with every built-in filter's decoder.
 pub fn config_registry() -> Registry {

@@ -22,6 +22,10 @@ pub enum Verdict {
 pub struct ConnectionInfo {
     pub listener: Arc<str>,
     pub peer: PeerAddr,
+    /// Fires when the process starts draining: a handler that multiplexes requests on a
+    /// long-lived connection (HTTP keep-alive, HTTP/2) finishes what is in flight and closes,
+    /// instead of holding the drain open until its deadline.
+    pub drain: tokio_util::sync::CancellationToken,
 }
 
 /// A non-terminal network filter.

@@ -44,6 +44,7 @@ pub async fn serve(
         let info = ConnectionInfo {
             listener: name.clone(),
             peer,
+            drain: shutdown.clone(),
         };
         let span = tracing::debug_span!("conn", listener = %name, peer = %info.peer);
         if let Some(fut) = chain.load().accept(stream, info) {

@@ -14,7 +14,6 @@ use sluice_admin::{AdminState, Phase};
 use sluice_config::{Config, ConfigStore};
 use sluice_filters::BuildContext;
 use sluice_net::{BoundListener, FilterChain};
-use sluice_upstream::ClusterManager;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,21 +50,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the control runtime")?;
-    let result = control.block_on(serve(&config, bound, &workers, &admin));
+    let result = control.block_on(serve(config.clone(), bound, &workers, &admin));
     // Connections still open after the drain deadline are cut here.
     workers.stop();
     result
 }
 
 async fn serve(
-    config: &Config,
+    config: Arc<Config>,
     bound: Vec<Vec<BoundListener>>,
     workers: &Workers,
     admin: &AdminState,
 ) -> anyhow::Result<()> {
-    let ctx = BuildContext {
-        clusters: Arc::new(ClusterManager::new(config)),
-    };
+    let ctx = BuildContext::new(config.clone());
     let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();
     let accept_loops = TaskTracker::new();

@@ -1,0 +1,129 @@
+//! The `http_proxy` YAML body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_config::decode::{join, Cx, Fields};
+use sluice_config::route::RouteConfig;
+use sluice_config::yaml::NodeKind;
+use sluice_config::{Decode, NetworkFilterConfig, Node, RouteConfigRef};
+
+/// Which HTTP versions a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Http1,
+    /// Cleartext HTTP/2 with prior knowledge.
+    Http2,
+    /// HTTP/2 when the client opens with the h2 preface, HTTP/1.1 otherwise.
+    Auto,
+}
+
+impl Codec {
+    const NAMES: [&'static str; 3] = ["http1", "http2", "auto"];
+}
+
+/// Where the listener's routes come from.
+#[derive(Debug, Clone)]
+pub enum RouteSource {
+    Named(RouteConfigRef),
+    Inline(Arc<RouteConfig>),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpProxyConfig {
+    pub codec: Codec,
+    pub routes: RouteSource,
+    /// Limit on the request head (request line and headers), in KiB.
+    pub max_request_headers_kb: u32,
+    /// An HTTP/1 client must finish sending its request head within this time.
+    pub request_headers_timeout: Option<Duration>,
+}
+
+pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
+pub const DEFAULT_REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl NetworkFilterConfig for HttpProxyConfig {
+    fn is_terminal(&self) -> bool {
+        true
+    }
+}
+
+pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFilterConfig>> {
+    let mut f = Fields::new(node, path, cx)?;
+    let codec = match f.node("codec") {
+        None => Some(Codec::Auto),
+        Some(n) => decode_codec(n, &join(path, "codec"), cx),
+    };
+    let named = f.node("route_config");
+    let inline = f.node("routes");
+    let routes = match (named, inline) {
+        (Some(n), None) => match n.kind {
+            NodeKind::Scalar { .. } => {
+                RouteConfigRef::decode(n, &join(path, "route_config"), cx).map(RouteSource::Named)
+            }
+            _ => sluice_config::decode_inline_route_config(n, &join(path, "route_config"), cx)
+                .map(|r| RouteSource::Inline(Arc::new(r))),
+        },
+        (None, Some(n)) => sluice_config::decode_inline_route_config(n, &join(path, "routes"), cx)
+            .map(|r| RouteSource::Inline(Arc::new(r))),
+        (None, None) => {
+            cx.error(
+                f.line(),
+                path,
+                "needs route_config (a name from route_configs, or inline) or routes",
+            );
+            None
+        }
+        (Some(_), Some(n)) => {
+            cx.error(n.line, path, "use only one of: route_config, routes");
+            None
+        }
+    };
+    let kb = f.or("max_request_headers_kb", DEFAULT_MAX_REQUEST_HEADERS_KB, cx);
+    let kb_line = f
+        .node("max_request_headers_kb")
+        .map_or(f.line(), |n| n.line);
+    let timeout = f.or(
+        "request_headers_timeout",
+        DEFAULT_REQUEST_HEADERS_TIMEOUT,
+        cx,
+    );
+    f.finish(cx);
+    let kb = kb?;
+    if !(1..=8192).contains(&kb) {
+        cx.error(
+            kb_line,
+            &join(path, "max_request_headers_kb"),
+            format!("must be from 1 to 8192, found {kb}"),
+        );
+        return None;
+    }
+    let timeout = timeout?;
+    Some(Arc::new(HttpProxyConfig {
+        codec: codec?,
+        routes: routes?,
+        max_request_headers_kb: kb,
+        request_headers_timeout: (!timeout.is_zero()).then_some(timeout),
+    }))
+}
+
+fn decode_codec(node: &Node, path: &str, cx: &mut Cx) -> Option<Codec> {
+    let text = String::decode(node, path, cx)?;
+    match text.as_str() {
+        "http1" => Some(Codec::Http1),
+        "http2" => Some(Codec::Http2),
+        "auto" => Some(Codec::Auto),
+        _ => {
+            let hint = sluice_config::decode::did_you_mean(&text, Codec::NAMES);
+            cx.error(
+                node.line,
+                path,
+                format!(
+                    "unknown codec \"{text}\"{hint}; expected one of: {}",
+                    Codec::NAMES.join(", ")
+                ),
+            );
+            None
+        }
+    }
+}

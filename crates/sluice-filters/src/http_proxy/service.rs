@@ -1,0 +1,265 @@
+//! One HTTP request, from route selection to the response.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::header::{HeaderValue, HOST};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use sluice_config::route::{ForwardAction, PathMatch, RouteAction};
+use sluice_config::UpstreamProtocol;
+use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
+use tracing::debug;
+
+use super::body::{streamed, Body};
+use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
+use super::local_reply::{redirect, text};
+use super::upstream::Upstreams;
+
+/// What every request on a listener shares.
+pub struct Proxy {
+    pub listener: Arc<str>,
+    pub table: Arc<RouteTable>,
+    pub upstreams: Arc<Upstreams>,
+}
+
+impl Proxy {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: Option<IpAddr>,
+    ) -> Response<Body> {
+        let (mut parts, body) = req.into_parts();
+        let authority = authority(&parts).to_string();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
+        let selected = {
+            let view = RequestView::new(
+                parts.method.as_str(),
+                &authority,
+                &path_and_query,
+                &parts.headers,
+            );
+            self.table.select(&view)
+        };
+        let Some(route) = selected else {
+            let (path, _) = split_query(&path_and_query);
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("no route: listener \"{}\" has no route for host \"{authority}\" path \"{path}\"\n", self.listener),
+            );
+        };
+        let request_id = ensure_request_id(&mut parts.headers);
+        let mut resp = match route.action() {
+            RouteAction::DirectResponse(d) => text(
+                StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK),
+                d.body.clone(),
+            ),
+            RouteAction::Redirect(r) => {
+                let (path, query) = split_query(&path_and_query);
+                redirect(r, &authority, path, query, matched_prefix(route))
+            }
+            RouteAction::Forward(action) => {
+                let req = Request::from_parts(parts, streamed(body));
+                self.forward(req, route, action, &authority, &path_and_query, client)
+                    .await
+            }
+        };
+        resp.headers_mut().insert(&X_REQUEST_ID, request_id);
+        resp
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Body>,
+        route: &CompiledRoute,
+        action: &ForwardAction,
+        authority: &str,
+        path_and_query: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Response<Body> {
+        let Some(cluster_name) = route.clusters().map(|c| c.choose().name.clone()) else {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "route has no cluster\n".into(),
+            );
+        };
+        let Some(upstream) = self.upstreams.get(&cluster_name) else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("upstream cluster \"{cluster_name}\" not found\n"),
+            );
+        };
+        let downstream_version = req.version();
+        let http2 = match upstream.protocol {
+            UpstreamProtocol::Http1 => false,
+            UpstreamProtocol::Http2 => true,
+            UpstreamProtocol::SameAsDownstream => downstream_version == Version::HTTP_2,
+        };
+        let Some(client) = upstream.client(http2) else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
+            );
+        };
+
+        let upstream_authority = action.host_rewrite_literal.as_deref().unwrap_or(authority);
+        let new_pq = rewrite_path(route, action, path_and_query);
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(if upstream_authority.is_empty() {
+                cluster_name.as_str()
+            } else {
+                upstream_authority
+            })
+            .path_and_query(new_pq.as_str())
+            .build();
+        let Ok(uri) = uri else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("cannot forward: invalid authority \"{upstream_authority}\" or path\n"),
+            );
+        };
+        *req.uri_mut() = uri;
+        *req.version_mut() = if http2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        let headers = req.headers_mut();
+        remove_hop_by_hop(headers);
+        add_forwarded(headers, client_ip);
+        if http2 {
+            // The authority travels as :authority, taken from the URI.
+            headers.remove(HOST);
+        } else if let Ok(v) = HeaderValue::from_str(upstream_authority) {
+            headers.insert(HOST, v);
+        }
+
+        let sent = client.request(req);
+        let result = match action.timeout {
+            Some(t) => match tokio::time::timeout(t, sent).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return text(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!("upstream timeout: cluster \"{cluster_name}\" sent no response within {t:?}\n"),
+                    )
+                }
+            },
+            None => sent.await,
+        };
+        match result {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                parts.version = downstream_version;
+                Response::from_parts(parts, streamed(body))
+            }
+            Err(e) => {
+                debug!(cluster = %cluster_name, error = ?e, "upstream request failed");
+                let what = if e.is_connect() {
+                    "connect failure"
+                } else {
+                    "reset before response headers"
+                };
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "upstream {what}: cluster \"{cluster_name}\": {}\n",
+                        error_chain(&e)
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// The authority the client addressed: `:authority` for HTTP/2, `Host` for HTTP/1.
+fn authority(parts: &http::request::Parts) -> &str {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| parts.headers.get(HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
+}
+
+fn split_query(pq: &str) -> (&str, Option<&str>) {
+    match pq.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (pq, None),
+    }
+}
+
+fn matched_prefix(route: &CompiledRoute) -> Option<&str> {
+    match &route.config().matcher.path {
+        PathMatch::Prefix(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Applies `prefix_rewrite` or `regex_rewrite` to the path; the query is kept as is.
+fn rewrite_path(route: &CompiledRoute, action: &ForwardAction, pq: &str) -> String {
+    let (path, query) = split_query(pq);
+    let new_path =
+        if let (Some(rewrite), Some(prefix)) = (&action.prefix_rewrite, matched_prefix(route)) {
+            format!("{rewrite}{}", path.get(prefix.len()..).unwrap_or(""))
+        } else if let (Some(re), Some(rr)) = (route.regex_rewrite(), &action.regex_rewrite) {
+            re.replace_all(path, envoy_substitution(&rr.substitution).as_str())
+                .into_owned()
+        } else {
+            path.to_string()
+        };
+    let new_path = if new_path.starts_with('/') {
+        new_path
+    } else {
+        format!("/{new_path}")
+    };
+    match query {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    }
+}
+
+/// Envoy writes capture groups as `\1`; the regex crate as `${1}`.
+fn envoy_substitution(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(d)) if d.is_ascii_digit() => {
+                out.push_str(&format!("${{{d}}}"));
+                chars.next();
+            }
+            ('$', _) => out.push_str("$$"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envoy_style_capture_groups() {
+        assert_eq!(envoy_substitution(r"/v2/\1"), "/v2/${1}");
+        assert_eq!(envoy_substitution("/cost$"), "/cost$$");
+    }
+}

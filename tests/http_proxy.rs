@@ -1,0 +1,1258 @@
+//! The `http_proxy` filter, end to end: the real binary between `curl` (HTTP/1.1 and h2c with
+//! prior knowledge) and real upstreams (small std servers below, and nginx).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+// ---------------------------------------------------------------------------------------------
+// Starting sluice
+// ---------------------------------------------------------------------------------------------
+
+/// Starts sluice with one listener named `web` whose only filter is `http_proxy: <filter>`
+/// (`filter` is a YAML flow mapping). `rest` is appended as top-level YAML (route_configs,
+/// clusters). Returns the process and the listener's address.
+fn start_web(filter: &str, rest: &str) -> (Sluice, SocketAddr) {
+    let addr = local(free_port());
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+workers: 2
+listeners:
+  - name: web
+    address: \"{addr}\"
+    filters:
+      - http_proxy: {filter}
+{rest}"
+    );
+    (Sluice::start(&yaml), addr)
+}
+
+/// One `clusters[]` entry (block style, indented for a top-level `clusters:` list).
+fn cluster(name: &str, endpoint: SocketAddr) -> String {
+    format!("  - name: {name}\n    connect_timeout: 2s\n    endpoints: [{{ address: \"{endpoint}\" }}]\n")
+}
+
+fn local(port: u16) -> SocketAddr {
+    format!("127.0.0.1:{port}").parse().unwrap()
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// curl
+// ---------------------------------------------------------------------------------------------
+
+/// A response as curl printed it (`-D -`): the final status, headers with lowercased names,
+/// and the body bytes.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    /// `HTTP/1.1` or `HTTP/2`.
+    version: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Runs curl with `args` (bounded by `--max-time 10`) and returns its raw stdout; fails the
+/// test with curl's stderr if curl itself fails (connection refused, timeout, ...).
+fn curl_raw(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl must be installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// One request with curl; `args` holds the URL and any options.
+fn curl(args: &[&str]) -> Reply {
+    let mut all = vec!["-D", "-"];
+    all.extend_from_slice(args);
+    let raw = curl_raw(&all);
+    parse_curl_output(&raw).unwrap_or_else(|| {
+        panic!(
+            "curl {args:?}: cannot parse output {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+/// The same request over HTTP/2 without TLS (prior knowledge).
+fn curl_h2(args: &[&str]) -> Reply {
+    let mut all = vec!["--http2-prior-knowledge"];
+    all.extend_from_slice(args);
+    let r = curl(&all);
+    assert_eq!(r.version, "HTTP/2", "curl did not speak HTTP/2: {r:?}");
+    r
+}
+
+/// Splits `-D -` output into header blocks and body, skipping interim (1xx) responses.
+fn parse_curl_output(raw: &[u8]) -> Option<Reply> {
+    let mut rest = raw;
+    loop {
+        let end = find(rest, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&rest[..end]).ok()?;
+        rest = &rest[end + 4..];
+        let mut lines = head.split("\r\n");
+        let mut status_line = lines.next()?.split_whitespace();
+        let version = status_line.next()?.to_string();
+        let status: u16 = status_line.next()?.parse().ok()?;
+        if (100..200).contains(&status) {
+            continue;
+        }
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        return Some(Reply {
+            status,
+            version,
+            headers,
+            body: rest.to_vec(),
+        });
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Minimal HTTP/1.1 message reading (used by the upstreams and the in-process client)
+// ---------------------------------------------------------------------------------------------
+
+/// Header fields in order, names lowercased.
+type Headers = Vec<(String, String)>;
+
+/// Reads a start line and headers (names lowercased). `Ok(None)` on a clean EOF before the
+/// first byte of a message.
+fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<(String, Headers)>> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let start = line.trim_end().to_string();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            return Ok(Some((start, headers)));
+        }
+        let (n, v) = l
+            .split_once(':')
+            .ok_or_else(|| std::io::Error::other(format!("bad header line {l:?}")))?;
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+}
+
+fn get<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Reads a body framed by `content-length` or chunked transfer coding (none: empty).
+fn read_body(r: &mut impl BufRead, headers: &[(String, String)]) -> std::io::Result<Vec<u8>> {
+    let chunked = get(headers, "transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line)?;
+            let size = line.trim().split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|_| std::io::Error::other(format!("bad chunk size {line:?}")))?;
+            if size == 0 {
+                // Trailers, up to the empty line.
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                        return Ok(body);
+                    }
+                }
+            }
+            let at = body.len();
+            body.resize(at + size, 0);
+            r.read_exact(&mut body[at..])?;
+            line.clear();
+            r.read_line(&mut line)?;
+        }
+    }
+    if let Some(len) = get(headers, "content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| std::io::Error::other("bad content-length"))?;
+        body.resize(len, 0);
+        r.read_exact(&mut body)?;
+    }
+    Ok(body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstreams
+// ---------------------------------------------------------------------------------------------
+
+/// An HTTP/1.1 upstream that answers every request with 200, `content-type: text/plain`,
+/// `x-upstream: <name>`, and a body echoing what it received (see [`Echoed`]).
+struct EchoUpstream {
+    addr: SocketAddr,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
+}
+
+/// Starts an [`EchoUpstream`]: one thread per connection, keep-alive (many requests per
+/// connection until the peer closes or sends `connection: close`).
+fn echo_head_server(name: &str) -> EchoUpstream {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let name = name.to_string();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            let name = name.clone();
+            thread::spawn(move || {
+                let _ = serve_echo(conn, &name);
+            });
+        }
+    });
+    EchoUpstream { addr, accepted }
+}
+
+fn serve_echo(conn: TcpStream, name: &str) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
+    let mut r = BufReader::new(conn);
+    while let Some((line, headers)) = read_head(&mut r)? {
+        let body = read_body(&mut r, &headers)?;
+        let mut echo = format!("{line}\n");
+        for (n, v) in &headers {
+            echo += &format!("{n}: {v}\n");
+        }
+        echo += "\n";
+        let mut echo = echo.into_bytes();
+        echo.extend_from_slice(&body);
+        let close =
+            get(&headers, "connection").is_some_and(|c| c.to_ascii_lowercase().contains("close"));
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: {name}\r\ncontent-length: {}\r\n\r\n",
+            echo.len()
+        );
+        // One write: a head and body in separate small segments would meet Nagle's algorithm.
+        let mut resp = head.into_bytes();
+        resp.extend_from_slice(&echo);
+        r.get_mut().write_all(&resp)?;
+        if close {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// What an [`EchoUpstream`] received: its request line, headers (lowercased names, in order)
+/// and body. The echo body is `<request line>\n<name>: <value>\n...\n\n<body>`.
+#[derive(Debug)]
+struct Echoed {
+    request_line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Echoed {
+    fn parse(echo: &[u8]) -> Echoed {
+        let end = find(echo, b"\n\n").unwrap_or_else(|| {
+            panic!(
+                "not an echo from the test upstream: {:?}",
+                String::from_utf8_lossy(echo)
+            )
+        });
+        let head = String::from_utf8_lossy(&echo[..end]).into_owned();
+        let mut lines = head.lines();
+        let request_line = lines.next().unwrap().to_string();
+        let headers = lines
+            .map(|l| {
+                let (n, v) = l.split_once(": ").unwrap_or((l, ""));
+                (n.to_string(), v.to_string())
+            })
+            .collect();
+        Echoed {
+            request_line,
+            headers,
+            body: echo[end + 2..].to_vec(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        get(&self.headers, name)
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// An upstream that accepts connections and never answers (reads and discards until EOF).
+fn silent_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut conn, &mut std::io::sink());
+            });
+        }
+    });
+    addr
+}
+
+/// An upstream that reads a request's head and then closes the connection without answering.
+fn closing_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            thread::spawn(move || {
+                let mut r = BufReader::new(conn);
+                let _ = read_head(&mut r);
+            });
+        }
+    });
+    addr
+}
+
+/// An nginx process serving `return 200 "from nginx"`, killed on drop.
+struct Nginx {
+    child: Option<Child>,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start() -> Nginx {
+        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("nginx");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let addr = local(free_port());
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    server {{ listen {addr}; location / {{ return 200 \"from nginx\"; }} }}
+}}
+"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                panic!("nginx is not installed ({bin}): .ci/run installs nginx-light")
+            }
+            Err(e) => panic!("cannot start nginx ({bin}): {e}"),
+        };
+        let mut n = Nginx {
+            child: Some(child),
+            addr,
+            dir,
+        };
+        n.wait_ready();
+        n
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// Polls a TCP connect until nginx accepts; fails if it exits or the deadline passes.
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("nginx exited ({status}); error log:\n{}", self.error_log());
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "nginx not listening on {} in time; error log:\n{}",
+                self.addr,
+                self.error_log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process HTTP/1.1 keep-alive client (for bulk traffic; curl covers the protocol itself)
+// ---------------------------------------------------------------------------------------------
+
+struct Client {
+    r: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = connect(addr);
+        s.set_nodelay(true).unwrap();
+        Client {
+            r: BufReader::new(s),
+        }
+    }
+
+    /// GET `path` on the open connection: (status, headers, body).
+    fn get(&mut self, host: &str, path: &str) -> (u16, Headers, Vec<u8>) {
+        // Formatted first, then one write (write! on a socket may send it in pieces).
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sluice-test\r\n\r\n");
+        self.r.get_mut().write_all(req.as_bytes()).unwrap();
+        let (status_line, headers) = read_head(&mut self.r)
+            .unwrap()
+            .expect("proxy closed the keep-alive connection");
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let body = read_body(&mut self.r, &headers).unwrap();
+        (status, headers, body)
+    }
+}
+
+/// FNV-1a, to compare large bodies without printing them.
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn payload(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+const HEALTH_ROUTES: &str = "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: { path: /healthz }
+            direct_response: { status: 200, body: \"ok\" }
+";
+
+#[test]
+fn direct_response_over_http1_and_h2c() {
+    let (_s, addr) = start_web("{ route_config: main }", HEALTH_ROUTES);
+    let u = url(addr, "/healthz");
+
+    let r = curl(&[&u]);
+    assert_eq!(r.version, "HTTP/1.1");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{r:?}"
+    );
+
+    let r = curl_h2(&[&u]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{r:?}"
+    );
+
+    // The same with the short `-s -o - -w` form: body then status.
+    let out = curl_raw(&["-o", "-", "-w", "%{http_code}", &u]);
+    assert_eq!(String::from_utf8_lossy(&out), "ok200");
+}
+
+#[test]
+fn explicit_codecs_serve_their_protocol() {
+    for (codec, h2) in [("http1", false), ("http2", true)] {
+        let (_s, addr) = start_web(
+            &format!("{{ codec: {codec}, route_config: main }}"),
+            HEALTH_ROUTES,
+        );
+        let u = url(addr, "/healthz");
+        let r = if h2 { curl_h2(&[&u]) } else { curl(&[&u]) };
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "ok"),
+            "codec {codec}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn no_route_and_unknown_host_are_404() {
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: known
+        domains: [\"known.test\"]
+        routes:
+          - match: { path: /only }
+            direct_response: { status: 200, body: \"only\" }
+",
+    );
+    let r = curl(&["-H", "Host: known.test", &url(addr, "/only")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "only"), "{r:?}");
+
+    for (host, path) in [("known.test", "/other"), ("unknown.test", "/only")] {
+        for h2 in [false, true] {
+            let args = ["-H", &format!("Host: {host}"), &url(addr, path)];
+            let r = if h2 { curl_h2(&args) } else { curl(&args) };
+            let body = r.text();
+            assert_eq!(r.status, 404, "Host {host} {path} (h2: {h2}): {r:?}");
+            assert!(
+                body.contains("no route") && body.contains("web"),
+                "Host {host} {path} (h2: {h2}): body {body:?} should name the cause and the listener"
+            );
+            assert!(
+                r.header("content-type")
+                    .is_some_and(|c| c.starts_with("text/plain")),
+                "{r:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn redirect_builds_the_location_from_the_request() {
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: r
+        domains: [\"*\"]
+        routes:
+          - match: { regex: \"^/old/(.*)$\" }
+            redirect: { path_redirect: /new, response_code: 301 }
+          - match: { prefix: /tmp/ }
+            redirect: { host_redirect: elsewhere.test, response_code: 307, strip_query: true }
+",
+    );
+    let r = curl(&["-H", "Host: redir.test", &url(addr, "/old/page")]);
+    assert_eq!(r.status, 301, "{r:?}");
+    assert_eq!(r.header("location"), Some("http://redir.test/new"), "{r:?}");
+
+    // The query is kept unless strip_query.
+    let r = curl(&["-H", "Host: redir.test", &url(addr, "/old/page?a=1")]);
+    assert_eq!(r.status, 301, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some("http://redir.test/new?a=1"),
+        "{r:?}"
+    );
+
+    let r = curl(&["-H", "Host: redir.test", &url(addr, "/tmp/x?a=1")]);
+    assert_eq!(r.status, 307, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some("http://elsewhere.test/tmp/x"),
+        "{r:?}"
+    );
+
+    // Over h2c the host comes from :authority.
+    let r = curl_h2(&["-H", "Host: redir.test", &url(addr, "/old/page")]);
+    assert_eq!(r.status, 301, "{r:?}");
+    assert_eq!(r.header("location"), Some("http://redir.test/new"), "{r:?}");
+}
+
+fn is_request_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn forward_config(up: SocketAddr) -> String {
+    format!(
+        "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: / }}
+            route: {{ cluster: echo }}
+clusters:
+{}",
+        cluster("echo", up)
+    )
+}
+
+#[test]
+fn forwarding_adds_proxy_headers_and_drops_hop_by_hop_ones() {
+    let up = echo_head_server("e1");
+    let (_s, addr) = start_web("{ route_config: main }", &forward_config(up.addr));
+
+    // Plain request: path, Host, x-forwarded-*, a generated request id echoed on the response.
+    let r = curl(&[&url(addr, "/some/path?x=1")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-upstream"), Some("e1"), "{r:?}");
+    let seen = Echoed::parse(&r.body);
+    assert_eq!(seen.request_line, "GET /some/path?x=1 HTTP/1.1", "{seen:?}");
+    assert_eq!(seen.all("host"), vec![addr.to_string()], "{seen:?}");
+    assert_eq!(seen.all("x-forwarded-for"), vec!["127.0.0.1"], "{seen:?}");
+    assert_eq!(seen.all("x-forwarded-proto"), vec!["http"], "{seen:?}");
+    let id = seen.header("x-request-id").unwrap_or_default().to_string();
+    assert!(
+        is_request_id(&id),
+        "upstream got x-request-id {id:?}: {seen:?}"
+    );
+    assert_eq!(r.header("x-request-id"), Some(id.as_str()), "{r:?}");
+
+    // Another request gets another id.
+    let r2 = curl(&[&url(addr, "/some/path")]);
+    let id2 = Echoed::parse(&r2.body)
+        .header("x-request-id")
+        .unwrap_or_default()
+        .to_string();
+    assert!(is_request_id(&id2) && id2 != id, "ids {id:?} then {id2:?}");
+
+    // A client's request id passes through unchanged and comes back.
+    let r = curl(&["-H", "x-request-id: abc", &url(addr, "/")]);
+    let seen = Echoed::parse(&r.body);
+    assert_eq!(seen.all("x-request-id"), vec!["abc"], "{seen:?}");
+    assert_eq!(r.header("x-request-id"), Some("abc"), "{r:?}");
+
+    // An existing x-forwarded-for gets the client appended.
+    let r = curl(&["-H", "x-forwarded-for: 10.0.0.1", &url(addr, "/")]);
+    let seen = Echoed::parse(&r.body);
+    let xff = seen.all("x-forwarded-for");
+    assert_eq!(xff.len(), 1, "{seen:?}");
+    let parts: Vec<&str> = xff[0].split(',').map(str::trim).collect();
+    assert_eq!(parts, vec!["10.0.0.1", "127.0.0.1"], "{seen:?}");
+
+    // Hop-by-hop headers, and those named in Connection, stop at the proxy.
+    let r = curl(&[
+        "-H",
+        "Connection: keep-alive, x-drop",
+        "-H",
+        "Keep-Alive: timeout=5",
+        "-H",
+        "x-drop: 1",
+        "-H",
+        "Proxy-Connection: keep-alive",
+        "-H",
+        "x-keep: yes",
+        &url(addr, "/hop"),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = Echoed::parse(&r.body);
+    assert!(seen.header("x-drop").is_none(), "x-drop leaked: {seen:?}");
+    assert!(
+        seen.header("keep-alive").is_none(),
+        "keep-alive leaked: {seen:?}"
+    );
+    assert!(
+        seen.header("proxy-connection").is_none(),
+        "proxy-connection leaked: {seen:?}"
+    );
+    assert!(
+        seen.all("connection").iter().all(|c| !c.contains("x-drop")),
+        "the client's Connection header leaked: {seen:?}"
+    );
+    assert_eq!(seen.all("x-keep"), vec!["yes"], "{seen:?}");
+}
+
+#[test]
+fn h2c_request_ids_and_forwarded_headers_too() {
+    let up = echo_head_server("e1");
+    let (_s, addr) = start_web("{ route_config: main }", &forward_config(up.addr));
+    let r = curl_h2(&[&url(addr, "/h2/path?y=2")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = Echoed::parse(&r.body);
+    assert_eq!(seen.request_line, "GET /h2/path?y=2 HTTP/1.1", "{seen:?}");
+    // :authority becomes host for an HTTP/1 upstream.
+    assert_eq!(seen.all("host"), vec![addr.to_string()], "{seen:?}");
+    assert_eq!(seen.all("x-forwarded-for"), vec!["127.0.0.1"], "{seen:?}");
+    assert_eq!(seen.all("x-forwarded-proto"), vec!["http"], "{seen:?}");
+    let id = seen.header("x-request-id").unwrap_or_default();
+    assert!(is_request_id(id), "{seen:?}");
+    assert_eq!(r.header("x-request-id"), Some(id), "{r:?}");
+}
+
+#[test]
+fn prefix_rewrite_and_host_rewrite_literal() {
+    let up = echo_head_server("app");
+    // Inline route config (a mapping instead of a name).
+    let (_s, addr) = start_web(
+        "{ route_config: { virtual_hosts: [{ name: any, domains: [\"*\"], routes: [{ match: { prefix: /app/ }, route: { cluster: v1, prefix_rewrite: /, host_rewrite_literal: backend.internal } }] }] } }",
+        &format!("clusters:\n{}", cluster("v1", up.addr)),
+    );
+    let r = curl(&["-H", "Host: front.test", &url(addr, "/app/items?q=1")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = Echoed::parse(&r.body);
+    assert_eq!(seen.request_line, "GET /items?q=1 HTTP/1.1", "{seen:?}");
+    assert_eq!(seen.all("host"), vec!["backend.internal"], "{seen:?}");
+
+    let r = curl_h2(&[&url(addr, "/app/deep/er")]);
+    let seen = Echoed::parse(&r.body);
+    assert_eq!(seen.request_line, "GET /deep/er HTTP/1.1", "{seen:?}");
+    assert_eq!(seen.all("host"), vec!["backend.internal"], "{seen:?}");
+}
+
+#[test]
+fn virtual_host_precedence_by_host() {
+    let vhost = |name: &str, domain: &str| {
+        format!(
+            "      - name: {name}
+        domains: [\"{domain}\"]
+        routes: [{{ match: {{ prefix: / }}, direct_response: {{ status: 200, body: \"{name}\" }} }}]
+"
+        )
+    };
+    let rest = format!(
+        "route_configs:\n  - name: main\n    virtual_hosts:\n{}{}{}{}{}{}",
+        vhost("any", "*"),
+        vhost("prefix-short", "www.*"),
+        vhost("prefix-long", "www.example.*"),
+        vhost("suffix-short", "*.example.com"),
+        vhost("suffix-long", "*.b.example.com"),
+        vhost("exact", "www.example.com"),
+    );
+    let (_s, addr) = start_web("{ route_config: main }", &rest);
+    let cases = [
+        ("www.example.com", "exact"),
+        ("WWW.Example.COM:8080", "exact"),
+        ("www.example.com:80", "exact"),
+        ("a.b.example.com", "suffix-long"),
+        ("www.b.example.com", "suffix-long"),
+        ("x.example.com", "suffix-short"),
+        ("X.EXAMPLE.com:9", "suffix-short"),
+        ("www.example.org", "prefix-long"),
+        ("www.other.net", "prefix-short"),
+        ("other.net", "any"),
+        ("example.com", "any"),
+    ];
+    let u = url(addr, "/");
+    for (host, want) in cases {
+        let r = curl(&["-H", &format!("Host: {host}"), &u]);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, want),
+            "HTTP/1.1 Host: {host}"
+        );
+    }
+    for (host, want) in [
+        ("a.b.example.com", "suffix-long"),
+        ("www.example.org", "prefix-long"),
+        ("WWW.EXAMPLE.COM", "exact"),
+    ] {
+        let r = curl_h2(&["-H", &format!("Host: {host}"), &u]);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, want),
+            "h2c :authority {host}"
+        );
+    }
+}
+
+#[test]
+fn header_query_and_regex_matching() {
+    // Inline routes: one virtual host for any domain.
+    let (_s, addr) = start_web(
+        "
+          routes:
+            - match: { prefix: /, headers: [{ name: x-canary, exact: \"1\" }] }
+              direct_response: { status: 200, body: canary }
+            - match: { prefix: /, headers: [{ name: x-version, regex: \"v[0-9]+\" }] }
+              direct_response: { status: 200, body: versioned }
+            - match: { prefix: /, query_parameters: [{ name: mode, exact: fast }] }
+              direct_response: { status: 200, body: fast }
+            - match: { regex: \"^/items/[0-9]+$\" }
+              direct_response: { status: 200, body: item }
+            - match: { path: /exact }
+              direct_response: { status: 201, body: exact }
+            - match: { prefix: / }
+              direct_response: { status: 200, body: fallback }",
+        "",
+    );
+    let cases: &[(&str, &[&str], u16, &str)] = &[
+        ("/x", &["x-canary: 1"], 200, "canary"),
+        ("/x", &["x-canary: 2"], 200, "fallback"),
+        ("/x", &["x-version: v12"], 200, "versioned"),
+        ("/x", &["x-version: v12a"], 200, "fallback"),
+        ("/x?mode=fast", &[], 200, "fast"),
+        ("/x?a=b&mode=fast", &[], 200, "fast"),
+        ("/x?mode=slow", &[], 200, "fallback"),
+        ("/items/42", &[], 200, "item"),
+        ("/items/42?z=1", &[], 200, "item"),
+        ("/items/42/more", &[], 200, "fallback"),
+        ("/items/abc", &[], 200, "fallback"),
+        ("/items/42", &["x-canary: 1"], 200, "canary"),
+        ("/exact", &[], 201, "exact"),
+        ("/exact/", &[], 200, "fallback"),
+        ("/exactly", &[], 200, "fallback"),
+    ];
+    for h2 in [false, true] {
+        for (path, headers, status, want) in cases {
+            let u = url(addr, path);
+            let mut args: Vec<String> = headers
+                .iter()
+                .flat_map(|h| ["-H".to_string(), h.to_string()])
+                .collect();
+            args.push(u);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let r = if h2 { curl_h2(&args) } else { curl(&args) };
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (*status, *want),
+                "{path} with {headers:?} (h2: {h2})"
+            );
+        }
+    }
+}
+
+#[test]
+fn weighted_clusters_split_by_weight() {
+    let a = echo_head_server("a");
+    let b = echo_head_server("b");
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &format!(
+            "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: / }}
+            route: {{ weighted_clusters: [{{ cluster: a, weight: 90 }}, {{ cluster: b, weight: 10 }}] }}
+clusters:
+{}{}",
+            cluster("a", a.addr),
+            cluster("b", b.addr)
+        ),
+    );
+    // A few through curl, both protocols.
+    for h2 in [false, true] {
+        for _ in 0..5 {
+            let u = url(addr, "/w");
+            let r = if h2 { curl_h2(&[&u]) } else { curl(&[&u]) };
+            assert_eq!(r.status, 200, "{r:?}");
+            assert!(matches!(r.header("x-upstream"), Some("a" | "b")), "{r:?}");
+        }
+    }
+    // The bulk from in-process keep-alive clients.
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 250;
+    let counts: Vec<(usize, usize)> = (0..THREADS)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let (mut na, mut nb) = (0, 0);
+                for i in 0..PER_THREAD {
+                    let (status, headers, _) = c.get("weights.test", &format!("/w/{i}"));
+                    assert_eq!(status, 200);
+                    match get(&headers, "x-upstream") {
+                        Some("a") => na += 1,
+                        Some("b") => nb += 1,
+                        other => panic!("x-upstream {other:?}"),
+                    }
+                }
+                (na, nb)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let na: usize = counts.iter().map(|c| c.0).sum();
+    let nb: usize = counts.iter().map(|c| c.1).sum();
+    assert_eq!(na + nb, THREADS * PER_THREAD);
+    assert!(
+        (850..=950).contains(&na),
+        "weights 90/10 gave a={na}, b={nb} of {}",
+        na + nb
+    );
+}
+
+#[test]
+fn h2c_upload_of_5_mib_reaches_an_http1_upstream() {
+    const SIZE: usize = 5 << 20;
+    let up = echo_head_server("big");
+    let (_s, addr) = start_web("{ route_config: main }", &forward_config(up.addr));
+    let dir = tempfile::tempdir().unwrap();
+    let file: PathBuf = dir.path().join("upload.bin");
+    let data = payload(SIZE);
+    std::fs::write(&file, &data).unwrap();
+    let at_file = format!("@{}", file.display());
+    let r = curl_h2(&[
+        "-H",
+        "content-type: application/octet-stream",
+        "--data-binary",
+        &at_file,
+        &url(addr, "/upload"),
+    ]);
+    assert_eq!(r.status, 200, "status {} headers {:?}", r.status, r.headers);
+    let seen = Echoed::parse(&r.body);
+    assert_eq!(
+        seen.request_line, "POST /upload HTTP/1.1",
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(
+        seen.all("host"),
+        vec![addr.to_string()],
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.body.len(), SIZE, "uploaded bytes seen by the upstream");
+    assert_eq!(fnv(&seen.body), fnv(&data), "the upload arrived corrupted");
+
+    // And the same over HTTP/1.1.
+    let r = curl(&["--data-binary", &at_file, &url(addr, "/upload1")]);
+    assert_eq!(r.status, 200, "status {} headers {:?}", r.status, r.headers);
+    let seen = Echoed::parse(&r.body);
+    assert_eq!(
+        seen.request_line, "POST /upload1 HTTP/1.1",
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.body.len(), SIZE);
+    assert_eq!(fnv(&seen.body), fnv(&data), "the upload arrived corrupted");
+}
+
+#[test]
+fn refused_or_closing_upstream_is_503() {
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &format!(
+            "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: /refused }}
+            route: {{ cluster: deadend }}
+          - match: {{ prefix: /closed }}
+            route: {{ cluster: hangup }}
+clusters:
+{}{}",
+            cluster("deadend", refused_addr()),
+            cluster("hangup", closing_server())
+        ),
+    );
+    for (path, name) in [("/refused", "deadend"), ("/closed", "hangup")] {
+        for h2 in [false, true] {
+            let u = url(addr, path);
+            let r = if h2 { curl_h2(&[&u]) } else { curl(&[&u]) };
+            let body = r.text();
+            assert_eq!(r.status, 503, "{path} (h2: {h2}): {r:?}");
+            assert!(
+                body.contains("upstream") && body.contains(name),
+                "{path} (h2: {h2}): body {body:?} should mention the upstream and cluster {name:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn silent_upstream_past_the_route_timeout_is_504() {
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &format!(
+            "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: / }}
+            route: {{ cluster: sleepy, timeout: 500ms }}
+clusters:
+{}",
+            cluster("sleepy", silent_server())
+        ),
+    );
+    for h2 in [false, true] {
+        let u = url(addr, "/slow");
+        let r = if h2 { curl_h2(&[&u]) } else { curl(&[&u]) };
+        assert_eq!(r.status, 504, "(h2: {h2}) {r:?}");
+        assert!(
+            r.text().contains("timeout"),
+            "(h2: {h2}) body {:?}",
+            r.text()
+        );
+    }
+}
+
+#[test]
+fn nginx_as_the_upstream() {
+    let nginx = Nginx::start();
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &format!(
+            "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: / }}
+            route: {{ cluster: nginx }}
+clusters:
+{}",
+            cluster("nginx", nginx.addr)
+        ),
+    );
+    let u = url(addr, "/anything");
+    let r = curl(&[&u]);
+    assert_eq!((r.status, r.text().as_str()), (200, "from nginx"), "{r:?}");
+    assert!(
+        r.header("server").is_some_and(|s| s.starts_with("nginx")),
+        "{r:?}"
+    );
+    assert!(r.header("x-request-id").is_some_and(is_request_id), "{r:?}");
+    let r = curl_h2(&[&u]);
+    assert_eq!((r.status, r.text().as_str()), (200, "from nginx"), "{r:?}");
+    // Several on one client connection.
+    let out = curl_raw(&[&u, &u, &u]);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "from nginxfrom nginxfrom nginx"
+    );
+}
+
+#[test]
+fn upstream_connections_are_kept_alive_and_reused() {
+    let up = echo_head_server("ka");
+    // Inline routes again.
+    let (_s, addr) = start_web(
+        "{ routes: [{ match: { prefix: / }, route: { cluster: echo } }] }",
+        &format!("clusters:\n{}", cluster("echo", up.addr)),
+    );
+    let urls: Vec<String> = (0..20).map(|i| url(addr, &format!("/ka/{i}"))).collect();
+    let mut args: Vec<&str> = vec!["-w", "[%{http_code} %{num_connects}]"];
+    args.extend(urls.iter().map(String::as_str));
+    let out = String::from_utf8_lossy(&curl_raw(&args)).into_owned();
+    assert_eq!(out.matches("GET /ka/").count(), 20, "{out}");
+    assert_eq!(out.matches("[200 ").count(), 20, "{out}");
+    // curl itself opened one client connection and reused it (a test precondition).
+    let client_connects: usize = out
+        .split("[200 ")
+        .skip(1)
+        .filter_map(|s| s.split(']').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(
+        client_connects, 1,
+        "curl did not reuse its connection: {out}"
+    );
+    let accepted = up.accepted.load(Ordering::SeqCst);
+    assert!(
+        accepted <= 2,
+        "20 sequential requests opened {accepted} upstream connections"
+    );
+}
+
+/// Writes `yaml` to `cfg.yaml` in a temp dir and runs `sluice check` on it.
+fn check(yaml: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cfg.yaml"), yaml).unwrap();
+    sluice_cmd(&["check", "-c", "cfg.yaml"], dir.path())
+}
+
+fn check_yaml(filter: &str, cluster_extra: &str) -> String {
+    format!(
+        "listeners:
+  - name: web
+    address: 127.0.0.1:8080
+    filters:
+      - http_proxy: {filter}
+route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes: [{{ match: {{ prefix: / }}, route: {{ cluster: v1 }} }}]
+clusters:
+  - name: v1
+{cluster_extra}    endpoints: [{{ address: 127.0.0.1:9001 }}]
+"
+    )
+}
+
+#[test]
+fn config_errors_are_reported_by_check() {
+    // The good variants pass.
+    for filter in [
+        "{ route_config: main }",
+        "{ codec: auto, route_config: main, max_request_headers_kb: 60, request_headers_timeout: 10s }",
+        "{ codec: http1, route_config: main }",
+        "{ codec: http2, route_config: main }",
+        "{ routes: [{ match: { prefix: / }, route: { cluster: v1 } }] }",
+    ] {
+        let (code, out, err) = check(&check_yaml(filter, ""));
+        assert_eq!(code, 0, "{filter}: {out}{err}");
+        assert!(out.starts_with("ok: 1 listener, 1 cluster"), "{filter}: {out}");
+    }
+    for protocol in ["http1", "http2", "same_as_downstream"] {
+        let (code, out, err) = check(&check_yaml(
+            "{ route_config: main }",
+            &format!("    protocol: {protocol}\n"),
+        ));
+        assert_eq!(code, 0, "protocol {protocol}: {out}{err}");
+    }
+
+    let (code, out, err) = check(&check_yaml("{ route_config: nope }", ""));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("cfg.yaml:5: ")
+            && l.contains("http_proxy.route_config")
+            && l.contains("unknown route config \"nope\"")),
+        "{err}"
+    );
+
+    let (code, out, err) = check(&check_yaml("{ codec: http3, route_config: main }", ""));
+    assert_eq!(code, 1, "{out}{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("http_proxy.codec"))
+        .unwrap_or_else(|| panic!("no error about the codec: {err}"));
+    assert!(
+        line.starts_with("cfg.yaml:5: ")
+            && line.contains("\"http3\"")
+            && ["http1", "http2", "auto"].iter().all(|v| line.contains(v)),
+        "the codec error should name the allowed values: {line}"
+    );
+
+    let (code, out, err) = check(&check_yaml(
+        "{ route_config: main }",
+        "    protocol: http3\n",
+    ));
+    assert_eq!(code, 1, "{out}{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("clusters[0].protocol"))
+        .unwrap_or_else(|| panic!("no error about the cluster protocol: {err}"));
+    assert!(
+        line.starts_with("cfg.yaml:14: ")
+            && line.contains("\"http3\"")
+            && line.contains("http1, http2, same_as_downstream"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_malformed_request_gets_400_and_the_listener_keeps_serving() {
+    let (_s, addr) = start_web("{ route_config: main }", HEALTH_ROUTES);
+    let mut c = connect(addr);
+    c.write_all(b"GARBAGE\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    // Read until the proxy closes (or resets after its answer).
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => resp.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading the 400: {e} (got so far {resp:?})"),
+        }
+    }
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp:?}");
+
+    // New connections are still served, by both protocols.
+    let u = url(addr, "/healthz");
+    let r = curl(&[&u]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    let r = curl_h2(&[&u]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+}
