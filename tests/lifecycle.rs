@@ -300,3 +300,33 @@ clusters:
     assert_eq!(s.wait_exit().code(), Some(0), "{}", s.log());
     assert!(!uds.exists(), "socket file left behind");
 }
+
+#[test]
+fn idle_http_keep_alive_connections_do_not_hold_the_drain() {
+    // A keep-alive HTTP connection with nothing in flight is closed as soon as draining
+    // starts, so the process exits well before a long drain_timeout (60s here, while the
+    // harness gives up after 20s).
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut s = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+drain_timeout: 60s
+listeners:
+  - name: web
+    address: \"127.0.0.1:{port}\"
+    filters:
+      - http_proxy:
+          routes: [{{ match: {{ prefix: / }}, direct_response: {{ status: 200, body: \"hi\" }} }}]
+"
+    ));
+    let mut c = connect(addr);
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    let n = c.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The connection stays open (keep-alive); now stop the process.
+    s.signal("TERM");
+    assert_eq!(s.wait_exit().code(), Some(0), "{}", s.log());
+    assert!(s.log().contains("drained; exiting"), "{}", s.log());
+    assert_closed(&mut c, "idle keep-alive connection after drain");
+}
