@@ -84,6 +84,31 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
         .unwrap_or_default()
 }
 
+/// Decodes a keyword from a fixed set (`what` names it in messages), suggesting the closest
+/// one on a typo.
+pub fn keyword<T>(
+    node: &Node,
+    path: &str,
+    cx: &mut Cx,
+    what: &str,
+    names: &[&'static str],
+    from_name: fn(&str) -> Option<T>,
+) -> Option<T> {
+    let text = String::decode(node, path, cx)?;
+    from_name(&text).or_else(|| {
+        let hint = did_you_mean(&text, names.iter().copied());
+        cx.error(
+            node.line,
+            path,
+            format!(
+                "unknown {what} \"{text}\"{hint}; expected one of: {}",
+                names.join(", ")
+            ),
+        );
+        None
+    })
+}
+
 /// Marks a value that failed to decode; the reason is already in the [`Cx`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reported;

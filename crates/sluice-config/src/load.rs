@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::address::Address;
-use crate::decode::{did_you_mean, index, join, single_key, Cx, Decode, Diagnostic, Fields};
+use crate::decode::{
+    did_you_mean, index, join, keyword, single_key, Cx, Decode, Diagnostic, Fields,
+};
 use crate::model::*;
 use crate::registry::Registry;
 use crate::units::parse_size;
@@ -281,30 +283,6 @@ impl Decode for ClusterConfig {
             line: node.line,
         })
     }
-}
-
-/// Decodes a keyword from a fixed set, suggesting the closest one on a typo.
-fn keyword<T>(
-    node: &Node,
-    path: &str,
-    cx: &mut Cx,
-    what: &str,
-    names: &[&'static str],
-    from_name: fn(&str) -> Option<T>,
-) -> Option<T> {
-    let text = String::decode(node, path, cx)?;
-    from_name(&text).or_else(|| {
-        let hint = did_you_mean(&text, names.iter().copied());
-        cx.error(
-            node.line,
-            path,
-            format!(
-                "unknown {what} \"{text}\"{hint}; expected one of: {}",
-                names.join(", ")
-            ),
-        );
-        None
-    })
 }
 
 impl Decode for LbPolicy {

@@ -17,18 +17,31 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 impl Decode for RouteConfig {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
-        let mut f = Fields::new(node, path, cx)?;
-        let name = f.required::<String>("name", cx);
-        let virtual_hosts = f.required::<Vec<VirtualHost>>("virtual_hosts", cx);
-        f.finish(cx);
-        // Read from the raw tree, so it runs even when some virtual host failed to decode.
-        check_domains_unique(node, path, cx);
-        Some(RouteConfig {
-            name: name?,
-            virtual_hosts: virtual_hosts?,
-            line: node.line,
-        })
+        decode_route_config(node, path, cx, None)
     }
+}
+
+/// A `route_configs` entry; `default_name` makes `name` optional (inline route configs).
+fn decode_route_config(
+    node: &Node,
+    path: &str,
+    cx: &mut Cx,
+    default_name: Option<&str>,
+) -> Option<RouteConfig> {
+    let mut f = Fields::new(node, path, cx)?;
+    let name = match default_name {
+        None => f.required::<String>("name", cx),
+        Some(d) => f.or("name", d.to_string(), cx),
+    };
+    let virtual_hosts = f.required::<Vec<VirtualHost>>("virtual_hosts", cx);
+    f.finish(cx);
+    // Read from the raw tree, so it runs even when some virtual host failed to decode.
+    check_domains_unique(node, path, cx);
+    Some(RouteConfig {
+        name: name?,
+        virtual_hosts: virtual_hosts?,
+        line: node.line,
+    })
 }
 
 /// A route config written inline in a filter: either a mapping like a `route_configs` entry
@@ -46,16 +59,7 @@ pub fn decode_inline(node: &Node, path: &str, cx: &mut Cx) -> Option<RouteConfig
             line: node.line,
         });
     }
-    let mut f = Fields::new(node, path, cx)?;
-    let name = f.or("name", "inline".to_string(), cx);
-    let virtual_hosts = f.required::<Vec<VirtualHost>>("virtual_hosts", cx);
-    f.finish(cx);
-    check_domains_unique(node, path, cx);
-    Some(RouteConfig {
-        name: name?,
-        virtual_hosts: virtual_hosts?,
-        line: node.line,
-    })
+    decode_route_config(node, path, cx, Some("inline"))
 }
 
 /// A domain may belong to one virtual host only; otherwise which one serves it is arbitrary.

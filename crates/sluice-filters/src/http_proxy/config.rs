@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_config::decode::{join, Cx, Fields};
+use sluice_config::decode::{join, keyword, Cx, Fields};
 use sluice_config::route::RouteConfig;
 use sluice_config::yaml::NodeKind;
 use sluice_config::{Decode, NetworkFilterConfig, Node, RouteConfigRef};
@@ -108,22 +108,10 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
 }
 
 fn decode_codec(node: &Node, path: &str, cx: &mut Cx) -> Option<Codec> {
-    let text = String::decode(node, path, cx)?;
-    match text.as_str() {
+    keyword(node, path, cx, "codec", &Codec::NAMES, |name| match name {
         "http1" => Some(Codec::Http1),
         "http2" => Some(Codec::Http2),
         "auto" => Some(Codec::Auto),
-        _ => {
-            let hint = sluice_config::decode::did_you_mean(&text, Codec::NAMES);
-            cx.error(
-                node.line,
-                path,
-                format!(
-                    "unknown codec \"{text}\"{hint}; expected one of: {}",
-                    Codec::NAMES.join(", ")
-                ),
-            );
-            None
-        }
-    }
+        _ => None,
+    })
 }
