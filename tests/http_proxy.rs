@@ -1256,3 +1256,164 @@ fn a_malformed_request_gets_400_and_the_listener_keeps_serving() {
     let r = curl_h2(&[&u]);
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request mirroring
+// ---------------------------------------------------------------------------------------------
+
+/// A request as a recording upstream saw it.
+struct Seen {
+    line: String,
+    host: String,
+    body_len: usize,
+    body_fnv: u64,
+}
+
+/// An upstream that answers `200 shadow-ok` and reports every request it read on a channel.
+fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<Seen>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let tx = tx.clone();
+            thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                while let Ok(Some((line, headers))) = read_head(&mut r) {
+                    let Ok(body) = read_body(&mut r, &headers) else {
+                        return;
+                    };
+                    let seen = Seen {
+                        line,
+                        host: get(&headers, "host").unwrap_or("").to_string(),
+                        body_len: body.len(),
+                        body_fnv: fnv(&body),
+                    };
+                    let _ = tx.send(seen);
+                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshadow-ok");
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn mirror_config(primary: SocketAddr, shadow: SocketAddr, percent: &str) -> String {
+    format!(
+        "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: /never }}
+            route: {{ cluster: primary, request_mirror: {{ cluster: shadow, percent: 0 }} }}
+          - match: {{ prefix: / }}
+            route: {{ cluster: primary, request_mirror: {{ cluster: shadow, percent: {percent} }} }}
+clusters:
+{}{}",
+        cluster("primary", primary),
+        cluster("shadow", shadow)
+    )
+}
+
+#[test]
+fn mirrored_requests_reach_the_shadow_with_their_body() {
+    let primary = echo_head_server("primary");
+    let (shadow, seen) = recording_server();
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &mirror_config(primary.addr, shadow, "100"),
+    );
+
+    let r = curl(&["-H", "Host: mirror.test", &url(addr, "/get?x=1")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.text().contains("GET /get?x=1 HTTP/1.1"), "{r:?}");
+    let s = seen.recv_timeout(DEADLINE).expect("no mirrored GET");
+    assert_eq!(s.line, "GET /get?x=1 HTTP/1.1");
+    assert_eq!(s.host, "mirror.test-shadow");
+
+    // A body is copied as it streams to the primary.
+    let body = payload(300 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    std::fs::write(&file, &body).unwrap();
+    let data = format!("@{}", file.display());
+    let r = curl(&[
+        "-H",
+        "Host: mirror.test:8080",
+        "--data-binary",
+        &data,
+        &url(addr, "/post"),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let s = seen.recv_timeout(DEADLINE).expect("no mirrored POST");
+    assert_eq!(s.line, "POST /post HTTP/1.1");
+    assert_eq!(s.host, "mirror.test-shadow:8080");
+    assert_eq!((s.body_len, s.body_fnv), (body.len(), fnv(&body)));
+}
+
+#[test]
+fn a_dead_shadow_never_fails_the_primary() {
+    let primary = echo_head_server("primary");
+    let dead = local(free_port());
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &mirror_config(primary.addr, dead, "100"),
+    );
+    for i in 0..20 {
+        let r = curl(&[&url(addr, &format!("/r/{i}"))]);
+        assert_eq!(r.status, 200, "request {i}: {r:?}");
+        assert!(r.text().contains(&format!("GET /r/{i} HTTP/1.1")), "{r:?}");
+    }
+    let r = curl_h2(&["--data-binary", "abc", &url(addr, "/h2")]);
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn mirror_percent_zero_sends_nothing() {
+    let primary = echo_head_server("primary");
+    let (shadow, seen) = recording_server();
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &mirror_config(primary.addr, shadow, "100"),
+    );
+    // 30 requests on the percent: 0 route, then one on the percent: 100 route.
+    let urls: Vec<String> = (0..30).map(|i| url(addr, &format!("/never/{i}"))).collect();
+    let mut args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let last = url(addr, "/marker");
+    args.push(&last);
+    let out = String::from_utf8_lossy(&curl_raw(&args)).into_owned();
+    assert_eq!(out.matches("GET /never/").count(), 30, "{out}");
+    // The marker's mirror arrives; none of the others ever did.
+    let s = seen.recv_timeout(DEADLINE).expect("marker not mirrored");
+    assert_eq!(s.line, "GET /marker HTTP/1.1");
+    assert!(
+        seen.try_recv().is_err(),
+        "a percent: 0 request was mirrored"
+    );
+}
+
+#[test]
+fn a_shadow_that_stops_reading_is_cut_off_not_the_primary() {
+    // The shadow accepts and never reads: once its buffers fill, the mirror copy falls
+    // behind and is abandoned, while the 16 MiB upload still reaches the primary whole.
+    let primary = echo_head_server("primary");
+    let stalled = silent_server();
+    let (s, addr) = start_web(
+        "{ route_config: main }",
+        &mirror_config(primary.addr, stalled, "100"),
+    );
+    let body = payload(16 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    std::fs::write(&file, &body).unwrap();
+    let data = format!("@{}", file.display());
+    let r = curl(&["--data-binary", &data, &url(addr, "/big")]);
+    assert_eq!(r.status, 200, "{}", s.log());
+    let echoed = r.body;
+    let tail = &echoed[echoed.len().saturating_sub(body.len())..];
+    assert_eq!((tail.len(), fnv(tail)), (body.len(), fnv(&body)));
+}

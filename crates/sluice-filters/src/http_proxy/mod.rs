@@ -1,14 +1,15 @@
 //! `http_proxy`: an L7 proxy for HTTP/1.1 and cleartext HTTP/2 (hyper 1.x), routing each
 //! request with a precompiled route table to a cluster, a redirect or a direct response.
 //!
-//! This is the first slice of the HTTP work: routing, local actions, rewrites, standard proxy
-//! headers, per-route timeouts and pooled upstream connections. Retries, mirroring, upgrades
-//! and body limits come next (see docs/configuration.md for what is served today).
+//! Served today: routing, local actions, rewrites, standard proxy headers, per-route timeouts,
+//! request mirroring and pooled upstream connections. Retries, upgrades and body limits come
+//! next (see docs/configuration.md).
 
 mod body;
 mod config;
 mod headers;
 mod local_reply;
+mod mirror;
 mod service;
 mod upstream;
 

@@ -7,13 +7,13 @@ use http::header::{HeaderValue, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use sluice_config::route::{ForwardAction, PathMatch, RouteAction};
-use sluice_config::UpstreamProtocol;
 use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
 use tracing::debug;
 
 use super::body::{streamed, Body};
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
 use super::local_reply::{redirect, text};
+use super::mirror;
 use super::upstream::Upstreams;
 
 /// What every request on a listener shares.
@@ -94,11 +94,7 @@ impl Proxy {
             );
         };
         let downstream_version = req.version();
-        let http2 = match upstream.protocol {
-            UpstreamProtocol::Http1 => false,
-            UpstreamProtocol::Http2 => true,
-            UpstreamProtocol::SameAsDownstream => downstream_version == Version::HTTP_2,
-        };
+        let http2 = upstream.speaks_http2(downstream_version);
         let Some(client) = upstream.client(http2) else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -137,6 +133,18 @@ impl Proxy {
             headers.remove(HOST);
         } else if let Ok(v) = HeaderValue::from_str(upstream_authority) {
             headers.insert(HOST, v);
+        }
+
+        if let Some(m) = &action.request_mirror {
+            if m.percent >= 100.0 || fastrand::f64() * 100.0 < m.percent {
+                if let Some(shadow) = self.upstreams.get(&m.cluster.name) {
+                    let shadow_h2 = shadow.speaks_http2(downstream_version);
+                    let timeout = action
+                        .timeout
+                        .unwrap_or(sluice_config::route::DEFAULT_ROUTE_TIMEOUT);
+                    mirror::spawn(&mut req, shadow, upstream_authority, shadow_h2, timeout);
+                }
+            }
         }
 
         let sent = client.request(req);

@@ -76,6 +76,15 @@ impl Upstreams {
 }
 
 impl UpstreamCluster {
+    /// Whether requests to this cluster go out as HTTP/2, given the downstream's version.
+    pub fn speaks_http2(&self, downstream: http::Version) -> bool {
+        match self.protocol {
+            UpstreamProtocol::Http1 => false,
+            UpstreamProtocol::Http2 => true,
+            UpstreamProtocol::SameAsDownstream => downstream == http::Version::HTTP_2,
+        }
+    }
+
     /// The pooled client of the host the load balancer picks, for HTTP/2 or HTTP/1.
     pub fn client(&self, http2: bool) -> Option<&HttpClient> {
         let host = self.hosts.get(self.cluster.choose()?)?;
