@@ -1417,3 +1417,184 @@ fn a_shadow_that_stops_reading_is_cut_off_not_the_primary() {
     let tail = &echoed[echoed.len().saturating_sub(body.len())..];
     assert_eq!((tail.len(), fnv(tail)), (body.len(), fnv(&body)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------------
+
+/// An upstream that answers every request with `status` (keep-alive) and counts requests.
+fn status_server(status: u16) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let counter = counter.clone();
+            thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                while let Ok(Some((_, headers))) = read_head(&mut r) {
+                    if read_body(&mut r, &headers).is_err() {
+                        return;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let reply =
+                        format!("HTTP/1.1 {status} Status\r\ncontent-length: 6\r\n\r\nstatus");
+                    if w.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// One route to a round-robin cluster of `endpoints`, with `route_extra` in the route action.
+fn retry_config(endpoints: &[SocketAddr], route_extra: &str) -> String {
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{{ address: \"{e}\" }}"))
+        .collect();
+    format!(
+        "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: / }}
+            route: {{ cluster: pair{route_extra} }}
+clusters:
+  - name: pair
+    connect_timeout: 2s
+    lb_policy: round_robin
+    endpoints: [{}]
+",
+        eps.join(", ")
+    )
+}
+
+/// Statuses of `n` sequential requests (one curl process each).
+fn statuses(addr: SocketAddr, n: usize, extra: &[&str]) -> Vec<u16> {
+    (0..n)
+        .map(|i| {
+            let u = url(addr, &format!("/try/{i}"));
+            let mut args: Vec<&str> = extra.to_vec();
+            args.push(&u);
+            curl(&args).status
+        })
+        .collect()
+}
+
+#[test]
+fn retries_move_past_a_failing_host() {
+    let (bad, bad_count) = status_server(503);
+    let good = echo_head_server("good");
+    // Without a retry policy, strict round robin sends every other request to the 503 host.
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &retry_config(&[bad, good.addr], ""),
+    );
+    let got = statuses(addr, 6, &[]);
+    assert_eq!(got.iter().filter(|s| **s == 503).count(), 3, "{got:?}");
+    // With one, every request ends on the good host.
+    let (_s2, addr) = start_web(
+        "{ route_config: main }",
+        &retry_config(
+            &[bad, good.addr],
+            ", retry_policy: { retry_on: \"5xx\", num_retries: 2 }",
+        ),
+    );
+    let before = bad_count.load(Ordering::SeqCst);
+    assert_eq!(statuses(addr, 6, &[]), vec![200; 6]);
+    assert_eq!(
+        statuses(addr, 2, &["--http2-prior-knowledge"]),
+        vec![200; 2]
+    );
+    assert!(
+        bad_count.load(Ordering::SeqCst) > before,
+        "the failing host was never tried"
+    );
+}
+
+#[test]
+fn retries_on_reset_and_connect_failure() {
+    let good = echo_head_server("good");
+    let (_a, addr) = start_web(
+        "{ route_config: main }",
+        &retry_config(
+            &[closing_server(), good.addr],
+            ", retry_policy: { retry_on: reset, num_retries: 1 }",
+        ),
+    );
+    assert_eq!(statuses(addr, 6, &[]), vec![200; 6]);
+    let (_b, addr) = start_web(
+        "{ route_config: main }",
+        &retry_config(
+            &[local(free_port()), good.addr],
+            ", retry_policy: { retry_on: connect-failure, num_retries: 1 }",
+        ),
+    );
+    assert_eq!(statuses(addr, 6, &[]), vec![200; 6]);
+}
+
+#[test]
+fn a_per_try_timeout_moves_on_to_another_host() {
+    let good = echo_head_server("good");
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &retry_config(
+            &[silent_server(), good.addr],
+            ", timeout: 10s, retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 300ms }",
+        ),
+    );
+    assert_eq!(statuses(addr, 4, &[]), vec![200; 4]);
+}
+
+#[test]
+fn bodies_over_the_replay_buffer_are_not_retried() {
+    let (bad, _) = status_server(503);
+    let good = echo_head_server("good");
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &retry_config(
+            &[bad, good.addr],
+            ", retry_policy: { retry_on: 5xx, num_retries: 2 }",
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::write(&small, payload(16 * 1024)).unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, payload(256 * 1024)).unwrap();
+    let small_arg = format!("@{}", small.display());
+    let big_arg = format!("@{}", big.display());
+    // Small bodies are kept and replayed: every POST succeeds.
+    assert_eq!(
+        statuses(addr, 4, &["--data-binary", &small_arg]),
+        vec![200; 4]
+    );
+    // A 256 KiB body is too large to keep: each POST gets one try, so the ones that land on
+    // the 503 host (every other one, round robin) fail.
+    let got = statuses(addr, 4, &["--data-binary", &big_arg]);
+    assert_eq!(got.iter().filter(|s| **s == 503).count(), 2, "{got:?}");
+    assert_eq!(got.iter().filter(|s| **s == 200).count(), 2, "{got:?}");
+}
+
+#[test]
+fn retries_stop_after_num_retries() {
+    let (a, a_count) = status_server(503);
+    let (b, b_count) = status_server(503);
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &retry_config(&[a, b], ", retry_policy: { retry_on: 5xx, num_retries: 2 }"),
+    );
+    assert_eq!(statuses(addr, 1, &[]), vec![503]);
+    // One try plus two retries, spread over both hosts.
+    let total = a_count.load(Ordering::SeqCst) + b_count.load(Ordering::SeqCst);
+    assert_eq!(total, 3);
+    assert!(a_count.load(Ordering::SeqCst) >= 1 && b_count.load(Ordering::SeqCst) >= 1);
+}

@@ -2,7 +2,7 @@
 //! request with a precompiled route table to a cluster, a redirect or a direct response.
 //!
 //! Served today: routing, local actions, rewrites, standard proxy headers, per-route timeouts,
-//! request mirroring and pooled upstream connections. Retries, upgrades and body limits come
+//! retries, request mirroring and pooled upstream connections. Upgrades and body limits come
 //! next (see docs/configuration.md).
 
 mod body;
@@ -10,6 +10,7 @@ mod config;
 mod headers;
 mod local_reply;
 mod mirror;
+mod retry;
 mod service;
 mod upstream;
 

@@ -3,17 +3,21 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use sluice_config::route::{ForwardAction, PathMatch, RouteAction};
 use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
+use tokio::time::Instant;
 use tracing::debug;
 
-use super::body::{streamed, Body};
+use super::body::{empty, full, streamed, Body};
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
 use super::local_reply::{redirect, text};
 use super::mirror;
+use super::retry::{self, Outcome, Replay};
 use super::upstream::Upstreams;
 
 /// What every request on a listener shares.
@@ -95,7 +99,7 @@ impl Proxy {
         };
         let downstream_version = req.version();
         let http2 = upstream.speaks_http2(downstream_version);
-        let Some(client) = upstream.client(http2) else {
+        let Some((first_host, client)) = upstream.pick(&[], http2) else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
@@ -135,55 +139,150 @@ impl Proxy {
             headers.insert(HOST, v);
         }
 
-        if let Some(m) = &action.request_mirror {
-            if m.percent >= 100.0 || fastrand::f64() * 100.0 < m.percent {
-                if let Some(shadow) = self.upstreams.get(&m.cluster.name) {
-                    let shadow_h2 = shadow.speaks_http2(downstream_version);
-                    let timeout = action
-                        .timeout
-                        .unwrap_or(sluice_config::route::DEFAULT_ROUTE_TIMEOUT);
-                    mirror::spawn(&mut req, shadow, upstream_authority, shadow_h2, timeout);
-                }
-            }
-        }
-
-        let sent = client.request(req);
-        let result = match action.timeout {
-            Some(t) => match tokio::time::timeout(t, sent).await {
-                Ok(r) => r,
-                Err(_) => {
+        let (parts, body) = req.into_parts();
+        let policy = action.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+        // Keep the body for replay only when a retry may need it.
+        let (replay, mut once) = match policy {
+            Some(_) if !body.is_end_stream() => match retry::read_for_replay(body).await {
+                Ok(Replay::Buffered(bytes)) => (Some(bytes), None),
+                Ok(Replay::Once(body)) => (None, Some(body)),
+                Err(e) => {
                     return text(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!("upstream timeout: cluster \"{cluster_name}\" sent no response within {t:?}\n"),
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read request body: {e}\n"),
                     )
                 }
             },
-            None => sent.await,
+            Some(_) => (Some(Bytes::new()), None),
+            None => (None, Some(body)),
         };
-        match result {
-            Ok(resp) => {
-                let (mut parts, body) = resp.into_parts();
-                remove_hop_by_hop(&mut parts.headers);
-                parts.version = downstream_version;
-                Response::from_parts(parts, streamed(body))
+        let max_tries = 1 + policy.map_or(0, |p| p.num_retries);
+        let deadline = action.timeout.map(|t| Instant::now() + t);
+        let mut tried = vec![first_host];
+        let mut client = client;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let body = match (&replay, once.take()) {
+                (Some(bytes), _) => full(bytes.clone()),
+                (None, Some(body)) => body,
+                (None, None) => empty(),
+            };
+            let replayable = replay.is_some();
+            let mut attempt = Request::from_parts(clone_parts(&parts), body);
+            if tries == 1 {
+                self.mirror(&mut attempt, action, upstream_authority, downstream_version);
             }
-            Err(e) => {
-                debug!(cluster = %cluster_name, error = ?e, "upstream request failed");
-                let what = if e.is_connect() {
-                    "connect failure"
-                } else {
-                    "reset before response headers"
+            let per_try = policy.and_then(|p| p.per_try_timeout);
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let limit = match (per_try, left) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sent = client.request(attempt);
+            let result = match limit {
+                Some(t) => tokio::time::timeout(t, sent).await.ok(),
+                None => Some(sent.await),
+            };
+            let can_retry = tries < max_tries && replayable;
+            let outcome = match &result {
+                Some(Ok(resp)) => Outcome::Response(resp.status(), resp.headers()),
+                Some(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
+                Some(Err(e)) if is_refused_stream(e) => Outcome::RefusedStream,
+                Some(Err(_)) => Outcome::Reset,
+                None => Outcome::PerTryTimeout,
+            };
+            let overall_expired = deadline.is_some_and(|d| Instant::now() >= d);
+            if can_retry
+                && !overall_expired
+                && policy.is_some_and(|p| retry::retriable(p, &outcome))
+            {
+                let wait = retry::backoff(tries - 1);
+                debug!(cluster = %cluster_name, try_ = tries, ?wait, "retrying");
+                drop(result);
+                tokio::time::sleep(wait).await;
+                let Some((host, next)) = upstream.pick(&tried, http2) else {
+                    break text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
+                    );
                 };
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "upstream {what}: cluster \"{cluster_name}\": {}\n",
-                        error_chain(&e)
-                    ),
-                )
+                tried.push(host);
+                client = next;
+                continue;
             }
+            break match result {
+                Some(Ok(resp)) => {
+                    let (mut parts, body) = resp.into_parts();
+                    remove_hop_by_hop(&mut parts.headers);
+                    parts.version = downstream_version;
+                    Response::from_parts(parts, streamed(body))
+                }
+                Some(Err(e)) => {
+                    debug!(cluster = %cluster_name, error = ?e, "upstream request failed");
+                    let what = if e.is_connect() { "connect failure" } else { "reset before response headers" };
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("upstream {what}: cluster \"{cluster_name}\" after {tries} tr{}: {}\n", if tries == 1 { "y" } else { "ies" }, error_chain(&e)),
+                    )
+                }
+                None => text(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("upstream timeout: cluster \"{cluster_name}\" sent no response in time ({tries} tr{})\n", if tries == 1 { "y" } else { "ies" }),
+                ),
+            };
         }
     }
+
+    /// Starts the shadow copy of the first try, if the route mirrors and the dice say so.
+    fn mirror(
+        &self,
+        req: &mut Request<Body>,
+        action: &ForwardAction,
+        authority: &str,
+        downstream: Version,
+    ) {
+        let Some(m) = &action.request_mirror else {
+            return;
+        };
+        if m.percent < 100.0 && fastrand::f64() * 100.0 >= m.percent {
+            return;
+        }
+        if let Some(shadow) = self.upstreams.get(&m.cluster.name) {
+            let timeout = action
+                .timeout
+                .unwrap_or(sluice_config::route::DEFAULT_ROUTE_TIMEOUT);
+            mirror::spawn(
+                req,
+                shadow,
+                authority,
+                shadow.speaks_http2(downstream),
+                timeout,
+            );
+        }
+    }
+}
+
+/// The request head again, for another try (extensions are not carried over).
+fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
+    let mut req = Request::new(());
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    req.into_parts().0
+}
+
+/// HTTP/2 REFUSED_STREAM: the upstream did not process the request, so a retry is safe.
+fn is_refused_stream(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The authority the client addressed: `:authority` for HTTP/2, `Host` for HTTP/1.

@@ -28,7 +28,7 @@ use super::body::Body;
 /// How long an idle upstream keep-alive connection stays pooled.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-type HttpClient = Client<HostConnector, Body>;
+pub type HttpClient = Client<HostConnector, Body>;
 
 /// The pools of every cluster.
 pub struct Upstreams {
@@ -85,10 +85,23 @@ impl UpstreamCluster {
         }
     }
 
-    /// The pooled client of the host the load balancer picks, for HTTP/2 or HTTP/1.
+    /// The host the load balancer picks, preferring one not in `tried` (a retry should go
+    /// elsewhere when there is an elsewhere), and its pooled client for HTTP/2 or HTTP/1.
+    pub fn pick(&self, tried: &[usize], http2: bool) -> Option<(usize, &HttpClient)> {
+        let n = self.hosts.len();
+        let mut index = self.cluster.choose()?;
+        if tried.contains(&index) {
+            if let Some(untried) = (0..n).map(|k| (index + k) % n).find(|i| !tried.contains(i)) {
+                index = untried;
+            }
+        }
+        let host = self.hosts.get(index)?;
+        Some((index, if http2 { &host.http2 } else { &host.http1 }))
+    }
+
+    /// The pooled client of the host the load balancer picks.
     pub fn client(&self, http2: bool) -> Option<&HttpClient> {
-        let host = self.hosts.get(self.cluster.choose()?)?;
-        Some(if http2 { &host.http2 } else { &host.http1 })
+        self.pick(&[], http2).map(|(_, c)| c)
     }
 }
 
