@@ -1598,3 +1598,57 @@ fn retries_stop_after_num_retries() {
     assert_eq!(total, 3);
     assert!(a_count.load(Ordering::SeqCst) >= 1 && b_count.load(Ordering::SeqCst) >= 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket (HTTP/1.1 Upgrade)
+// ---------------------------------------------------------------------------------------------
+
+/// A WebSocket echo server (tungstenite, a real implementation): every message comes back.
+fn websocket_echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            thread::spawn(move || {
+                let Ok(mut ws) = tungstenite::accept(conn) else {
+                    return;
+                };
+                while let Ok(msg) = ws.read() {
+                    if msg.is_close() {
+                        break;
+                    }
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn websocket_upgrades_are_tunnelled() {
+    let up = websocket_echo_server();
+    let (_s, addr) = start_web(
+        "{ routes: [{ match: { prefix: /ws }, route: { cluster: ws, timeout: 5s } }, { match: { prefix: /plain }, direct_response: { status: 200, body: plain } }] }",
+        &format!("clusters:\n{}", cluster("ws", up)),
+    );
+    let stream = connect(addr);
+    let (mut ws, resp) = tungstenite::client(format!("ws://{addr}/ws/chat"), stream)
+        .expect("handshake through sluice");
+    assert_eq!(resp.status(), 101);
+    for i in 0..20 {
+        let text = format!("message {i}");
+        ws.send(tungstenite::Message::text(text.clone())).unwrap();
+        assert_eq!(ws.read().unwrap(), tungstenite::Message::text(text));
+    }
+    let blob = payload(200 * 1024);
+    ws.send(tungstenite::Message::binary(blob.clone())).unwrap();
+    assert_eq!(ws.read().unwrap().into_data().as_ref(), blob.as_slice());
+    ws.close(None).unwrap();
+    // Plain requests on the same listener and connection pool are unaffected.
+    let r = curl(&[&url(addr, "/plain")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "plain"), "{r:?}");
+}

@@ -2,8 +2,8 @@
 //! request with a precompiled route table to a cluster, a redirect or a direct response.
 //!
 //! Served today: routing, local actions, rewrites, standard proxy headers, per-route timeouts,
-//! retries, request mirroring and pooled upstream connections. Upgrades and body limits come
-//! next (see docs/configuration.md).
+//! retries, request mirroring, protocol upgrades (WebSocket) and pooled upstream connections.
+//! Body limits and header mutations come next (see docs/configuration.md).
 
 mod body;
 mod config;
@@ -12,6 +12,7 @@ mod local_reply;
 mod mirror;
 mod retry;
 mod service;
+mod upgrade;
 mod upstream;
 
 use std::any::Any;

@@ -18,7 +18,17 @@ use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQU
 use super::local_reply::{redirect, text};
 use super::mirror;
 use super::retry::{self, Outcome, Replay};
+use super::upgrade;
 use super::upstream::Upstreams;
+
+/// What `forward` needs to know about the client side of the request.
+struct Downstream<'a> {
+    authority: &'a str,
+    path_and_query: &'a str,
+    client_ip: Option<IpAddr>,
+    /// The `Upgrade` protocol and hyper's handle on the client connection, for upgrade requests.
+    upgrade: Option<(Option<HeaderValue>, hyper::upgrade::OnUpgrade)>,
+}
 
 /// What every request on a listener shares.
 pub struct Proxy {
@@ -30,9 +40,16 @@ pub struct Proxy {
 impl Proxy {
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         client: Option<IpAddr>,
     ) -> Response<Body> {
+        // Taken before the request is split: hyper hands the connection over through it.
+        let upgrade = upgrade::requested(req.headers(), req.version()).then(|| {
+            (
+                upgrade::protocol(req.headers()),
+                hyper::upgrade::on(&mut req),
+            )
+        });
         let (mut parts, body) = req.into_parts();
         let authority = authority(&parts).to_string();
         let path_and_query = parts
@@ -68,8 +85,13 @@ impl Proxy {
             }
             RouteAction::Forward(action) => {
                 let req = Request::from_parts(parts, streamed(body));
-                self.forward(req, route, action, &authority, &path_and_query, client)
-                    .await
+                let downstream = Downstream {
+                    authority: &authority,
+                    path_and_query: &path_and_query,
+                    client_ip: client,
+                    upgrade,
+                };
+                self.forward(req, route, action, downstream).await
             }
         };
         resp.headers_mut().insert(&X_REQUEST_ID, request_id);
@@ -81,10 +103,14 @@ impl Proxy {
         mut req: Request<Body>,
         route: &CompiledRoute,
         action: &ForwardAction,
-        authority: &str,
-        path_and_query: &str,
-        client_ip: Option<IpAddr>,
+        downstream: Downstream<'_>,
     ) -> Response<Body> {
+        let Downstream {
+            authority,
+            path_and_query,
+            client_ip,
+            mut upgrade,
+        } = downstream;
         let Some(cluster_name) = route.clusters().map(|c| c.choose().name.clone()) else {
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,7 +124,8 @@ impl Proxy {
             );
         };
         let downstream_version = req.version();
-        let http2 = upstream.speaks_http2(downstream_version);
+        // An upgraded connection is an HTTP/1.1 affair on both sides.
+        let http2 = upgrade.is_none() && upstream.speaks_http2(downstream_version);
         let Some((first_host, client)) = upstream.pick(&[], http2) else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -131,6 +158,9 @@ impl Proxy {
         };
         let headers = req.headers_mut();
         remove_hop_by_hop(headers);
+        if let Some((protocol, _)) = &upgrade {
+            upgrade::restore_request_headers(headers, protocol.clone());
+        }
         add_forwarded(headers, client_ip);
         if http2 {
             // The authority travels as :authority, taken from the URI.
@@ -212,10 +242,21 @@ impl Proxy {
                 continue;
             }
             break match result {
-                Some(Ok(resp)) => {
+                Some(Ok(mut resp)) => {
+                    let tunnel = match upgrade.take() {
+                        Some((_, down)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                            Some((down, hyper::upgrade::on(&mut resp)))
+                        }
+                        _ => None,
+                    };
                     let (mut parts, body) = resp.into_parts();
+                    let protocol = upgrade::protocol(&parts.headers);
                     remove_hop_by_hop(&mut parts.headers);
                     parts.version = downstream_version;
+                    if let Some((down, up)) = tunnel {
+                        upgrade::restore_request_headers(&mut parts.headers, protocol);
+                        upgrade::splice(down, up, cluster_name.clone());
+                    }
                     Response::from_parts(parts, streamed(body))
                 }
                 Some(Err(e)) => {

@@ -1,0 +1,54 @@
+//! HTTP/1.1 protocol upgrades (WebSocket and the like): the `Upgrade` request goes upstream
+//! with its hop-by-hop headers restored, and once the upstream answers 101 both connections are
+//! handed over by hyper and spliced into one byte tunnel.
+
+use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
+use http::Version;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tracing::debug;
+
+/// An HTTP/1.1 request asking to switch protocols (`Connection: upgrade` and `Upgrade: x`).
+pub fn requested(headers: &HeaderMap, version: Version) -> bool {
+    version == Version::HTTP_11
+        && headers.contains_key(UPGRADE)
+        && headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The `Upgrade` header value, read before hop-by-hop headers are stripped.
+pub fn protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    headers.get(UPGRADE).cloned()
+}
+
+/// Puts back the two hop-by-hop headers an upgrade needs on the next hop (the request going
+/// upstream, and the 101 going back).
+pub fn restore_request_headers(headers: &mut HeaderMap, protocol: Option<HeaderValue>) {
+    if let Some(p) = protocol {
+        headers.insert(UPGRADE, p);
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Once both sides have switched, copies bytes both ways until either side closes.
+pub fn splice(downstream: OnUpgrade, upstream: OnUpgrade, cluster: String) {
+    tokio::spawn(async move {
+        let (down, up) = match tokio::try_join!(downstream, upstream) {
+            Ok(pair) => pair,
+            Err(e) => {
+                debug!(%cluster, error = %e, "upgrade did not complete");
+                return;
+            }
+        };
+        let mut down = TokioIo::new(down);
+        let mut up = TokioIo::new(up);
+        match tokio::io::copy_bidirectional(&mut down, &mut up).await {
+            Ok((sent, received)) => debug!(%cluster, sent, received, "upgraded connection closed"),
+            Err(e) => debug!(%cluster, error = %e, "upgraded connection failed"),
+        }
+    });
+}
