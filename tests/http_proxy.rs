@@ -1652,3 +1652,107 @@ fn websocket_upgrades_are_tunnelled() {
     let r = curl(&[&url(addr, "/plain")]);
     assert_eq!((r.status, r.text().as_str()), (200, "plain"), "{r:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Header mutations
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn headers_are_added_and_removed_at_route_virtual_host_and_table_level() {
+    let up = echo_head_server("echo");
+    let rest = format!(
+        "route_configs:
+  - name: main
+    request_headers_to_add:
+      - header: {{ key: x-copied, value: \"%REQ(x-trace)%\" }}
+    response_headers_to_remove: [x-upstream]
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        request_headers_to_add:
+          - header: {{ key: x-client, value: \"%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% via %PROTOCOL%\" }}
+            append_action: OVERWRITE_IF_EXISTS_OR_ADD
+        response_headers_to_add:
+          - header: {{ key: x-vhost, value: v }}
+        routes:
+          - match: {{ path: /direct }}
+            direct_response: {{ status: 200, body: direct }}
+            response_headers_to_add:
+              - header: {{ key: x-direct, value: \"yes\" }}
+          - match: {{ prefix: / }}
+            route: {{ cluster: echo }}
+            request_headers_to_add:
+              - header: {{ key: x-route, value: r }}
+                append: true
+            request_headers_to_remove: [x-secret]
+            response_headers_to_add:
+              - header: {{ key: x-served-by, value: \"%UPSTREAM_REMOTE_ADDRESS%\" }}
+clusters:
+{}",
+        cluster("echo", up.addr)
+    );
+    let (_s, addr) = start_web("{ route_config: main }", &rest);
+    let r = curl(&[
+        "-H",
+        "x-trace: abc",
+        "-H",
+        "x-secret: hunter2",
+        "-H",
+        "x-client: spoofed",
+        "-H",
+        "x-route: client",
+        &url(addr, "/api"),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = r.text();
+    assert!(seen.contains("x-copied: abc\n"), "{seen}");
+    assert!(
+        seen.contains("x-client: 127.0.0.1 via HTTP/1.1\n"),
+        "{seen}"
+    );
+    assert!(!seen.contains("spoofed"), "{seen}");
+    assert!(
+        seen.contains("x-route: client\n") && seen.contains("x-route: r\n"),
+        "{seen}"
+    );
+    assert!(!seen.contains("hunter2"), "{seen}");
+    assert_eq!(
+        r.header("x-served-by"),
+        Some(up.addr.to_string().as_str()),
+        "{r:?}"
+    );
+    assert_eq!(r.header("x-vhost"), Some("v"), "{r:?}");
+    assert_eq!(r.header("x-upstream"), None, "{r:?}");
+
+    let r = curl_h2(&[&url(addr, "/direct")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "direct"), "{r:?}");
+    assert_eq!(r.header("x-direct"), Some("yes"), "{r:?}");
+    assert_eq!(r.header("x-vhost"), Some("v"), "{r:?}");
+}
+
+#[test]
+fn header_mutation_mistakes_are_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: { prefix: / }
+            direct_response: { status: 200 }
+            response_headers_to_add:
+              - header: { key: x-a, value: \"%NOPE%\" }
+              - header: { key: x-b, value: b }
+                append_action: OVERWRITE_IF_EXIST
+            request_headers_to_remove: [\"bad header\"]
+";
+    std::fs::write(dir.path().join("cfg.yaml"), yaml).unwrap();
+    let (code, _, err) = sluice_cmd(&["check", "-c", "cfg.yaml"], dir.path());
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].starts_with("cfg.yaml:10: route_configs[0].virtual_hosts[0].routes[0].response_headers_to_add[0].header.value: unknown variable %NOPE%"), "{err}");
+    assert!(lines[1].starts_with("cfg.yaml:12: route_configs[0].virtual_hosts[0].routes[0].response_headers_to_add[1].append_action: unknown append_action \"OVERWRITE_IF_EXIST\" (did you mean \"OVERWRITE_IF_EXISTS\"?)"), "{err}");
+    assert_eq!(lines[2], "cfg.yaml:13: route_configs[0].virtual_hosts[0].routes[0].request_headers_to_remove[0]: invalid header name \"bad header\"", "{err}");
+}

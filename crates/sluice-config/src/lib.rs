@@ -13,6 +13,7 @@ pub mod route;
 mod route_decode;
 
 pub use route_decode::decode_inline as decode_inline_route_config;
+pub use route_decode::parse_format as route_format;
 pub mod units;
 pub mod yaml;
 

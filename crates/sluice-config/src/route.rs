@@ -14,6 +14,8 @@ use crate::model::ClusterRef;
 pub struct RouteConfig {
     pub name: String,
     pub virtual_hosts: Vec<VirtualHost>,
+    /// Applied to every request/response of this table, after the route's and virtual host's.
+    pub headers: HeaderMutations,
     pub line: usize,
 }
 
@@ -24,6 +26,8 @@ pub struct VirtualHost {
     /// the port and case-insensitively.
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
+    /// Applied after the route's own.
+    pub headers: HeaderMutations,
 }
 
 /// One route: the first whose match succeeds, in order, handles the request.
@@ -32,6 +36,7 @@ pub struct Route {
     pub name: Option<String>,
     pub matcher: RouteMatch,
     pub action: RouteAction,
+    pub headers: HeaderMutations,
     pub line: usize,
 }
 
@@ -207,4 +212,95 @@ pub struct Redirect {
 pub struct DirectResponse {
     pub status: u16,
     pub body: String,
+}
+
+/// Envoy's `request_headers_to_add` / `_to_remove` and `response_headers_to_add` / `_to_remove`,
+/// as written on a route, a virtual host or a route config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderMutations {
+    pub request_headers_to_add: Vec<HeaderToAdd>,
+    /// Lower-cased names.
+    pub request_headers_to_remove: Vec<String>,
+    pub response_headers_to_add: Vec<HeaderToAdd>,
+    pub response_headers_to_remove: Vec<String>,
+}
+
+impl HeaderMutations {
+    pub fn is_empty(&self) -> bool {
+        self.request_headers_to_add.is_empty()
+            && self.request_headers_to_remove.is_empty()
+            && self.response_headers_to_add.is_empty()
+            && self.response_headers_to_remove.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderToAdd {
+    /// Lower-cased.
+    pub key: String,
+    pub value: HeaderFormat,
+    pub append_action: AppendAction,
+}
+
+/// What to do when the header is already there (Envoy's `append_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendAction {
+    /// Add another value (the default).
+    AppendIfExistsOrAdd,
+    AddIfAbsent,
+    OverwriteIfExistsOrAdd,
+    OverwriteIfExists,
+}
+
+impl AppendAction {
+    pub const NAMES: [&'static str; 4] = [
+        "APPEND_IF_EXISTS_OR_ADD",
+        "ADD_IF_ABSENT",
+        "OVERWRITE_IF_EXISTS_OR_ADD",
+        "OVERWRITE_IF_EXISTS",
+    ];
+
+    /// Envoy's upper-case names; lower case is accepted too.
+    pub fn from_name(name: &str) -> Option<AppendAction> {
+        match name.to_ascii_uppercase().as_str() {
+            "APPEND_IF_EXISTS_OR_ADD" => Some(AppendAction::AppendIfExistsOrAdd),
+            "ADD_IF_ABSENT" => Some(AppendAction::AddIfAbsent),
+            "OVERWRITE_IF_EXISTS_OR_ADD" => Some(AppendAction::OverwriteIfExistsOrAdd),
+            "OVERWRITE_IF_EXISTS" => Some(AppendAction::OverwriteIfExists),
+            _ => None,
+        }
+    }
+}
+
+/// A header value with `%VARIABLE%`s, parsed once at load time.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderFormat(pub Vec<FormatPart>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatPart {
+    Literal(String),
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%`: the client's `ip:port`.
+    DownstreamRemoteAddress,
+    /// `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`.
+    DownstreamRemoteAddressWithoutPort,
+    /// `%PROTOCOL%`: `HTTP/1.1` or `HTTP/2`.
+    Protocol,
+    /// `%HOSTNAME%`: this machine's host name.
+    Hostname,
+    /// `%UPSTREAM_REMOTE_ADDRESS%`: the upstream host that served the request (empty for
+    /// responses Sluice made itself).
+    UpstreamRemoteAddress,
+    /// `%REQ(name)%`: a request header's value (empty when absent).
+    RequestHeader(String),
+}
+
+impl FormatPart {
+    pub const VARIABLES: [&'static str; 6] = [
+        "DOWNSTREAM_REMOTE_ADDRESS",
+        "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+        "PROTOCOL",
+        "HOSTNAME",
+        "UPSTREAM_REMOTE_ADDRESS",
+        "REQ(header-name)",
+    ];
 }

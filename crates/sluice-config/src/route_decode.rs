@@ -34,12 +34,14 @@ fn decode_route_config(
         Some(d) => f.or("name", d.to_string(), cx),
     };
     let virtual_hosts = f.required::<Vec<VirtualHost>>("virtual_hosts", cx);
+    let headers = decode_mutations(&mut f, cx);
     f.finish(cx);
     // Read from the raw tree, so it runs even when some virtual host failed to decode.
     check_domains_unique(node, path, cx);
     Some(RouteConfig {
         name: name?,
         virtual_hosts: virtual_hosts?,
+        headers: headers?,
         line: node.line,
     })
 }
@@ -55,7 +57,9 @@ pub fn decode_inline(node: &Node, path: &str, cx: &mut Cx) -> Option<RouteConfig
                 name: "inline".into(),
                 domains: vec!["*".into()],
                 routes,
+                headers: HeaderMutations::default(),
             }],
+            headers: HeaderMutations::default(),
             line: node.line,
         });
     }
@@ -103,6 +107,7 @@ impl Decode for VirtualHost {
         let domains = f.required::<Vec<Domain>>("domains", cx);
         let domains_line = f.node("domains").map_or(node.line, |n| n.line);
         let routes = f.or("routes", Vec::<Route>::new(), cx);
+        let headers = decode_mutations(&mut f, cx);
         f.finish(cx);
         let domains: Vec<String> = domains?.into_iter().map(|d| d.0).collect();
         if domains.is_empty() {
@@ -117,6 +122,7 @@ impl Decode for VirtualHost {
             name: name?,
             domains,
             routes: routes?,
+            headers: headers?,
         })
     }
 }
@@ -156,6 +162,7 @@ impl Decode for Route {
         let forward = f.optional::<ForwardAction>("route", cx);
         let redirect = f.optional::<Redirect>("redirect", cx);
         let direct = f.optional::<DirectResponse>("direct_response", cx);
+        let headers = decode_mutations(&mut f, cx);
         f.finish(cx);
         let (forward, redirect, direct) = (forward.ok()?, redirect.ok()?, direct.ok()?);
         let action = match (forward, redirect, direct) {
@@ -183,6 +190,7 @@ impl Decode for Route {
             name: name.ok()?,
             matcher: matcher?,
             action,
+            headers: headers?,
             line: node.line,
         })
     }
@@ -581,5 +589,183 @@ impl Decode for DirectResponse {
             status,
             body: body?,
         })
+    }
+}
+
+/// The four header-mutation keys, read from the mapping they sit in (route, virtual host or
+/// route config), as in Envoy.
+fn decode_mutations(f: &mut Fields<'_>, cx: &mut Cx) -> Option<HeaderMutations> {
+    let req_add = f.or("request_headers_to_add", Vec::<HeaderToAdd>::new(), cx);
+    let req_remove = f.or("request_headers_to_remove", Vec::<HeaderName>::new(), cx);
+    let resp_add = f.or("response_headers_to_add", Vec::<HeaderToAdd>::new(), cx);
+    let resp_remove = f.or("response_headers_to_remove", Vec::<HeaderName>::new(), cx);
+    Some(HeaderMutations {
+        request_headers_to_add: req_add?,
+        request_headers_to_remove: req_remove?.into_iter().map(|h| h.0).collect(),
+        response_headers_to_add: resp_add?,
+        response_headers_to_remove: resp_remove?.into_iter().map(|h| h.0).collect(),
+    })
+}
+
+/// A header name, lower-cased.
+struct HeaderName(String);
+
+impl Decode for HeaderName {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let name = String::decode(node, path, cx)?;
+        if name.starts_with(':') || !is_header_name(&name) {
+            cx.error(node.line, path, format!("invalid header name \"{name}\""));
+            return None;
+        }
+        Some(HeaderName(name.to_ascii_lowercase()))
+    }
+}
+
+/// `{ header: { key, value }, append_action }` (or the older `append: true|false`).
+impl Decode for HeaderToAdd {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let header = match f.node("header") {
+            Some(h) => decode_key_value(h, &join(path, "header"), cx),
+            None => {
+                cx.error(
+                    node.line,
+                    path,
+                    "missing required field \"header\" ({ key, value })",
+                );
+                None
+            }
+        };
+        let action = f.optional::<AppendActionName>("append_action", cx);
+        let append = f.optional::<bool>("append", cx);
+        let append_line = f.node("append").map(|n| n.line);
+        f.finish(cx);
+        let (key, value) = header?;
+        let action = match (action.ok()?, append.ok()?) {
+            (Some(_), Some(_)) => {
+                cx.error(
+                    append_line.unwrap_or(node.line),
+                    path,
+                    "use only one of: append_action, append",
+                );
+                return None;
+            }
+            (Some(a), None) => a.0,
+            (None, Some(false)) => AppendAction::OverwriteIfExistsOrAdd,
+            (None, _) => AppendAction::AppendIfExistsOrAdd,
+        };
+        Some(HeaderToAdd {
+            key,
+            value,
+            append_action: action,
+        })
+    }
+}
+
+fn decode_key_value(node: &Node, path: &str, cx: &mut Cx) -> Option<(String, HeaderFormat)> {
+    let mut f = Fields::new(node, path, cx)?;
+    let key = f.required::<HeaderName>("key", cx);
+    let value = f.required::<String>("value", cx);
+    let value_line = f.node("value").map_or(node.line, |n| n.line);
+    f.finish(cx);
+    let format = match parse_format(&value?) {
+        Ok(fmt) => fmt,
+        Err(e) => {
+            cx.error(value_line, &join(path, "value"), e);
+            return None;
+        }
+    };
+    Some((key?.0, format))
+}
+
+struct AppendActionName(AppendAction);
+
+impl Decode for AppendActionName {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        crate::decode::keyword(
+            node,
+            path,
+            cx,
+            "append_action",
+            &AppendAction::NAMES,
+            AppendAction::from_name,
+        )
+        .map(AppendActionName)
+    }
+}
+
+/// Splits `text` into literals and `%VARIABLE%`s; `%%` is a literal `%`.
+pub fn parse_format(text: &str) -> Result<HeaderFormat, String> {
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        literal.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        if let Some(tail) = after.strip_prefix('%') {
+            literal.push('%');
+            rest = tail;
+            continue;
+        }
+        let Some(end) = after.find('%') else {
+            return Err(format!(
+                "unterminated variable in \"{text}\" (write %% for a literal %)"
+            ));
+        };
+        let var = &after[..end];
+        let part = match var {
+            "DOWNSTREAM_REMOTE_ADDRESS" => FormatPart::DownstreamRemoteAddress,
+            "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => {
+                FormatPart::DownstreamRemoteAddressWithoutPort
+            }
+            "PROTOCOL" => FormatPart::Protocol,
+            "HOSTNAME" => FormatPart::Hostname,
+            "UPSTREAM_REMOTE_ADDRESS" => FormatPart::UpstreamRemoteAddress,
+            _ => match var.strip_prefix("REQ(").and_then(|v| v.strip_suffix(')')) {
+                Some(name) if is_header_name(name) => {
+                    FormatPart::RequestHeader(name.to_ascii_lowercase())
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown variable %{var}% in \"{text}\"; supported: {}",
+                        FormatPart::VARIABLES.map(|v| format!("%{v}%")).join(", ")
+                    ))
+                }
+            },
+        };
+        if !literal.is_empty() {
+            parts.push(FormatPart::Literal(std::mem::take(&mut literal)));
+        }
+        parts.push(part);
+        rest = &after[end + 1..];
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        parts.push(FormatPart::Literal(literal));
+    }
+    Ok(HeaderFormat(parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(
+            parse_format("ip=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% 100%% %REQ(X-Id)%"),
+            Ok(HeaderFormat(vec![
+                FormatPart::Literal("ip=".into()),
+                FormatPart::DownstreamRemoteAddressWithoutPort,
+                FormatPart::Literal(" 100% ".into()),
+                FormatPart::RequestHeader("x-id".into()),
+            ]))
+        );
+        assert!(parse_format("%NOPE%")
+            .unwrap_err()
+            .contains("unknown variable %NOPE%"));
+        assert!(parse_format("50% off")
+            .unwrap_err()
+            .contains("unterminated"));
     }
 }

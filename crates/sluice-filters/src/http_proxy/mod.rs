@@ -2,14 +2,15 @@
 //! request with a precompiled route table to a cluster, a redirect or a direct response.
 //!
 //! Served today: routing, local actions, rewrites, standard proxy headers, per-route timeouts,
-//! retries, request mirroring, protocol upgrades (WebSocket) and pooled upstream connections.
-//! Body limits and header mutations come next (see docs/configuration.md).
+//! retries, request mirroring, protocol upgrades (WebSocket), header mutations and pooled
+//! upstream connections. Body limits come next (see docs/configuration.md).
 
 mod body;
 mod config;
 mod headers;
 mod local_reply;
 mod mirror;
+mod mutate;
 mod retry;
 mod service;
 mod upgrade;
@@ -79,7 +80,7 @@ impl ConnectionHandler for HttpProxy {
             upstreams: self.upstreams.clone(),
         });
         let client = match info.peer {
-            PeerAddr::Tcp(a) => Some(a.ip()),
+            PeerAddr::Tcp(a) => Some(a),
             PeerAddr::Unix => None,
         };
         let config = self.config.clone();

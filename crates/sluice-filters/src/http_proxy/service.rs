@@ -1,6 +1,6 @@
 //! One HTTP request, from route selection to the response.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -8,7 +8,7 @@ use http::header::{HeaderValue, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use sluice_config::route::{ForwardAction, PathMatch, RouteAction};
+use sluice_config::route::{ForwardAction, HeaderMutations, PathMatch, RouteAction};
 use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
 use tokio::time::Instant;
 use tracing::debug;
@@ -17,6 +17,7 @@ use super::body::{empty, full, streamed, Body};
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
 use super::local_reply::{redirect, text};
 use super::mirror;
+use super::mutate::{self, UpstreamHost, Vars};
 use super::retry::{self, Outcome, Replay};
 use super::upgrade;
 use super::upstream::Upstreams;
@@ -25,7 +26,9 @@ use super::upstream::Upstreams;
 struct Downstream<'a> {
     authority: &'a str,
     path_and_query: &'a str,
-    client_ip: Option<IpAddr>,
+    client: Option<SocketAddr>,
+    /// Header mutations of the route, virtual host and route config, in that order.
+    mutations: &'a [&'a HeaderMutations; 3],
     /// The `Upgrade` protocol and hyper's handle on the client connection, for upgrade requests.
     upgrade: Option<(Option<HeaderValue>, hyper::upgrade::OnUpgrade)>,
 }
@@ -41,7 +44,7 @@ impl Proxy {
     pub async fn handle(
         self: Arc<Self>,
         mut req: Request<Incoming>,
-        client: Option<IpAddr>,
+        client: Option<SocketAddr>,
     ) -> Response<Body> {
         // Taken before the request is split: hyper hands the connection over through it.
         let upgrade = upgrade::requested(req.headers(), req.version()).then(|| {
@@ -57,16 +60,17 @@ impl Proxy {
             .path_and_query()
             .map_or("/", |pq| pq.as_str())
             .to_string();
-        let selected = {
+        let vhost = self.table.virtual_host(&authority);
+        let selected = vhost.and_then(|vhost| {
             let view = RequestView::new(
                 parts.method.as_str(),
                 &authority,
                 &path_and_query,
                 &parts.headers,
             );
-            self.table.select(&view)
-        };
-        let Some(route) = selected else {
+            Some((vhost, vhost.select(&view)?))
+        });
+        let Some((vhost, route)) = selected else {
             let (path, _) = split_query(&path_and_query);
             return text(
                 StatusCode::NOT_FOUND,
@@ -74,6 +78,15 @@ impl Proxy {
             );
         };
         let request_id = ensure_request_id(&mut parts.headers);
+        let levels = [
+            &route.config().headers,
+            vhost.headers(),
+            self.table.headers(),
+        ];
+        let mutates = levels.iter().any(|m| !m.is_empty());
+        // The request as the client sent it, for %REQ()% in response headers.
+        let original = mutates.then(|| parts.headers.clone());
+        let version = parts.version;
         let mut resp = match route.action() {
             RouteAction::DirectResponse(d) => text(
                 StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK),
@@ -88,12 +101,23 @@ impl Proxy {
                 let downstream = Downstream {
                     authority: &authority,
                     path_and_query: &path_and_query,
-                    client_ip: client,
+                    client,
                     upgrade,
+                    mutations: &levels,
                 };
                 self.forward(req, route, action, downstream).await
             }
         };
+        if let Some(request) = &original {
+            let upstream = resp.extensions().get::<UpstreamHost>().map(|h| h.0.clone());
+            let vars = Vars {
+                client,
+                version,
+                request,
+                upstream: upstream.as_ref(),
+            };
+            mutate::apply_response(resp.headers_mut(), &levels, &vars);
+        }
         resp.headers_mut().insert(&X_REQUEST_ID, request_id);
         resp
     }
@@ -108,8 +132,9 @@ impl Proxy {
         let Downstream {
             authority,
             path_and_query,
-            client_ip,
+            client: client_addr,
             mut upgrade,
+            mutations,
         } = downstream;
         let Some(cluster_name) = route.clusters().map(|c| c.choose().name.clone()) else {
             return text(
@@ -161,7 +186,17 @@ impl Proxy {
         if let Some((protocol, _)) = &upgrade {
             upgrade::restore_request_headers(headers, protocol.clone());
         }
-        add_forwarded(headers, client_ip);
+        add_forwarded(headers, client_addr.map(|a| a.ip()));
+        if mutations.iter().any(|m| !m.is_empty()) {
+            let original = headers.clone();
+            let vars = Vars {
+                client: client_addr,
+                version: downstream_version,
+                request: &original,
+                upstream: None,
+            };
+            mutate::apply_request(headers, mutations, &vars);
+        }
         if http2 {
             // The authority travels as :authority, taken from the URI.
             headers.remove(HOST);
@@ -256,6 +291,10 @@ impl Proxy {
                     if let Some((down, up)) = tunnel {
                         upgrade::restore_request_headers(&mut parts.headers, protocol);
                         upgrade::splice(down, up, cluster_name.clone());
+                    }
+                    let host = tried.last().and_then(|i| upstream.cluster.hosts.get(*i));
+                    if let Some(host) = host {
+                        parts.extensions.insert(UpstreamHost(host.address.clone()));
                     }
                     Response::from_parts(parts, streamed(body))
                 }

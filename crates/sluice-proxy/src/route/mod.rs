@@ -29,7 +29,7 @@ mod weighted;
 mod tests;
 
 use regex::Regex;
-use sluice_config::route::{Route, RouteAction, RouteConfig, VirtualHost};
+use sluice_config::route::{HeaderMutations, Route, RouteAction, RouteConfig, VirtualHost};
 
 pub use error::CompileError;
 pub use request::RequestView;
@@ -41,6 +41,7 @@ use matcher::RouteMatcher;
 #[derive(Debug)]
 pub struct RouteTable {
     name: String,
+    headers: HeaderMutations,
     virtual_hosts: Vec<CompiledVirtualHost>,
     domains: DomainIndex,
 }
@@ -48,6 +49,7 @@ pub struct RouteTable {
 #[derive(Debug)]
 pub struct CompiledVirtualHost {
     name: String,
+    headers: HeaderMutations,
     routes: Vec<CompiledRoute>,
 }
 
@@ -79,6 +81,7 @@ impl RouteTable {
             .collect::<Result<_, _>>()?;
         Ok(RouteTable {
             name: config.name.clone(),
+            headers: config.headers.clone(),
             virtual_hosts,
             domains,
         })
@@ -98,6 +101,11 @@ impl RouteTable {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Header mutations of the whole table (applied after the route's and virtual host's).
+    pub fn headers(&self) -> &HeaderMutations {
+        &self.headers
     }
 
     /// In config order.
@@ -142,6 +150,7 @@ impl CompiledVirtualHost {
             .collect::<Result<_, _>>()?;
         Ok(CompiledVirtualHost {
             name: vhost.name.clone(),
+            headers: vhost.headers.clone(),
             routes,
         })
     }
@@ -157,6 +166,11 @@ impl CompiledVirtualHost {
 
     pub fn routes(&self) -> &[CompiledRoute] {
         &self.routes
+    }
+
+    /// Header mutations of this virtual host (applied after the route's).
+    pub fn headers(&self) -> &HeaderMutations {
+        &self.headers
     }
 }
 

@@ -39,6 +39,7 @@ fn route(name: &str, path: PathMatch) -> Route {
             grpc: None,
         },
         action: forward(ClusterTarget::Cluster(cluster(name))),
+        headers: Default::default(),
         line: 1,
     }
 }
@@ -48,6 +49,7 @@ fn vhost(name: &str, domains: &[&str], routes: Vec<Route>) -> VirtualHost {
         name: name.into(),
         domains: domains.iter().map(|d| d.to_string()).collect(),
         routes,
+        headers: Default::default(),
     }
 }
 
@@ -55,6 +57,7 @@ fn config(virtual_hosts: Vec<VirtualHost>) -> RouteConfig {
     RouteConfig {
         name: "main".into(),
         virtual_hosts,
+        headers: Default::default(),
         line: 1,
     }
 }
