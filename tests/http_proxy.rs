@@ -1756,3 +1756,65 @@ fn header_mutation_mistakes_are_config_errors() {
     assert!(lines[1].starts_with("cfg.yaml:12: route_configs[0].virtual_hosts[0].routes[0].response_headers_to_add[1].append_action: unknown append_action \"OVERWRITE_IF_EXIST\" (did you mean \"OVERWRITE_IF_EXISTS\"?)"), "{err}");
     assert_eq!(lines[2], "cfg.yaml:13: route_configs[0].virtual_hosts[0].routes[0].request_headers_to_remove[0]: invalid header name \"bad header\"", "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request body limit
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn bodies_over_max_request_body_get_413() {
+    let up = echo_head_server("echo");
+    let rest = format!(
+        "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: /retry }}
+            route: {{ cluster: echo, retry_policy: {{ retry_on: 5xx, num_retries: 1 }} }}
+          - match: {{ prefix: / }}
+            route: {{ cluster: echo }}
+clusters:
+{}",
+        cluster("echo", up.addr)
+    );
+    let (_s, addr) = start_web("{ route_config: main, max_request_body: 1KiB }", &rest);
+    let small = "x".repeat(100);
+    let big = "x".repeat(4096);
+    // Under the limit: forwarded.
+    let r = curl(&["--data-binary", &small, &url(addr, "/ok")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    // Declared too large: refused before anything is forwarded.
+    let r = curl(&["--data-binary", &big, &url(addr, "/declared")]);
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(
+        r.text().contains("too large") && r.text().contains("web"),
+        "{r:?}"
+    );
+    // Streamed without a length (chunked, and HTTP/2 without content-length): cut off at the limit.
+    let r = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &big,
+        &url(addr, "/chunked"),
+    ]);
+    assert_eq!(r.status, 413, "{r:?}");
+    let r = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &big,
+        &url(addr, "/retry"),
+    ]);
+    assert_eq!(
+        r.status, 413,
+        "with a retry policy the body is read ahead: {r:?}"
+    );
+    let r = curl_h2(&["--data-binary", &big, &url(addr, "/h2")]);
+    assert_eq!(r.status, 413, "{r:?}");
+    // The listener keeps serving.
+    let r = curl(&["--data-binary", &small, &url(addr, "/after")]);
+    assert_eq!(r.status, 200, "{r:?}");
+}

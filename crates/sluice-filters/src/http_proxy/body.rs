@@ -1,7 +1,11 @@
 //! The one body type the proxy hands around: a streamed upstream or downstream body, the bytes
 //! of a local reply, or a mirrored copy, boxed so all fit one type without buffering.
 
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
@@ -22,4 +26,65 @@ pub fn empty() -> Body {
 /// A streamed body from hyper, not read here.
 pub fn streamed(body: hyper::body::Incoming) -> Body {
     body.map_err(BoxError::from).boxed()
+}
+
+/// The request body went past `max_request_body`; mapped to a 413.
+#[derive(Debug)]
+pub struct BodyTooLarge(pub u64);
+
+impl std::fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "request body larger than max_request_body ({} bytes)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BodyTooLarge {}
+
+/// Passes a body through, failing with [`BodyTooLarge`] once more than `limit` bytes went by.
+pub fn limited(body: Body, limit: u64) -> Body {
+    Limited {
+        inner: body,
+        limit,
+        seen: 0,
+    }
+    .boxed()
+}
+
+struct Limited {
+    inner: Body,
+    limit: u64,
+    seen: u64,
+}
+
+impl http_body::Body for Limited {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame {
+            if let Some(data) = f.data_ref() {
+                self.seen += data.len() as u64;
+                if self.seen > self.limit {
+                    return Poll::Ready(Some(Err(Box::new(BodyTooLarge(self.limit)))));
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sluice_config::decode::{join, keyword, Cx, Fields};
 use sluice_config::route::RouteConfig;
 use sluice_config::yaml::NodeKind;
-use sluice_config::{Decode, NetworkFilterConfig, Node, RouteConfigRef};
+use sluice_config::{ByteSize, Decode, NetworkFilterConfig, Node, RouteConfigRef};
 
 /// Which HTTP versions a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct HttpProxyConfig {
     pub max_request_headers_kb: u32,
     /// An HTTP/1 client must finish sending its request head within this time.
     pub request_headers_timeout: Option<Duration>,
+    /// Request bodies larger than this get 413; `None` streams any size.
+    pub max_request_body: Option<u64>,
 }
 
 pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
@@ -88,6 +90,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         DEFAULT_REQUEST_HEADERS_TIMEOUT,
         cx,
     );
+    let body_limit = f.optional::<ByteSize>("max_request_body", cx);
     f.finish(cx);
     let kb = kb?;
     if !(1..=8192).contains(&kb) {
@@ -104,6 +107,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         routes: routes?,
         max_request_headers_kb: kb,
         request_headers_timeout: (!timeout.is_zero()).then_some(timeout),
+        max_request_body: body_limit.ok()?.map(|b| b.0),
     }))
 }
 

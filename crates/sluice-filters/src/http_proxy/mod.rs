@@ -76,6 +76,7 @@ impl ConnectionHandler for HttpProxy {
     fn serve(&self, stream: Stream, info: ConnectionInfo) -> BoxFuture {
         let proxy = Arc::new(Proxy {
             listener: info.listener.clone(),
+            max_request_body: self.config.max_request_body,
             table: self.table.clone(),
             upstreams: self.upstreams.clone(),
         });

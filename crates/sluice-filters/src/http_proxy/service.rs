@@ -13,7 +13,7 @@ use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::body::{empty, full, streamed, Body};
+use super::body::{self, empty, full, streamed, Body, BodyTooLarge};
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
 use super::local_reply::{redirect, text};
 use super::mirror;
@@ -36,6 +36,8 @@ struct Downstream<'a> {
 /// What every request on a listener shares.
 pub struct Proxy {
     pub listener: Arc<str>,
+    /// `max_request_body`, if set.
+    pub max_request_body: Option<u64>,
     pub table: Arc<RouteTable>,
     pub upstreams: Arc<Upstreams>,
 }
@@ -97,7 +99,24 @@ impl Proxy {
                 redirect(r, &authority, path, query, matched_prefix(route))
             }
             RouteAction::Forward(action) => {
-                let req = Request::from_parts(parts, streamed(body));
+                let declared = parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                let body = match self.max_request_body {
+                    Some(limit) if declared.is_some_and(|n| n > limit) => {
+                        return text(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!(
+                                "request body too large: listener \"{}\" accepts at most {limit} bytes\n",
+                                self.listener
+                            ),
+                        );
+                    }
+                    Some(limit) => body::limited(streamed(body), limit),
+                    None => streamed(body),
+                };
+                let req = Request::from_parts(parts, body);
                 let downstream = Downstream {
                     authority: &authority,
                     path_and_query: &path_and_query,
@@ -211,6 +230,12 @@ impl Proxy {
             Some(_) if !body.is_end_stream() => match retry::read_for_replay(body).await {
                 Ok(Replay::Buffered(bytes)) => (Some(bytes), None),
                 Ok(Replay::Once(body)) => (None, Some(body)),
+                Err(e) if find_cause::<BodyTooLarge>(e.as_ref()).is_some() => {
+                    return text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body too large: {e}\n"),
+                    )
+                }
                 Err(e) => {
                     return text(
                         StatusCode::BAD_REQUEST,
@@ -298,6 +323,10 @@ impl Proxy {
                     }
                     Response::from_parts(parts, streamed(body))
                 }
+                Some(Err(e)) if find_cause::<BodyTooLarge>(&e).is_some() => text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body too large: {}\n", error_chain(&e)),
+                ),
                 Some(Err(e)) => {
                     debug!(cluster = %cluster_name, error = ?e, "upstream request failed");
                     let what = if e.is_connect() { "connect failure" } else { "reset before response headers" };
@@ -355,14 +384,21 @@ fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
 
 /// HTTP/2 REFUSED_STREAM: the upstream did not process the request, so a retry is safe.
 fn is_refused_stream(e: &(dyn std::error::Error + 'static)) -> bool {
+    find_cause::<h2::Error>(e).is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+}
+
+/// The first error of type `T` in `e`'s chain of causes.
+fn find_cause<'e, T: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if let Some(h2) = err.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
         }
         cur = err.source();
     }
-    false
+    None
 }
 
 /// The authority the client addressed: `:authority` for HTTP/2, `Host` for HTTP/1.

@@ -1,0 +1,280 @@
+//! gRPC through Sluice, black box: the real Python `grpcio` library as both client and server
+//! (tests/grpc/client.py and tests/grpc/server.py, raw-bytes generic handlers, so no protoc),
+//! with the `http_proxy` filter routing by `grpc: { service, method }` to `protocol: http2`
+//! clusters. Every scenario first runs straight against the server, so a failure through Sluice
+//! is known to be Sluice's. CI installs grpcio with `pip install grpcio`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+// ---------------------------------------------------------------------------------------------
+// The Python side
+// ---------------------------------------------------------------------------------------------
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/grpc/{name}"))
+}
+
+/// A running tests/grpc/server.py. Killed on drop, so a failing test never leaks one.
+struct GrpcServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl GrpcServer {
+    /// Starts the echo server under `name` (what its `Name` method answers) on a free port and
+    /// returns once it printed "ready".
+    fn start(name: &str) -> GrpcServer {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut child = Command::new("python3")
+            .arg(script("server.py"))
+            .arg(addr.port().to_string())
+            .arg(name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 must be installed (with `pip install grpcio`)");
+        let stdout = child.stdout.take().unwrap();
+        let server = GrpcServer { child, addr };
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            // Keep draining so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        match rx.recv_timeout(DEADLINE) {
+            Ok(Some(Ok(line))) if line == "ready" => server,
+            Ok(other) => panic!("grpc server {name}: expected \"ready\", got {other:?}"),
+            Err(e) => panic!("grpc server {name}: not ready within {DEADLINE:?} ({e})"),
+        }
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one tests/grpc/client.py scenario against `target`, bounded by `DEADLINE`:
+/// its stdout, or (on a non-zero exit or timeout) a description with its stderr.
+fn client(target: SocketAddr, scenario: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new("python3")
+        .arg(script("client.py"))
+        .arg(target.to_string())
+        .arg(scenario)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("python3 must be installed (with `pip install grpcio`)");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = std::fs::read_to_string(&out).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    match status {
+        Some(s) if s.success() => Ok(stdout),
+        Some(s) => Err(format!(
+            "client {scenario} exited with {s}; stdout:\n{stdout}stderr:\n{stderr}"
+        )),
+        None => Err(format!(
+            "client {scenario} still running after {DEADLINE:?}; stdout:\n{stdout}stderr:\n{stderr}"
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sluice in front
+// ---------------------------------------------------------------------------------------------
+
+/// One `clusters[]` entry speaking h2c to `endpoint`.
+fn h2_cluster(name: &str, endpoint: SocketAddr) -> String {
+    format!(
+        "  - name: {name}\n    protocol: http2\n    connect_timeout: 2s\n    endpoints: [{{ address: \"{endpoint}\" }}]\n"
+    )
+}
+
+/// Starts sluice with one `http_proxy` listener (`codec: auto`) whose inline `routes` are
+/// `routes` (block-style list items indented for that spot), plus `clusters`.
+fn start_sluice(routes: &str, clusters: &str) -> (Sluice, SocketAddr) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+workers: 2
+listeners:
+  - name: grpc
+    address: \"{addr}\"
+    filters:
+      - http_proxy:
+          codec: auto
+          routes:
+{routes}
+clusters:
+{clusters}"
+    );
+    (Sluice::start(&yaml), addr)
+}
+
+/// One echo server behind Sluice, routed by `grpc: { service: echo.Echo }`.
+struct EchoSetup {
+    server: GrpcServer,
+    sluice: Sluice,
+    addr: SocketAddr,
+}
+
+fn echo_setup() -> EchoSetup {
+    let server = GrpcServer::start("A");
+    let (sluice, addr) = start_sluice(
+        "            - match: { prefix: /, grpc: { service: echo.Echo } }
+              route: { cluster: echo }",
+        &h2_cluster("echo", server.addr),
+    );
+    EchoSetup {
+        server,
+        sluice,
+        addr,
+    }
+}
+
+/// The last lines of sluice's (debug) log, for failure messages.
+fn log_tail(sluice: &Sluice) -> String {
+    let log = sluice.log();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(80)..].join("\n")
+}
+
+/// Runs `scenario` through Sluice at `addr` and expects exactly `want` on stdout; fails with
+/// the client's output and Sluice's log.
+fn expect_through(sluice: &Sluice, addr: SocketAddr, scenario: &str, want: &str) {
+    match client(addr, scenario) {
+        Ok(out) if out == want => {}
+        Ok(out) => panic!(
+            "{scenario} through sluice: expected {want:?}, got {out:?}\nsluice log:\n{}",
+            log_tail(sluice)
+        ),
+        Err(e) => panic!(
+            "{scenario} through sluice: {e}\nsluice log:\n{}",
+            log_tail(sluice)
+        ),
+    }
+}
+
+/// `scenario` straight to the server (the baseline), then through Sluice: both must print
+/// exactly `want`.
+fn check(scenario: &str, want: &str) {
+    let s = echo_setup();
+    assert_eq!(
+        client(s.server.addr, scenario).as_deref(),
+        Ok(want),
+        "{scenario} straight to the server (no sluice): the test setup itself is broken"
+    );
+    expect_through(&s.sluice, s.addr, scenario, want);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn unary_call() {
+    check("unary", "unary: hello grpc\n");
+}
+
+#[test]
+fn error_status_details_and_trailers_reach_the_client() {
+    // grpc-status (the code), grpc-message (the details) and a custom trailer all travel in
+    // the trailers-only response; losing any of them changes what the client prints.
+    check(
+        "error",
+        "code: INVALID_ARGUMENT\ndetails: asked to fail\ntrailer x-why: because\n",
+    );
+}
+
+#[test]
+fn server_streaming() {
+    check(
+        "server_stream",
+        "server_stream: msg-0,msg-1,msg-2,msg-3,msg-4\n",
+    );
+}
+
+#[test]
+fn client_streaming() {
+    check("client_stream", "client_stream: abcdef\n");
+}
+
+#[test]
+fn bidi_streaming_ping_pong() {
+    check("bidi", "bidi: 100 echoed in order\n");
+}
+
+#[test]
+fn large_message_4mib() {
+    check("large", "large: 4194304 bytes echoed\n");
+}
+
+#[test]
+fn deadline_exceeded_then_the_proxy_still_serves() {
+    let s = echo_setup();
+    assert_eq!(
+        client(s.server.addr, "deadline").as_deref(),
+        Ok("deadline: DEADLINE_EXCEEDED\n"),
+        "baseline (no sluice)"
+    );
+    expect_through(
+        &s.sluice,
+        s.addr,
+        "deadline",
+        "deadline: DEADLINE_EXCEEDED\n",
+    );
+    // The cancelled stream must not have broken the pooled upstream connection.
+    expect_through(&s.sluice, s.addr, "unary", "unary: hello grpc\n");
+}
+
+#[test]
+fn routes_by_grpc_service_and_method() {
+    let a = GrpcServer::start("A");
+    let b = GrpcServer::start("B");
+    let (sluice, addr) = start_sluice(
+        "            - match: { prefix: /, grpc: { service: echo.Echo, method: Name } }
+              route: { cluster: a }
+            - match: { prefix: /, grpc: { service: echo.Echo } }
+              route: { cluster: b }",
+        &format!("{}{}", h2_cluster("a", a.addr), h2_cluster("b", b.addr)),
+    );
+    // Name goes to A; Unary (the rest of the service) to B, whose Name would say "B".
+    expect_through(&sluice, addr, "name", "name: A\nunary: x\n");
+    assert_eq!(
+        client(b.addr, "name").as_deref(),
+        Ok("name: B\nunary: x\n"),
+        "baseline: B answers its own name"
+    );
+    // A service no route names: Sluice's 404, which gRPC clients read as UNIMPLEMENTED.
+    expect_through(&sluice, addr, "unknown", "unknown: UNIMPLEMENTED\n");
+}

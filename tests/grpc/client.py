@@ -1,0 +1,149 @@
+"""A gRPC client for Sluice's interop tests (tests/grpc.rs): runs one scenario against the
+echo server of server.py (directly or through Sluice) and prints its result as plain lines.
+
+Usage: client.py TARGET SCENARIO      (TARGET is host:port)
+
+Exits non-zero with a message on stderr when a call fails unexpectedly. Every call has a
+deadline, so the script never hangs.
+"""
+
+import queue
+import sys
+
+import grpc
+
+MAX_MESSAGE = 16 * 1024 * 1024
+TIMEOUT = 10  # seconds, per call
+LARGE = 4 * 1024 * 1024
+BIDI_COUNT = 100
+
+
+def fail(message):
+    sys.exit("client: " + message)
+
+
+def describe(err):
+    return "%s %r" % (err.code().name, err.details())
+
+
+def scenario_unary(channel):
+    reply = channel.unary_unary("/echo.Echo/Unary")(b"hello grpc", timeout=TIMEOUT)
+    print("unary: " + reply.decode())
+
+
+def scenario_error(channel):
+    try:
+        reply = channel.unary_unary("/echo.Echo/Unary")(b"fail", timeout=TIMEOUT)
+    except grpc.RpcError as err:
+        print("code: " + err.code().name)
+        print("details: " + err.details())
+        for key, value in err.trailing_metadata() or ():
+            if key == "x-why":
+                print("trailer x-why: " + value)
+        return
+    fail("expected an error, got reply %r" % reply)
+
+
+def scenario_server_stream(channel):
+    call = channel.unary_stream("/echo.Echo/ServerStream")
+    replies = [m.decode() for m in call(b"5", timeout=TIMEOUT)]
+    print("server_stream: " + ",".join(replies))
+
+
+def scenario_client_stream(channel):
+    call = channel.stream_unary("/echo.Echo/ClientStream")
+    reply = call(iter([b"a", b"bc", b"", b"def"]), timeout=TIMEOUT)
+    print("client_stream: " + reply.decode())
+
+
+def scenario_bidi(channel):
+    # Ping-pong: each message is sent only after the previous echo came back, so the proxy
+    # must forward both directions of the stream while it is open (no buffering to the end).
+    echoed = queue.Queue()
+
+    def requests():
+        for i in range(BIDI_COUNT):
+            yield b"m%d" % i
+            try:
+                echoed.get(timeout=TIMEOUT)
+            except queue.Empty:
+                return
+
+    call = channel.stream_stream("/echo.Echo/Bidi")
+    got = 0
+    for reply in call(requests(), timeout=TIMEOUT):
+        if reply != b"m%d" % got:
+            fail("bidi: message %d came back as %r" % (got, reply))
+        got += 1
+        echoed.put(reply)
+    print("bidi: %d echoed in order" % got)
+
+
+def scenario_large(channel):
+    payload = bytes(i * 7 % 251 for i in range(LARGE))
+    reply = channel.unary_unary("/echo.Echo/Unary")(payload, timeout=TIMEOUT)
+    if reply != payload:
+        fail("large: got %d bytes back, not the %d sent" % (len(reply), len(payload)))
+    print("large: %d bytes echoed" % len(reply))
+
+
+def scenario_deadline(channel):
+    try:
+        reply = channel.unary_unary("/echo.Echo/Slow")(b"zzz", timeout=0.5)
+    except grpc.RpcError as err:
+        print("deadline: " + err.code().name)
+        return
+    fail("expected DEADLINE_EXCEEDED, got reply %r" % reply)
+
+
+def scenario_name(channel):
+    # Name (routed on its own) and Unary (routed with the rest of the service) on one channel.
+    name = channel.unary_unary("/echo.Echo/Name")(b"", timeout=TIMEOUT)
+    echo = channel.unary_unary("/echo.Echo/Unary")(b"x", timeout=TIMEOUT)
+    print("name: " + name.decode())
+    print("unary: " + echo.decode())
+
+
+def scenario_unknown(channel):
+    try:
+        reply = channel.unary_unary("/other.Service/Call")(b"x", timeout=TIMEOUT)
+    except grpc.RpcError as err:
+        print("unknown: " + err.code().name)
+        return
+    fail("expected an error, got reply %r" % reply)
+
+
+SCENARIOS = {
+    "unary": scenario_unary,
+    "error": scenario_error,
+    "server_stream": scenario_server_stream,
+    "client_stream": scenario_client_stream,
+    "bidi": scenario_bidi,
+    "large": scenario_large,
+    "deadline": scenario_deadline,
+    "name": scenario_name,
+    "unknown": scenario_unknown,
+}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:
+        fail("usage: client.py TARGET {%s}" % "|".join(SCENARIOS))
+    target, scenario = sys.argv[1], sys.argv[2]
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        # Talk to TARGET itself even when the environment names an HTTP proxy.
+        ("grpc.enable_http_proxy", 0),
+        # One attempt per call: a retry would hide a proxy failure.
+        ("grpc.enable_retries", 0),
+    ]
+    with grpc.insecure_channel(target, options=options) as channel:
+        try:
+            SCENARIOS[scenario](channel)
+        except grpc.RpcError as err:
+            fail("%s: unexpected RPC error %s" % (scenario, describe(err)))
+
+
+if __name__ == "__main__":
+    main()

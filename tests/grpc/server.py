@@ -1,0 +1,82 @@
+"""A gRPC echo server for Sluice's interop tests (tests/grpc.rs), built on grpcio's generic
+handlers with raw bytes, so neither protoc nor grpcio-tools is needed.
+
+Usage: server.py PORT NAME
+
+Serves `echo.Echo` on 127.0.0.1:PORT (insecure, HTTP/2 prior knowledge) and prints "ready"
+on stdout once it accepts calls. Methods (all bytes in, bytes out):
+  Unary         echoes the request; b"fail" aborts with INVALID_ARGUMENT, details
+                "asked to fail" and trailing metadata x-why: because
+  ServerStream  request N (ascii) -> N messages b"msg-0" .. b"msg-<N-1>"
+  ClientStream  concatenation of every request message
+  Bidi          echoes each message as it arrives
+  Name          NAME, so tests can tell servers apart
+  Slow          answers only after 10s (or when the call is cancelled), for deadline tests
+"""
+
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+
+MAX_MESSAGE = 16 * 1024 * 1024
+
+
+def main():
+    port, name = sys.argv[1], sys.argv[2].encode()
+
+    def unary(request, context):
+        if request == b"fail":
+            context.set_trailing_metadata((("x-why", "because"),))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "asked to fail")
+        return request
+
+    def server_stream(request, context):
+        for i in range(int(request.decode("ascii"))):
+            yield b"msg-%d" % i
+
+    def client_stream(request_iterator, context):
+        return b"".join(request_iterator)
+
+    def bidi(request_iterator, context):
+        for message in request_iterator:
+            yield message
+
+    def name_of(request, context):
+        return name
+
+    def slow(request, context):
+        done = threading.Event()
+        context.add_callback(done.set)
+        done.wait(10)
+        return request
+
+    handler = grpc.method_handlers_generic_handler(
+        "echo.Echo",
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(unary),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
+            "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+            "Name": grpc.unary_unary_rpc_method_handler(name_of),
+            "Slow": grpc.unary_unary_rpc_method_handler(slow),
+        },
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ],
+    )
+    server.add_generic_rpc_handlers((handler,))
+    if server.add_insecure_port("127.0.0.1:%s" % port) == 0:
+        sys.exit("cannot bind 127.0.0.1:%s" % port)
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
