@@ -198,31 +198,34 @@ fn a_bad_log_level_is_rejected() {
 
 #[test]
 fn the_quick_start_works_with_curl() {
-    // The README's first command, on its own ports: curl through the TCP listener reaches the
-    // admin server behind it.
+    // The README's first command, on its own ports: curl through both listeners.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let yaml = std::fs::read_to_string(root.join("examples/quickstart.yaml")).unwrap();
-    let port = free_port();
+    let (tcp, http) = (free_port(), free_port());
     // The harness fills {admin} in both places: the admin address and the cluster endpoint.
     let yaml = yaml
         .replace("127.0.0.1:15000", "{admin}")
-        .replace("127.0.0.1:10000", &format!("127.0.0.1:{port}"));
+        .replace("127.0.0.1:10000", &format!("127.0.0.1:{tcp}"))
+        .replace("127.0.0.1:10080", &format!("127.0.0.1:{http}"));
     let _s = Sluice::start(&yaml);
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            &format!("http://127.0.0.1:{port}/ready"),
-        ])
-        .output()
-        .expect("curl must be installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let curl = |url: String| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", &url])
+            .output()
+            .expect("curl must be installed (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl(format!("http://127.0.0.1:{tcp}/ready")), "LIVE\n");
+    assert_eq!(curl(format!("http://127.0.0.1:{http}/ready")), "LIVE\n");
+    assert_eq!(
+        curl(format!("http://127.0.0.1:{http}/hello")),
+        "hello from sluice\n"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "LIVE\n");
 }
 
 #[test]
