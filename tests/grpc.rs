@@ -225,6 +225,15 @@ fn server_streaming() {
 }
 
 #[test]
+fn server_streaming_error_after_messages_keeps_trailers() {
+    // Here grpc-status, grpc-message and x-why come in a trailers frame after DATA frames.
+    check(
+        "stream_error",
+        "received: before-0,before-1\ncode: INVALID_ARGUMENT\ndetails: asked to fail\ntrailer x-why: because\n",
+    );
+}
+
+#[test]
 fn client_streaming() {
     check("client_stream", "client_stream: abcdef\n");
 }
@@ -277,4 +286,39 @@ fn routes_by_grpc_service_and_method() {
     );
     // A service no route names: Sluice's 404, which gRPC clients read as UNIMPLEMENTED.
     expect_through(&sluice, addr, "unknown", "unknown: UNIMPLEMENTED\n");
+}
+
+#[test]
+fn retries_a_trailers_only_unavailable_on_another_host() {
+    let down = GrpcServer::start("down");
+    let up = GrpcServer::start("up");
+    assert_eq!(
+        client(down.addr, "flaky").as_deref(),
+        Ok("flaky: UNAVAILABLE\n"),
+        "baseline: the down server fails"
+    );
+    let (sluice, addr) = start_sluice(
+        "            - match: { prefix: /, grpc: { service: echo.Echo } }
+              route: { cluster: both, retry_policy: { retry_on: unavailable, num_retries: 1 } }",
+        &format!(
+            "  - name: both\n    protocol: http2\n    connect_timeout: 2s\n    endpoints: [{{ address: \"{}\" }}, {{ address: \"{}\" }}]\n",
+            down.addr, up.addr
+        ),
+    );
+    // Whichever host the first try picks, the answer comes from `up`: a try on `down` gets
+    // grpc-status 14 in a trailers-only response and is retried on the host not tried yet.
+    for _ in 0..4 {
+        expect_through(&sluice, addr, "flaky", "flaky: up\n");
+    }
+}
+
+#[test]
+fn bidi_streaming_on_a_route_with_a_retry_policy() {
+    let server = GrpcServer::start("A");
+    let (sluice, addr) = start_sluice(
+        "            - match: { prefix: /, grpc: { service: echo.Echo } }
+              route: { cluster: echo, retry_policy: { retry_on: unavailable } }",
+        &h2_cluster("echo", server.addr),
+    );
+    expect_through(&sluice, addr, "bidi", "bidi: 100 echoed in order\n");
 }

@@ -50,6 +50,23 @@ def scenario_server_stream(channel):
     print("server_stream: " + ",".join(replies))
 
 
+def scenario_stream_error(channel):
+    # The status and trailers come after response messages, in a real trailers frame.
+    got = []
+    try:
+        for reply in channel.unary_stream("/echo.Echo/StreamFail")(b"", timeout=TIMEOUT):
+            got.append(reply.decode())
+    except grpc.RpcError as err:
+        print("received: " + ",".join(got))
+        print("code: " + err.code().name)
+        print("details: " + err.details())
+        for key, value in err.trailing_metadata() or ():
+            if key == "x-why":
+                print("trailer x-why: " + value)
+        return
+    fail("expected an error after %r" % got)
+
+
 def scenario_client_stream(channel):
     call = channel.stream_unary("/echo.Echo/ClientStream")
     reply = call(iter([b"a", b"bc", b"", b"def"]), timeout=TIMEOUT)
@@ -104,6 +121,15 @@ def scenario_name(channel):
     print("unary: " + echo.decode())
 
 
+def scenario_flaky(channel):
+    try:
+        reply = channel.unary_unary("/echo.Echo/Flaky")(b"", timeout=TIMEOUT)
+    except grpc.RpcError as err:
+        print("flaky: " + err.code().name)
+        return
+    print("flaky: " + reply.decode())
+
+
 def scenario_unknown(channel):
     try:
         reply = channel.unary_unary("/other.Service/Call")(b"x", timeout=TIMEOUT)
@@ -117,11 +143,13 @@ SCENARIOS = {
     "unary": scenario_unary,
     "error": scenario_error,
     "server_stream": scenario_server_stream,
+    "stream_error": scenario_stream_error,
     "client_stream": scenario_client_stream,
     "bidi": scenario_bidi,
     "large": scenario_large,
     "deadline": scenario_deadline,
     "name": scenario_name,
+    "flaky": scenario_flaky,
     "unknown": scenario_unknown,
 }
 

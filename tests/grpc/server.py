@@ -10,7 +10,9 @@ on stdout once it accepts calls. Methods (all bytes in, bytes out):
   ServerStream  request N (ascii) -> N messages b"msg-0" .. b"msg-<N-1>"
   ClientStream  concatenation of every request message
   Bidi          echoes each message as it arrives
+  StreamFail    two messages, then the same error as Unary's b"fail" (trailers after data)
   Name          NAME, so tests can tell servers apart
+  Flaky         UNAVAILABLE when NAME is "down", else NAME (for retry tests)
   Slow          answers only after 10s (or when the call is cancelled), for deadline tests
 """
 
@@ -43,7 +45,18 @@ def main():
         for message in request_iterator:
             yield message
 
+    def stream_fail(request, context):
+        yield b"before-0"
+        yield b"before-1"
+        context.set_trailing_metadata((("x-why", "because"),))
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "asked to fail")
+
     def name_of(request, context):
+        return name
+
+    def flaky(request, context):
+        if name == b"down":
+            context.abort(grpc.StatusCode.UNAVAILABLE, "this one is down")
         return name
 
     def slow(request, context):
@@ -59,7 +72,9 @@ def main():
             "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
             "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
             "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+            "StreamFail": grpc.unary_stream_rpc_method_handler(stream_fail),
             "Name": grpc.unary_unary_rpc_method_handler(name_of),
+            "Flaky": grpc.unary_unary_rpc_method_handler(flaky),
             "Slow": grpc.unary_unary_rpc_method_handler(slow),
         },
     )

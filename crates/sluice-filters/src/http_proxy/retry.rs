@@ -1,19 +1,19 @@
 //! When to try a request again (Envoy's `retry_on` semantics), how long to wait before the next
-//! try, and keeping the request body so it can be sent again.
+//! try, and keeping a copy of the request body (while it streams) so it can be sent again.
 //!
 //! A retry is decided on the response head only, before anything reaches the client, so a
 //! response that has started streaming downstream is never retried.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use sluice_config::route::{RetryOn, RetryPolicy};
+use tokio::sync::oneshot;
 
 use super::body::{Body, BoxError};
 
@@ -88,48 +88,58 @@ pub fn backoff(retry: u32) -> Duration {
     ceiling.mul_f64(fastrand::f64())
 }
 
-/// The request body, read ahead up to the replay limit.
-pub enum Replay {
-    /// The whole body, small enough to send again on every try.
-    Buffered(Bytes),
-    /// Too large to keep: what was read, followed by the rest, good for one try only.
-    Once(Body),
+/// The downstream request body, shared by the tries of one request.
+///
+/// Each try streams the body upstream as it arrives (a bidirectional gRPC call must not wait
+/// for its end), while the frames are also kept, up to the replay limit, so that another try can
+/// send them again before pulling more from the client. Tries run one at a time: the source is
+/// moved into a try's body and comes back through a channel when hyper drops that body.
+pub struct Source {
+    downstream: Body,
+    kept: Vec<Frame<Bytes>>,
+    kept_len: usize,
+    /// More than the replay limit went by: no further try can be made.
+    overflowed: bool,
+    /// The downstream body has ended (everything is in `kept`).
+    ended: bool,
 }
 
-pub async fn read_for_replay(mut body: Body) -> Result<Replay, BoxError> {
-    let mut chunks = VecDeque::new();
-    let mut len = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers on a request are not replayed
+impl Source {
+    pub fn new(downstream: Body) -> Box<Self> {
+        Box::new(Source {
+            downstream,
+            kept: Vec::new(),
+            kept_len: 0,
+            overflowed: false,
+            ended: false,
+        })
+    }
+
+    /// Whether another try can send the whole body again.
+    pub fn replayable(&self) -> bool {
+        !self.overflowed
+    }
+
+    /// The body for one try, and where the source comes back once that body is dropped.
+    pub fn attempt(self: Box<Self>) -> (Body, oneshot::Receiver<Box<Source>>) {
+        let (tx, rx) = oneshot::channel();
+        let body = Attempt {
+            source: Some(self),
+            replayed: 0,
+            back: Some(tx),
         };
-        len += data.len();
-        chunks.push_back(data);
-        if len > REPLAY_BUFFER_LIMIT {
-            return Ok(Replay::Once(
-                Prefixed {
-                    head: chunks,
-                    rest: body,
-                }
-                .boxed(),
-            ));
-        }
+        (body.boxed(), rx)
     }
-    let mut all = Vec::with_capacity(len);
-    for c in chunks {
-        all.extend_from_slice(&c);
-    }
-    Ok(Replay::Buffered(Bytes::from(all)))
 }
 
-/// Bytes already read, then the rest of the stream.
-struct Prefixed {
-    head: VecDeque<Bytes>,
-    rest: Body,
+struct Attempt {
+    source: Option<Box<Source>>,
+    /// Frames of `kept` already sent by this try.
+    replayed: usize,
+    back: Option<oneshot::Sender<Box<Source>>>,
 }
 
-impl HttpBody for Prefixed {
+impl HttpBody for Attempt {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -137,21 +147,59 @@ impl HttpBody for Prefixed {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(data) = self.head.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(data))));
+        let this = &mut *self;
+        let Some(src) = this.source.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.replayed < src.kept.len() {
+            let frame = clone_frame(&src.kept[this.replayed]);
+            this.replayed += 1;
+            return Poll::Ready(Some(Ok(frame)));
         }
-        Pin::new(&mut self.rest).poll_frame(cx)
+        if src.ended {
+            return Poll::Ready(None);
+        }
+        let frame = ready!(Pin::new(&mut src.downstream).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                let len = f.data_ref().map_or(0, |d| d.len());
+                if !src.overflowed && src.kept_len + len <= REPLAY_BUFFER_LIMIT {
+                    src.kept.push(clone_frame(f));
+                    src.kept_len += len;
+                    this.replayed += 1;
+                } else {
+                    // Too big to send again: stop keeping, free what was kept.
+                    src.overflowed = true;
+                    src.kept = Vec::new();
+                    this.replayed = 0;
+                }
+            }
+            Some(Err(_)) => src.overflowed = true,
+            None => src.ended = true,
+        }
+        Poll::Ready(frame)
     }
 
-    fn size_hint(&self) -> SizeHint {
-        let head: u64 = self.head.iter().map(|b| b.len() as u64).sum();
-        let rest = self.rest.size_hint();
-        let mut hint = SizeHint::new();
-        hint.set_lower(head + rest.lower());
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(head + upper);
+    fn is_end_stream(&self) -> bool {
+        self.source
+            .as_ref()
+            .is_none_or(|s| s.ended && self.replayed >= s.kept.len())
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if let (Some(source), Some(back)) = (self.source.take(), self.back.take()) {
+            let _ = back.send(source);
         }
-        hint
+    }
+}
+
+fn clone_frame(f: &Frame<Bytes>) -> Frame<Bytes> {
+    match (f.data_ref(), f.trailers_ref()) {
+        (Some(d), _) => Frame::data(d.clone()),
+        (None, Some(t)) => Frame::trailers(t.clone()),
+        (None, None) => Frame::data(Bytes::new()),
     }
 }
 

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -13,14 +12,17 @@ use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::body::{self, empty, full, streamed, Body, BodyTooLarge};
+use super::body::{self, empty, streamed, Body, BodyTooLarge};
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
 use super::local_reply::{redirect, text};
 use super::mirror;
 use super::mutate::{self, UpstreamHost, Vars};
-use super::retry::{self, Outcome, Replay};
+use super::retry::{self, Outcome};
 use super::upgrade;
 use super::upstream::Upstreams;
+
+/// How long a retry waits, beyond its backoff, for the previous try to let go of the body.
+const SOURCE_RETURN_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What `forward` needs to know about the client side of the request.
 struct Downstream<'a> {
@@ -225,26 +227,12 @@ impl Proxy {
 
         let (parts, body) = req.into_parts();
         let policy = action.retry_policy.as_ref().filter(|p| p.num_retries > 0);
-        // Keep the body for replay only when a retry may need it.
-        let (replay, mut once) = match policy {
-            Some(_) if !body.is_end_stream() => match retry::read_for_replay(body).await {
-                Ok(Replay::Buffered(bytes)) => (Some(bytes), None),
-                Ok(Replay::Once(body)) => (None, Some(body)),
-                Err(e) if find_cause::<BodyTooLarge>(e.as_ref()).is_some() => {
-                    return text(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("request body too large: {e}\n"),
-                    )
-                }
-                Err(e) => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        format!("cannot read request body: {e}\n"),
-                    )
-                }
-            },
-            Some(_) => (Some(Bytes::new()), None),
-            None => (None, Some(body)),
+        // With a retry policy a non-empty body streams through a `Source` that keeps a copy for
+        // another try; an empty body can always be sent again; without a policy it just streams.
+        let empty_body = body.is_end_stream();
+        let (mut source, mut once) = match policy {
+            Some(_) if !empty_body => (Some(retry::Source::new(body)), None),
+            _ => (None, Some(body)),
         };
         let max_tries = 1 + policy.map_or(0, |p| p.num_retries);
         let deadline = action.timeout.map(|t| Instant::now() + t);
@@ -253,12 +241,16 @@ impl Proxy {
         let mut tries = 0;
         loop {
             tries += 1;
-            let body = match (&replay, once.take()) {
-                (Some(bytes), _) => full(bytes.clone()),
+            let mut source_back = None;
+            let body = match (source.take(), once.take()) {
+                (Some(src), _) => {
+                    let (body, back) = src.attempt();
+                    source_back = Some(back);
+                    body
+                }
                 (None, Some(body)) => body,
                 (None, None) => empty(),
             };
-            let replayable = replay.is_some();
             let mut attempt = Request::from_parts(clone_parts(&parts), body);
             if tries == 1 {
                 self.mirror(&mut attempt, action, upstream_authority, downstream_version);
@@ -274,7 +266,6 @@ impl Proxy {
                 Some(t) => tokio::time::timeout(t, sent).await.ok(),
                 None => Some(sent.await),
             };
-            let can_retry = tries < max_tries && replayable;
             let outcome = match &result {
                 Some(Ok(resp)) => Outcome::Response(resp.status(), resp.headers()),
                 Some(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
@@ -283,23 +274,46 @@ impl Proxy {
                 None => Outcome::PerTryTimeout,
             };
             let overall_expired = deadline.is_some_and(|d| Instant::now() >= d);
-            if can_retry
+            if tries < max_tries
                 && !overall_expired
                 && policy.is_some_and(|p| retry::retriable(p, &outcome))
             {
+                // The body can be sent again once hyper has let go of it (at once after a
+                // connect failure; when fully written otherwise) and if it fit the replay
+                // buffer. Waiting for that doubles as the backoff.
                 let wait = retry::backoff(tries - 1);
-                debug!(cluster = %cluster_name, try_ = tries, ?wait, "retrying");
-                drop(result);
-                tokio::time::sleep(wait).await;
-                let Some((host, next)) = upstream.pick(&tried, http2) else {
-                    break text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
-                    );
+                let replay = match source_back {
+                    None => empty_body,
+                    Some(back) => {
+                        let (returned, ()) = tokio::join!(
+                            tokio::time::timeout(wait + SOURCE_RETURN_WAIT, back),
+                            tokio::time::sleep(wait)
+                        );
+                        match returned {
+                            Ok(Ok(src)) if src.replayable() => {
+                                source = Some(src);
+                                true
+                            }
+                            _ => false,
+                        }
+                    }
                 };
-                tried.push(host);
-                client = next;
-                continue;
+                if replay {
+                    debug!(cluster = %cluster_name, try_ = tries, ?wait, "retrying");
+                    drop(result);
+                    if empty_body {
+                        tokio::time::sleep(wait).await;
+                    }
+                    let Some((host, next)) = upstream.pick(&tried, http2) else {
+                        break text(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
+                        );
+                    };
+                    tried.push(host);
+                    client = next;
+                    continue;
+                }
             }
             break match result {
                 Some(Ok(mut resp)) => {
