@@ -7,6 +7,7 @@
 
 mod body;
 mod config;
+mod detect;
 mod headers;
 mod local_reply;
 mod mirror;
@@ -20,9 +21,9 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use sluice_net::filter::BoxFuture;
 use sluice_net::{ConnectionHandler, ConnectionInfo, PeerAddr, Stream};
 use sluice_proxy::route::RouteTable;
@@ -32,7 +33,24 @@ pub use config::{Codec, HttpProxyConfig, RouteSource};
 pub use upstream::Upstreams;
 
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
+use detect::Protocol;
 use service::Proxy;
+
+/// Serves a hyper connection until it ends, or until the drain starts: then the requests in
+/// flight finish and the connection closes (GOAWAY on HTTP/2).
+macro_rules! until_drained {
+    ($conn:expr, $drain:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            () = $drain.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    }};
+}
 
 pub const KIND: NetworkFilterKind = NetworkFilterKind {
     name: "http_proxy",
@@ -86,34 +104,48 @@ impl ConnectionHandler for HttpProxy {
         };
         let config = self.config.clone();
         Box::pin(async move {
+            // Read the opening bytes under the header deadline: an idle or half-open client
+            // is dropped here, and a listener only speaks the protocol it was configured for.
+            let (protocol, io) = match detect::detect(stream, config.request_headers_timeout).await
+            {
+                Ok(found) => found,
+                Err(why) => {
+                    debug!(listener = %info.listener, ?why, "closed before a request");
+                    return;
+                }
+            };
+            let allowed = !matches!(
+                (config.codec, protocol),
+                (Codec::Http1, Protocol::Http2) | (Codec::Http2, Protocol::Http1)
+            );
+            if !allowed {
+                debug!(listener = %info.listener, ?protocol, codec = ?config.codec, "protocol not served here; closing");
+                detect::close_gracefully(io).await;
+                return;
+            }
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
                 async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
             });
             let head_limit = config.max_request_headers_kb as usize * 1024;
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(config.request_headers_timeout)
-                .max_buf_size(head_limit.max(MIN_HTTP1_BUFFER));
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_header_list_size(u32::try_from(head_limit).unwrap_or(u32::MAX));
-            let builder = match config.codec {
-                Codec::Http1 => builder.http1_only(),
-                Codec::Http2 => builder.http2_only(),
-                Codec::Auto => builder,
-            };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                () = info.drain.cancelled() => {
-                    // Finish the requests in flight, then close (GOAWAY on HTTP/2).
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            let io = TokioIo::new(io);
+            let result = match protocol {
+                Protocol::Http1 => {
+                    let mut builder = http1::Builder::new();
+                    builder
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(config.request_headers_timeout)
+                        .max_buf_size(head_limit.max(MIN_HTTP1_BUFFER));
+                    let conn = builder.serve_connection(io, service).with_upgrades();
+                    until_drained!(conn, info.drain)
+                }
+                Protocol::Http2 => {
+                    let mut builder = http2::Builder::new(TokioExecutor::new());
+                    builder
+                        .timer(TokioTimer::new())
+                        .max_header_list_size(u32::try_from(head_limit).unwrap_or(u32::MAX));
+                    let conn = builder.serve_connection(io, service);
+                    until_drained!(conn, info.drain)
                 }
             };
             if let Err(e) = result {
