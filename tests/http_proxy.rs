@@ -1818,3 +1818,58 @@ clusters:
     let r = curl(&["--data-binary", &small, &url(addr, "/after")]);
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+#[test]
+fn via_is_appended_when_configured() {
+    let up = echo_head_server("echo");
+    let (_s, addr) = start_web(
+        "{ via: \"1.1 sluice\", routes: [{ match: { prefix: / }, route: { cluster: echo } }] }",
+        &format!("clusters:\n{}", cluster("echo", up.addr)),
+    );
+    let r = curl(&["-H", "via: 1.0 edge", &url(addr, "/v")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = r.text();
+    assert!(
+        seen.contains("via: 1.0 edge\n") && seen.contains("via: 1.1 sluice\n"),
+        "{seen}"
+    );
+    assert_eq!(r.header("via"), Some("1.1 sluice"), "{r:?}");
+}
+
+#[test]
+fn h2load_completes_every_request() {
+    // h2load (nghttp2's load generator, a real HTTP/2 client): 10 connections x 10 concurrent
+    // streams, to a local answer and through to an HTTP/1 upstream.
+    let up = echo_head_server("echo");
+    let (_s, addr) = start_web(
+        "{ routes: [{ match: { prefix: /direct }, direct_response: { status: 200, body: ok } }, { match: { prefix: / }, route: { cluster: echo } }] }",
+        &format!("clusters:\n{}", cluster("echo", up.addr)),
+    );
+    for path in ["/direct", "/proxied"] {
+        let out = std::process::Command::new("timeout")
+            .args([
+                "60",
+                "h2load",
+                "-n",
+                "2000",
+                "-c",
+                "10",
+                "-m",
+                "10",
+                &url(addr, path),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "h2load failed (.ci/run installs nghttp2-client): {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed, 0 errored"),
+            "{path}: {text}"
+        );
+        assert!(text.contains("status codes: 2000 2xx"), "{path}: {text}");
+    }
+}

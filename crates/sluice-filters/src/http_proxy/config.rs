@@ -39,6 +39,8 @@ pub struct HttpProxyConfig {
     pub request_headers_timeout: Option<Duration>,
     /// Request bodies larger than this get 413; `None` streams any size.
     pub max_request_body: Option<u64>,
+    /// Appended as a `via` header to requests and responses (Envoy's `via`); `None` adds none.
+    pub via: Option<http::HeaderValue>,
 }
 
 pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
@@ -91,6 +93,8 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         cx,
     );
     let body_limit = f.optional::<ByteSize>("max_request_body", cx);
+    let via = f.optional::<String>("via", cx);
+    let via_line = f.node("via").map_or(f.line(), |n| n.line);
     f.finish(cx);
     let kb = kb?;
     if !(1..=8192).contains(&kb) {
@@ -102,12 +106,27 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         return None;
     }
     let timeout = timeout?;
+    let via = match via.ok()? {
+        None => None,
+        Some(text) => match http::HeaderValue::from_str(&text) {
+            Ok(v) if !text.is_empty() => Some(v),
+            _ => {
+                cx.error(
+                    via_line,
+                    &join(path, "via"),
+                    format!("invalid header value \"{text}\""),
+                );
+                return None;
+            }
+        },
+    };
     Some(Arc::new(HttpProxyConfig {
         codec: codec?,
         routes: routes?,
         max_request_headers_kb: kb,
         request_headers_timeout: (!timeout.is_zero()).then_some(timeout),
         max_request_body: body_limit.ok()?.map(|b| b.0),
+        via,
     }))
 }
 

@@ -95,6 +95,7 @@ impl ConnectionHandler for HttpProxy {
         let proxy = Arc::new(Proxy {
             listener: info.listener.clone(),
             max_request_body: self.config.max_request_body,
+            via: self.config.via.clone(),
             table: self.table.clone(),
             upstreams: self.upstreams.clone(),
         });

@@ -40,6 +40,8 @@ pub struct Proxy {
     pub listener: Arc<str>,
     /// `max_request_body`, if set.
     pub max_request_body: Option<u64>,
+    /// `via`, if set: appended to requests sent upstream and responses sent back.
+    pub via: Option<HeaderValue>,
     pub table: Arc<RouteTable>,
     pub upstreams: Arc<Upstreams>,
 }
@@ -139,6 +141,9 @@ impl Proxy {
             };
             mutate::apply_response(resp.headers_mut(), &levels, &vars);
         }
+        if let Some(via) = &self.via {
+            resp.headers_mut().append(http::header::VIA, via.clone());
+        }
         resp.headers_mut().insert(&X_REQUEST_ID, request_id);
         resp
     }
@@ -208,6 +213,9 @@ impl Proxy {
             upgrade::restore_request_headers(headers, protocol.clone());
         }
         add_forwarded(headers, client_addr.map(|a| a.ip()));
+        if let Some(via) = &self.via {
+            headers.append(http::header::VIA, via.clone());
+        }
         if mutations.iter().any(|m| !m.is_empty()) {
             let original = headers.clone();
             let vars = Vars {
