@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::http1::{get, read_body, read_head, Headers};
 use common::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -152,78 +153,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 // Minimal HTTP/1.1 message reading (used by the upstreams and the in-process client)
 // ---------------------------------------------------------------------------------------------
 
-/// Header fields in order, names lowercased.
-type Headers = Vec<(String, String)>;
-
-/// Reads a start line and headers (names lowercased). `Ok(None)` on a clean EOF before the
-/// first byte of a message.
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<(String, Headers)>> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let start = line.trim_end().to_string();
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Err(ErrorKind::UnexpectedEof.into());
-        }
-        let l = line.trim_end_matches(['\r', '\n']);
-        if l.is_empty() {
-            return Ok(Some((start, headers)));
-        }
-        let (n, v) = l
-            .split_once(':')
-            .ok_or_else(|| std::io::Error::other(format!("bad header line {l:?}")))?;
-        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-}
-
-fn get<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Reads a body framed by `content-length` or chunked transfer coding (none: empty).
-fn read_body(r: &mut impl BufRead, headers: &[(String, String)]) -> std::io::Result<Vec<u8>> {
-    let chunked = get(headers, "transfer-encoding")
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line)?;
-            let size = line.trim().split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size, 16)
-                .map_err(|_| std::io::Error::other(format!("bad chunk size {line:?}")))?;
-            if size == 0 {
-                // Trailers, up to the empty line.
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                        return Ok(body);
-                    }
-                }
-            }
-            let at = body.len();
-            body.resize(at + size, 0);
-            r.read_exact(&mut body[at..])?;
-            line.clear();
-            r.read_line(&mut line)?;
-        }
-    }
-    if let Some(len) = get(headers, "content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| std::io::Error::other("bad content-length"))?;
-        body.resize(len, 0);
-        r.read_exact(&mut body)?;
-    }
-    Ok(body)
-}
+// (the helpers live in tests/common/http1.rs)
 
 // ---------------------------------------------------------------------------------------------
 // Upstreams
@@ -331,21 +261,6 @@ impl Echoed {
             .map(|(_, v)| v.as_str())
             .collect()
     }
-}
-
-/// An upstream that accepts connections and never answers (reads and discards until EOF).
-fn silent_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            thread::spawn(move || {
-                let _ = std::io::copy(&mut conn, &mut std::io::sink());
-            });
-        }
-    });
-    addr
 }
 
 /// An upstream that reads a request's head and then closes the connection without answering.

@@ -2,6 +2,8 @@
 //! through the admin `/ready` endpoint, and always kills the process when the test ends.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod http1;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -225,6 +227,21 @@ pub fn assert_closed(s: &mut TcpStream, what: &str) {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("{what}: expected the connection to be closed, got {other:?}"),
     }
+}
+
+/// An upstream that accepts connections and never answers (reads and discards until EOF).
+pub fn silent_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut conn, &mut std::io::sink());
+            });
+        }
+    });
+    addr
 }
 
 /// A TCP connection with read/write timeouts so a bug shows as a failure, not a hang.

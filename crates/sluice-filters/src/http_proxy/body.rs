@@ -88,3 +88,22 @@ impl http_body::Body for Limited {
         self.inner.size_hint()
     }
 }
+
+/// How much of a refused request body is read and dropped before the answer.
+const DISCARD_LIMIT: usize = 1 << 20;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads and drops up to 1 MiB of a body we will not forward, for at most a second: enough for
+/// a client that already sent it to read our answer instead of hitting a reset.
+pub async fn discard(mut body: Body) {
+    let drain = async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > DISCARD_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+}

@@ -109,6 +109,9 @@ impl Proxy {
                     .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
                 let body = match self.max_request_body {
                     Some(limit) if declared.is_some_and(|n| n > limit) => {
+                        // Read (and drop) a bounded amount first, so a client that is still
+                        // sending sees the 413 rather than a reset.
+                        body::discard(streamed(body)).await;
                         return text(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             format!(
