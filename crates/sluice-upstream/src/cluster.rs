@@ -59,4 +59,56 @@ impl Cluster {
             Some(self.lb.choose() % self.hosts.len())
         }
     }
+
+    /// The balancer's choice if `tried` says it is new; otherwise the first host not tried yet;
+    /// `None` once every host was tried. A few draws come first, so random balancing still
+    /// spreads retries. Used by connect failover and HTTP retries alike.
+    pub fn choose_untried(&self, tried: impl Fn(usize) -> bool) -> Option<usize> {
+        let n = self.hosts.len();
+        for _ in 0..n.min(4) {
+            let i = self.choose()?;
+            if !tried(i) {
+                return Some(i);
+            }
+        }
+        (0..n).find(|&i| !tried(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_config::{EndpointConfig, LbPolicy, UpstreamProtocol};
+
+    fn cluster(n: u16, lb_policy: LbPolicy) -> Cluster {
+        Cluster::from_config(&ClusterConfig {
+            name: "c".into(),
+            protocol: UpstreamProtocol::Http1,
+            connect_timeout: Duration::from_secs(1),
+            lb_policy,
+            endpoints: (0..n)
+                .map(|i| EndpointConfig {
+                    address: Address::parse(&format!("127.0.0.1:{}", 9000 + i)).unwrap(),
+                    weight: 1,
+                })
+                .collect(),
+            line: 1,
+        })
+    }
+
+    #[test]
+    fn choose_untried_skips_tried_hosts_and_ends() {
+        for policy in [LbPolicy::RoundRobin, LbPolicy::Random] {
+            let c = cluster(3, policy);
+            for _ in 0..20 {
+                assert_eq!(c.choose_untried(|i| i != 2), Some(2));
+            }
+            assert_eq!(c.choose_untried(|_| true), None);
+            assert!(c.choose_untried(|_| false).is_some_and(|i| i < 3));
+        }
+        assert_eq!(
+            cluster(0, LbPolicy::RoundRobin).choose_untried(|_| false),
+            None
+        );
+    }
 }

@@ -36,7 +36,7 @@ impl Cluster {
         let mut tried = vec![false; n];
         let mut last: Option<(String, io::Error)> = None;
         for attempt in 0..max {
-            let Some(i) = self.pick_untried(&tried) else {
+            let Some(i) = self.choose_untried(|i| tried[i]) else {
                 break;
             };
             tried[i] = true;
@@ -64,17 +64,5 @@ impl Cluster {
                 source,
             }),
         }
-    }
-
-    /// The balancer's choice if it is new; otherwise the first host not tried yet. A few draws
-    /// first, so random balancing still spreads retries.
-    fn pick_untried(&self, tried: &[bool]) -> Option<usize> {
-        for _ in 0..tried.len().min(4) {
-            let i = self.choose()?;
-            if !tried[i] {
-                return Some(i);
-            }
-        }
-        tried.iter().position(|t| !t)
     }
 }

@@ -88,13 +88,10 @@ impl UpstreamCluster {
     /// The host the load balancer picks, preferring one not in `tried` (a retry should go
     /// elsewhere when there is an elsewhere), and its pooled client for HTTP/2 or HTTP/1.
     pub fn pick(&self, tried: &[usize], http2: bool) -> Option<(usize, &HttpClient)> {
-        let n = self.hosts.len();
-        let mut index = self.cluster.choose()?;
-        if tried.contains(&index) {
-            if let Some(untried) = (0..n).map(|k| (index + k) % n).find(|i| !tried.contains(i)) {
-                index = untried;
-            }
-        }
+        let index = self
+            .cluster
+            .choose_untried(|i| tried.contains(&i))
+            .or_else(|| self.cluster.choose())?;
         let host = self.hosts.get(index)?;
         Some((index, if http2 { &host.http2 } else { &host.http1 }))
     }
