@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use sluice_admin::{AdminState, Phase};
-use sluice_config::{Config, ConfigStore};
+use sluice_config::Config;
 use sluice_filters::BuildContext;
 use sluice_net::{BoundListener, FilterChain};
 use tokio::signal::unix::{signal, SignalKind};
@@ -23,8 +23,7 @@ use crate::workers::Workers;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     crate::limits::raise_nofile();
-    let store = Arc::new(ConfigStore::new(config));
-    let config = store.load();
+    let config = Arc::new(config);
 
     let admin = Arc::new(AdminState::default());
     let admin_addr = config
