@@ -164,6 +164,17 @@ const BAD: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "http_proxy limits and values",
+        "listeners:\n  - name: web\n    address: 127.0.0.1:8080\n    filters:\n      - http_proxy:\n          routes: { virtual_hosts: [{ name: a, domains: [\"*\"], routes: [{ match: { prefix: / }, direct_response: { status: 200 } }] }] }\n          max_request_headers_kb: 0\n          max_headers_count: 20000\n          max_request_body: 12 parsecs\n          via: \"bad\\nvalue\"\n          request_headers_timeout: soon\n",
+        &[
+            "cfg.yaml:7: listeners[0].filters[0].http_proxy.max_request_headers_kb: must be from 1 to 8192, found 0",
+            "cfg.yaml:8: listeners[0].filters[0].http_proxy.max_headers_count: must be from 1 to 10000, found 20000",
+            "cfg.yaml:9: listeners[0].filters[0].http_proxy.max_request_body: invalid size \"12 parsecs\": expected a number with an optional unit, e.g. 64KiB, 1MiB, 4096",
+            "cfg.yaml:10: listeners[0].filters[0].http_proxy.via: invalid header value \"bad\\nvalue\"",
+            "cfg.yaml:11: listeners[0].filters[0].http_proxy.request_headers_timeout: invalid duration \"soon\": expected a number and a unit (ms, s, m, h), e.g. 250ms, 5s, 1m",
+        ],
+    ),
+    (
         "admin on a unix socket",
         "admin: { address: unix:/tmp/admin.sock }\n",
         &["cfg.yaml:1: admin.address: the admin address must be host:port"],

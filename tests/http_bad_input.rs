@@ -48,6 +48,8 @@ route_configs:
         routes:
           - match: {{ path: /healthz }}
             direct_response: {{ status: 200, body: \"ok\" }}
+          - match: {{ path: /empty431 }}
+            direct_response: {{ status: 431 }}
           - match: {{ prefix: / }}
             route: {{ cluster: up, timeout: 15s }}
 clusters:
@@ -322,6 +324,11 @@ fn assert_rejected_with_400(request: &[u8]) {
     assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
     let responses = parse_responses(&out);
     assert_eq!(responses.len(), 1, "one answer, then close: {text:?}");
+    let body = String::from_utf8_lossy(&responses[0].2);
+    assert!(
+        body.starts_with("bad request: listener \"web\""),
+        "the 400 names its cause and listener: {text:?}"
+    );
     let reached = up.requests_after_marker(addr);
     assert!(
         reached.is_empty(),
@@ -462,6 +469,7 @@ fn pipelined_requests_get_their_responses_in_order() {
 
 /// Sends an oversized head (written on its own thread: the proxy answers before reading it
 /// all) and returns the status of the answer, or `None` when the proxy closed without one.
+/// A 431 must say why, naming the listener and the limit.
 fn oversized_http1(addr: SocketAddr, request: Vec<u8>) -> Option<u16> {
     let mut s = connect(addr);
     let mut w = s.try_clone().unwrap();
@@ -472,7 +480,20 @@ fn oversized_http1(addr: SocketAddr, request: Vec<u8>) -> Option<u16> {
     writer.join().unwrap();
     let responses = parse_responses(&out);
     assert!(responses.len() <= 1, "{:?}", String::from_utf8_lossy(&out));
-    responses.first().map(|r| r.0)
+    let (status, _, body) = responses.first()?;
+    if *status == 431 {
+        assert_431_body(&String::from_utf8_lossy(body), 60);
+    }
+    Some(*status)
+}
+
+fn assert_431_body(body: &str, kb: u32) {
+    assert!(
+        body.starts_with("request headers too large: listener \"web\"")
+            && body.contains(&format!("at most {kb} KiB"))
+            && body.contains("max_request_headers_kb"),
+        "{body:?}"
+    );
 }
 
 #[test]
@@ -505,6 +526,41 @@ fn oversized_http1_header_and_request_line_are_431() {
     let lines: Vec<&str> = reached.iter().map(|r| r.line.as_str()).collect();
     assert_eq!(lines, ["GET /fits HTTP/1.1"]);
     bystander.finish();
+}
+
+#[test]
+fn an_oversized_head_after_a_keep_alive_exchange_gets_the_431_with_its_body() {
+    let up = RecordingUpstream::start();
+    let (_s, addr) = start_default(", max_request_headers_kb: 8", up.addr);
+    let mut s = connect(addr);
+    let big = "a".repeat(16 * 1024);
+    // A forwarded request, a local reply, a local empty 431 (ours, passed as it is), then an
+    // oversized head: only the last is hyper's, rewritten with a body.
+    let requests = format!(
+        "GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /empty431 HTTP/1.1\r\nHost: x\r\n\r\nGET /big HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"
+    );
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let _ = w.write_all(requests.as_bytes());
+    });
+    let out = read_to_close(&mut s);
+    writer.join().unwrap();
+    let responses = parse_responses(&out);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.0).collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 431, 431],
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(
+        responses[2].2.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_431_body(&String::from_utf8_lossy(&responses[3].2), 8);
+    let close = responses[3].1.iter().find(|(n, _)| n == "connection");
+    assert_eq!(close.map(|(_, v)| v.as_str()), Some("close"));
 }
 
 /// Asserts that the proxy closes `s` while a thread dribbles `dribble` one byte every 200ms;
@@ -926,29 +982,50 @@ fn hand_written_h2_client_works() {
     assert_eq!(huffman_digits(&[0x64, 0x02]).as_deref(), Some("302"));
 }
 
-#[test]
-fn oversized_h2_header_list_is_431_or_refused() {
-    let up = RecordingUpstream::start();
-    let (_s, addr) = start_default(", max_request_headers_kb: 60", up.addr);
-    let bystander = Bystander::start(addr);
-    let mut c = H2::connect(addr);
-    let big = "a".repeat(100 * 1024);
-    c.send_headers(1, &request_block("/big", &[("x-big", &big)]), true);
-    // The stream gets a 431 and/or a reset, or the whole connection a GOAWAY.
+/// Sends a request with an `x-big` header of `size` bytes on stream 1 and collects what comes
+/// back for it: frames, and the response body.
+fn oversized_h2_answer(c: &mut H2, size: usize) -> (Vec<Frame>, Vec<u8>) {
+    c.send_headers(
+        1,
+        &request_block("/big", &[("x-big", &"a".repeat(size))]),
+        true,
+    );
     let mut answer = Vec::new();
+    let mut body = Vec::new();
     loop {
         let f = c
             .read()
             .unwrap_or_else(|e| panic!("no answer to the oversized stream: {e}; {answer:?}"));
         let done = f.kind == GOAWAY
             || (f.stream == 1 && (f.kind == RST_STREAM || f.flags & END_STREAM != 0));
+        if f.stream == 1 && f.kind == DATA {
+            body.extend_from_slice(&f.payload);
+        }
         if f.stream == 1 || f.kind == GOAWAY {
             answer.push(f);
         }
         if done {
-            break;
+            return (answer, body);
         }
     }
+}
+
+#[test]
+fn oversized_h2_header_list_is_431_or_refused() {
+    let up = RecordingUpstream::start();
+    let (_s, addr) = start_default(", max_request_headers_kb: 60", up.addr);
+    let bystander = Bystander::start(addr);
+
+    // Over the limit, under twice it: the proxy answers 431 with a body that says why.
+    let mut c = H2::connect(addr);
+    let (answer, body) = oversized_h2_answer(&mut c, 100 * 1024);
+    assert_eq!(answer[0].kind, HEADERS, "{answer:?}");
+    assert_eq!(answer[0].status(), Some(431), "{answer:?}");
+    assert_431_body(&String::from_utf8_lossy(&body), 60);
+
+    // Far over: h2 refuses the stream (a bare 431 and/or a reset, or a GOAWAY).
+    let mut c = H2::connect(addr);
+    let (answer, _) = oversized_h2_answer(&mut c, 200 * 1024);
     for f in &answer {
         match f.kind {
             HEADERS => assert_eq!(f.status(), Some(431), "{answer:?}"),

@@ -1788,3 +1788,63 @@ fn h2load_completes_every_request() {
         assert!(text.contains("status codes: 2000 2xx"), "{path}: {text}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Expect: 100-continue
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let up = echo_head_server("e1");
+    let (_s, addr) = start_web("{ route_config: main }", &forward_config(up.addr));
+    let mut c = connect(addr);
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    c.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    // The client holds its body back until the interim answer: a proxy that never sends
+    // it would leave this read to time out.
+    let (line, headers) = read_head(&mut r).unwrap().unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue", "{headers:?}");
+    c.write_all(b"hello").unwrap();
+    let (line, headers) = read_head(&mut r).unwrap().unwrap();
+    assert_eq!(line, "HTTP/1.1 200 OK");
+    let echoed = Echoed::parse(&read_body(&mut r, &headers).unwrap());
+    assert_eq!(echoed.request_line, "POST /upload HTTP/1.1");
+    assert_eq!(echoed.body, b"hello");
+    // The proxy answered the expectation itself; the upstream got the body outright.
+    assert_eq!(echoed.header("expect"), None, "{echoed:?}");
+
+    // curl's own Expect handling (it waits up to a second for the 100 before sending anyway).
+    let body = payload(2 * 1024 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    std::fs::write(&file, &body).unwrap();
+    let data = format!("@{}", file.display());
+    let reply = curl(&[
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "30",
+        "--data-binary",
+        &data,
+        &url(addr, "/big"),
+    ]);
+    assert_eq!(reply.status, 200);
+    assert_eq!(Echoed::parse(&reply.body).body, body);
+}
+
+#[test]
+fn expect_100_continue_on_a_local_reply_gets_the_final_answer_only() {
+    let (_s, addr) = start_web("{ route_config: main }", HEALTH_ROUTES);
+    let mut c = connect(addr);
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    c.write_all(
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let (line, headers) = read_head(&mut r).unwrap().unwrap();
+    assert_eq!(line, "HTTP/1.1 200 OK", "no 100 for a body nobody reads");
+    assert_eq!(read_body(&mut r, &headers).unwrap(), b"ok");
+}

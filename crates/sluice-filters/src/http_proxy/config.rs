@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_config::decode::{join, keyword, Cx, Fields};
+use sluice_config::decode::{join, keyword, Cx, Fields, Reported};
 use sluice_config::route::RouteConfig;
 use sluice_config::yaml::NodeKind;
 use sluice_config::{ByteSize, Decode, NetworkFilterConfig, Node, RouteConfigRef};
@@ -35,6 +35,8 @@ pub struct HttpProxyConfig {
     pub routes: RouteSource,
     /// Limit on the request head (request line and headers), in KiB.
     pub max_request_headers_kb: u32,
+    /// Limit on the number of request headers (Envoy's `max_headers_count`).
+    pub max_headers_count: u32,
     /// An HTTP/1 client must finish sending its request head within this time.
     pub request_headers_timeout: Option<Duration>,
     /// Request bodies larger than this get 413; `None` streams any size.
@@ -44,6 +46,7 @@ pub struct HttpProxyConfig {
 }
 
 pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
+pub const DEFAULT_MAX_HEADERS_COUNT: u32 = 100;
 pub const DEFAULT_REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NetworkFilterConfig for HttpProxyConfig {
@@ -87,6 +90,8 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     let kb_line = f
         .node("max_request_headers_kb")
         .map_or(f.line(), |n| n.line);
+    let count = f.or("max_headers_count", DEFAULT_MAX_HEADERS_COUNT, cx);
+    let count_line = f.node("max_headers_count").map_or(f.line(), |n| n.line);
     let timeout = f.or(
         "request_headers_timeout",
         DEFAULT_REQUEST_HEADERS_TIMEOUT,
@@ -96,38 +101,68 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     let via = f.optional::<String>("via", cx);
     let via_line = f.node("via").map_or(f.line(), |n| n.line);
     f.finish(cx);
-    let kb = kb?;
-    if !(1..=8192).contains(&kb) {
-        cx.error(
-            kb_line,
-            &join(path, "max_request_headers_kb"),
-            format!("must be from 1 to 8192, found {kb}"),
-        );
-        return None;
-    }
-    let timeout = timeout?;
-    let via = match via.ok()? {
-        None => None,
-        Some(text) => match http::HeaderValue::from_str(&text) {
-            Ok(v) if !text.is_empty() => Some(v),
+    let kb = in_range(
+        kb,
+        1..=8192,
+        kb_line,
+        &join(path, "max_request_headers_kb"),
+        cx,
+    );
+    let count = in_range(
+        count,
+        1..=10_000,
+        count_line,
+        &join(path, "max_headers_count"),
+        cx,
+    );
+    let via = match via {
+        Ok(None) => Ok(None),
+        Ok(Some(text)) => match http::HeaderValue::from_str(&text) {
+            Ok(v) if !text.is_empty() => Ok(Some(v)),
             _ => {
                 cx.error(
                     via_line,
                     &join(path, "via"),
-                    format!("invalid header value \"{text}\""),
+                    format!("invalid header value {text:?}"),
                 );
-                return None;
+                Err(Reported)
             }
         },
+        Err(e) => Err(e),
     };
     Some(Arc::new(HttpProxyConfig {
         codec: codec?,
         routes: routes?,
-        max_request_headers_kb: kb,
-        request_headers_timeout: (!timeout.is_zero()).then_some(timeout),
+        max_request_headers_kb: kb?,
+        max_headers_count: count?,
+        request_headers_timeout: timeout.map(|t| (!t.is_zero()).then_some(t))?,
         max_request_body: body_limit.ok()?.map(|b| b.0),
-        via,
+        via: via.ok()?,
     }))
+}
+
+/// `value` if it is within `range`; otherwise an error at `line`/`path`.
+fn in_range(
+    value: Option<u32>,
+    range: std::ops::RangeInclusive<u32>,
+    line: usize,
+    path: &str,
+    cx: &mut Cx,
+) -> Option<u32> {
+    let value = value?;
+    if range.contains(&value) {
+        return Some(value);
+    }
+    cx.error(
+        line,
+        path,
+        format!(
+            "must be from {} to {}, found {value}",
+            range.start(),
+            range.end()
+        ),
+    );
+    None
 }
 
 fn decode_codec(node: &Node, path: &str, cx: &mut Cx) -> Option<Codec> {

@@ -18,6 +18,13 @@ pub fn text(status: StatusCode, body: String) -> Response<Body> {
     resp
 }
 
+/// The body of every 431 we send, HTTP/1 or HTTP/2.
+pub fn headers_too_large(listener: &str, kb: u32, count: usize) -> String {
+    format!(
+        "request headers too large: listener \"{listener}\" accepts at most {kb} KiB of request head and {count} headers (max_request_headers_kb, max_headers_count)\n"
+    )
+}
+
 /// `redirect` action: the request's own URL with the configured parts replaced.
 pub fn redirect(
     r: &Redirect,

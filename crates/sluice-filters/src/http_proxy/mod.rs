@@ -8,6 +8,7 @@
 mod body;
 mod config;
 mod detect;
+mod h1_errors;
 mod headers;
 mod local_reply;
 mod mirror;
@@ -20,6 +21,8 @@ mod upstream;
 use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
+
+use http::StatusCode;
 
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -34,6 +37,7 @@ pub use upstream::Upstreams;
 
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
 use detect::Protocol;
+use h1_errors::{ErrorReplies, Exchanges, Tracked};
 use service::Proxy;
 
 /// Serves a hyper connection until it ends, or until the drain starts: then the requests in
@@ -60,6 +64,8 @@ pub const KIND: NetworkFilterKind = NetworkFilterKind {
 
 /// hyper refuses HTTP/1 read buffers below this size.
 const MIN_HTTP1_BUFFER: usize = 8192;
+/// hyper's own default read buffer limit; a head limit above it needs a larger buffer.
+const DEFAULT_HTTP1_BUFFER: usize = 8192 + 4096 * 100;
 
 fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let config = config
@@ -95,6 +101,8 @@ impl ConnectionHandler for HttpProxy {
         let proxy = Arc::new(Proxy {
             listener: info.listener.clone(),
             max_request_body: self.config.max_request_body,
+            max_request_headers_kb: self.config.max_request_headers_kb,
+            max_headers_count: self.config.max_headers_count,
             via: self.config.via.clone(),
             table: self.table.clone(),
             upstreams: self.upstreams.clone(),
@@ -124,28 +132,53 @@ impl ConnectionHandler for HttpProxy {
                 detect::close_gracefully(io).await;
                 return;
             }
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
-            });
             let head_limit = config.max_request_headers_kb as usize * 1024;
-            let io = TokioIo::new(io);
             let result = match protocol {
                 Protocol::Http1 => {
+                    let exchanges = Exchanges::new();
+                    let limits = h1_errors::Limits {
+                        listener: info.listener.clone(),
+                        max_request_headers_kb: config.max_request_headers_kb,
+                        max_headers_count: config.max_headers_count as usize,
+                    };
+                    let io = TokioIo::new(ErrorReplies::new(io, exchanges.clone(), limits));
+                    let service = service_fn(move |req| {
+                        let exchange = exchanges.begin();
+                        let proxy = proxy.clone();
+                        async move {
+                            let resp = proxy.handle(req, client).await;
+                            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                                exchange.tunnel();
+                            }
+                            Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, exchange)))
+                        }
+                    });
                     let mut builder = http1::Builder::new();
                     builder
                         .timer(TokioTimer::new())
                         .header_read_timeout(config.request_headers_timeout)
-                        .max_buf_size(head_limit.max(MIN_HTTP1_BUFFER));
+                        .max_header_size(head_limit)
+                        .max_buf_size(head_limit.max(DEFAULT_HTTP1_BUFFER) + MIN_HTTP1_BUFFER);
+                    // hyper parses into a stack array of 100 headers unless told otherwise.
+                    if config.max_headers_count != 100 {
+                        builder.max_headers(config.max_headers_count as usize);
+                    }
                     let conn = builder.serve_connection(io, service).with_upgrades();
                     until_drained!(conn, info.drain)
                 }
                 Protocol::Http2 => {
+                    let service = service_fn(move |req| {
+                        let proxy = proxy.clone();
+                        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+                    });
+                    // h2 refuses a header list beyond its limit with a bare 431; below twice the
+                    // limit the service answers instead, with a body that says why.
+                    let h2_limit = head_limit.saturating_mul(2);
                     let mut builder = http2::Builder::new(TokioExecutor::new());
                     builder
                         .timer(TokioTimer::new())
-                        .max_header_list_size(u32::try_from(head_limit).unwrap_or(u32::MAX));
-                    let conn = builder.serve_connection(io, service);
+                        .max_header_list_size(u32::try_from(h2_limit).unwrap_or(u32::MAX));
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
                     until_drained!(conn, info.drain)
                 }
             };

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::body::{self, empty, streamed, Body, BodyTooLarge};
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
-use super::local_reply::{redirect, text};
+use super::local_reply::{headers_too_large, redirect, text};
 use super::mirror;
 use super::mutate::{self, UpstreamHost, Vars};
 use super::retry::{self, Outcome};
@@ -40,6 +40,10 @@ pub struct Proxy {
     pub listener: Arc<str>,
     /// `max_request_body`, if set.
     pub max_request_body: Option<u64>,
+    /// `max_request_headers_kb` and `max_headers_count`. hyper enforces them on HTTP/1; on
+    /// HTTP/2 the service does (h2 itself only refuses lists beyond twice the size).
+    pub max_request_headers_kb: u32,
+    pub max_headers_count: u32,
     /// `via`, if set: appended to requests sent upstream and responses sent back.
     pub via: Option<HeaderValue>,
     pub table: Arc<RouteTable>,
@@ -47,6 +51,25 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Whether an HTTP/2 request's header list is over the limits, counted as HPACK does
+    /// (RFC 9113 section 6.5.2: name + value + 32 per field, pseudo-headers included).
+    fn h2_head_too_large<B>(&self, req: &Request<B>) -> bool {
+        const PER_FIELD: usize = 32;
+        let uri = req.uri();
+        let pseudo = [
+            ":method".len() + req.method().as_str().len(),
+            ":scheme".len() + uri.scheme_str().map_or(0, str::len),
+            ":authority".len() + uri.authority().map_or(0, |a| a.as_str().len()),
+            ":path".len() + uri.path_and_query().map_or(1, |p| p.as_str().len()),
+        ];
+        let mut size: usize = pseudo.iter().map(|n| n + PER_FIELD).sum();
+        for (name, value) in req.headers() {
+            size += name.as_str().len() + value.len() + PER_FIELD;
+        }
+        size > self.max_request_headers_kb as usize * 1024
+            || req.headers().len() > self.max_headers_count as usize
+    }
+
     pub async fn handle(
         self: Arc<Self>,
         mut req: Request<Incoming>,
@@ -59,6 +82,16 @@ impl Proxy {
                 hyper::upgrade::on(&mut req),
             )
         });
+        if req.version() == Version::HTTP_2 && self.h2_head_too_large(&req) {
+            return text(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                headers_too_large(
+                    &self.listener,
+                    self.max_request_headers_kb,
+                    self.max_headers_count as usize,
+                ),
+            );
+        }
         let (mut parts, body) = req.into_parts();
         let authority = authority(&parts).to_string();
         let path_and_query = parts
@@ -212,6 +245,9 @@ impl Proxy {
         };
         let headers = req.headers_mut();
         remove_hop_by_hop(headers);
+        // hyper answered `Expect: 100-continue` when we first read the body; the upstream gets
+        // the body outright (Envoy does the same).
+        headers.remove(http::header::EXPECT);
         if let Some((protocol, _)) = &upgrade {
             upgrade::restore_request_headers(headers, protocol.clone());
         }
