@@ -35,11 +35,17 @@ impl GrpcServer {
     /// Starts the echo server under `name` (what its `Name` method answers) on a free port and
     /// returns once it printed "ready".
     fn start(name: &str) -> GrpcServer {
+        Self::start_with(name, None)
+    }
+
+    /// Like [`GrpcServer::start`], advertising `max_streams` concurrent streams per connection.
+    fn start_with(name: &str, max_streams: Option<u32>) -> GrpcServer {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut child = Command::new("python3")
             .arg(script("server.py"))
             .arg(addr.port().to_string())
             .arg(name)
+            .args(max_streams.map(|m| m.to_string()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -321,4 +327,32 @@ fn bidi_streaming_on_a_route_with_a_retry_policy() {
         &h2_cluster("echo", server.addr),
     );
     expect_through(&sluice, addr, "bidi", "bidi: 100 echoed in order\n");
+}
+
+/// Twelve calls held open together (tests/grpc/client.py `gather`) through a cluster whose
+/// connections carry at most four streams each, by the upstream's SETTINGS or by the
+/// cluster's own `max_concurrent_streams`: Sluice opens three connections and none of the
+/// calls waits behind another.
+fn gather_through(server: &GrpcServer, cluster_extra: &str) {
+    let (sluice, addr) = start_sluice(
+        "            - match: { prefix: /, grpc: { service: echo.Echo } }
+              route: { cluster: echo }",
+        &format!("{}{cluster_extra}", h2_cluster("echo", server.addr)),
+    );
+    expect_through(&sluice, addr, "gather", "together: 12/12\nconnections: 3\n");
+}
+
+#[test]
+fn a_full_upstream_http2_connection_gets_a_second_one_by_the_servers_stream_limit() {
+    let server = GrpcServer::start_with("A", Some(4));
+    gather_through(&server, "");
+}
+
+#[test]
+fn a_full_upstream_http2_connection_gets_a_second_one_by_the_clusters_stream_limit() {
+    let server = GrpcServer::start("A");
+    gather_through(
+        &server,
+        "    http2_protocol_options: { max_concurrent_streams: 4 }\n",
+    );
 }

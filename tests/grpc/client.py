@@ -139,6 +139,19 @@ def scenario_unknown(channel):
     fail("expected an error, got reply %r" % reply)
 
 
+GATHER = 12
+
+
+def scenario_gather(channel):
+    # GATHER calls at once; each reports the connection it reached the server on, and whether
+    # all of them were in progress together (they are not if a proxy queues some behind others).
+    call = channel.unary_unary("/echo.Echo/Gather")
+    pending = [call.future(b"%d" % GATHER, timeout=TIMEOUT) for _ in range(GATHER)]
+    replies = [p.result().decode().rsplit(" ", 1) for p in pending]
+    print("together: %d/%d" % (sum(1 for _, t in replies if t == "yes"), GATHER))
+    print("connections: %d" % len({peer for peer, _ in replies}))
+
+
 SCENARIOS = {
     "unary": scenario_unary,
     "error": scenario_error,
@@ -151,6 +164,7 @@ SCENARIOS = {
     "name": scenario_name,
     "flaky": scenario_flaky,
     "unknown": scenario_unknown,
+    "gather": scenario_gather,
 }
 
 

@@ -1,10 +1,11 @@
 """A gRPC echo server for Sluice's interop tests (tests/grpc.rs), built on grpcio's generic
 handlers with raw bytes, so neither protoc nor grpcio-tools is needed.
 
-Usage: server.py PORT NAME
+Usage: server.py PORT NAME [MAX_STREAMS]
 
 Serves `echo.Echo` on 127.0.0.1:PORT (insecure, HTTP/2 prior knowledge) and prints "ready"
-on stdout once it accepts calls. Methods (all bytes in, bytes out):
+on stdout once it accepts calls. With MAX_STREAMS the server advertises that
+SETTINGS_MAX_CONCURRENT_STREAMS per connection. Methods (all bytes in, bytes out):
   Unary         echoes the request; b"fail" aborts with INVALID_ARGUMENT, details
                 "asked to fail" and trailing metadata x-why: because
   ServerStream  request N (ascii) -> N messages b"msg-0" .. b"msg-<N-1>"
@@ -14,6 +15,9 @@ on stdout once it accepts calls. Methods (all bytes in, bytes out):
   Name          NAME, so tests can tell servers apart
   Flaky         UNAVAILABLE when NAME is "down", else NAME (for retry tests)
   Slow          answers only after 10s (or when the call is cancelled), for deadline tests
+  Gather        request N (ascii): waits until N Gather calls are in progress at once (at
+                most 5s), then answers "<peer> <yes|no>": the connection the call came on,
+                and whether all N were there together
 """
 
 import sys
@@ -27,6 +31,9 @@ MAX_MESSAGE = 16 * 1024 * 1024
 
 def main():
     port, name = sys.argv[1], sys.argv[2].encode()
+    max_streams = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    gathering = threading.Condition()
+    gathered = [0]
 
     def unary(request, context):
         if request == b"fail":
@@ -65,6 +72,14 @@ def main():
         done.wait(10)
         return request
 
+    def gather(request, context):
+        want = int(request.decode("ascii"))
+        with gathering:
+            gathered[0] += 1
+            gathering.notify_all()
+            together = gathering.wait_for(lambda: gathered[0] >= want, timeout=5)
+        return ("%s %s" % (context.peer(), "yes" if together else "no")).encode()
+
     handler = grpc.method_handlers_generic_handler(
         "echo.Echo",
         {
@@ -76,15 +91,16 @@ def main():
             "Name": grpc.unary_unary_rpc_method_handler(name_of),
             "Flaky": grpc.unary_unary_rpc_method_handler(flaky),
             "Slow": grpc.unary_unary_rpc_method_handler(slow),
+            "Gather": grpc.unary_unary_rpc_method_handler(gather),
         },
     )
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=16),
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-        ],
-    )
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+    ]
+    if max_streams is not None:
+        options.append(("grpc.max_concurrent_streams", max_streams))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=options)
     server.add_generic_rpc_handlers((handler,))
     if server.add_insecure_port("127.0.0.1:%s" % port) == 0:
         sys.exit("cannot bind 127.0.0.1:%s" % port)

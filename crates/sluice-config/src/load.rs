@@ -270,6 +270,11 @@ impl Decode for ClusterConfig {
         let mut f = Fields::new(node, path, cx)?;
         let name = f.required::<String>("name", cx);
         let protocol = f.or("protocol", UpstreamProtocol::Http1, cx);
+        let http2 = f.or(
+            "http2_protocol_options",
+            Http2ProtocolOptions::default(),
+            cx,
+        );
         let connect_timeout = f.or("connect_timeout", Duration::from_secs(5), cx);
         let lb_policy = f.or("lb_policy", LbPolicy::RoundRobin, cx);
         let endpoints = f.or("endpoints", Vec::new(), cx);
@@ -277,6 +282,7 @@ impl Decode for ClusterConfig {
         Some(ClusterConfig {
             name: name?,
             protocol: protocol?,
+            http2_protocol_options: http2?,
             connect_timeout: connect_timeout?,
             lb_policy: lb_policy?,
             endpoints: endpoints?,
@@ -284,6 +290,35 @@ impl Decode for ClusterConfig {
         })
     }
 }
+
+impl Decode for Http2ProtocolOptions {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let max = f.optional::<u32>("max_concurrent_streams", cx);
+        let max_line = f
+            .node("max_concurrent_streams")
+            .map_or(f.line(), |n| n.line);
+        f.finish(cx);
+        let max = max.ok()?;
+        if max == Some(0) || max.is_some_and(|m| m > MAX_H2_STREAMS) {
+            cx.error(
+                max_line,
+                &join(path, "max_concurrent_streams"),
+                format!(
+                    "must be from 1 to {MAX_H2_STREAMS}, found {}",
+                    max.unwrap_or(0)
+                ),
+            );
+            return None;
+        }
+        Some(Http2ProtocolOptions {
+            max_concurrent_streams: max,
+        })
+    }
+}
+
+/// The largest stream count HTTP/2 can express (stream ids are 31 bits).
+const MAX_H2_STREAMS: u32 = (1 << 31) - 1;
 
 impl Decode for LbPolicy {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {

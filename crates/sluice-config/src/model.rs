@@ -129,10 +129,20 @@ pub struct ClusterConfig {
     pub name: String,
     /// The HTTP version spoken to the endpoints (ignored by `tcp_proxy`).
     pub protocol: UpstreamProtocol,
+    /// Settings for HTTP/2 connections to the endpoints.
+    pub http2_protocol_options: Http2ProtocolOptions,
     pub connect_timeout: Duration,
     pub lb_policy: LbPolicy,
     pub endpoints: Vec<EndpointConfig>,
     pub line: usize,
+}
+
+/// Envoy's `http2_protocol_options` of a cluster (the part Sluice uses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Http2ProtocolOptions {
+    /// At most this many concurrent streams per upstream connection; another connection is
+    /// opened beyond it. `None`: as many as the upstream allows.
+    pub max_concurrent_streams: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -52,7 +52,7 @@ pub fn spawn(
     http2: bool,
     timeout: Duration,
 ) {
-    let Some(client) = shadow.client(http2).cloned() else {
+    let Some(pool) = shadow.host().cloned() else {
         return;
     };
     let authority = shadow_authority(authority);
@@ -90,7 +90,7 @@ pub fn spawn(
     let cluster = shadow.cluster.name.clone();
     tokio::spawn(async move {
         let sent = async {
-            let resp = client.request(copy).await?;
+            let resp = pool.send(copy, http2).await?;
             let status = resp.status();
             let mut body = resp.into_body();
             while let Some(frame) = body.frame().await {

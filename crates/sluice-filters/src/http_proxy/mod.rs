@@ -13,6 +13,7 @@ mod headers;
 mod local_reply;
 mod mirror;
 mod mutate;
+mod pool;
 mod retry;
 mod service;
 mod upgrade;

@@ -213,7 +213,7 @@ impl Proxy {
         let downstream_version = req.version();
         // An upgraded connection is an HTTP/1.1 affair on both sides.
         let http2 = upgrade.is_none() && upstream.speaks_http2(downstream_version);
-        let Some((first_host, client)) = upstream.pick(&[], http2) else {
+        let Some((first_host, client)) = upstream.pick(&[]) else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
@@ -308,7 +308,7 @@ impl Proxy {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let sent = client.request(attempt);
+            let sent = client.send(attempt, http2);
             let result = match limit {
                 Some(t) => tokio::time::timeout(t, sent).await.ok(),
                 None => Some(sent.await),
@@ -351,7 +351,7 @@ impl Proxy {
                     if empty_body {
                         tokio::time::sleep(wait).await;
                     }
-                    let Some((host, next)) = upstream.pick(&tried, http2) else {
+                    let Some((host, next)) = upstream.pick(&tried) else {
                         break text(
                             StatusCode::SERVICE_UNAVAILABLE,
                             format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
@@ -382,7 +382,7 @@ impl Proxy {
                     if let Some(host) = host {
                         parts.extensions.insert(UpstreamHost(host.address.clone()));
                     }
-                    Response::from_parts(parts, streamed(body))
+                    Response::from_parts(parts, body)
                 }
                 Some(Err(e)) if find_cause::<BodyTooLarge>(&e).is_some() => text(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -526,7 +526,7 @@ fn envoy_substitution(s: &str) -> String {
     out
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {

@@ -1,0 +1,184 @@
+//! HTTP/1.1 keep-alive connections: one exchange at a time each.
+//!
+//! Idle connections wait in a lock-free queue. A connection is taken for one request and given
+//! back when its response body has been read to the end (a body dropped half-read takes the
+//! connection with it: what is left of it cannot be skipped cheaply). A connection the upstream
+//! closed while idle is noticed (hyper marks it closed) and skipped; one that closes just as a
+//! request is written to it hands the request back unsent, and it goes out on a fresh one.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::SegQueue;
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tracing::debug;
+
+use super::{HostPool, PoolError};
+use crate::http_proxy::body::{Body, BoxError};
+
+/// The idle connections of one host.
+#[derive(Default)]
+pub struct Idle {
+    queue: SegQueue<IdleConn>,
+}
+
+struct IdleConn {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+impl Idle {
+    /// An idle connection that is still open, if any.
+    fn take(&self) -> Option<SendRequest<Body>> {
+        while let Some(c) = self.queue.pop() {
+            if !c.sender.is_closed() {
+                return Some(c.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, sender: SendRequest<Body>) {
+        self.queue.push(IdleConn {
+            sender,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes connections idle for `timeout` or closed by the upstream; returns how many stay.
+    pub fn reap(&self, timeout: Duration) -> usize {
+        for _ in 0..self.queue.len() {
+            let Some(c) = self.queue.pop() else { break };
+            if !c.sender.is_closed() && c.since.elapsed() < timeout {
+                self.queue.push(c);
+            }
+        }
+        self.queue.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// Sends `req` over an idle connection, or a new one.
+pub async fn send(
+    pool: &Arc<HostPool>,
+    mut req: Request<Body>,
+) -> Result<Response<Body>, PoolError> {
+    // HTTP/1 puts the origin form on the request line; `Host` is already set.
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::from(path);
+    loop {
+        let (mut sender, pooled) = match pool.h1.take() {
+            Some(sender) => (sender, true),
+            None => (connect(pool).await?, false),
+        };
+        if pooled && sender.ready().await.is_err() {
+            continue;
+        }
+        match sender.try_send_request(req).await {
+            Ok(resp) => return Ok(returning(resp, sender, pool)),
+            Err(mut e) => match e.take_message() {
+                // Not written: the pooled connection was closed under us; try another.
+                Some(unsent) if pooled => {
+                    debug!(host = %pool.address, "pooled connection closed before the request; retrying on another");
+                    req = unsent;
+                }
+                _ => return Err(PoolError::request(e.into_error())),
+            },
+        }
+    }
+}
+
+async fn connect(pool: &Arc<HostPool>) -> Result<SendRequest<Body>, PoolError> {
+    let stream = pool.dial().await?;
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(PoolError::connect)?;
+    let address = pool.address.clone();
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            debug!(host = %address, error = %e, "upstream HTTP/1 connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// The response, with a body that gives the connection back once read to the end.
+fn returning(
+    resp: Response<Incoming>,
+    sender: SendRequest<Body>,
+    pool: &Arc<HostPool>,
+) -> Response<Body> {
+    // A 101 hands the connection to the upgrade; it is not pooled again.
+    let reusable = resp.status() != StatusCode::SWITCHING_PROTOCOLS;
+    let (parts, inner) = resp.into_parts();
+    let mut body = Returning {
+        inner,
+        sender: reusable.then_some(sender),
+        pool: pool.clone(),
+    };
+    if body.inner.is_end_stream() {
+        body.give_back();
+    }
+    Response::from_parts(parts, body.boxed())
+}
+
+struct Returning {
+    inner: Incoming,
+    sender: Option<SendRequest<Body>>,
+    pool: Arc<HostPool>,
+}
+
+impl Returning {
+    fn give_back(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            if !sender.is_closed() {
+                self.pool.h1.put(sender);
+                self.pool.ensure_reaper();
+            }
+        }
+    }
+}
+
+impl HttpBody for Returning {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            None => this.give_back(),
+            Some(Err(_)) => this.sender = None,
+            Some(Ok(_)) if this.inner.is_end_stream() => this.give_back(),
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,168 @@
+//! Connection pools to one upstream host: HTTP/1 keep-alive connections and multiplexed HTTP/2
+//! connections.
+//!
+//! One pool per host, shared by every listener and worker (Pingora measured connection reuse
+//! rising from 87% to 99.9% when pools stopped being per thread). The load balancer picks the
+//! host per request; the pool then supplies a connection:
+//! - HTTP/1 ([`h1`]): an idle keep-alive connection if there is one, else a new one. A
+//!   connection goes back to the pool when its response body has been read to the end.
+//! - HTTP/2 ([`h2`]): the first connection with a free stream under the smaller of the
+//!   upstream's `SETTINGS_MAX_CONCURRENT_STREAMS` and the cluster's own limit; when every
+//!   connection is full another is opened, so a busy host gets as many connections as it needs.
+//!
+//! Dialling goes through `sluice_net::connect`, so Unix-socket endpoints work. Both halves are
+//! ours rather than hyper-util's generic client because that client keeps one HTTP/2
+//! connection per host whatever the stream limit, and spends a task per request on returning
+//! HTTP/1 connections.
+
+mod h1;
+mod h2;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::{Request, Response};
+use sluice_config::Address;
+use sluice_net::Stream;
+
+use super::body::{Body, BoxError};
+
+/// How a host's pool behaves (from the cluster's settings).
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub connect_timeout: Duration,
+    /// An idle connection is closed after this long.
+    pub idle_timeout: Duration,
+    /// HTTP/2: at most this many concurrent streams per connection, even if the upstream
+    /// allows more. `None`: the upstream's own limit.
+    pub max_concurrent_streams: Option<u32>,
+}
+
+/// The pools to one upstream host.
+pub struct HostPool {
+    address: Arc<Address>,
+    options: PoolOptions,
+    h1: h1::Idle,
+    h2: h2::Conns,
+    /// Whether the idle reaper task runs.
+    reaping: AtomicBool,
+}
+
+/// A request that did not get a response head.
+#[derive(Debug)]
+pub struct PoolError {
+    connect: bool,
+    source: BoxError,
+}
+
+impl PoolError {
+    fn connect(source: impl Into<BoxError>) -> Self {
+        PoolError {
+            connect: true,
+            source: source.into(),
+        }
+    }
+
+    fn request(source: impl Into<BoxError>) -> Self {
+        PoolError {
+            connect: false,
+            source: source.into(),
+        }
+    }
+
+    /// The connection could not be made: nothing was sent.
+    pub fn is_connect(&self) -> bool {
+        self.connect
+    }
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.connect {
+            "connect failed"
+        } else {
+            "request failed"
+        })
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+impl HostPool {
+    pub fn new(address: Address, options: PoolOptions) -> Arc<Self> {
+        Arc::new(HostPool {
+            address: Arc::new(address),
+            options,
+            h1: h1::Idle::default(),
+            h2: h2::Conns::default(),
+            reaping: AtomicBool::new(false),
+        })
+    }
+
+    pub fn address(&self) -> &Arc<Address> {
+        &self.address
+    }
+
+    /// Sends `req` (URI in absolute form) over a pooled connection of the given protocol.
+    pub async fn send(
+        self: &Arc<Self>,
+        req: Request<Body>,
+        http2: bool,
+    ) -> Result<Response<Body>, PoolError> {
+        if http2 {
+            h2::send(self, req).await
+        } else {
+            h1::send(self, req).await
+        }
+    }
+
+    /// A new connection to the host, within `connect_timeout`.
+    async fn dial(&self) -> Result<Stream, PoolError> {
+        let timeout = self.options.connect_timeout;
+        match tokio::time::timeout(timeout, sluice_net::connect(&self.address)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(PoolError::connect(e)),
+            Err(_) => Err(PoolError::connect(format!(
+                "connect to {} timed out after {timeout:?}",
+                self.address
+            ))),
+        }
+    }
+
+    /// Makes sure a task closes connections that stay idle past `idle_timeout`. It runs while
+    /// the pool has idle HTTP/1 connections or open HTTP/2 ones, and stops with the pool.
+    fn ensure_reaper(self: &Arc<Self>) {
+        if self.reaping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.reaping.store(false, Ordering::Release);
+            return;
+        };
+        let pool: Weak<Self> = Arc::downgrade(self);
+        let period = (self.options.idle_timeout / 2).max(Duration::from_millis(100));
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let idle_timeout = pool.options.idle_timeout;
+                let left = pool.h1.reap(idle_timeout) + pool.h2.reap(idle_timeout);
+                if left == 0 {
+                    pool.reaping.store(false, Ordering::Release);
+                    // A connection pooled between the count and the store restarts it.
+                    if pool.h1.len() + pool.h2.len() == 0
+                        || pool.reaping.swap(true, Ordering::AcqRel)
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
