@@ -64,8 +64,14 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID).filter(|v| !v.is_empty()) {
         return v.clone();
     }
-    let id = format!("{:032x}", fastrand::u128(..));
-    let value = HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("0"));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    let mut n = fastrand::u128(..);
+    for digit in id.iter_mut().rev() {
+        *digit = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    let value = HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"));
     headers.insert(&X_REQUEST_ID, value.clone());
     value
 }

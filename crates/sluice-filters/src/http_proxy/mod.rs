@@ -1,9 +1,9 @@
 //! `http_proxy`: an L7 proxy for HTTP/1.1 and cleartext HTTP/2 (hyper 1.x), routing each
 //! request with a precompiled route table to a cluster, a redirect or a direct response.
 //!
-//! Served today: routing, local actions, rewrites, standard proxy headers, per-route timeouts,
-//! retries, request mirroring, protocol upgrades (WebSocket), header mutations and pooled
-//! upstream connections. Body limits come next (see docs/configuration.md).
+//! Served: routing, local actions, rewrites, standard proxy headers, per-route timeouts,
+//! retries, request mirroring, protocol upgrades (WebSocket), header mutations, head and body
+//! limits, and pooled upstream connections (see docs/configuration.md).
 
 mod body;
 mod config;

@@ -221,23 +221,24 @@ impl Proxy {
         };
 
         let upstream_authority = action.host_rewrite_literal.as_deref().unwrap_or(authority);
-        let new_pq = rewrite_path(route, action, path_and_query);
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(if upstream_authority.is_empty() {
+        let Some(uri) = upstream_uri(
+            req.uri(),
+            http2,
+            if upstream_authority.is_empty() {
                 cluster_name.as_str()
             } else {
                 upstream_authority
-            })
-            .path_and_query(new_pq.as_str())
-            .build();
-        let Ok(uri) = uri else {
+            },
+            rewrite_path(route, action, path_and_query),
+        ) else {
             return text(
                 StatusCode::BAD_REQUEST,
                 format!("cannot forward: invalid authority \"{upstream_authority}\" or path\n"),
             );
         };
-        *req.uri_mut() = uri;
+        if let Some(uri) = uri {
+            *req.uri_mut() = uri;
+        }
         *req.version_mut() = if http2 {
             Version::HTTP_2
         } else {
@@ -268,8 +269,10 @@ impl Proxy {
         if http2 {
             // The authority travels as :authority, taken from the URI.
             headers.remove(HOST);
-        } else if let Ok(v) = HeaderValue::from_str(upstream_authority) {
-            headers.insert(HOST, v);
+        } else if headers.get(HOST).map(HeaderValue::as_bytes) != Some(upstream_authority.as_bytes()) {
+            if let Ok(v) = HeaderValue::from_str(upstream_authority) {
+                headers.insert(HOST, v);
+            }
         }
 
         let (parts, body) = req.into_parts();
@@ -283,7 +286,10 @@ impl Proxy {
         };
         let max_tries = 1 + policy.map_or(0, |p| p.num_retries);
         let deadline = action.timeout.map(|t| Instant::now() + t);
-        let mut tried = vec![first_host];
+        // Hosts tried so far; filled only once a retry happens.
+        let mut tried: Vec<usize> = Vec::new();
+        let mut current_host = first_host;
+        let mut parts = Some(parts);
         let mut client = client;
         let mut tries = 0;
         loop {
@@ -298,7 +304,15 @@ impl Proxy {
                 (None, Some(body)) => body,
                 (None, None) => empty(),
             };
-            let mut attempt = Request::from_parts(clone_parts(&parts), body);
+            // The last possible try takes the head itself; earlier ones a copy.
+            let head = if tries >= max_tries { parts.take() } else { None };
+            let Some(head) = head.or_else(|| parts.as_ref().map(clone_parts)) else {
+                break text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "request head already used\n".into(),
+                );
+            };
+            let mut attempt = Request::from_parts(head, body);
             if tries == 1 {
                 self.mirror(&mut attempt, action, upstream_authority, downstream_version);
             }
@@ -351,6 +365,9 @@ impl Proxy {
                     if empty_body {
                         tokio::time::sleep(wait).await;
                     }
+                    if tried.is_empty() {
+                        tried.push(current_host);
+                    }
                     let Some((host, next)) = upstream.pick(&tried) else {
                         break text(
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -358,6 +375,7 @@ impl Proxy {
                         );
                     };
                     tried.push(host);
+                    current_host = host;
                     client = next;
                     continue;
                 }
@@ -378,9 +396,12 @@ impl Proxy {
                         upgrade::restore_request_headers(&mut parts.headers, protocol);
                         upgrade::splice(down, up, cluster_name.clone());
                     }
-                    let host = tried.last().and_then(|i| upstream.cluster.hosts.get(*i));
-                    if let Some(host) = host {
-                        parts.extensions.insert(UpstreamHost(host.address.clone()));
+                    // %UPSTREAM_HOST% for response header mutations (an extension map costs an
+                    // allocation, so only when some are configured).
+                    if mutations.iter().any(|m| !m.is_empty()) {
+                        if let Some(host) = upstream.cluster.hosts.get(current_host) {
+                            parts.extensions.insert(UpstreamHost(host.address.clone()));
+                        }
                     }
                     Response::from_parts(parts, body)
                 }
@@ -487,7 +508,13 @@ fn matched_prefix(route: &CompiledRoute) -> Option<&str> {
 }
 
 /// Applies `prefix_rewrite` or `regex_rewrite` to the path; the query is kept as is.
-fn rewrite_path(route: &CompiledRoute, action: &ForwardAction, pq: &str) -> String {
+/// The path and query to send upstream, when the route rewrites it (or it needs a leading `/`).
+fn rewrite_path(route: &CompiledRoute, action: &ForwardAction, pq: &str) -> Option<String> {
+    let rewrites = (action.prefix_rewrite.is_some() && matched_prefix(route).is_some())
+        || (route.regex_rewrite().is_some() && action.regex_rewrite.is_some());
+    if !rewrites && pq.starts_with('/') {
+        return None;
+    }
     let (path, query) = split_query(pq);
     let new_path =
         if let (Some(rewrite), Some(prefix)) = (&action.prefix_rewrite, matched_prefix(route)) {
@@ -503,10 +530,45 @@ fn rewrite_path(route: &CompiledRoute, action: &ForwardAction, pq: &str) -> Stri
     } else {
         format!("/{new_path}")
     };
-    match query {
+    Some(match query {
         Some(q) => format!("{new_path}?{q}"),
         None => new_path,
+    })
+}
+
+/// The URI for the upstream request, `None` when `current` can go as it is: HTTP/2 wants the
+/// absolute form (it carries `:scheme` and `:authority`), HTTP/1 the origin form. The
+/// original path is reused unless `rewritten`. `Some(None)`: keep the current URI;
+/// `None`: the authority or path does not make a URI.
+fn upstream_uri(
+    current: &Uri,
+    http2: bool,
+    authority: &str,
+    rewritten: Option<String>,
+) -> Option<Option<Uri>> {
+    let path = match rewritten {
+        Some(p) => http::uri::PathAndQuery::try_from(p).ok()?,
+        None => current
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    };
+    if !http2 {
+        let origin_form = current.scheme().is_none() && current.authority().is_none();
+        if origin_form && current.path_and_query() == Some(&path) {
+            return Some(None);
+        }
+        return Some(Some(Uri::from(path)));
     }
+    let authority = match current.authority() {
+        Some(a) if a.as_str() == authority => a.clone(),
+        _ => http::uri::Authority::try_from(authority).ok()?,
+    };
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = Some(authority);
+    uri.path_and_query = Some(path);
+    Uri::from_parts(uri).ok().map(Some)
 }
 
 /// Envoy writes capture groups as `\1`; the regex crate as `${1}`.

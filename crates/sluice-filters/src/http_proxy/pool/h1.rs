@@ -75,12 +75,14 @@ pub async fn send(
     mut req: Request<Body>,
 ) -> Result<Response<Body>, PoolError> {
     // HTTP/1 puts the origin form on the request line; `Host` is already set.
-    let path = req
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *req.uri_mut() = Uri::from(path);
+    if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(path);
+    }
     loop {
         let (mut sender, pooled) = match pool.h1.take() {
             Some(sender) => (sender, true),
