@@ -23,8 +23,12 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
-/// A streamed body from hyper, not read here.
+/// A streamed body from hyper, not read here. A body known to be empty becomes [`empty`],
+/// which boxes a zero-sized value and so allocates nothing.
 pub fn streamed(body: hyper::body::Incoming) -> Body {
+    if http_body::Body::is_end_stream(&body) {
+        return empty();
+    }
     body.map_err(BoxError::from).boxed()
 }
 

@@ -2,58 +2,77 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TE};
+use bytes::Bytes;
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers that describe one hop's connection, never forwarded.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "transfer-encoding",
-    "upgrade",
-    "trailer",
+static HOP_BY_HOP: [HeaderName; 7] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    TRAILER,
 ];
 
 /// Removes hop-by-hop headers, including those the `Connection` header names. `te` survives
 /// only as `te: trailers` (which gRPC needs end to end).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    let keep_te = headers
-        .get_all(TE)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    headers.remove(TE);
-    if keep_te {
-        headers.insert(TE, HeaderValue::from_static("trailers"));
+    if headers.contains_key(TE) {
+        let keep_te = headers
+            .get_all(TE)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        headers.remove(TE);
+        if keep_te {
+            headers.insert(TE, HeaderValue::from_static("trailers"));
+        }
     }
 }
 
+/// The client address as a header value, made once per connection and shared (cloning it is
+/// a reference count, not a copy).
+pub fn client_ip_value(client: Option<IpAddr>) -> Option<HeaderValue> {
+    let ip = client?.to_string();
+    HeaderValue::from_maybe_shared(Bytes::from_owner(ip)).ok()
+}
+
 /// Appends the client address to `x-forwarded-for` and sets `x-forwarded-proto`.
-pub fn add_forwarded(headers: &mut HeaderMap, client: Option<IpAddr>) {
-    if let Some(ip) = client {
-        let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
-            _ => ip.to_string(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(&X_FORWARDED_FOR, v);
+pub fn add_forwarded(headers: &mut HeaderMap, client_ip: Option<&HeaderValue>) {
+    if let Some(ip) = client_ip {
+        match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(existing) if !existing.trim().is_empty() => {
+                let value = format!("{existing}, {}", ip.to_str().unwrap_or_default());
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(&X_FORWARDED_FOR, v);
+                }
+            }
+            _ => {
+                headers.insert(&X_FORWARDED_FOR, ip.clone());
+            }
         }
     }
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -71,7 +90,9 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
         *digit = HEX[(n & 0xf) as usize];
         n >>= 4;
     }
-    let value = HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"));
+    // One allocation, shared by the request and the response copy.
+    let value = HeaderValue::from_maybe_shared(Bytes::from_owner(id))
+        .unwrap_or(HeaderValue::from_static("0"));
     headers.insert(&X_REQUEST_ID, value.clone());
     value
 }
@@ -105,9 +126,13 @@ mod tests {
     fn forwarded_for_appends() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(&mut h, Some("127.0.0.1".parse().unwrap()));
+        let ip = client_ip_value(Some("127.0.0.1".parse().unwrap()));
+        add_forwarded(&mut h, ip.as_ref());
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
+        let mut h = HeaderMap::new();
+        add_forwarded(&mut h, ip.as_ref());
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     }
 
     #[test]

@@ -99,6 +99,10 @@ struct HttpProxy {
 
 impl ConnectionHandler for HttpProxy {
     fn serve(&self, stream: Stream, info: ConnectionInfo) -> BoxFuture {
+        let client = match info.peer {
+            PeerAddr::Tcp(a) => Some(a),
+            PeerAddr::Unix => None,
+        };
         let proxy = Arc::new(Proxy {
             listener: info.listener.clone(),
             max_request_body: self.config.max_request_body,
@@ -107,11 +111,8 @@ impl ConnectionHandler for HttpProxy {
             via: self.config.via.clone(),
             table: self.table.clone(),
             upstreams: self.upstreams.clone(),
+            client_ip: headers::client_ip_value(client.map(|a| a.ip())),
         });
-        let client = match info.peer {
-            PeerAddr::Tcp(a) => Some(a),
-            PeerAddr::Unix => None,
-        };
         let config = self.config.clone();
         Box::pin(async move {
             // Read the opening bytes under the header deadline: an idle or half-open client

@@ -48,6 +48,8 @@ pub struct Proxy {
     pub via: Option<HeaderValue>,
     pub table: Arc<RouteTable>,
     pub upstreams: Arc<Upstreams>,
+    /// The client's IP for `x-forwarded-for`, made once per connection.
+    pub client_ip: Option<HeaderValue>,
 }
 
 impl Proxy {
@@ -93,24 +95,24 @@ impl Proxy {
             );
         }
         let (mut parts, body) = req.into_parts();
-        let authority = authority(&parts).to_string();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_string();
-        let vhost = self.table.virtual_host(&authority);
+        // Shared handles on the client's bytes (reference counts, not copies): the head is
+        // moved and changed below while these stay readable.
+        let authority_handle = authority(&parts);
+        let authority = authority_handle.as_str();
+        let path_handle = parts.uri.path_and_query().cloned();
+        let path_and_query = path_handle.as_ref().map_or("/", |pq| pq.as_str());
+        let vhost = self.table.virtual_host(authority);
         let selected = vhost.and_then(|vhost| {
             let view = RequestView::new(
                 parts.method.as_str(),
-                &authority,
-                &path_and_query,
+                authority,
+                path_and_query,
                 &parts.headers,
             );
             Some((vhost, vhost.select(&view)?))
         });
         let Some((vhost, route)) = selected else {
-            let (path, _) = split_query(&path_and_query);
+            let (path, _) = split_query(path_and_query);
             return text(
                 StatusCode::NOT_FOUND,
                 format!("no route: listener \"{}\" has no route for host \"{authority}\" path \"{path}\"\n", self.listener),
@@ -132,8 +134,8 @@ impl Proxy {
                 d.body.clone(),
             ),
             RouteAction::Redirect(r) => {
-                let (path, query) = split_query(&path_and_query);
-                redirect(r, &authority, path, query, matched_prefix(route))
+                let (path, query) = split_query(path_and_query);
+                redirect(r, authority, path, query, matched_prefix(route))
             }
             RouteAction::Forward(action) => {
                 let declared = parts
@@ -158,8 +160,8 @@ impl Proxy {
                 };
                 let req = Request::from_parts(parts, body);
                 let downstream = Downstream {
-                    authority: &authority,
-                    path_and_query: &path_and_query,
+                    authority,
+                    path_and_query,
                     client,
                     upgrade,
                     mutations: &levels,
@@ -252,7 +254,7 @@ impl Proxy {
         if let Some((protocol, _)) = &upgrade {
             upgrade::restore_request_headers(headers, protocol.clone());
         }
-        add_forwarded(headers, client_addr.map(|a| a.ip()));
+        add_forwarded(headers, self.client_ip.as_ref());
         if let Some(via) = &self.via {
             headers.append(http::header::VIA, via.clone());
         }
@@ -269,7 +271,9 @@ impl Proxy {
         if http2 {
             // The authority travels as :authority, taken from the URI.
             headers.remove(HOST);
-        } else if headers.get(HOST).map(HeaderValue::as_bytes) != Some(upstream_authority.as_bytes()) {
+        } else if headers.get(HOST).map(HeaderValue::as_bytes)
+            != Some(upstream_authority.as_bytes())
+        {
             if let Ok(v) = HeaderValue::from_str(upstream_authority) {
                 headers.insert(HOST, v);
             }
@@ -305,7 +309,11 @@ impl Proxy {
                 (None, None) => empty(),
             };
             // The last possible try takes the head itself; earlier ones a copy.
-            let head = if tries >= max_tries { parts.take() } else { None };
+            let head = if tries >= max_tries {
+                parts.take()
+            } else {
+                None
+            };
             let Some(head) = head.or_else(|| parts.as_ref().map(clone_parts)) else {
                 break text(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -484,13 +492,32 @@ fn find_cause<'e, T: std::error::Error + 'static>(
 }
 
 /// The authority the client addressed: `:authority` for HTTP/2, `Host` for HTTP/1.
-fn authority(parts: &http::request::Parts) -> &str {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| parts.headers.get(HOST).and_then(|h| h.to_str().ok()))
-        .unwrap_or("")
+fn authority(parts: &http::request::Parts) -> Authority {
+    if let Some(a) = parts.uri.authority() {
+        return Authority::Uri(a.clone());
+    }
+    match parts.headers.get(HOST) {
+        Some(h) if h.to_str().is_ok() => Authority::Host(h.clone()),
+        _ => Authority::None,
+    }
+}
+
+/// A shared handle on the request's authority, wherever it came from.
+enum Authority {
+    Uri(http::uri::Authority),
+    /// A `Host` header known to be visible ASCII.
+    Host(HeaderValue),
+    None,
+}
+
+impl Authority {
+    fn as_str(&self) -> &str {
+        match self {
+            Authority::Uri(a) => a.as_str(),
+            Authority::Host(h) => h.to_str().unwrap_or(""),
+            Authority::None => "",
+        }
+    }
 }
 
 fn split_query(pq: &str) -> (&str, Option<&str>) {
@@ -507,8 +534,8 @@ fn matched_prefix(route: &CompiledRoute) -> Option<&str> {
     }
 }
 
-/// Applies `prefix_rewrite` or `regex_rewrite` to the path; the query is kept as is.
-/// The path and query to send upstream, when the route rewrites it (or it needs a leading `/`).
+/// The path and query to send upstream when the route rewrites it (`prefix_rewrite` or
+/// `regex_rewrite`; the query is kept as is) or it lacks the leading `/`; `None` otherwise.
 fn rewrite_path(route: &CompiledRoute, action: &ForwardAction, pq: &str) -> Option<String> {
     let rewrites = (action.prefix_rewrite.is_some() && matched_prefix(route).is_some())
         || (route.regex_rewrite().is_some() && action.regex_rewrite.is_some());
