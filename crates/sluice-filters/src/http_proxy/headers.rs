@@ -12,7 +12,7 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Headers that describe one hop's connection, never forwarded.
+/// Headers that describe one hop's connection, never forwarded (`connection` first).
 static HOP_BY_HOP: [HeaderName; 7] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -26,22 +26,39 @@ static HOP_BY_HOP: [HeaderName; 7] = [
 /// Removes hop-by-hop headers, including those the `Connection` header names. `te` survives
 /// only as `te: trailers` (which gRPC needs end to end).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
+    // Most messages carry none of these, or only `connection: keep-alive`: one pass over the
+    // few names present, then lookups only for what was found.
+    let mut found = [false; HOP_BY_HOP.len()];
+    let mut te = false;
+    for name in headers.keys() {
+        if *name == TE {
+            te = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            found[i] = true;
+        }
+    }
+    if found[0] {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .map(str::trim)
+            // The usual tokens name no header (`keep-alive` goes anyway, below).
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
         for name in named {
+            te |= name == TE;
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (name, present) in HOP_BY_HOP.iter().zip(found) {
+        if present {
+            headers.remove(name);
+        }
     }
-    if headers.contains_key(TE) {
+    if te {
         let keep_te = headers
             .get_all(TE)
             .iter()
