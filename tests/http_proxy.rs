@@ -989,6 +989,88 @@ clusters:
     }
 }
 
+/// An upstream that answers each request's head at once with `Content-Length: 100` and the
+/// first 10 body bytes, then holds the connection without sending the rest.
+fn stalling_body_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            thread::spawn(move || {
+                let mut r = BufReader::new(conn);
+                if let Ok(Some(_)) = read_head(&mut r) {
+                    let _ = r
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789");
+                    // Hold the connection open, reading whatever comes, until the peer goes.
+                    let _ = std::io::copy(&mut r, &mut std::io::sink());
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn the_route_timeout_cuts_off_a_response_body_that_stalls() {
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &format!(
+            "route_configs:
+  - name: main
+    virtual_hosts:
+      - name: any
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: / }}
+            route: {{ cluster: stalls, timeout: 500ms }}
+clusters:
+{}",
+            cluster("stalls", stalling_body_server())
+        ),
+    );
+    // HTTP/1.1: the head and the first bytes arrive, then the connection is closed with the
+    // body incomplete (the read deadline of `connect` would fail the test if it stayed open).
+    let mut c = connect(addr);
+    c.write_all(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(c);
+    let (line, headers) = read_head(&mut r).unwrap().unwrap();
+    assert_eq!(line, "HTTP/1.1 200 OK");
+    assert_eq!(get(&headers, "content-length"), Some("100"));
+    let mut body = Vec::new();
+    let end = r.read_to_end(&mut body);
+    assert!(
+        end.is_ok()
+            || end
+                .as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::ConnectionReset),
+        "{end:?}"
+    );
+    assert_eq!(body, b"0123456789");
+    // HTTP/2: the stream is reset; curl reports the transfer as failed, not complete.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(url(addr, "/stall"))
+        .output()
+        .unwrap();
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(18 | 92 | 56)),
+        "curl exit {code:?} (18 partial, 92 stream error, 56 recv failure; 28 would be curl's own timeout): {out:?}"
+    );
+}
+
 #[test]
 fn nginx_as_the_upstream() {
     let nginx = Nginx::start();

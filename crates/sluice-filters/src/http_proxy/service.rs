@@ -330,7 +330,9 @@ impl Proxy {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let sent = client.send(attempt, http2);
+            // The route timeout also bounds the response body (Envoy's semantics): a body
+            // still arriving at the deadline is cut off.
+            let sent = client.send(attempt, http2, deadline);
             let result = match limit {
                 Some(t) => tokio::time::timeout(t, sent).await.ok(),
                 None => Some(sent.await),

@@ -21,7 +21,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tracing::debug;
 
-use super::{HostPool, PoolError};
+use super::{poll_with_deadline, BodyDeadline, HostPool, PoolError};
 use crate::http_proxy::body::{Body, BoxError};
 
 /// The idle connections of one host.
@@ -73,6 +73,7 @@ impl Idle {
 pub async fn send(
     pool: &Arc<HostPool>,
     mut req: Request<Body>,
+    deadline: Option<BodyDeadline>,
 ) -> Result<Response<Body>, PoolError> {
     // HTTP/1 puts the origin form on the request line; `Host` is already set.
     if req.uri().scheme().is_some() || req.uri().authority().is_some() {
@@ -92,7 +93,7 @@ pub async fn send(
             continue;
         }
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(returning(resp, sender, pool)),
+            Ok(resp) => return Ok(returning(resp, sender, pool, deadline)),
             Err(mut e) => match e.take_message() {
                 // Not written: the pooled connection was closed under us; try another.
                 Some(unsent) if pooled => {
@@ -125,6 +126,7 @@ fn returning(
     resp: Response<Incoming>,
     sender: SendRequest<Body>,
     pool: &Arc<HostPool>,
+    deadline: Option<BodyDeadline>,
 ) -> Response<Body> {
     // A 101 hands the connection to the upgrade; it is not pooled again.
     let reusable = resp.status() != StatusCode::SWITCHING_PROTOCOLS;
@@ -133,6 +135,7 @@ fn returning(
         inner,
         sender: reusable.then_some(sender),
         pool: pool.clone(),
+        deadline,
     };
     if body.inner.is_end_stream() {
         body.give_back();
@@ -144,6 +147,7 @@ struct Returning {
     inner: Incoming,
     sender: Option<SendRequest<Body>>,
     pool: Arc<HostPool>,
+    deadline: Option<BodyDeadline>,
 }
 
 impl Returning {
@@ -166,14 +170,18 @@ impl HttpBody for Returning {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let polled = Pin::new(&mut this.inner)
+            .poll_frame(cx)
+            .map(|f| f.map(|f| f.map_err(BoxError::from)));
+        let frame = ready!(poll_with_deadline(&mut this.deadline, cx, polled));
         match &frame {
             None => this.give_back(),
+            // A failed or abandoned body leaves the connection mid-message.
             Some(Err(_)) => this.sender = None,
             Some(Ok(_)) if this.inner.is_end_stream() => this.give_back(),
             Some(Ok(_)) => {}
         }
-        Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {

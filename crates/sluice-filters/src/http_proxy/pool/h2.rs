@@ -27,7 +27,7 @@ use http_body_util::BodyExt;
 use tokio::sync::{oneshot, Mutex};
 use tracing::debug;
 
-use super::{HostPool, PoolError};
+use super::{poll_with_deadline, BodyDeadline, HostPool, PoolError};
 use crate::http_proxy::body::{Body, BoxError};
 
 /// Streams assumed allowed before the upstream's SETTINGS say otherwise (RFC 9113 §6.5.2).
@@ -224,7 +224,11 @@ async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
 }
 
 /// Sends `req` (absolute URI) on a stream of a pooled connection.
-pub async fn send(pool: &Arc<HostPool>, req: Request<Body>) -> Result<Response<Body>, PoolError> {
+pub async fn send(
+    pool: &Arc<HostPool>,
+    req: Request<Body>,
+    deadline: Option<BodyDeadline>,
+) -> Result<Response<Body>, PoolError> {
     let configured = pool.options.max_concurrent_streams;
     let mut switches = 0;
     let (slot, sender) = loop {
@@ -263,6 +267,7 @@ pub async fn send(pool: &Arc<HostPool>, req: Request<Body>) -> Result<Response<B
             ResponseBody {
                 recv,
                 data_done: false,
+                deadline,
                 _slot: slot,
             }
             .boxed()
@@ -368,6 +373,7 @@ async fn send_data(stream: &mut SendStream<Bytes>, mut data: Bytes, end: bool) -
 struct ResponseBody {
     recv: RecvStream,
     data_done: bool,
+    deadline: Option<BodyDeadline>,
     _slot: Slot,
 }
 
@@ -380,6 +386,22 @@ impl HttpBody for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        let polled = this.poll_upstream(cx);
+        // Dropping the body on error resets the stream (CANCEL), so the upstream stops too.
+        poll_with_deadline(&mut this.deadline, cx, polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
+    }
+}
+
+impl ResponseBody {
+    fn poll_upstream(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self;
         if !this.data_done {
             match ready!(this.recv.poll_data(cx)) {
                 Some(Ok(data)) => {
@@ -395,9 +417,5 @@ impl HttpBody for ResponseBody {
             Ok(None) => Poll::Ready(None),
             Err(e) => Poll::Ready(Some(Err(e.into()))),
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
     }
 }

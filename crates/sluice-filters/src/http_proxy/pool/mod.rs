@@ -19,9 +19,14 @@ mod h1;
 mod h2;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
 
 use http::{Request, Response};
 use sluice_config::Address;
@@ -94,6 +99,60 @@ impl std::error::Error for PoolError {
     }
 }
 
+/// The route `timeout` passed while the response body was still arriving.
+#[derive(Debug)]
+pub struct ResponseTimeout;
+
+impl fmt::Display for ResponseTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("route timeout passed while the response body was arriving")
+    }
+}
+
+impl std::error::Error for ResponseTimeout {}
+
+/// The end of a response body's time. The timer is armed only when the body has to be
+/// waited for: a small response that arrives with its head never touches the timer wheel.
+pub struct BodyDeadline {
+    at: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl BodyDeadline {
+    fn new(at: Instant) -> Self {
+        BodyDeadline { at, timer: None }
+    }
+
+    /// Called when the body is not ready: whether its time is up (else the task is woken
+    /// when it will be).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let at = self.at;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// `poll` for a response body under an optional deadline: a pending body past its deadline
+/// becomes a [`ResponseTimeout`] error.
+fn poll_with_deadline<T>(
+    deadline: &mut Option<BodyDeadline>,
+    cx: &mut Context<'_>,
+    poll: Poll<Option<Result<T, BoxError>>>,
+) -> Poll<Option<Result<T, BoxError>>> {
+    match (poll, deadline) {
+        (Poll::Pending, Some(d)) => {
+            if d.expired(cx) {
+                Poll::Ready(Some(Err(Box::new(ResponseTimeout))))
+            } else {
+                Poll::Pending
+            }
+        }
+        (poll, _) => poll,
+    }
+}
+
 impl HostPool {
     pub fn new(address: Address, options: PoolOptions) -> Arc<Self> {
         Arc::new(HostPool {
@@ -109,16 +168,19 @@ impl HostPool {
         &self.address
     }
 
-    /// Sends `req` (URI in absolute form) over a pooled connection of the given protocol.
+    /// Sends `req` over a pooled connection of the given protocol. The response body fails
+    /// with [`ResponseTimeout`] if it is still arriving at `deadline`.
     pub async fn send(
         self: &Arc<Self>,
         req: Request<Body>,
         http2: bool,
+        deadline: Option<Instant>,
     ) -> Result<Response<Body>, PoolError> {
+        let deadline = deadline.map(BodyDeadline::new);
         if http2 {
-            h2::send(self, req).await
+            h2::send(self, req, deadline).await
         } else {
-            h1::send(self, req).await
+            h1::send(self, req, deadline).await
         }
     }
 
