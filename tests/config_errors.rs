@@ -175,6 +175,15 @@ const BAD: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "cluster protocol options out of range",
+        "clusters:\n  - name: c\n    http2_protocol_options: { max_concurrent_streams: 0 }\n    common_http_protocol_options: { idle_timeout: 10ms, idle: 1s }\n",
+        &[
+            "cfg.yaml:3: clusters[0].http2_protocol_options.max_concurrent_streams: must be from 1 to 2147483647, found 0",
+            "cfg.yaml:4: clusters[0].common_http_protocol_options.idle: unknown field \"idle\" (did you mean \"idle_timeout\"?)",
+            "cfg.yaml:4: clusters[0].common_http_protocol_options.idle_timeout: must be at least 100ms, found 10ms",
+        ],
+    ),
+    (
         "admin on a unix socket",
         "admin: { address: unix:/tmp/admin.sock }\n",
         &["cfg.yaml:1: admin.address: the admin address must be host:port"],

@@ -1139,6 +1139,86 @@ fn upstream_connections_are_kept_alive_and_reused() {
     );
 }
 
+/// A keep-alive upstream answering `200 ok` that counts connections accepted and closed by
+/// the peer.
+struct CountingUpstream {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+}
+
+fn counting_upstream() -> CountingUpstream {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (a, c) = (accepted.clone(), closed.clone());
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            a.fetch_add(1, Ordering::SeqCst);
+            let c = c.clone();
+            thread::spawn(move || {
+                let mut r = BufReader::new(conn);
+                while let Ok(Some((_, headers))) = read_head(&mut r) {
+                    if read_body(&mut r, &headers).is_err()
+                        || r.get_mut()
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .is_err()
+                    {
+                        break;
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    CountingUpstream {
+        addr,
+        accepted,
+        closed,
+    }
+}
+
+#[test]
+fn idle_upstream_connections_close_after_the_clusters_idle_timeout() {
+    let up = counting_upstream();
+    let (_s, addr) = start_web(
+        "{ routes: [{ match: { prefix: / }, route: { cluster: idle } }] }",
+        &format!(
+            "clusters:\n{}    common_http_protocol_options: {{ idle_timeout: 1s }}\n",
+            cluster("idle", up.addr)
+        ),
+    );
+    for path in ["/a", "/b"] {
+        let r = curl(&[&url(addr, path)]);
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    }
+    let used = Instant::now();
+    assert_eq!(
+        up.accepted.load(Ordering::SeqCst),
+        1,
+        "both requests on one pooled connection"
+    );
+    // The pool closes it once idle for the timeout (never before); the upstream sees EOF.
+    while up.closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            used.elapsed() < DEADLINE,
+            "the idle upstream connection was not closed within {DEADLINE:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        used.elapsed() >= Duration::from_millis(900),
+        "closed too early: {:?}",
+        used.elapsed()
+    );
+    // A new request opens a new connection.
+    let r = curl(&[&url(addr, "/c")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+}
+
 /// Writes `yaml` to `cfg.yaml` in a temp dir and runs `sluice check` on it.
 fn check(yaml: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();

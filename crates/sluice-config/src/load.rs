@@ -275,6 +275,11 @@ impl Decode for ClusterConfig {
             Http2ProtocolOptions::default(),
             cx,
         );
+        let common = f.or(
+            "common_http_protocol_options",
+            CommonHttpProtocolOptions::default(),
+            cx,
+        );
         let connect_timeout = f.or("connect_timeout", Duration::from_secs(5), cx);
         let lb_policy = f.or("lb_policy", LbPolicy::RoundRobin, cx);
         let endpoints = f.or("endpoints", Vec::new(), cx);
@@ -283,11 +288,35 @@ impl Decode for ClusterConfig {
             name: name?,
             protocol: protocol?,
             http2_protocol_options: http2?,
+            common_http_protocol_options: common?,
             connect_timeout: connect_timeout?,
             lb_policy: lb_policy?,
             endpoints: endpoints?,
             line: node.line,
         })
+    }
+}
+
+impl Decode for CommonHttpProtocolOptions {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let idle = f.or(
+            "idle_timeout",
+            CommonHttpProtocolOptions::default().idle_timeout,
+            cx,
+        );
+        let idle_line = f.node("idle_timeout").map_or(f.line(), |n| n.line);
+        f.finish(cx);
+        let idle_timeout = idle?;
+        if idle_timeout < Duration::from_millis(100) {
+            cx.error(
+                idle_line,
+                &join(path, "idle_timeout"),
+                format!("must be at least 100ms, found {idle_timeout:?}"),
+            );
+            return None;
+        }
+        Some(CommonHttpProtocolOptions { idle_timeout })
     }
 }
 

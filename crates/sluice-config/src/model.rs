@@ -131,10 +131,27 @@ pub struct ClusterConfig {
     pub protocol: UpstreamProtocol,
     /// Settings for HTTP/2 connections to the endpoints.
     pub http2_protocol_options: Http2ProtocolOptions,
+    /// Settings for HTTP connections of either version to the endpoints.
+    pub common_http_protocol_options: CommonHttpProtocolOptions,
     pub connect_timeout: Duration,
     pub lb_policy: LbPolicy,
     pub endpoints: Vec<EndpointConfig>,
     pub line: usize,
+}
+
+/// Envoy's `common_http_protocol_options` of a cluster (the part Sluice uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommonHttpProtocolOptions {
+    /// An upstream connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for CommonHttpProtocolOptions {
+    fn default() -> Self {
+        CommonHttpProtocolOptions {
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Envoy's `http2_protocol_options` of a cluster (the part Sluice uses).

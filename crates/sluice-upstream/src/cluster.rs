@@ -85,6 +85,7 @@ mod tests {
             name: "c".into(),
             protocol: UpstreamProtocol::Http1,
             http2_protocol_options: Default::default(),
+            common_http_protocol_options: Default::default(),
             connect_timeout: Duration::from_secs(1),
             lb_policy,
             endpoints: (0..n)

@@ -3,15 +3,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sluice_config::{Config, UpstreamProtocol};
 use sluice_upstream::{Cluster, ClusterManager};
 
 use super::pool::{HostPool, PoolOptions};
-
-/// How long an idle upstream connection stays pooled.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The pools of every cluster.
 pub struct Upstreams {
@@ -34,7 +30,7 @@ impl Upstreams {
             };
             let options = PoolOptions {
                 connect_timeout: cluster.connect_timeout,
-                idle_timeout: POOL_IDLE_TIMEOUT,
+                idle_timeout: c.common_http_protocol_options.idle_timeout,
                 max_concurrent_streams: c.http2_protocol_options.max_concurrent_streams,
             };
             let hosts = cluster
