@@ -1,8 +1,9 @@
 //! The clusters `http_proxy` forwards to: each host's connection pool (see [`super::pool`]),
 //! and the protocol spoken to them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use sluice_config::{Config, UpstreamProtocol};
 use sluice_upstream::{Cluster, ClusterManager};
@@ -11,7 +12,9 @@ use super::pool::{HostPool, PoolOptions};
 
 /// The pools of every cluster.
 pub struct Upstreams {
-    clusters: HashMap<Arc<str>, UpstreamCluster>,
+    /// Looked up per request by cluster name: a fast hash, since names come from the config,
+    /// not from clients.
+    clusters: FxHashMap<Arc<str>, UpstreamCluster>,
 }
 
 pub struct UpstreamCluster {
@@ -23,7 +26,7 @@ pub struct UpstreamCluster {
 
 impl Upstreams {
     pub fn new(config: &Config, clusters: &ClusterManager) -> Self {
-        let mut map = HashMap::new();
+        let mut map = FxHashMap::default();
         for c in &config.clusters {
             let Some(cluster) = clusters.get(&c.name) else {
                 continue;
