@@ -254,7 +254,10 @@ pub async fn send(
     let (response, stream) = sender
         .send_request(Request::from_parts(parts, ()), end_of_stream)
         .map_err(|e| {
-            slot.0.closed.store(true, Ordering::Release);
+            // A request h2 refuses as malformed says nothing about the connection.
+            if e.is_go_away() || e.is_io() {
+                slot.0.closed.store(true, Ordering::Release);
+            }
             PoolError::request(e)
         })?;
     let body_failed = (!end_of_stream).then(|| {
