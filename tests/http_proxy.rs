@@ -265,18 +265,9 @@ impl Echoed {
 
 /// An upstream that reads a request's head and then closes the connection without answering.
 fn closing_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            thread::spawn(move || {
-                let mut r = BufReader::new(conn);
-                let _ = read_head(&mut r);
-            });
-        }
-    });
-    addr
+    spawn_server(|conn| {
+        let _ = read_head(&mut BufReader::new(conn));
+    })
 }
 
 /// An nginx process serving `return 200 "from nginx"`, killed on drop.
@@ -1151,23 +1142,29 @@ clusters:
     }
 }
 
-#[test]
-fn silent_upstream_past_the_route_timeout_is_504() {
-    let (_s, addr) = start_web(
-        "{ route_config: main }",
-        &format!(
-            "route_configs:
+/// `route_configs` with one route config `main` sending every path to cluster `name` at
+/// `endpoint`, with `route_extra` (e.g. `, timeout: 500ms`) added to the route action.
+fn one_route(name: &str, endpoint: SocketAddr, route_extra: &str) -> String {
+    format!(
+        "route_configs:
   - name: main
     virtual_hosts:
       - name: any
         domains: [\"*\"]
         routes:
           - match: {{ prefix: / }}
-            route: {{ cluster: sleepy, timeout: 500ms }}
+            route: {{ cluster: {name}{route_extra} }}
 clusters:
 {}",
-            cluster("sleepy", silent_server())
-        ),
+        cluster(name, endpoint)
+    )
+}
+
+#[test]
+fn silent_upstream_past_the_route_timeout_is_504() {
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &one_route("sleepy", silent_server(), ", timeout: 500ms"),
     );
     for h2 in [false, true] {
         let u = url(addr, "/slow");
@@ -1184,43 +1181,23 @@ clusters:
 /// An upstream that answers each request's head at once with `Content-Length: 100` and the
 /// first 10 body bytes, then holds the connection without sending the rest.
 fn stalling_body_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            thread::spawn(move || {
-                let mut r = BufReader::new(conn);
-                if let Ok(Some(_)) = read_head(&mut r) {
-                    let _ = r
-                        .get_mut()
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789");
-                    // Hold the connection open, reading whatever comes, until the peer goes.
-                    let _ = std::io::copy(&mut r, &mut std::io::sink());
-                }
-            });
+    spawn_server(|conn| {
+        let mut r = BufReader::new(conn);
+        if let Ok(Some(_)) = read_head(&mut r) {
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789");
+            // Hold the connection open, reading whatever comes, until the peer goes.
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
         }
-    });
-    addr
+    })
 }
 
 #[test]
 fn the_route_timeout_cuts_off_a_response_body_that_stalls() {
     let (_s, addr) = start_web(
         "{ route_config: main }",
-        &format!(
-            "route_configs:
-  - name: main
-    virtual_hosts:
-      - name: any
-        domains: [\"*\"]
-        routes:
-          - match: {{ prefix: / }}
-            route: {{ cluster: stalls, timeout: 500ms }}
-clusters:
-{}",
-            cluster("stalls", stalling_body_server())
-        ),
+        &one_route("stalls", stalling_body_server(), ", timeout: 500ms"),
     );
     // HTTP/1.1: the head and the first bytes arrive, then the connection is closed with the
     // body incomplete (the read deadline of `connect` would fail the test if it stayed open).
@@ -2147,16 +2124,23 @@ fn h2load_completes_every_request() {
 // Expect: 100-continue
 // ---------------------------------------------------------------------------------------------
 
+/// Sends the head of a 5-byte POST with `Expect: 100-continue`, holding the body back; returns
+/// the connection and a reader on it.
+fn post_expecting_continue(addr: SocketAddr, path: &str) -> (TcpStream, BufReader<TcpStream>) {
+    let mut c = connect(addr);
+    let r = BufReader::new(c.try_clone().unwrap());
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    (c, r)
+}
+
 #[test]
 fn expect_100_continue_is_answered_before_the_body_is_sent() {
     let up = echo_head_server("e1");
     let (_s, addr) = start_web("{ route_config: main }", &forward_config(up.addr));
-    let mut c = connect(addr);
-    let mut r = BufReader::new(c.try_clone().unwrap());
-    c.write_all(
-        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
-    )
-    .unwrap();
+    let (mut c, mut r) = post_expecting_continue(addr, "/upload");
     // The client holds its body back until the interim answer: a proxy that never sends
     // it would leave this read to time out.
     let (line, headers) = read_head(&mut r).unwrap().unwrap();
@@ -2192,12 +2176,7 @@ fn expect_100_continue_is_answered_before_the_body_is_sent() {
 #[test]
 fn expect_100_continue_on_a_local_reply_gets_the_final_answer_only() {
     let (_s, addr) = start_web("{ route_config: main }", HEALTH_ROUTES);
-    let mut c = connect(addr);
-    let mut r = BufReader::new(c.try_clone().unwrap());
-    c.write_all(
-        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
-    )
-    .unwrap();
+    let (_c, mut r) = post_expecting_continue(addr, "/healthz");
     let (line, headers) = read_head(&mut r).unwrap().unwrap();
     assert_eq!(line, "HTTP/1.1 200 OK", "no 100 for a body nobody reads");
     assert_eq!(read_body(&mut r, &headers).unwrap(), b"ok");

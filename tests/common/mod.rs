@@ -253,6 +253,24 @@ pub fn silent_server() -> SocketAddr {
     addr
 }
 
+/// A loopback test server: every accepted connection is handed to `handle` on its own thread.
+pub fn spawn_server<F>(handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let handle = std::sync::Arc::new(handle);
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let handle = handle.clone();
+            thread::spawn(move || handle(conn));
+        }
+    });
+    addr
+}
+
 /// A TCP connection with read/write timeouts so a bug shows as a failure, not a hang.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
