@@ -10,11 +10,14 @@
 # Usage: bench/http_instructions.sh [SLUICE_BINARY...]
 #   default binary: target/release/sluice. Several binaries: each is measured (A/B).
 # Needs: valgrind, nginx, wrk, curl. Ports: PORT_BASE (default 24600) .. +3, loopback only.
+# Env: DURATION (10 s of measured load), CONNS (10), WRK_ARGS (extra wrk arguments).
 set -euo pipefail
 
 PORT_BASE=${PORT_BASE:-24600}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-10}
+# Extra wrk arguments, e.g. WRK_ARGS='-H "Connection: close"' for a connection per request.
+WRK_ARGS=${WRK_ARGS:-}
 UP=$PORT_BASE PROXY=$((PORT_BASE + 1)) ADMIN=$((PORT_BASE + 2)) NGINX_PROXY=$((PORT_BASE + 3))
 BINS=("$@")
 [ ${#BINS[@]} -eq 0 ] && BINS=(target/release/sluice)
@@ -106,10 +109,10 @@ measure() {
     valgrind --tool=callgrind --callgrind-out-file="$out.%p" "$@" >"$WORK/$slug.log" 2>&1 &
     local pid=$!
     wait_for "$port"
-    wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$port/" >/dev/null
+    eval wrk -t1 -c"$CONNS" -d3s $WRK_ARGS "http://127.0.0.1:$port/" >/dev/null
     callgrind_control -z "$pid" >/dev/null 2>&1
     local requests
-    requests=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    requests=$(eval wrk -t1 -c"$CONNS" -d"${DURATION}s" $WRK_ARGS "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid"
     wait "$pid" 2>/dev/null || true

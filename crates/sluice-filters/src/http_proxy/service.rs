@@ -149,7 +149,7 @@ impl Proxy {
                     Some(limit) if declared.is_some_and(|n| n > limit) => {
                         // Read (and drop) a bounded amount first, so a client that is still
                         // sending sees the 413 rather than a reset.
-                        body::discard(streamed(body)).await;
+                        Box::pin(body::discard(streamed(body))).await;
                         return text(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             format!(
@@ -359,10 +359,14 @@ impl Proxy {
                 let replay = match source_back {
                     None => empty_body,
                     Some(back) => {
-                        let (returned, ()) = tokio::join!(
-                            tokio::time::timeout(wait + SOURCE_RETURN_WAIT, back),
-                            tokio::time::sleep(wait)
-                        );
+                        // Boxed, being rare: the request future stays small.
+                        let (returned, ()) = Box::pin(async {
+                            tokio::join!(
+                                tokio::time::timeout(wait + SOURCE_RETURN_WAIT, back),
+                                tokio::time::sleep(wait)
+                            )
+                        })
+                        .await;
                         match returned {
                             Ok(Ok(src)) if src.replayable() => {
                                 source = Some(src);
@@ -376,7 +380,7 @@ impl Proxy {
                     debug!(cluster = %cluster_name, try_ = tries, ?wait, "retrying");
                     drop(result);
                     if empty_body {
-                        tokio::time::sleep(wait).await;
+                        Box::pin(tokio::time::sleep(wait)).await;
                     }
                     if tried.is_empty() {
                         tried.push(current_host);

@@ -87,7 +87,9 @@ pub async fn send(
     loop {
         let (mut sender, pooled) = match pool.h1.take() {
             Some(sender) => (sender, true),
-            None => (connect(pool).await?, false),
+            // Boxed: dialling is rare, and its state would otherwise sit in (and be copied
+            // with) every request's future.
+            None => (Box::pin(connect(pool)).await?, false),
         };
         if pooled && sender.ready().await.is_err() {
             continue;

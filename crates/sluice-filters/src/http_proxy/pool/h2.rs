@@ -234,7 +234,9 @@ pub async fn send(
     let (slot, sender) = loop {
         let slot = match pool.h2.reserve(configured) {
             Some(slot) => slot,
-            None => pool.h2.grow(pool).await?,
+            // Boxed: growing is rare, and its state (lock, dial, handshake) would otherwise sit
+            // in every request's future.
+            None => Box::pin(pool.h2.grow(pool)).await?,
         };
         match slot.0.sender.clone().ready().await {
             Ok(sender) => break (slot, sender),
