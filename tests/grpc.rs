@@ -41,6 +41,10 @@ impl GrpcServer {
     /// Like [`GrpcServer::start`], advertising `max_streams` concurrent streams per connection.
     fn start_with(name: &str, max_streams: Option<u32>) -> GrpcServer {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Self::start_at(addr, name, max_streams)
+    }
+
+    fn start_at(addr: SocketAddr, name: &str, max_streams: Option<u32>) -> GrpcServer {
         let mut child = Command::new("python3")
             .arg(script("server.py"))
             .arg(addr.port().to_string())
@@ -355,4 +359,20 @@ fn a_full_upstream_http2_connection_gets_a_second_one_by_the_clusters_stream_lim
         &server,
         "    http2_protocol_options: { max_concurrent_streams: 4 }\n",
     );
+}
+
+#[test]
+fn an_upstream_restart_is_followed_by_a_new_http2_connection() {
+    let first = GrpcServer::start("A");
+    let addr_a = first.addr;
+    let (sluice, addr) = start_sluice(
+        "            - match: { prefix: /, grpc: { service: echo.Echo } }
+              route: { cluster: echo }",
+        &h2_cluster("echo", addr_a),
+    );
+    expect_through(&sluice, addr, "unary", "unary: hello grpc\n");
+    // The upstream goes away (its pooled connection with it) and comes back on the same port.
+    drop(first);
+    let _second = GrpcServer::start_at(addr_a, "A2", None);
+    expect_through(&sluice, addr, "name", "name: A2\nunary: x\n");
 }
