@@ -376,3 +376,18 @@ fn an_upstream_restart_is_followed_by_a_new_http2_connection() {
     let _second = GrpcServer::start_at(addr_a, "A2", None);
     expect_through(&sluice, addr, "name", "name: A2\nunary: x\n");
 }
+
+#[test]
+fn max_requests_per_connection_spreads_http2_streams_over_connections() {
+    let server = GrpcServer::start("A");
+    let (sluice, addr) = start_sluice(
+        "            - match: { prefix: /, grpc: { service: echo.Echo } }
+              route: { cluster: echo }",
+        &format!(
+            "{}    common_http_protocol_options: {{ max_requests_per_connection: 2 }}\n",
+            h2_cluster("echo", server.addr)
+        ),
+    );
+    // Twelve calls held open together, two streams per connection at most over its life.
+    expect_through(&sluice, addr, "gather", "together: 12/12\nconnections: 6\n");
+}

@@ -1317,36 +1317,113 @@ struct CountingUpstream {
 }
 
 fn counting_upstream() -> CountingUpstream {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
+    counting_upstream_answering_after(Duration::ZERO)
+}
+
+/// A [`CountingUpstream`] that waits `delay` before each answer (so concurrent requests need
+/// as many connections).
+fn counting_upstream_answering_after(delay: Duration) -> CountingUpstream {
     let accepted = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(AtomicUsize::new(0));
     let (a, c) = (accepted.clone(), closed.clone());
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            a.fetch_add(1, Ordering::SeqCst);
-            let c = c.clone();
-            thread::spawn(move || {
-                let mut r = BufReader::new(conn);
-                while let Ok(Some((_, headers))) = read_head(&mut r) {
-                    if read_body(&mut r, &headers).is_err()
-                        || r.get_mut()
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                            .is_err()
-                    {
-                        break;
-                    }
-                }
-                c.fetch_add(1, Ordering::SeqCst);
-            });
+    let addr = spawn_server(move |conn| {
+        a.fetch_add(1, Ordering::SeqCst);
+        let mut r = BufReader::new(conn);
+        while let Ok(Some((_, headers))) = read_head(&mut r) {
+            if read_body(&mut r, &headers).is_err() {
+                break;
+            }
+            thread::sleep(delay);
+            if r.get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .is_err()
+            {
+                break;
+            }
         }
+        c.fetch_add(1, Ordering::SeqCst);
     });
     CountingUpstream {
         addr,
         accepted,
         closed,
     }
+}
+
+/// Waits (bounded by `DEADLINE`) until `count` reaches `want`.
+fn wait_for_count(count: &AtomicUsize, want: usize, what: &str) {
+    let start = Instant::now();
+    while count.load(Ordering::SeqCst) < want {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what}: {} after {DEADLINE:?}, expected {want}",
+            count.load(Ordering::SeqCst)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_connection_closes_after_max_requests_per_connection() {
+    let up = counting_upstream();
+    let (_s, addr) = start_web(
+        "{ routes: [{ match: { prefix: / }, route: { cluster: c } }] }",
+        &format!(
+            "clusters:\n{}    common_http_protocol_options: {{ max_requests_per_connection: 2 }}\n",
+            cluster("c", up.addr)
+        ),
+    );
+    for i in 0..5 {
+        let r = curl(&[&url(addr, &format!("/{i}"))]);
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
+    }
+    // Two requests each on the first two connections, the fifth on a third.
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 3);
+    wait_for_count(&up.closed, 2, "worn-out connections closed");
+}
+
+#[test]
+fn idle_connections_beyond_max_idle_connections_are_closed() {
+    let up = counting_upstream_answering_after(Duration::from_millis(300));
+    let (_s, addr) = start_web(
+        "{ routes: [{ match: { prefix: / }, route: { cluster: c } }] }",
+        &format!(
+            "clusters:\n{}    common_http_protocol_options: {{ max_idle_connections: 1 }}\n",
+            cluster("c", up.addr)
+        ),
+    );
+    // Five at once: as many upstream connections, since each answer takes a while.
+    let urls: Vec<String> = (0..5).map(|i| url(addr, &format!("/{i}"))).collect();
+    let mut args: Vec<&str> = vec![
+        "-Z",
+        "--parallel-immediate",
+        "--parallel-max",
+        "5",
+        "-w",
+        "[%{http_code}]",
+    ];
+    args.extend(urls.iter().map(String::as_str));
+    let out = String::from_utf8_lossy(&curl_raw(&args)).into_owned();
+    assert_eq!(out.matches("[200]").count(), 5, "{out}");
+    let opened = up.accepted.load(Ordering::SeqCst);
+    assert!(
+        opened >= 3,
+        "only {opened} upstream connections for 5 concurrent requests"
+    );
+    // One stays pooled; the others are closed as they come free.
+    wait_for_count(
+        &up.closed,
+        opened - 1,
+        "connections closed beyond the idle limit",
+    );
+    let r = curl(&[&url(addr, "/again")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        up.accepted.load(Ordering::SeqCst),
+        opened,
+        "the kept connection was reused"
+    );
+    assert_eq!(up.closed.load(Ordering::SeqCst), opened - 1);
 }
 
 #[test]
@@ -1370,13 +1447,7 @@ fn idle_upstream_connections_close_after_the_clusters_idle_timeout() {
         "both requests on one pooled connection"
     );
     // The pool closes it once idle for the timeout (never before); the upstream sees EOF.
-    while up.closed.load(Ordering::SeqCst) == 0 {
-        assert!(
-            used.elapsed() < DEADLINE,
-            "the idle upstream connection was not closed within {DEADLINE:?}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_count(&up.closed, 1, "idle connection closed");
     assert!(
         used.elapsed() >= Duration::from_millis(900),
         "closed too early: {:?}",

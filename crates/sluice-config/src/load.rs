@@ -306,17 +306,35 @@ impl Decode for CommonHttpProtocolOptions {
             cx,
         );
         let idle_line = f.node("idle_timeout").map_or(f.line(), |n| n.line);
+        let max_requests = f.optional::<u32>("max_requests_per_connection", cx);
+        let max_requests_line = f
+            .node("max_requests_per_connection")
+            .map_or(f.line(), |n| n.line);
+        let max_idle = f.optional::<u32>("max_idle_connections", cx);
         f.finish(cx);
-        let idle_timeout = idle?;
-        if idle_timeout < Duration::from_millis(100) {
+        let mut ok = true;
+        if let Some(idle) = idle.filter(|d| *d < Duration::from_millis(100)) {
             cx.error(
                 idle_line,
                 &join(path, "idle_timeout"),
-                format!("must be at least 100ms, found {idle_timeout:?}"),
+                format!("must be at least 100ms, found {idle:?}"),
             );
-            return None;
+            ok = false;
         }
-        Some(CommonHttpProtocolOptions { idle_timeout })
+        if let Ok(Some(0)) = max_requests {
+            cx.error(
+                max_requests_line,
+                &join(path, "max_requests_per_connection"),
+                "must be at least 1",
+            );
+            ok = false;
+        }
+        let options = CommonHttpProtocolOptions {
+            idle_timeout: idle?,
+            max_requests_per_connection: max_requests.ok()?,
+            max_idle_connections: max_idle.ok()?,
+        };
+        ok.then_some(options)
     }
 }
 

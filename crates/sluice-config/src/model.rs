@@ -144,12 +144,19 @@ pub struct ClusterConfig {
 pub struct CommonHttpProtocolOptions {
     /// An upstream connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
+    /// A connection is closed after this many requests (HTTP/2: streams); `None`: no limit.
+    pub max_requests_per_connection: Option<u32>,
+    /// HTTP/1: at most this many idle connections are kept per host; more are closed as they
+    /// come free. `None`: no limit.
+    pub max_idle_connections: Option<u32>,
 }
 
 impl Default for CommonHttpProtocolOptions {
     fn default() -> Self {
         CommonHttpProtocolOptions {
             idle_timeout: Duration::from_secs(60),
+            max_requests_per_connection: None,
+            max_idle_connections: None,
         }
     }
 }

@@ -35,6 +35,10 @@ impl Upstreams {
                 connect_timeout: cluster.connect_timeout,
                 idle_timeout: c.common_http_protocol_options.idle_timeout,
                 max_concurrent_streams: c.http2_protocol_options.max_concurrent_streams,
+                max_requests_per_connection: c
+                    .common_http_protocol_options
+                    .max_requests_per_connection,
+                max_idle_connections: c.common_http_protocol_options.max_idle_connections,
             };
             let hosts = cluster
                 .hosts

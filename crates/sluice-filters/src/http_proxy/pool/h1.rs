@@ -31,24 +31,30 @@ pub struct Idle {
 }
 
 struct IdleConn {
-    sender: SendRequest<Body>,
+    conn: Conn,
     since: Instant,
+}
+
+/// A connection and how many requests it has carried.
+struct Conn {
+    sender: SendRequest<Body>,
+    served: u32,
 }
 
 impl Idle {
     /// An idle connection that is still open, if any.
-    fn take(&self) -> Option<SendRequest<Body>> {
+    fn take(&self) -> Option<Conn> {
         while let Some(c) = self.queue.pop() {
-            if !c.sender.is_closed() {
-                return Some(c.sender);
+            if !c.conn.sender.is_closed() {
+                return Some(c.conn);
             }
         }
         None
     }
 
-    fn put(&self, sender: SendRequest<Body>) {
+    fn put(&self, conn: Conn) {
         self.queue.push(IdleConn {
-            sender,
+            conn,
             since: Instant::now(),
         });
     }
@@ -57,7 +63,7 @@ impl Idle {
     pub fn reap(&self, timeout: Duration) -> usize {
         for _ in 0..self.queue.len() {
             let Some(c) = self.queue.pop() else { break };
-            if !c.sender.is_closed() && c.since.elapsed() < timeout {
+            if !c.conn.sender.is_closed() && c.since.elapsed() < timeout {
                 self.queue.push(c);
             }
         }
@@ -85,17 +91,26 @@ pub async fn send(
         *req.uri_mut() = Uri::from(path);
     }
     loop {
-        let (mut sender, pooled) = match pool.h1.take() {
-            Some(sender) => (sender, true),
+        let (mut conn, pooled) = match pool.h1.take() {
+            Some(conn) => (conn, true),
             // Boxed: dialling is rare, and its state would otherwise sit in (and be copied
             // with) every request's future.
-            None => (Box::pin(connect(pool)).await?, false),
+            None => (
+                Conn {
+                    sender: Box::pin(connect(pool)).await?,
+                    served: 0,
+                },
+                false,
+            ),
         };
-        if pooled && sender.ready().await.is_err() {
+        if pooled && conn.sender.ready().await.is_err() {
             continue;
         }
-        match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(returning(resp, sender, pool, deadline)),
+        match conn.sender.try_send_request(req).await {
+            Ok(resp) => {
+                conn.served = conn.served.saturating_add(1);
+                return Ok(returning(resp, conn, pool, deadline));
+            }
             Err(mut e) => match e.take_message() {
                 // Not written: the pooled connection was closed under us; try another.
                 Some(unsent) if pooled => {
@@ -126,16 +141,21 @@ async fn connect(pool: &Arc<HostPool>) -> Result<SendRequest<Body>, PoolError> {
 /// The response, with a body that gives the connection back once read to the end.
 fn returning(
     resp: Response<Incoming>,
-    sender: SendRequest<Body>,
+    conn: Conn,
     pool: &Arc<HostPool>,
     deadline: Option<BodyDeadline>,
 ) -> Response<Body> {
-    // A 101 hands the connection to the upgrade; it is not pooled again.
-    let reusable = resp.status() != StatusCode::SWITCHING_PROTOCOLS;
+    // A 101 hands the connection to the upgrade; it is not pooled again. Nor is one that has
+    // served its `max_requests_per_connection`.
+    let worn_out = pool
+        .options
+        .max_requests_per_connection
+        .is_some_and(|max| conn.served >= max);
+    let reusable = resp.status() != StatusCode::SWITCHING_PROTOCOLS && !worn_out;
     let (parts, inner) = resp.into_parts();
     let mut body = Returning {
         inner,
-        sender: reusable.then_some(sender),
+        conn: reusable.then_some(conn),
         pool: pool.clone(),
         deadline,
     };
@@ -147,18 +167,23 @@ fn returning(
 
 struct Returning {
     inner: Incoming,
-    sender: Option<SendRequest<Body>>,
+    conn: Option<Conn>,
     pool: Arc<HostPool>,
     deadline: Option<BodyDeadline>,
 }
 
 impl Returning {
     fn give_back(&mut self) {
-        if let Some(sender) = self.sender.take() {
-            if !sender.is_closed() {
-                self.pool.h1.put(sender);
-                self.pool.ensure_reaper();
-            }
+        let Some(conn) = self.conn.take() else { return };
+        let full = self
+            .pool
+            .options
+            .max_idle_connections
+            .is_some_and(|max| self.pool.h1.len() >= max as usize);
+        // Dropping the sender closes the connection.
+        if !conn.sender.is_closed() && !full {
+            self.pool.h1.put(conn);
+            self.pool.ensure_reaper();
         }
     }
 }
@@ -179,7 +204,7 @@ impl HttpBody for Returning {
         match &frame {
             None => this.give_back(),
             // A failed or abandoned body leaves the connection mid-message.
-            Some(Err(_)) => this.sender = None,
+            Some(Err(_)) => this.conn = None,
             Some(Ok(_)) if this.inner.is_end_stream() => this.give_back(),
             Some(Ok(_)) => {}
         }

@@ -27,7 +27,7 @@ use http_body_util::BodyExt;
 use tokio::sync::{oneshot, Mutex};
 use tracing::debug;
 
-use super::{poll_with_deadline, BodyDeadline, HostPool, PoolError};
+use super::{poll_with_deadline, BodyDeadline, HostPool, PoolError, PoolOptions};
 use crate::http_proxy::body::{Body, BoxError};
 
 /// Streams assumed allowed before the upstream's SETTINGS say otherwise (RFC 9113 §6.5.2).
@@ -53,6 +53,8 @@ struct Conn {
     sender: SendRequest<Bytes>,
     /// Streams in use (slots handed out and not yet given back).
     active: AtomicUsize,
+    /// Streams opened over the connection's life (for `max_requests_per_connection`).
+    opened: AtomicU64,
     /// The connection task ended, or the connection refused a new stream.
     closed: Arc<AtomicBool>,
     /// When the last stream ended, in milliseconds since [`epoch`].
@@ -84,9 +86,19 @@ impl Conn {
         configured.map_or(peer, |c| peer.min(c as usize))
     }
 
-    /// Takes a stream slot if the connection is open and below its limit.
-    fn reserve(self: &Arc<Self>, configured: Option<u32>) -> Option<Slot> {
-        if self.closed.load(Ordering::Acquire) {
+    /// Whether the connection has opened its `max_requests_per_connection` streams: it takes
+    /// no more, and goes once those finish.
+    fn worn_out(&self, max_requests: Option<u32>) -> bool {
+        max_requests.is_some_and(|max| self.opened.load(Ordering::Acquire) >= u64::from(max))
+    }
+
+    /// Takes a stream slot if the connection is open and below its limits.
+    fn reserve(
+        self: &Arc<Self>,
+        configured: Option<u32>,
+        max_requests: Option<u32>,
+    ) -> Option<Slot> {
+        if self.closed.load(Ordering::Acquire) || self.worn_out(max_requests) {
             return None;
         }
         let limit = self.limit(configured);
@@ -98,7 +110,16 @@ impl Conn {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(Slot(self.clone())),
+                Ok(_) => {
+                    let slot = Slot(self.clone());
+                    // Counted after the slot is taken, so two racing requests cannot both
+                    // slip past the limit (the loser's slot is given back on drop).
+                    let opened = self.opened.fetch_add(1, Ordering::AcqRel) + 1;
+                    if max_requests.is_some_and(|max| opened > u64::from(max)) {
+                        return None;
+                    }
+                    return Some(slot);
+                }
                 Err(now) => active = now,
             }
         }
@@ -107,21 +128,30 @@ impl Conn {
 }
 
 impl Conns {
-    fn reserve(&self, configured: Option<u32>) -> Option<Slot> {
-        self.list.load().iter().find_map(|c| c.reserve(configured))
+    fn reserve(&self, options: &PoolOptions) -> Option<Slot> {
+        let (streams, requests) = (
+            options.max_concurrent_streams,
+            options.max_requests_per_connection,
+        );
+        self.list
+            .load()
+            .iter()
+            .find_map(|c| c.reserve(streams, requests))
     }
 
-    /// Drops connections that closed, or sat without streams for `timeout`; returns how many
-    /// stay open.
-    pub fn reap(&self, timeout: Duration) -> usize {
+    /// Drops connections that closed, sat without streams for `timeout`, or are worn out
+    /// and without streams; returns how many stay open.
+    pub fn reap(&self, timeout: Duration, max_requests: Option<u32>) -> usize {
         let cutoff =
             now_ms().saturating_sub(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
         self.list.rcu(|list| {
             list.iter()
                 .filter(|c| {
-                    !c.closed.load(Ordering::Acquire)
-                        && (c.active.load(Ordering::Acquire) > 0
-                            || c.last_used.load(Ordering::Relaxed) > cutoff)
+                    let idle = c.active.load(Ordering::Acquire) == 0;
+                    let expired = idle
+                        && (c.worn_out(max_requests)
+                            || c.last_used.load(Ordering::Relaxed) <= cutoff);
+                    !c.closed.load(Ordering::Acquire) && !expired
                 })
                 .cloned()
                 .collect::<Vec<_>>()
@@ -135,9 +165,8 @@ impl Conns {
 
     /// A slot on a new connection (or on one another request just opened).
     async fn grow(&self, pool: &Arc<HostPool>) -> Result<Slot, PoolError> {
-        let configured = pool.options.max_concurrent_streams;
         let mut last_failure = self.dialing.lock().await;
-        if let Some(slot) = self.reserve(configured) {
+        if let Some(slot) = self.reserve(&pool.options) {
             return Ok(slot);
         }
         if let Some((at, why)) = last_failure.as_ref() {
@@ -155,6 +184,7 @@ impl Conns {
         };
         *last_failure = None;
         conn.active.store(1, Ordering::Release);
+        conn.opened.store(1, Ordering::Release);
         let slot = Slot(conn.clone());
         self.list.rcu(|list| {
             let mut next: Vec<Arc<Conn>> = list
@@ -217,6 +247,7 @@ async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
     let conn = Arc::new(Conn {
         sender,
         active: AtomicUsize::new(0),
+        opened: AtomicU64::new(0),
         closed,
         last_used: AtomicU64::new(now_ms()),
     });
@@ -229,10 +260,9 @@ pub async fn send(
     req: Request<Body>,
     deadline: Option<BodyDeadline>,
 ) -> Result<Response<Body>, PoolError> {
-    let configured = pool.options.max_concurrent_streams;
     let mut switches = 0;
     let (slot, sender) = loop {
-        let slot = match pool.h2.reserve(configured) {
+        let slot = match pool.h2.reserve(&pool.options) {
             Some(slot) => slot,
             // Boxed: growing is rare, and its state (lock, dial, handshake) would otherwise sit
             // in every request's future.

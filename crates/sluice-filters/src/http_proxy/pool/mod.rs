@@ -43,6 +43,10 @@ pub struct PoolOptions {
     /// HTTP/2: at most this many concurrent streams per connection, even if the upstream
     /// allows more. `None`: the upstream's own limit.
     pub max_concurrent_streams: Option<u32>,
+    /// A connection serves at most this many requests (HTTP/2: streams), then closes.
+    pub max_requests_per_connection: Option<u32>,
+    /// HTTP/1: at most this many idle connections kept.
+    pub max_idle_connections: Option<u32>,
 }
 
 /// The pools to one upstream host.
@@ -214,7 +218,10 @@ impl HostPool {
                 tokio::time::sleep(period).await;
                 let Some(pool) = pool.upgrade() else { return };
                 let idle_timeout = pool.options.idle_timeout;
-                let left = pool.h1.reap(idle_timeout) + pool.h2.reap(idle_timeout);
+                let left = pool.h1.reap(idle_timeout)
+                    + pool
+                        .h2
+                        .reap(idle_timeout, pool.options.max_requests_per_connection);
                 if left == 0 {
                     pool.reaping.store(false, Ordering::Release);
                     // A connection pooled between the count and the store restarts it.
