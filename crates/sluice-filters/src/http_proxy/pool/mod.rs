@@ -10,6 +10,10 @@
 //!   upstream's `SETTINGS_MAX_CONCURRENT_STREAMS` and the cluster's own limit; when every
 //!   connection is full another is opened, so a busy host gets as many connections as it needs.
 //!
+//! Limits from the cluster's `common_http_protocol_options`: `idle_timeout` (a reaper task
+//! per pool, alive only while the pool holds connections), `max_requests_per_connection`
+//! (both protocols) and `max_idle_connections` (HTTP/1).
+//!
 //! Dialling goes through `sluice_net::connect`, so Unix-socket endpoints work. Both halves are
 //! ours rather than hyper-util's generic client because that client keeps one HTTP/2
 //! connection per host whatever the stream limit, and spends a task per request on returning
