@@ -208,7 +208,9 @@ impl HostPool {
     /// Makes sure a task closes connections that stay idle past `idle_timeout`. It runs while
     /// the pool has idle HTTP/1 connections or open HTTP/2 ones, and stops with the pool.
     fn ensure_reaper(self: &Arc<Self>) {
-        if self.reaping.swap(true, Ordering::AcqRel) {
+        // A plain load first: this runs for every pooled response, and a read-modify-write
+        // on a line all workers share would bounce it between their caches.
+        if self.reaping.load(Ordering::Acquire) || self.reaping.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
