@@ -134,59 +134,81 @@ impl ConnectionHandler for HttpProxy {
                 detect::close_gracefully(io).await;
                 return;
             }
-            let head_limit = config.max_request_headers_kb as usize * 1024;
+            // Each protocol's serving state lives in its own box: an HTTP/1 connection does
+            // not carry room for HTTP/2's (the task's future is held for the connection's life,
+            // idle keep-alive time included).
             let result = match protocol {
-                Protocol::Http1 => {
-                    let exchanges = Exchanges::new();
-                    let limits = h1_errors::Limits {
-                        listener: info.listener.clone(),
-                        max_request_headers_kb: config.max_request_headers_kb,
-                        max_headers_count: config.max_headers_count as usize,
-                    };
-                    let io = TokioIo::new(ErrorReplies::new(io, exchanges.clone(), limits));
-                    let service = service_fn(move |req| {
-                        let exchange = exchanges.begin();
-                        let proxy = proxy.clone();
-                        async move {
-                            let resp = proxy.handle(req, client).await;
-                            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                                exchange.tunnel();
-                            }
-                            Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, exchange)))
-                        }
-                    });
-                    let mut builder = http1::Builder::new();
-                    builder
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(config.request_headers_timeout)
-                        .max_header_size(head_limit)
-                        .max_buf_size(head_limit.max(DEFAULT_HTTP1_BUFFER) + MIN_HTTP1_BUFFER);
-                    // hyper parses into a stack array of 100 headers unless told otherwise.
-                    if config.max_headers_count != 100 {
-                        builder.max_headers(config.max_headers_count as usize);
-                    }
-                    let conn = builder.serve_connection(io, service).with_upgrades();
-                    until_drained!(conn, info.drain)
-                }
-                Protocol::Http2 => {
-                    let service = service_fn(move |req| {
-                        let proxy = proxy.clone();
-                        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
-                    });
-                    // h2 refuses a header list beyond its limit with a bare 431; below twice the
-                    // limit the service answers instead, with a body that says why.
-                    let h2_limit = head_limit.saturating_mul(2);
-                    let mut builder = http2::Builder::new(TokioExecutor::new());
-                    builder
-                        .timer(TokioTimer::new())
-                        .max_header_list_size(u32::try_from(h2_limit).unwrap_or(u32::MAX));
-                    let conn = builder.serve_connection(TokioIo::new(io), service);
-                    until_drained!(conn, info.drain)
-                }
+                Protocol::Http1 => Box::pin(serve_http1(io, proxy, client, &config, &info)).await,
+                Protocol::Http2 => Box::pin(serve_http2(io, proxy, client, &config, &info)).await,
             };
             if let Err(e) = result {
                 debug!(listener = %info.listener, error = %e, "http connection ended with an error");
             }
         })
     }
+}
+
+/// Serves one HTTP/1.1 connection until it ends or drains.
+async fn serve_http1(
+    io: detect::Rewind,
+    proxy: Arc<Proxy>,
+    client: Option<std::net::SocketAddr>,
+    config: &HttpProxyConfig,
+    info: &ConnectionInfo,
+) -> hyper::Result<()> {
+    let head_limit = config.max_request_headers_kb as usize * 1024;
+    let exchanges = Exchanges::new();
+    let limits = h1_errors::Limits {
+        listener: info.listener.clone(),
+        max_request_headers_kb: config.max_request_headers_kb,
+        max_headers_count: config.max_headers_count as usize,
+    };
+    let io = TokioIo::new(ErrorReplies::new(io, exchanges.clone(), limits));
+    let service = service_fn(move |req| {
+        let exchange = exchanges.begin();
+        let proxy = proxy.clone();
+        async move {
+            let resp = proxy.handle(req, client).await;
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                exchange.tunnel();
+            }
+            Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, exchange)))
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.request_headers_timeout)
+        .max_header_size(head_limit)
+        .max_buf_size(head_limit.max(DEFAULT_HTTP1_BUFFER) + MIN_HTTP1_BUFFER);
+    // hyper parses into a stack array of 100 headers unless told otherwise.
+    if config.max_headers_count != 100 {
+        builder.max_headers(config.max_headers_count as usize);
+    }
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    until_drained!(conn, info.drain)
+}
+
+/// Serves one HTTP/2 connection until it ends or drains.
+async fn serve_http2(
+    io: detect::Rewind,
+    proxy: Arc<Proxy>,
+    client: Option<std::net::SocketAddr>,
+    config: &HttpProxyConfig,
+    info: &ConnectionInfo,
+) -> hyper::Result<()> {
+    let head_limit = config.max_request_headers_kb as usize * 1024;
+    let service = service_fn(move |req| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+    });
+    // h2 refuses a header list beyond its limit with a bare 431; below twice the
+    // limit the service answers instead, with a body that says why.
+    let h2_limit = head_limit.saturating_mul(2);
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(h2_limit).unwrap_or(u32::MAX));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    until_drained!(conn, info.drain)
 }
