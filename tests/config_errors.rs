@@ -176,13 +176,14 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ),
     (
         "cluster protocol options out of range",
-        "clusters:\n  - name: c\n    http2_protocol_options: { max_concurrent_streams: 0 }\n    common_http_protocol_options: { idle_timeout: 10ms, idle: 1s,\n      max_requests_per_connection: 0, max_idle_connections: -1 }\n",
+        "clusters:\n  - name: c\n    http2_protocol_options: { max_concurrent_streams: 0 }\n    common_http_protocol_options: { idle_timeout: 10ms, idle: 1s,\n      max_requests_per_connection: 0, max_idle_connections: -1 }\n  - name: d\n    http2_protocol_options: { connection_keepalive: { interval: 1ms } }\n",
         &[
             "cfg.yaml:3: clusters[0].http2_protocol_options.max_concurrent_streams: must be from 1 to 2147483647, found 0",
             "cfg.yaml:4: clusters[0].common_http_protocol_options.idle: unknown field \"idle\" (did you mean \"idle_timeout\"?)",
             "cfg.yaml:4: clusters[0].common_http_protocol_options.idle_timeout: must be at least 100ms, found 10ms",
             "cfg.yaml:5: clusters[0].common_http_protocol_options.max_idle_connections: expected a whole number from 0 to 4294967295, found \"-1\"",
             "cfg.yaml:5: clusters[0].common_http_protocol_options.max_requests_per_connection: must be at least 1",
+            "cfg.yaml:7: clusters[1].http2_protocol_options.connection_keepalive: missing required field \"timeout\"",
         ],
     ),
     (

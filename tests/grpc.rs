@@ -7,11 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -390,4 +392,90 @@ fn max_requests_per_connection_spreads_http2_streams_over_connections() {
     );
     // Twelve calls held open together, two streams per connection at most over its life.
     expect_through(&sluice, addr, "gather", "together: 12/12\nconnections: 6\n");
+}
+
+/// A TCP relay in front of a server that can go silent: after [`Freezer::freeze`], the
+/// connections it relayed so far pass nothing more either way (as when a peer vanishes
+/// without a FIN), while new connections are relayed normally.
+struct Freezer {
+    addr: SocketAddr,
+    /// Connections accepted before this generation are frozen.
+    frozen_before: Arc<AtomicUsize>,
+    /// Relayed connections the client side has closed.
+    closed_by_client: Arc<AtomicUsize>,
+}
+
+impl Freezer {
+    fn start(backend: SocketAddr) -> Freezer {
+        let frozen_before = Arc::new(AtomicUsize::new(0));
+        let closed_by_client = Arc::new(AtomicUsize::new(0));
+        let generation = Arc::new(AtomicUsize::new(0));
+        let (frozen, closed) = (frozen_before.clone(), closed_by_client.clone());
+        let addr = spawn_server(move |client| {
+            let mine = generation.fetch_add(1, Ordering::SeqCst);
+            let Ok(server) = TcpStream::connect(backend) else {
+                return;
+            };
+            let relay = move |mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicUsize>| {
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    match from.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        // Frozen: read and drop, so the sender sees no answer and no close.
+                        Ok(_) if frozen.load(Ordering::SeqCst) > mine => {}
+                        Ok(n) => {
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = to.shutdown(Shutdown::Write);
+            };
+            let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let f = frozen.clone();
+            let back = thread::spawn(move || relay(s2, c2, f));
+            relay(client, server, frozen.clone());
+            closed.fetch_add(1, Ordering::SeqCst);
+            let _ = back.join();
+        });
+        Freezer {
+            addr,
+            frozen_before,
+            closed_by_client,
+        }
+    }
+
+    /// Freezes every connection relayed so far.
+    fn freeze(&self, accepted_so_far: usize) {
+        self.frozen_before.store(accepted_so_far, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn keepalive_pings_retire_an_upstream_connection_that_went_silent() {
+    let server = GrpcServer::start("A");
+    let freezer = Freezer::start(server.addr);
+    let (sluice, addr) = start_sluice(
+        "            - match: { prefix: /, grpc: { service: echo.Echo } }
+              route: { cluster: echo, timeout: 5s }",
+        &format!(
+            "{}    http2_protocol_options: {{ connection_keepalive: {{ interval: 200ms, timeout: 300ms }} }}\n",
+            h2_cluster("echo", freezer.addr)
+        ),
+    );
+    expect_through(&sluice, addr, "unary", "unary: hello grpc\n");
+    // The pooled connection goes silent: its PINGs go unanswered, so Sluice closes it...
+    freezer.freeze(1);
+    let start = Instant::now();
+    while freezer.closed_by_client.load(Ordering::SeqCst) == 0 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the silent upstream connection was not closed within {DEADLINE:?}\n{}",
+            log_tail(&sluice)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    // ...and the next call goes out on a new one instead of waiting on the dead one.
+    expect_through(&sluice, addr, "unary", "unary: hello grpc\n");
 }

@@ -345,6 +345,7 @@ impl Decode for Http2ProtocolOptions {
         let max_line = f
             .node("max_concurrent_streams")
             .map_or(f.line(), |n| n.line);
+        let keepalive = f.optional::<Keepalive>("connection_keepalive", cx);
         f.finish(cx);
         let max = max.ok()?;
         if max == Some(0) || max.is_some_and(|m| m > MAX_H2_STREAMS) {
@@ -360,7 +361,35 @@ impl Decode for Http2ProtocolOptions {
         }
         Some(Http2ProtocolOptions {
             max_concurrent_streams: max,
+            connection_keepalive: keepalive.ok()?,
         })
+    }
+}
+
+impl Decode for Keepalive {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let interval = f.required::<Duration>("interval", cx);
+        let interval_line = f.node("interval").map_or(f.line(), |n| n.line);
+        let timeout = f.required::<Duration>("timeout", cx);
+        let timeout_line = f.node("timeout").map_or(f.line(), |n| n.line);
+        f.finish(cx);
+        let (interval, timeout) = (interval?, timeout?);
+        let mut ok = true;
+        for (value, line, key) in [
+            (interval, interval_line, "interval"),
+            (timeout, timeout_line, "timeout"),
+        ] {
+            if value < Duration::from_millis(10) {
+                cx.error(
+                    line,
+                    &join(path, key),
+                    format!("must be at least 10ms, found {value:?}"),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(Keepalive { interval, timeout })
     }
 }
 

@@ -167,6 +167,16 @@ pub struct Http2ProtocolOptions {
     /// At most this many concurrent streams per upstream connection; another connection is
     /// opened beyond it. `None`: as many as the upstream allows.
     pub max_concurrent_streams: Option<u32>,
+    /// PINGs that find dead connections (Envoy's `connection_keepalive`); `None`: no PINGs.
+    pub connection_keepalive: Option<Keepalive>,
+}
+
+/// Envoy's `connection_keepalive`: a PING every `interval`; a connection whose PING goes
+/// unanswered for `timeout` is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub interval: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

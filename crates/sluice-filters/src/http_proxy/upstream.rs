@@ -39,6 +39,7 @@ impl Upstreams {
                     .common_http_protocol_options
                     .max_requests_per_connection,
                 max_idle_connections: c.common_http_protocol_options.max_idle_connections,
+                keepalive: c.http2_protocol_options.connection_keepalive,
             };
             let hosts = cluster
                 .hosts

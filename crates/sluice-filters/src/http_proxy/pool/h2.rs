@@ -214,34 +214,28 @@ async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
     // PING answered means they have been applied. Until then every request would land on
     // this connection under the assumed limit, and h2 would queue the excess on it.
     let ping_pong = connection.ping_pong();
-    let address = pool.address.clone();
     let closed = Arc::new(AtomicBool::new(false));
-    let ended = closed.clone();
-    let driver = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            debug!(host = %address, error = %e, "upstream HTTP/2 connection ended with an error");
+    let (settled_tx, settled) = oneshot::channel();
+    let driver = tokio::spawn(drive(
+        connection,
+        ping_pong,
+        pool.options.connect_timeout,
+        pool.options.keepalive,
+        settled_tx,
+        closed.clone(),
+        pool.address.clone(),
+    ));
+    match settled.await {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => {
+            driver.abort();
+            return Err(PoolError::connect(format!("{}: {why}", pool.address)));
         }
-        ended.store(true, Ordering::Release);
-    });
-    if let Some(mut ping_pong) = ping_pong {
-        let settled = tokio::time::timeout(
-            pool.options.connect_timeout,
-            ping_pong.ping(h2::Ping::opaque()),
-        )
-        .await;
-        match settled {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                driver.abort();
-                return Err(PoolError::connect(e));
-            }
-            Err(_) => {
-                driver.abort();
-                return Err(PoolError::connect(format!(
-                    "{}: no HTTP/2 SETTINGS within {:?}",
-                    pool.address, pool.options.connect_timeout
-                )));
-            }
+        Err(_) => {
+            return Err(PoolError::connect(format!(
+                "{}: the HTTP/2 connection ended during its handshake",
+                pool.address
+            )))
         }
     }
     let conn = Arc::new(Conn {
@@ -252,6 +246,63 @@ async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
         last_used: AtomicU64::new(now_ms()),
     });
     Ok(conn)
+}
+
+/// Runs an upstream HTTP/2 connection: drives it, reports on `settled` once the upstream's
+/// SETTINGS are in, and with `keepalive` PINGs it every interval, closing it when a PING goes
+/// unanswered (a peer that vanished without a FIN would otherwise hold requests until their
+/// timeouts). Marks the connection `closed` when it ends, whatever the reason.
+async fn drive(
+    mut connection: h2::client::Connection<sluice_net::Stream, Bytes>,
+    ping_pong: Option<h2::PingPong>,
+    connect_timeout: Duration,
+    keepalive: Option<sluice_config::Keepalive>,
+    settled: oneshot::Sender<Result<(), String>>,
+    closed: Arc<AtomicBool>,
+    address: Arc<sluice_config::Address>,
+) {
+    let pings = async {
+        let Some(mut ping_pong) = ping_pong else {
+            let _ = settled.send(Ok(()));
+            return std::future::pending::<()>().await;
+        };
+        match tokio::time::timeout(connect_timeout, ping_pong.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_)) => {
+                let _ = settled.send(Ok(()));
+            }
+            Ok(Err(e)) => {
+                let _ = settled.send(Err(e.to_string()));
+                return;
+            }
+            Err(_) => {
+                let _ = settled.send(Err(format!(
+                    "no HTTP/2 SETTINGS within {connect_timeout:?}"
+                )));
+                return;
+            }
+        }
+        let Some(keepalive) = keepalive else {
+            return std::future::pending::<()>().await;
+        };
+        loop {
+            tokio::time::sleep(keepalive.interval).await;
+            let answered =
+                tokio::time::timeout(keepalive.timeout, ping_pong.ping(h2::Ping::opaque())).await;
+            if !matches!(answered, Ok(Ok(_))) {
+                debug!(host = %address, "keepalive PING unanswered; closing the connection");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        ended = &mut connection => {
+            if let Err(e) = ended {
+                debug!(host = %address, error = %e, "upstream HTTP/2 connection ended with an error");
+            }
+        }
+        () = pings => {}
+    }
+    closed.store(true, Ordering::Release);
 }
 
 /// Sends `req` (absolute URI) on a stream of a pooled connection.

@@ -51,6 +51,8 @@ pub struct PoolOptions {
     pub max_requests_per_connection: Option<u32>,
     /// HTTP/1: at most this many idle connections kept.
     pub max_idle_connections: Option<u32>,
+    /// HTTP/2: PINGs that find dead connections.
+    pub keepalive: Option<sluice_config::Keepalive>,
 }
 
 /// The pools to one upstream host.
