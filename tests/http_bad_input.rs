@@ -8,11 +8,11 @@
 mod common;
 
 use std::io::{BufReader, Cursor, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -146,46 +146,38 @@ enum Event {
 
 impl RecordingUpstream {
     fn start() -> RecordingUpstream {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
         let (tx, events) = channel::<Event>();
-        thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(conn) = conn else { continue };
-                let tx: Sender<Event> = tx.clone();
-                thread::spawn(move || {
-                    let mut w = conn.try_clone().unwrap();
-                    let mut r = BufReader::new(conn);
-                    loop {
-                        let (line, headers) = match read_head(&mut r) {
-                            Ok(Some(h)) => h,
-                            Ok(None) => return,
-                            Err(e) => {
-                                let _ = tx.send(Event::Garbage(e.to_string()));
-                                return;
-                            }
-                        };
-                        let body = match read_body(&mut r, &headers) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                let _ = tx.send(Event::Garbage(format!("{line}: {e}")));
-                                return;
-                            }
-                        };
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{line}",
-                            line.len()
-                        );
-                        let _ = tx.send(Event::Request(Recorded {
-                            line,
-                            headers,
-                            body,
-                        }));
-                        if w.write_all(resp.as_bytes()).is_err() {
-                            return;
-                        }
+        let addr = spawn_server(move |conn| {
+            let mut w = conn.try_clone().unwrap();
+            let mut r = BufReader::new(conn);
+            loop {
+                let (line, headers) = match read_head(&mut r) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Event::Garbage(e.to_string()));
+                        return;
                     }
-                });
+                };
+                let body = match read_body(&mut r, &headers) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.send(Event::Garbage(format!("{line}: {e}")));
+                        return;
+                    }
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{line}",
+                    line.len()
+                );
+                let _ = tx.send(Event::Request(Recorded {
+                    line,
+                    headers,
+                    body,
+                }));
+                if w.write_all(resp.as_bytes()).is_err() {
+                    return;
+                }
             }
         });
         RecordingUpstream { addr, events }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -170,20 +170,12 @@ struct EchoUpstream {
 /// Starts an [`EchoUpstream`]: one thread per connection, keep-alive (many requests per
 /// connection until the peer closes or sends `connection: close`).
 fn echo_head_server(name: &str) -> EchoUpstream {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
     let name = name.to_string();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            count.fetch_add(1, Ordering::SeqCst);
-            let name = name.clone();
-            thread::spawn(move || {
-                let _ = serve_echo(conn, &name);
-            });
-        }
+    let addr = spawn_server(move |conn| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let _ = serve_echo(conn, &name);
     });
     EchoUpstream { addr, accepted }
 }
@@ -934,84 +926,75 @@ fn matches_pattern(pattern: &[u8], offset: usize, mut data: &[u8]) -> bool {
 /// checks it against `pattern` repeated, and answers `<bytes> <intact>`; a `GET /download/N`
 /// gets N bytes of `pattern` repeated. It never holds more than 64 KiB of a body.
 fn streaming_check_server(pattern: Arc<Vec<u8>>) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            let pattern = pattern.clone();
-            thread::spawn(move || {
-                let mut r = BufReader::new(conn);
-                while let Ok(Some((line, headers))) = read_head(&mut r) {
-                    if let Some(n) = line
-                        .strip_prefix("GET /download/")
-                        .and_then(|rest| rest.split(' ').next()?.parse::<usize>().ok())
-                    {
-                        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n");
-                        if r.get_mut().write_all(head.as_bytes()).is_err() {
-                            return;
-                        }
-                        let mut left = n;
-                        while left > 0 {
-                            let chunk = &pattern[..left.min(pattern.len())];
-                            if r.get_mut().write_all(chunk).is_err() {
-                                return;
-                            }
-                            left -= chunk.len();
-                        }
-                        continue;
-                    }
-                    let mut seen = 0usize;
-                    let mut intact = true;
-                    let mut take =
-                        |r: &mut BufReader<TcpStream>, mut n: usize| -> std::io::Result<()> {
-                            let mut buf = vec![0u8; 64 * 1024];
-                            while n > 0 {
-                                let want = n.min(buf.len());
-                                r.read_exact(&mut buf[..want])?;
-                                intact &= matches_pattern(&pattern, seen, &buf[..want]);
-                                seen += want;
-                                n -= want;
-                            }
-                            Ok(())
-                        };
-                    let read = if let Some(len) = get(&headers, "content-length") {
-                        take(&mut r, len.parse().unwrap_or(0))
-                    } else {
-                        // Chunked: size line, data, CRLF; a zero size ends it (no trailers).
-                        loop {
-                            let mut line = String::new();
-                            if r.read_line(&mut line).is_err() {
-                                break Err(ErrorKind::UnexpectedEof.into());
-                            }
-                            let size = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
-                            if size == 0 {
-                                let mut end = String::new();
-                                let _ = r.read_line(&mut end);
-                                break Ok(());
-                            }
-                            if let Err(e) = take(&mut r, size) {
-                                break Err(e);
-                            }
-                            let mut crlf = [0u8; 2];
-                            if let Err(e) = r.read_exact(&mut crlf) {
-                                break Err(e);
-                            }
-                        }
-                    };
-                    if read.is_err() {
+    let addr = spawn_server(move |conn| {
+        let mut r = BufReader::new(conn);
+        while let Ok(Some((line, headers))) = read_head(&mut r) {
+            if let Some(n) = line
+                .strip_prefix("GET /download/")
+                .and_then(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+            {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n");
+                if r.get_mut().write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let mut left = n;
+                while left > 0 {
+                    let chunk = &pattern[..left.min(pattern.len())];
+                    if r.get_mut().write_all(chunk).is_err() {
                         return;
                     }
-                    let body = format!("{seen} {intact}");
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if r.get_mut().write_all(resp.as_bytes()).is_err() {
-                        return;
+                    left -= chunk.len();
+                }
+                continue;
+            }
+            let mut seen = 0usize;
+            let mut intact = true;
+            let mut take = |r: &mut BufReader<TcpStream>, mut n: usize| -> std::io::Result<()> {
+                let mut buf = vec![0u8; 64 * 1024];
+                while n > 0 {
+                    let want = n.min(buf.len());
+                    r.read_exact(&mut buf[..want])?;
+                    intact &= matches_pattern(&pattern, seen, &buf[..want]);
+                    seen += want;
+                    n -= want;
+                }
+                Ok(())
+            };
+            let read = if let Some(len) = get(&headers, "content-length") {
+                take(&mut r, len.parse().unwrap_or(0))
+            } else {
+                // Chunked: size line, data, CRLF; a zero size ends it (no trailers).
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).is_err() {
+                        break Err(ErrorKind::UnexpectedEof.into());
+                    }
+                    let size = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+                    if size == 0 {
+                        let mut end = String::new();
+                        let _ = r.read_line(&mut end);
+                        break Ok(());
+                    }
+                    if let Err(e) = take(&mut r, size) {
+                        break Err(e);
+                    }
+                    let mut crlf = [0u8; 2];
+                    if let Err(e) = r.read_exact(&mut crlf) {
+                        break Err(e);
                     }
                 }
-            });
+            };
+            if read.is_err() {
+                return;
+            }
+            let body = format!("{seen} {intact}");
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if r.get_mut().write_all(resp.as_bytes()).is_err() {
+                return;
+            }
         }
     });
     addr
@@ -1588,30 +1571,22 @@ struct Seen {
 
 /// An upstream that answers `200 shadow-ok` and reports every request it read on a channel.
 fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<Seen>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            let tx = tx.clone();
-            thread::spawn(move || {
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                while let Ok(Some((line, headers))) = read_head(&mut r) {
-                    let Ok(body) = read_body(&mut r, &headers) else {
-                        return;
-                    };
-                    let seen = Seen {
-                        line,
-                        host: get(&headers, "host").unwrap_or("").to_string(),
-                        body_len: body.len(),
-                        body_fnv: fnv(&body),
-                    };
-                    let _ = tx.send(seen);
-                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshadow-ok");
-                }
-            });
+    let addr = spawn_server(move |conn| {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        while let Ok(Some((line, headers))) = read_head(&mut r) {
+            let Ok(body) = read_body(&mut r, &headers) else {
+                return;
+            };
+            let seen = Seen {
+                line,
+                host: get(&headers, "host").unwrap_or("").to_string(),
+                body_len: body.len(),
+                body_fnv: fnv(&body),
+            };
+            let _ = tx.send(seen);
+            let _ = w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshadow-ok");
         }
     });
     (addr, rx)
@@ -1741,29 +1716,20 @@ fn a_shadow_that_stops_reading_is_cut_off_not_the_primary() {
 
 /// An upstream that answers every request with `status` (keep-alive) and counts requests.
 fn status_server(status: u16) -> (SocketAddr, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
     let counter = count.clone();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            let counter = counter.clone();
-            thread::spawn(move || {
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                while let Ok(Some((_, headers))) = read_head(&mut r) {
-                    if read_body(&mut r, &headers).is_err() {
-                        return;
-                    }
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let reply =
-                        format!("HTTP/1.1 {status} Status\r\ncontent-length: 6\r\n\r\nstatus");
-                    if w.write_all(reply.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
+    let addr = spawn_server(move |conn| {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        while let Ok(Some((_, headers))) = read_head(&mut r) {
+            if read_body(&mut r, &headers).is_err() {
+                return;
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let reply = format!("HTTP/1.1 {status} Status\r\ncontent-length: 6\r\n\r\nstatus");
+            if w.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
         }
     });
     (addr, count)
@@ -1922,27 +1888,19 @@ fn retries_stop_after_num_retries() {
 
 /// A WebSocket echo server (tungstenite, a real implementation): every message comes back.
 fn websocket_echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            thread::spawn(move || {
-                let Ok(mut ws) = tungstenite::accept(conn) else {
-                    return;
-                };
-                while let Ok(msg) = ws.read() {
-                    if msg.is_close() {
-                        break;
-                    }
-                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).is_err() {
-                        break;
-                    }
-                }
-            });
+    spawn_server(|conn| {
+        let Ok(mut ws) = tungstenite::accept(conn) else {
+            return;
+        };
+        while let Ok(msg) = ws.read() {
+            if msg.is_close() {
+                break;
+            }
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).is_err() {
+                break;
+            }
         }
-    });
-    addr
+    })
 }
 
 #[test]

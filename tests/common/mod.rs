@@ -198,19 +198,11 @@ pub fn sluice_cmd(args: &[&str], cwd: &Path) -> (i32, String, String) {
 
 /// An upstream that echoes every byte back, one thread per connection. Returns its address.
 pub fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            thread::spawn(move || {
-                let mut r = conn.try_clone().unwrap();
-                let _ = std::io::copy(&mut r, &mut conn);
-                let _ = conn.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    addr
+    spawn_server(|mut conn| {
+        let mut r = conn.try_clone().unwrap();
+        let _ = std::io::copy(&mut r, &mut conn);
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+    })
 }
 
 /// An upstream on a Unix socket at `path` that echoes every byte back.
@@ -240,17 +232,9 @@ pub fn assert_closed(s: &mut TcpStream, what: &str) {
 
 /// An upstream that accepts connections and never answers (reads and discards until EOF).
 pub fn silent_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            thread::spawn(move || {
-                let _ = std::io::copy(&mut conn, &mut std::io::sink());
-            });
-        }
-    });
-    addr
+    spawn_server(|mut conn| {
+        let _ = std::io::copy(&mut conn, &mut std::io::sink());
+    })
 }
 
 /// A loopback test server: every accepted connection is handed to `handle` on its own thread.
