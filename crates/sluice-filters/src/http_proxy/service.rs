@@ -118,9 +118,6 @@ impl Proxy {
                 format!("no route: listener \"{}\" has no route for host \"{authority}\" path \"{path}\"\n", self.listener),
             );
         };
-        // hyper sizes the map to the headers parsed; the few we add (request id, forwarded
-        // headers) would otherwise grow it, with a reallocation and a rehash, one by one.
-        parts.headers.reserve(4);
         let request_id = ensure_request_id(&mut parts.headers);
         let levels = [
             &route.config().headers,

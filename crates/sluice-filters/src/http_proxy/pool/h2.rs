@@ -81,9 +81,11 @@ fn now_ms() -> u64 {
 }
 
 impl Conn {
-    fn limit(&self, configured: Option<u32>) -> usize {
+    fn limit(&self, options: &PoolOptions) -> usize {
         let peer = self.sender.current_max_send_streams();
-        configured.map_or(peer, |c| peer.min(c as usize))
+        options
+            .max_concurrent_streams
+            .map_or(peer, |c| peer.min(c as usize))
     }
 
     /// Whether the connection has opened its `max_requests_per_connection` streams: it takes
@@ -93,15 +95,12 @@ impl Conn {
     }
 
     /// Takes a stream slot if the connection is open and below its limits.
-    fn reserve(
-        self: &Arc<Self>,
-        configured: Option<u32>,
-        max_requests: Option<u32>,
-    ) -> Option<Slot> {
+    fn reserve(self: &Arc<Self>, options: &PoolOptions) -> Option<Slot> {
+        let max_requests = options.max_requests_per_connection;
         if self.closed.load(Ordering::Acquire) || self.worn_out(max_requests) {
             return None;
         }
-        let limit = self.limit(configured);
+        let limit = self.limit(options);
         let mut active = self.active.load(Ordering::Acquire);
         while active < limit {
             match self.active.compare_exchange_weak(
@@ -129,14 +128,7 @@ impl Conn {
 
 impl Conns {
     fn reserve(&self, options: &PoolOptions) -> Option<Slot> {
-        let (streams, requests) = (
-            options.max_concurrent_streams,
-            options.max_requests_per_connection,
-        );
-        self.list
-            .load()
-            .iter()
-            .find_map(|c| c.reserve(streams, requests))
+        self.list.load().iter().find_map(|c| c.reserve(options))
     }
 
     /// Drops connections that closed, sat without streams for `timeout`, or are worn out

@@ -174,10 +174,6 @@ impl HostPool {
         })
     }
 
-    pub fn address(&self) -> &Arc<Address> {
-        &self.address
-    }
-
     /// Sends `req` over a pooled connection of the given protocol. The response body fails
     /// with [`ResponseTimeout`] if it is still arriving at `deadline`.
     pub async fn send(
