@@ -54,6 +54,31 @@ impl Cx {
 }
 
 /// `parent.key`, or `key` at the top.
+/// `value` if it lies within `range`; otherwise an error "must be from A to B" at
+/// `line`/`path`, and `None`. An absent `value` (already reported) stays `None`.
+pub fn in_range(
+    value: Option<u32>,
+    range: std::ops::RangeInclusive<u32>,
+    line: usize,
+    path: &str,
+    cx: &mut Cx,
+) -> Option<u32> {
+    let value = value?;
+    if range.contains(&value) {
+        return Some(value);
+    }
+    cx.error(
+        line,
+        path,
+        format!(
+            "must be from {} to {}, found {value}",
+            range.start(),
+            range.end()
+        ),
+    );
+    None
+}
+
 pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
@@ -258,6 +283,12 @@ impl<'n> Fields<'n> {
 
     pub fn line(&self) -> usize {
         self.node.line
+    }
+
+    /// The line of `key`'s value, or of the mapping when `key` is absent (where an error about
+    /// it should point).
+    pub fn line_of(&mut self, key: &'static str) -> usize {
+        self.node(key).map_or(self.line(), |n| n.line)
     }
 
     /// The raw node of `key`, marking it known and used. Explicit nulls read as absent.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::address::Address;
 use crate::decode::{
-    did_you_mean, index, join, keyword, single_key, Cx, Decode, Diagnostic, Fields,
+    did_you_mean, in_range, index, join, keyword, single_key, Cx, Decode, Diagnostic, Fields,
 };
 use crate::model::*;
 use crate::registry::Registry;
@@ -93,7 +93,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
     };
     let workers = f.or("workers", default_workers(), cx).map(usize::from);
     if let Some(0) = workers {
-        let line = f.node("workers").map_or(f.line(), |n| n.line);
+        let line = f.line_of("workers");
         cx.error(line, "workers", "must be at least 1");
     }
     let worker_mode = f.or("worker_mode", WorkerMode::WorkStealing, cx);
@@ -159,7 +159,7 @@ fn seq<T>(
 fn decode_admin(node: &Node, path: &str, cx: &mut Cx) -> Option<AdminConfig> {
     let mut f = Fields::new(node, path, cx)?;
     let address = f.or("address", default_admin().address, cx);
-    let line = f.node("address").map_or(node.line, |n| n.line);
+    let line = f.line_of("address");
     f.finish(cx);
     let address = address?;
     if address.as_tcp().is_none() {
@@ -305,11 +305,9 @@ impl Decode for CommonHttpProtocolOptions {
             CommonHttpProtocolOptions::default().idle_timeout,
             cx,
         );
-        let idle_line = f.node("idle_timeout").map_or(f.line(), |n| n.line);
+        let idle_line = f.line_of("idle_timeout");
         let max_requests = f.optional::<u32>("max_requests_per_connection", cx);
-        let max_requests_line = f
-            .node("max_requests_per_connection")
-            .map_or(f.line(), |n| n.line);
+        let max_requests_line = f.line_of("max_requests_per_connection");
         let max_idle = f.optional::<u32>("max_idle_connections", cx);
         f.finish(cx);
         let mut ok = true;
@@ -342,23 +340,19 @@ impl Decode for Http2ProtocolOptions {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let max = f.optional::<u32>("max_concurrent_streams", cx);
-        let max_line = f
-            .node("max_concurrent_streams")
-            .map_or(f.line(), |n| n.line);
+        let max_line = f.line_of("max_concurrent_streams");
         let keepalive = f.optional::<Keepalive>("connection_keepalive", cx);
         f.finish(cx);
-        let max = max.ok()?;
-        if max == Some(0) || max.is_some_and(|m| m > MAX_H2_STREAMS) {
-            cx.error(
+        let max = match max.ok()? {
+            None => None,
+            Some(m) => Some(in_range(
+                Some(m),
+                1..=MAX_H2_STREAMS,
                 max_line,
                 &join(path, "max_concurrent_streams"),
-                format!(
-                    "must be from 1 to {MAX_H2_STREAMS}, found {}",
-                    max.unwrap_or(0)
-                ),
-            );
-            return None;
-        }
+                cx,
+            )?),
+        };
         Some(Http2ProtocolOptions {
             max_concurrent_streams: max,
             connection_keepalive: keepalive.ok()?,
@@ -370,9 +364,9 @@ impl Decode for Keepalive {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let interval = f.required::<Duration>("interval", cx);
-        let interval_line = f.node("interval").map_or(f.line(), |n| n.line);
+        let interval_line = f.line_of("interval");
         let timeout = f.required::<Duration>("timeout", cx);
-        let timeout_line = f.node("timeout").map_or(f.line(), |n| n.line);
+        let timeout_line = f.line_of("timeout");
         f.finish(cx);
         let (interval, timeout) = (interval?, timeout?);
         let mut ok = true;
@@ -440,17 +434,9 @@ impl Decode for EndpointConfig {
         let mut f = Fields::new(node, path, cx)?;
         let address = f.required::<Address>("address", cx);
         let weight = f.or("weight", 1u32, cx);
-        let weight_line = f.node("weight").map_or(node.line, |n| n.line);
+        let weight_line = f.line_of("weight");
         f.finish(cx);
-        let weight = weight?;
-        if !(1..=128).contains(&weight) {
-            cx.error(
-                weight_line,
-                &join(path, "weight"),
-                format!("must be from 1 to 128, found {weight}"),
-            );
-            return None;
-        }
+        let weight = in_range(weight, 1..=128, weight_line, &join(path, "weight"), cx)?;
         Some(EndpointConfig {
             address: address?,
             weight,

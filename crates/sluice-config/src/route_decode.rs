@@ -105,7 +105,7 @@ impl Decode for VirtualHost {
         let mut f = Fields::new(node, path, cx)?;
         let name = f.required::<String>("name", cx);
         let domains = f.required::<Vec<Domain>>("domains", cx);
-        let domains_line = f.node("domains").map_or(node.line, |n| n.line);
+        let domains_line = f.line_of("domains");
         let routes = f.or("routes", Vec::<Route>::new(), cx);
         let headers = decode_mutations(&mut f, cx);
         f.finish(cx);
@@ -437,7 +437,7 @@ impl Decode for RetryPolicy {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let retry_on = f.required::<String>("retry_on", cx);
-        let retry_on_line = f.node("retry_on").map_or(node.line, |n| n.line);
+        let retry_on_line = f.line_of("retry_on");
         let num_retries = f.or("num_retries", 1u32, cx);
         let per_try_timeout = f.optional::<Duration>("per_try_timeout", cx);
         let codes = f.or("retriable_status_codes", Vec::<u16>::new(), cx);
@@ -484,7 +484,7 @@ impl Decode for RequestMirror {
         let mut f = Fields::new(node, path, cx)?;
         let cluster = f.required::<ClusterRef>("cluster", cx);
         let percent = f.optional::<String>("percent", cx);
-        let percent_line = f.node("percent").map_or(node.line, |n| n.line);
+        let percent_line = f.line_of("percent");
         f.finish(cx);
         let percent = match percent.ok()? {
             None => 100.0,
@@ -511,7 +511,7 @@ impl Decode for RegexRewrite {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let pattern = f.required::<String>("pattern", cx);
-        let pattern_line = f.node("pattern").map_or(node.line, |n| n.line);
+        let pattern_line = f.line_of("pattern");
         let substitution = f.required::<String>("substitution", cx);
         f.finish(cx);
         let pattern = pattern?;
@@ -533,7 +533,7 @@ impl Decode for Redirect {
         let path_redirect = f.optional::<String>("path_redirect", cx);
         let prefix_rewrite = f.optional::<String>("prefix_rewrite", cx);
         let code = f.or("response_code", 301u16, cx);
-        let code_line = f.node("response_code").map_or(node.line, |n| n.line);
+        let code_line = f.line_of("response_code");
         let strip_query = f.or("strip_query", false, cx);
         f.finish(cx);
         let (path_redirect, prefix_rewrite) = (path_redirect.ok()?, prefix_rewrite.ok()?);
@@ -573,7 +573,7 @@ impl Decode for DirectResponse {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let status = f.required::<u16>("status", cx);
-        let status_line = f.node("status").map_or(node.line, |n| n.line);
+        let status_line = f.line_of("status");
         let body = f.or("body", String::new(), cx);
         f.finish(cx);
         let status = status?;
@@ -666,7 +666,7 @@ fn decode_key_value(node: &Node, path: &str, cx: &mut Cx) -> Option<(String, Hea
     let mut f = Fields::new(node, path, cx)?;
     let key = f.required::<HeaderName>("key", cx);
     let value = f.required::<String>("value", cx);
-    let value_line = f.node("value").map_or(node.line, |n| n.line);
+    let value_line = f.line_of("value");
     f.finish(cx);
     let format = match parse_format(&value?) {
         Ok(fmt) => fmt,

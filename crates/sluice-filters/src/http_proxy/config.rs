@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_config::decode::{join, keyword, Cx, Fields, Reported};
+use sluice_config::decode::{in_range, join, keyword, Cx, Fields, Reported};
 use sluice_config::route::RouteConfig;
 use sluice_config::yaml::NodeKind;
 use sluice_config::{ByteSize, Decode, NetworkFilterConfig, Node, RouteConfigRef};
@@ -87,11 +87,9 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         }
     };
     let kb = f.or("max_request_headers_kb", DEFAULT_MAX_REQUEST_HEADERS_KB, cx);
-    let kb_line = f
-        .node("max_request_headers_kb")
-        .map_or(f.line(), |n| n.line);
+    let kb_line = f.line_of("max_request_headers_kb");
     let count = f.or("max_headers_count", DEFAULT_MAX_HEADERS_COUNT, cx);
-    let count_line = f.node("max_headers_count").map_or(f.line(), |n| n.line);
+    let count_line = f.line_of("max_headers_count");
     let timeout = f.or(
         "request_headers_timeout",
         DEFAULT_REQUEST_HEADERS_TIMEOUT,
@@ -99,7 +97,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     );
     let body_limit = f.optional::<ByteSize>("max_request_body", cx);
     let via = f.optional::<String>("via", cx);
-    let via_line = f.node("via").map_or(f.line(), |n| n.line);
+    let via_line = f.line_of("via");
     f.finish(cx);
     let kb = in_range(
         kb,
@@ -139,30 +137,6 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         max_request_body: body_limit.ok()?.map(|b| b.0),
         via: via.ok()?,
     }))
-}
-
-/// `value` if it is within `range`; otherwise an error at `line`/`path`.
-fn in_range(
-    value: Option<u32>,
-    range: std::ops::RangeInclusive<u32>,
-    line: usize,
-    path: &str,
-    cx: &mut Cx,
-) -> Option<u32> {
-    let value = value?;
-    if range.contains(&value) {
-        return Some(value);
-    }
-    cx.error(
-        line,
-        path,
-        format!(
-            "must be from {} to {}, found {value}",
-            range.start(),
-            range.end()
-        ),
-    );
-    None
 }
 
 fn decode_codec(node: &Node, path: &str, cx: &mut Cx) -> Option<Codec> {

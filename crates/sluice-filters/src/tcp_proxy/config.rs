@@ -31,9 +31,9 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     let cluster = f.required::<ClusterRef>("cluster", cx);
     let idle_timeout = f.or("idle_timeout", DEFAULT_IDLE_TIMEOUT, cx);
     let buffer_size = f.or("buffer_size", ByteSize(DEFAULT_BUFFER_SIZE), cx);
-    let buffer_line = f.node("buffer_size").map_or(f.line(), |n| n.line);
+    let buffer_line = f.line_of("buffer_size");
     let attempts = f.optional::<u32>("max_connect_attempts", cx);
-    let attempts_line = f.node("max_connect_attempts").map_or(f.line(), |n| n.line);
+    let attempts_line = f.line_of("max_connect_attempts");
     f.finish(cx);
     let buffer_size = buffer_size?.0;
     if !(1024..=16 << 20).contains(&buffer_size) {
