@@ -31,15 +31,20 @@ def scenario_unary(channel):
     print("unary: " + reply.decode())
 
 
+def print_status(err):
+    """The status of a failed call as the tests expect it: code, details, the x-why trailer."""
+    print("code: " + err.code().name)
+    print("details: " + err.details())
+    for key, value in err.trailing_metadata() or ():
+        if key == "x-why":
+            print("trailer x-why: " + value)
+
+
 def scenario_error(channel):
     try:
         reply = channel.unary_unary("/echo.Echo/Unary")(b"fail", timeout=TIMEOUT)
     except grpc.RpcError as err:
-        print("code: " + err.code().name)
-        print("details: " + err.details())
-        for key, value in err.trailing_metadata() or ():
-            if key == "x-why":
-                print("trailer x-why: " + value)
+        print_status(err)
         return
     fail("expected an error, got reply %r" % reply)
 
@@ -58,11 +63,7 @@ def scenario_stream_error(channel):
             got.append(reply.decode())
     except grpc.RpcError as err:
         print("received: " + ",".join(got))
-        print("code: " + err.code().name)
-        print("details: " + err.details())
-        for key, value in err.trailing_metadata() or ():
-            if key == "x-why":
-                print("trailer x-why: " + value)
+        print_status(err)
         return
     fail("expected an error after %r" % got)
 
