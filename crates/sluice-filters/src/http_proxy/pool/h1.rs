@@ -52,11 +52,21 @@ impl Idle {
         None
     }
 
-    fn put(&self, conn: Conn) {
+    /// Pools `conn`, then closes the oldest idle connections beyond `max`. Trimming after the
+    /// push (not checking before it) keeps the bound when responses finish on several workers
+    /// at once: whoever pushes last sees every push before it.
+    fn put(&self, conn: Conn, max: Option<u32>) {
         self.queue.push(IdleConn {
             conn,
             since: Instant::now(),
         });
+        if let Some(max) = max {
+            while self.queue.len() > max as usize {
+                if self.queue.pop().is_none() {
+                    break;
+                }
+            }
+        }
     }
 
     /// Closes connections idle for `timeout` or closed by the upstream; returns how many stay.
@@ -175,16 +185,14 @@ struct Returning {
 impl Returning {
     fn give_back(&mut self) {
         let Some(conn) = self.conn.take() else { return };
-        let full = self
-            .pool
-            .options
-            .max_idle_connections
-            .is_some_and(|max| self.pool.h1.len() >= max as usize);
         // Dropping the sender closes the connection.
-        if !conn.sender.is_closed() && !full {
-            self.pool.h1.put(conn);
-            self.pool.ensure_reaper();
+        if conn.sender.is_closed() {
+            return;
         }
+        self.pool
+            .h1
+            .put(conn, self.pool.options.max_idle_connections);
+        self.pool.ensure_reaper();
     }
 }
 
