@@ -489,6 +489,25 @@ fn assert_431_body(body: &str, kb: u32) {
 }
 
 #[test]
+fn a_request_target_too_long_to_parse_is_414_with_a_body() {
+    // hyper parses request targets up to 64 KiB; with a head limit above that, a longer target
+    // gets hyper's 414, which Sluice answers with a body of its own.
+    let up = RecordingUpstream::start();
+    let (_s, addr) = start_default(", max_request_headers_kb: 200", up.addr);
+    let request = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70 * 1024));
+    let out = exchange(addr, request.as_bytes());
+    let responses = parse_responses(&out);
+    assert_eq!(responses.len(), 1, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(responses[0].0, 414);
+    let body = String::from_utf8_lossy(&responses[0].2);
+    assert!(
+        body.starts_with("URI too long: listener \"web\""),
+        "{body:?}"
+    );
+    assert!(up.requests_after_marker(addr).is_empty());
+}
+
+#[test]
 fn oversized_http1_header_and_request_line_are_431() {
     let up = RecordingUpstream::start();
     let (_s, addr) = start_default(", max_request_headers_kb: 60", up.addr);
