@@ -32,6 +32,18 @@ impl std::fmt::Display for PeerAddr {
     }
 }
 
+impl Stream {
+    /// Reads whatever is already readable, without waiting: `WouldBlock` when nothing is
+    /// (tokio answers that from its readiness flags, without a syscall, when the last read
+    /// drained the socket). Pools use it to tell an idle connection the peer has closed.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

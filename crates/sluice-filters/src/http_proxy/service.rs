@@ -17,6 +17,7 @@ use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQU
 use super::local_reply::{headers_too_large, redirect, text};
 use super::mirror;
 use super::mutate::{self, UpstreamHost, Vars};
+use super::pool::Upgraded;
 use super::retry::{self, Outcome};
 use super::upgrade;
 use super::upstream::Upstreams;
@@ -397,9 +398,10 @@ impl Proxy {
             break match result {
                 Some(Ok(mut resp)) => {
                     let tunnel = match upgrade.take() {
-                        Some((_, down)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                            Some((down, hyper::upgrade::on(&mut resp)))
-                        }
+                        Some((_, down)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => resp
+                            .extensions_mut()
+                            .remove::<Upgraded>()
+                            .map(|up| (down, up)),
                         _ => None,
                     };
                     let (mut parts, body) = resp.into_parts();
@@ -422,6 +424,10 @@ impl Proxy {
                 Some(Err(e)) if find_cause::<BodyTooLarge>(&e).is_some() => text(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body too large: {}\n", error_chain(&e)),
+                ),
+                Some(Err(e)) if e.is_protocol() => text(
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream protocol error: cluster \"{cluster_name}\" sent an invalid response: {}\n", error_chain(&e)),
                 ),
                 Some(Err(e)) => {
                     debug!(cluster = %cluster_name, error = ?e, "upstream request failed");

@@ -1,12 +1,15 @@
 //! HTTP/1.1 protocol upgrades (WebSocket and the like): the `Upgrade` request goes upstream
 //! with its hop-by-hop headers restored, and once the upstream answers 101 both connections are
-//! handed over by hyper and spliced into one byte tunnel.
+//! handed over (by hyper downstream, by our client upstream) and spliced into one byte tunnel.
 
 use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
 use http::Version;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tracing::debug;
+
+use super::pool::Upgraded;
 
 /// An HTTP/1.1 request asking to switch protocols (`Connection: upgrade` and `Upgrade: x`).
 pub fn requested(headers: &HeaderMap, version: Version) -> bool {
@@ -34,18 +37,27 @@ pub fn restore_request_headers(headers: &mut HeaderMap, protocol: Option<HeaderV
     }
 }
 
-/// Once both sides have switched, copies bytes both ways until either side closes.
-pub fn splice(downstream: OnUpgrade, upstream: OnUpgrade, cluster: String) {
+/// Once both sides have switched, copies bytes both ways until either side closes. Bytes the
+/// upstream sent right after its 101 go to the client first.
+pub fn splice(downstream: OnUpgrade, upstream: Upgraded, cluster: String) {
     tokio::spawn(async move {
-        let (down, up) = match tokio::try_join!(downstream, upstream) {
-            Ok(pair) => pair,
+        let Some((mut up, early)) = upstream.take() else {
+            return;
+        };
+        let down = match downstream.await {
+            Ok(down) => down,
             Err(e) => {
                 debug!(%cluster, error = %e, "upgrade did not complete");
                 return;
             }
         };
         let mut down = TokioIo::new(down);
-        let mut up = TokioIo::new(up);
+        if !early.is_empty() {
+            if let Err(e) = down.write_all(&early).await {
+                debug!(%cluster, error = %e, "upgraded connection failed");
+                return;
+            }
+        }
         match tokio::io::copy_bidirectional(&mut down, &mut up).await {
             Ok((sent, received)) => debug!(%cluster, sent, received, "upgraded connection closed"),
             Err(e) => debug!(%cluster, error = %e, "upgraded connection failed"),

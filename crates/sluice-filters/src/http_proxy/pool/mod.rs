@@ -22,6 +22,8 @@
 mod h1;
 mod h2;
 
+pub use h1::Upgraded;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -68,37 +70,56 @@ pub struct HostPool {
 /// A request that did not get a response head.
 #[derive(Debug)]
 pub struct PoolError {
-    connect: bool,
+    kind: FailureKind,
     source: BoxError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    Connect,
+    Request,
+    Protocol,
 }
 
 impl PoolError {
     fn connect(source: impl Into<BoxError>) -> Self {
         PoolError {
-            connect: true,
+            kind: FailureKind::Connect,
             source: source.into(),
         }
     }
 
     fn request(source: impl Into<BoxError>) -> Self {
         PoolError {
-            connect: false,
+            kind: FailureKind::Request,
+            source: source.into(),
+        }
+    }
+
+    fn protocol(source: impl Into<BoxError>) -> Self {
+        PoolError {
+            kind: FailureKind::Protocol,
             source: source.into(),
         }
     }
 
     /// The connection could not be made: nothing was sent.
     pub fn is_connect(&self) -> bool {
-        self.connect
+        self.kind == FailureKind::Connect
+    }
+
+    /// The upstream answered with something that is not a valid response (a 502, not a 503).
+    pub fn is_protocol(&self) -> bool {
+        self.kind == FailureKind::Protocol
     }
 }
 
 impl fmt::Display for PoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.connect {
-            "connect failed"
-        } else {
-            "request failed"
+        f.write_str(match self.kind {
+            FailureKind::Connect => "connect failed",
+            FailureKind::Request => "request failed",
+            FailureKind::Protocol => "invalid response",
         })
     }
 }

@@ -1,0 +1,576 @@
+//! One request and its response on an upstream HTTP/1.1 connection, driven by the task that
+//! serves the downstream request: no connection task, no channels, no wake-ups between tasks.
+//!
+//! Writing the request body and reading the response go on together (an upstream may answer
+//! before it has read the whole body, or stream its answer while the body still arrives): the
+//! exchange future does both until the response head is in, and from then on the response
+//! body does, as it is polled.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, Method};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use sluice_net::Stream;
+use tokio::io::AsyncWrite;
+use tokio_util::io::poll_read_buf;
+
+use super::chunked::{ChunkError, ChunkedDecoder, Decoded};
+use super::head::{self, Framing, HeadError, Parsed, ResponseHead};
+use crate::http_proxy::body::{Body, BoxError};
+use crate::http_proxy::pool::{poll_with_deadline, BodyDeadline, HostPool};
+
+/// Reads ask for at least this much room.
+const READ_CHUNK: usize = 16 * 1024;
+/// A pooled connection keeps its read buffer unless it grew past this.
+const MAX_IDLE_BUFFER: usize = 64 * 1024;
+
+/// An upstream connection and what it has read but not yet used.
+pub struct Conn {
+    io: Stream,
+    rbuf: BytesMut,
+    /// Working space for parsing response heads.
+    fields: Vec<(HeaderName, Range<usize>)>,
+    /// Requests it has carried.
+    pub served: u32,
+}
+
+impl Conn {
+    pub fn new(io: Stream) -> Self {
+        Conn {
+            io,
+            rbuf: BytesMut::new(),
+            fields: Vec::new(),
+            served: 0,
+        }
+    }
+
+    /// Whether an idle connection can carry a request: the upstream has neither closed it
+    /// nor sent anything unasked (answered from tokio's readiness flags, usually without a
+    /// syscall).
+    pub fn is_usable(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    fn reserve_read(&mut self) {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 8 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+    }
+
+    /// Reads until a final response head is in; interim (1xx) heads are skipped.
+    fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        method: &Method,
+        upgrade: bool,
+        received: &mut bool,
+    ) -> Poll<Result<ResponseHead, ExchangeError>> {
+        loop {
+            if !self.rbuf.is_empty() {
+                *received = true;
+                match head::parse_response(&mut self.rbuf, method, upgrade, &mut self.fields)? {
+                    Parsed::Final(head) => return Poll::Ready(Ok(head)),
+                    Parsed::Interim(len) => {
+                        self.rbuf.advance(len);
+                        continue;
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+            self.reserve_read();
+            let n = ready!(poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf))
+                .map_err(ExchangeError::Io)?;
+            if n == 0 {
+                return Poll::Ready(Err(ExchangeError::Closed));
+            }
+        }
+    }
+
+    /// The connection as a byte stream after a 101, with what the upstream already sent on
+    /// the new protocol.
+    pub fn into_upgraded(self) -> (Stream, BytesMut) {
+        (self.io, self.rbuf)
+    }
+}
+
+/// Why a request got no usable response head.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("upstream closed the connection before a complete response head")]
+    Closed,
+    #[error("upstream connection failed")]
+    Io(#[source] io::Error),
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error("request body")]
+    Body(#[source] BoxError),
+}
+
+impl ExchangeError {
+    /// The connection was dead before anything came back: what a pooled connection the
+    /// upstream closed while it idled looks like.
+    fn looks_stale(&self) -> bool {
+        match self {
+            ExchangeError::Closed => true,
+            ExchangeError::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Writes the request (the encoded head, then the body with `framing`) and reads the
+/// response head. On success, the request body may still be going out: the returned
+/// `Outgoing` carries on with it.
+pub async fn exchange(
+    mut conn: Conn,
+    mut out: Outgoing,
+    method: &Method,
+    upgrade: bool,
+) -> Result<(ResponseHead, Conn, Option<Outgoing>), Failed> {
+    let mut sending = true;
+    let mut write_error = None;
+    let mut received = false;
+    let result = poll_fn(|cx| {
+        if sending {
+            match out.poll_send(&mut conn.io, cx) {
+                Poll::Ready(Ok(())) => sending = false,
+                Poll::Ready(Err(SendError::Body(e))) => {
+                    return Poll::Ready(Err(ExchangeError::Body(e)))
+                }
+                // The upstream stopped reading; a response may still say why.
+                Poll::Ready(Err(SendError::Io(e))) => {
+                    sending = false;
+                    write_error = Some(e);
+                }
+                Poll::Pending => {}
+            }
+        }
+        conn.poll_head(cx, method, upgrade, &mut received)
+    })
+    .await;
+    match result {
+        Ok(head) => Ok((head, conn, sending.then_some(out))),
+        Err(e) => {
+            // A failed write explains a failed read better than the read does.
+            let error = match (e, write_error) {
+                (ExchangeError::Closed | ExchangeError::Io(_), Some(w)) => ExchangeError::Io(w),
+                (e, _) => e,
+            };
+            Err(Failed {
+                stale: !received && error.looks_stale(),
+                error,
+            })
+        }
+    }
+}
+
+/// A failed exchange, and whether it failed the way a connection closed while pooled does.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: ExchangeError,
+    pub stale: bool,
+}
+
+enum SendError {
+    Io(io::Error),
+    Body(BoxError),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FramingError {
+    #[error("request body longer than its content-length")]
+    TooLong,
+    #[error("request body shorter than its content-length")]
+    TooShort,
+}
+
+/// The request's bytes on their way out: pieces queued for one vectored write, and the body
+/// frames still to come, framed as the head announced.
+pub struct Outgoing {
+    pending: Pending,
+    body: Option<Body>,
+    framing: Framing,
+    /// `Content-Length` bytes still expected.
+    left: u64,
+    /// Chunk size lines and the last chunk are written here, then split off.
+    scratch: BytesMut,
+}
+
+impl Outgoing {
+    /// `body` is `None` when `framing` says there is none.
+    pub fn new(head: Bytes, framing: Framing, body: Option<Body>) -> Self {
+        let mut pending = Pending::default();
+        pending.push(head);
+        Outgoing {
+            pending,
+            body: if framing == Framing::Empty {
+                None
+            } else {
+                body
+            },
+            framing,
+            left: match framing {
+                Framing::Length(n) => n,
+                _ => 0,
+            },
+            scratch: BytesMut::new(),
+        }
+    }
+
+    /// Writes until everything is out, or the socket or the body has to be waited for.
+    /// Frames that are ready are gathered into the write of the head or of the frame before.
+    fn poll_send(&mut self, io: &mut Stream, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        loop {
+            if self.pending.room() >= 3 {
+                if let Some(body) = &mut self.body {
+                    if let Poll::Ready(frame) = Pin::new(body).poll_frame(cx) {
+                        self.queue(frame).map_err(SendError::Body)?;
+                        continue;
+                    }
+                }
+            }
+            if self.pending.is_empty() {
+                return if self.body.is_none() {
+                    Poll::Ready(Ok(()))
+                } else {
+                    Poll::Pending
+                };
+            }
+            ready!(self.pending.poll_write(io, cx)).map_err(SendError::Io)?;
+        }
+    }
+
+    fn queue(&mut self, frame: Option<Result<Frame<Bytes>, BoxError>>) -> Result<(), BoxError> {
+        let frame = match frame {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => return Err(e),
+            None => return self.finish(None),
+        };
+        match frame.into_data() {
+            Ok(data) => self.queue_data(data),
+            Err(frame) => self.finish(frame.into_trailers().ok()),
+        }
+    }
+
+    fn queue_data(&mut self, data: Bytes) -> Result<(), BoxError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self.framing {
+            Framing::Length(_) => {
+                let len = data.len() as u64;
+                if len > self.left {
+                    return Err(Box::new(FramingError::TooLong));
+                }
+                self.left -= len;
+                self.pending.push(data);
+            }
+            Framing::Chunked => {
+                let mut digits = [0u8; 16];
+                self.scratch.extend_from_slice(hex(data.len(), &mut digits));
+                self.scratch.extend_from_slice(b"\r\n");
+                self.pending.push(self.scratch.split().freeze());
+                self.pending.push(data);
+                self.pending.push(Bytes::from_static(b"\r\n"));
+            }
+            Framing::Empty | Framing::UntilClose => return Err(Box::new(FramingError::TooLong)),
+        }
+        Ok(())
+    }
+
+    /// The end of the body: the last chunk (with any trailers) when chunked.
+    fn finish(&mut self, trailers: Option<HeaderMap>) -> Result<(), BoxError> {
+        self.body = None;
+        match self.framing {
+            Framing::Length(_) if self.left > 0 => Err(Box::new(FramingError::TooShort)),
+            Framing::Chunked => {
+                self.scratch.extend_from_slice(b"0\r\n");
+                for (name, value) in trailers.iter().flatten() {
+                    self.scratch.extend_from_slice(name.as_str().as_bytes());
+                    self.scratch.extend_from_slice(b": ");
+                    self.scratch.extend_from_slice(value.as_bytes());
+                    self.scratch.extend_from_slice(b"\r\n");
+                }
+                self.scratch.extend_from_slice(b"\r\n");
+                self.pending.push(self.scratch.split().freeze());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Lower-case hex digits of `n`.
+fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Up to four pieces of bytes waiting for the socket.
+#[derive(Default)]
+struct Pending {
+    bufs: [Bytes; 4],
+    start: usize,
+    end: usize,
+}
+
+impl Pending {
+    fn room(&self) -> usize {
+        self.bufs.len() - self.end
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn push(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.bufs.get_mut(self.end) {
+            *slot = bytes;
+            self.end += 1;
+        }
+    }
+
+    fn poll_write(&mut self, io: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.start < self.end {
+            let live = &self.bufs[self.start..self.end];
+            let slices: [IoSlice<'_>; 4] =
+                std::array::from_fn(|i| IoSlice::new(live.get(i).map_or(&[][..], |b| &b[..])));
+            let mut n = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..live.len()]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            while n > 0 && self.start < self.end {
+                let first = &mut self.bufs[self.start];
+                if n >= first.len() {
+                    n -= first.len();
+                    *first = Bytes::new();
+                    self.start += 1;
+                } else {
+                    first.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        self.start = 0;
+        self.end = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// How much of the response body is left to read.
+enum Remaining {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Done,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("upstream closed the connection in the middle of the response body")]
+    Truncated,
+    #[error("invalid chunked response body")]
+    Chunked(#[from] ChunkError),
+    #[error("upstream connection failed while sending the response body")]
+    Io(#[from] io::Error),
+}
+
+/// A response body read straight off the connection. Read to the end, it gives the
+/// connection back to the pool (if the upstream keeps it alive); dropped early, it closes it.
+pub struct ResponseBody {
+    conn: Option<Conn>,
+    /// The request body, if it was still going out when the response head came.
+    out: Option<Outgoing>,
+    remaining: Remaining,
+    keep_alive: bool,
+    pool: Arc<HostPool>,
+    deadline: Option<BodyDeadline>,
+}
+
+impl ResponseBody {
+    pub fn new(
+        conn: Conn,
+        out: Option<Outgoing>,
+        framing: Framing,
+        keep_alive: bool,
+        pool: Arc<HostPool>,
+        deadline: Option<BodyDeadline>,
+    ) -> Self {
+        let remaining = match framing {
+            Framing::Empty | Framing::Length(0) => Remaining::Done,
+            Framing::Length(n) => Remaining::Length(n),
+            Framing::Chunked => Remaining::Chunked(ChunkedDecoder::default()),
+            Framing::UntilClose => Remaining::UntilClose,
+        };
+        let mut body = ResponseBody {
+            conn: Some(conn),
+            out,
+            remaining,
+            keep_alive,
+            pool,
+            deadline,
+        };
+        if body.is_done() {
+            body.give_back();
+        }
+        body
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.remaining, Remaining::Done)
+    }
+
+    /// Pools the connection if it can carry another exchange: kept alive, the request fully
+    /// sent and nothing beyond the response read.
+    fn give_back(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if !self.keep_alive || self.out.is_some() || !conn.rbuf.is_empty() {
+            return;
+        }
+        if conn.rbuf.capacity() > MAX_IDLE_BUFFER {
+            conn.rbuf = BytesMut::new();
+        }
+        super::pool_conn(&self.pool, conn);
+    }
+
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Some(out) = &mut self.out {
+            match out.poll_send(&mut conn.io, cx) {
+                Poll::Ready(Ok(())) => self.out = None,
+                Poll::Ready(Err(SendError::Body(e))) => return Poll::Ready(Some(Err(e))),
+                // The upstream stopped reading the request; its response may still complete,
+                // but the connection is not reused.
+                Poll::Ready(Err(SendError::Io(_))) => {
+                    self.out = None;
+                    self.keep_alive = false;
+                }
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            let buffered = !conn.rbuf.is_empty();
+            match &mut self.remaining {
+                Remaining::Done => return Poll::Ready(None),
+                Remaining::Length(left) if buffered => {
+                    let n = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(conn.rbuf.len());
+                    *left -= n as u64;
+                    if *left == 0 {
+                        self.remaining = Remaining::Done;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(conn.rbuf.split_to(n).freeze()))));
+                }
+                Remaining::Chunked(decoder) if buffered || decoder.is_done() => {
+                    match decoder.decode(&mut conn.rbuf).map_err(BodyError::from) {
+                        Ok(Some(Decoded::Data(data))) => {
+                            return Poll::Ready(Some(Ok(Frame::data(data))))
+                        }
+                        Ok(Some(Decoded::Trailers(trailers))) => {
+                            self.remaining = Remaining::Done;
+                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                        }
+                        Ok(Some(Decoded::End)) => {
+                            self.remaining = Remaining::Done;
+                            return Poll::Ready(None);
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Poll::Ready(Some(Err(Box::new(e)))),
+                    }
+                }
+                Remaining::UntilClose if buffered => {
+                    return Poll::Ready(Some(Ok(Frame::data(conn.rbuf.split().freeze()))));
+                }
+                _ => {}
+            }
+            conn.reserve_read();
+            let n = match ready!(poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.rbuf)) {
+                Ok(n) => n,
+                Err(e) => return Poll::Ready(Some(Err(Box::new(BodyError::Io(e))))),
+            };
+            if n == 0 {
+                if matches!(self.remaining, Remaining::UntilClose) {
+                    self.remaining = Remaining::Done;
+                    return Poll::Ready(None);
+                }
+                return Poll::Ready(Some(Err(Box::new(BodyError::Truncated))));
+            }
+        }
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = this.poll_body(cx);
+        let frame = ready!(poll_with_deadline(&mut this.deadline, cx, polled));
+        match &frame {
+            None => this.give_back(),
+            // A failed body leaves the connection mid-message.
+            Some(Err(_)) => {
+                this.conn = None;
+                this.remaining = Remaining::Done;
+            }
+            Some(Ok(_)) if this.is_done() => this.give_back(),
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.remaining {
+            Remaining::Done => SizeHint::with_exact(0),
+            Remaining::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex;
+
+    #[test]
+    fn hex_digits() {
+        assert_eq!(hex(0, &mut [0; 16]), b"0");
+        assert_eq!(hex(0x1a2f, &mut [0; 16]), b"1a2f");
+        assert_eq!(hex(usize::MAX, &mut [0; 16]), b"ffffffffffffffff");
+    }
+}

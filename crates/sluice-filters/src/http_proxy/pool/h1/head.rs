@@ -1,0 +1,506 @@
+//! Message heads on an upstream HTTP/1.1 connection: the request head we write, and the
+//! response head we read, with the framing of the body that follows each (RFC 9112 section 6).
+//!
+//! The request comes from hyper (or from our own HTTP/2 side), so its method, target and
+//! fields are already valid; only framing is decided here. The response head comes from the
+//! upstream and is parsed with `httparse` (hyper's own parser); how its body is delimited is
+//! decided strictly, because a response read two ways desynchronises a pooled connection.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
+
+/// Largest response head we accept (Envoy's default `max_response_headers_kb` is 60).
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Most header fields in a response head.
+const MAX_RESPONSE_FIELDS: usize = 128;
+
+/// How a message body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// `Content-Length`.
+    Length(u64),
+    Chunked,
+    /// Response only: the body runs until the upstream closes the connection.
+    UntilClose,
+}
+
+/// How the request body goes out: kept from the client's `Content-Length` when it sent one
+/// (hyper has checked the body against it), else from an exact size, else chunked.
+pub fn request_framing(headers: &HeaderMap, end_stream: bool, exact: Option<u64>) -> Framing {
+    if end_stream {
+        return Framing::Empty;
+    }
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()?.parse().ok());
+    match declared.or(exact) {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::Chunked,
+    }
+}
+
+/// Writes the request line and header section. The framing headers are ours to write:
+/// whatever `Content-Length` or `Transfer-Encoding` the request carried is replaced by
+/// `framing`'s.
+pub fn encode_request(
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    framing: Framing,
+    out: &mut BytesMut,
+) {
+    let mut size = method.as_str().len() + target.len() + 40;
+    for (name, value) in headers {
+        size += name.as_str().len() + value.len() + 4;
+    }
+    out.reserve(size);
+    out.put_slice(method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(target.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    match framing {
+        Framing::Length(n) => {
+            out.put_slice(b"content-length: ");
+            out.put_slice(itoa(n, &mut [0; 20]));
+            out.put_slice(b"\r\n");
+        }
+        Framing::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
+        // A method that defines a body says it is empty; others say nothing (RFC 9110
+        // section 8.6), unless the client did.
+        Framing::Empty | Framing::UntilClose => {
+            if matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+                || headers.contains_key(CONTENT_LENGTH)
+            {
+                out.put_slice(b"content-length: 0\r\n");
+            }
+        }
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// The decimal digits of `n`, written into `buf`.
+pub fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// A response head read off the connection.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub response: Response<()>,
+    pub framing: Framing,
+    /// The connection can carry another request after this response.
+    pub keep_alive: bool,
+}
+
+/// What the front of the read buffer holds.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// An interim (1xx, not 101) response of this many bytes: skipped.
+    Interim(usize),
+    Final(ResponseHead),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("invalid response head: {0}")]
+    Parse(httparse::Error),
+    #[error("response head larger than {MAX_RESPONSE_HEAD} bytes")]
+    TooLarge,
+    #[error("invalid response header {0:?}")]
+    Field(String),
+    #[error("invalid content-length in the response")]
+    ContentLength,
+    #[error("unsupported transfer-encoding {0:?} in the response")]
+    TransferEncoding(String),
+    #[error("101 Switching Protocols for a request that asked for no upgrade")]
+    UnrequestedUpgrade,
+}
+
+/// Parses a response head from the front of `buf`; on `Final`, the head's bytes have been
+/// split off `buf` (header values share them) and the body starts at its front.
+/// `method` is the request's (a response to HEAD has no body whatever it says);
+/// `upgrade`, whether the request asked to switch protocols; `fields_scratch` is working
+/// space, kept by the caller so that it is allocated once per connection.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    method: &Method,
+    upgrade: bool,
+    fields_scratch: &mut Vec<(HeaderName, Range<usize>)>,
+) -> Result<Parsed, HeadError> {
+    // Left uninitialised: zeroing 128 fields per response cost more than parsing them.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_FIELDS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => {
+            return Ok(Parsed::Partial)
+        }
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+            return Err(HeadError::TooLarge)
+        }
+        Err(e) => return Err(HeadError::Parse(e)),
+    };
+    if len > MAX_RESPONSE_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    let code = parsed.code.unwrap_or(0);
+    let status =
+        StatusCode::from_u16(code).map_err(|_| HeadError::Parse(httparse::Error::Status))?;
+    if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(Parsed::Interim(len));
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS && !upgrade {
+        return Err(HeadError::UnrequestedUpgrade);
+    }
+    let version = if parsed.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    // Names now; values once the head is split off the buffer, so that they can share its
+    // bytes (where each value sits is kept in `fields`, a scratch list the connection reuses).
+    let base = buf.as_ptr() as usize;
+    fields_scratch.clear();
+    for f in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(f.name.as_bytes())
+            .map_err(|_| HeadError::Field(f.name.to_owned()))?;
+        let start = f.value.as_ptr() as usize - base;
+        fields_scratch.push((name, start..start + f.value.len()));
+    }
+    let head: Bytes = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(fields_scratch.len());
+    for (name, span) in fields_scratch.drain(..) {
+        let value = head
+            .get(span.clone())
+            .map(|_| head.slice(span))
+            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
+            .ok_or_else(|| HeadError::Field(name.to_string()))?;
+        headers.append(name, value);
+    }
+
+    let (framing, mut keep_alive) = response_framing(&headers, status, method, version)?;
+    if framing == Framing::Chunked {
+        // Chunked overrides any length (RFC 9112 section 6.3), which must not travel on.
+        headers.remove(CONTENT_LENGTH);
+    }
+    if framing == Framing::UntilClose || has_token(&headers, CONNECTION, "close") {
+        keep_alive = false;
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        keep_alive = false;
+    }
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    Ok(Parsed::Final(ResponseHead {
+        response,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// RFC 9112 section 6.3, in its order. Returns the framing and whether the connection may
+/// stay open (a response that sends both framing headers is an attempt at smuggling, or a
+/// broken server: it is read as chunked, and the connection is not reused).
+fn response_framing(
+    headers: &HeaderMap,
+    status: StatusCode,
+    method: &Method,
+    version: Version,
+) -> Result<(Framing, bool), HeadError> {
+    let keep_alive = version == Version::HTTP_11;
+    if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::SWITCHING_PROTOCOLS
+    {
+        return Ok((Framing::Empty, keep_alive));
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        // Only `chunked` alone: another coding under it would reach the client undeclared.
+        let mut codings = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(|t| t.trim_ascii())
+            .filter(|t| !t.is_empty());
+        let only_chunked = matches!(
+            (codings.next(), codings.next()),
+            (Some(c), None) if c.eq_ignore_ascii_case(b"chunked")
+        );
+        if !only_chunked || version == Version::HTTP_10 {
+            let value = headers
+                .get(TRANSFER_ENCODING)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            return Err(HeadError::TransferEncoding(value));
+        }
+        let both = headers.contains_key(CONTENT_LENGTH);
+        return Ok((Framing::Chunked, keep_alive && !both));
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_decimal(part.trim_ascii()).ok_or(HeadError::ContentLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::ContentLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => (Framing::Empty, keep_alive),
+        Some(n) => (Framing::Length(n), keep_alive),
+        None => (Framing::UntilClose, false),
+    })
+}
+
+/// Digits only (no sign, no whitespace), at most 19 of them.
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitively).
+pub fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+/// Whether the request asks to switch protocols.
+pub fn requests_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(UPGRADE) && has_token(headers, CONNECTION, "upgrade")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(wire: &str, method: Method) -> Result<Parsed, HeadError> {
+        let mut buf = BytesMut::from(wire.as_bytes());
+        parse_response(&mut buf, &method, false, &mut Vec::new())
+    }
+
+    fn final_head(wire: &str, method: Method) -> ResponseHead {
+        match parse(wire, method) {
+            Ok(Parsed::Final(h)) => h,
+            other => panic!("{wire:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_head_replaces_framing_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("a"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        let framing = request_framing(&headers, false, None);
+        assert_eq!(framing, Framing::Length(5));
+        let mut out = BytesMut::new();
+        encode_request(&Method::POST, "/x?y", &headers, framing, &mut out);
+        assert_eq!(
+            &out[..],
+            b"POST /x?y HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\n"
+        );
+
+        headers.remove(CONTENT_LENGTH);
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        let framing = request_framing(&headers, false, None);
+        let mut out = BytesMut::new();
+        encode_request(&Method::PUT, "/", &headers, framing, &mut out);
+        assert_eq!(
+            &out[..],
+            b"PUT / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+
+        let mut out = BytesMut::new();
+        encode_request(
+            &Method::GET,
+            "/",
+            &HeaderMap::new(),
+            Framing::Empty,
+            &mut out,
+        );
+        assert_eq!(&out[..], b"GET / HTTP/1.1\r\n\r\n");
+        let mut out = BytesMut::new();
+        encode_request(
+            &Method::POST,
+            "/",
+            &HeaderMap::new(),
+            Framing::Empty,
+            &mut out,
+        );
+        assert_eq!(&out[..], b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!(itoa(0, &mut [0; 20]), b"0");
+        assert_eq!(itoa(u64::MAX, &mut [0; 20]), b"18446744073709551615");
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let h = final_head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            Method::GET,
+        );
+        assert_eq!(h.framing, Framing::Length(3));
+        assert!(h.keep_alive);
+        assert_eq!(h.response.headers()["content-length"], "3");
+
+        let h = final_head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", Method::HEAD);
+        assert_eq!(h.framing, Framing::Empty);
+        let h = final_head("HTTP/1.1 204 No Content\r\n\r\n", Method::GET);
+        assert_eq!(h.framing, Framing::Empty);
+        let h = final_head(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!(h.framing, Framing::Empty);
+
+        let h = final_head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(h.keep_alive);
+        // Both: chunked wins, and the connection is not reused.
+        let h = final_head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(!h.keep_alive);
+        assert!(!h.response.headers().contains_key(CONTENT_LENGTH));
+
+        let h = final_head("HTTP/1.1 200 OK\r\n\r\n", Method::GET);
+        assert_eq!(h.framing, Framing::UntilClose);
+        assert!(!h.keep_alive);
+        let h = final_head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", Method::GET);
+        assert!(!h.keep_alive);
+        let h = final_head(
+            "HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 1\r\n\r\n",
+            Method::GET,
+        );
+        assert!(!h.keep_alive);
+        // Repeated identical lengths are one length.
+        let h = final_head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\nContent-Length: 4\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!(h.framing, Framing::Length(4));
+    }
+
+    #[test]
+    fn ambiguous_framing_is_an_error() {
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0x3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "HTTP/2.0 200 OK\r\n\r\n",
+        ] {
+            assert!(
+                !matches!(
+                    parse(bad, Method::GET),
+                    Ok(Parsed::Final(_)) | Ok(Parsed::Partial)
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn interim_partial_and_oversized_heads() {
+        assert!(matches!(
+            parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200", Method::GET),
+            Ok(Parsed::Interim(25))
+        ));
+        assert!(matches!(
+            parse("HTTP/1.1 200 OK\r\nA: b", Method::GET),
+            Ok(Parsed::Partial)
+        ));
+        let big = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_RESPONSE_HEAD));
+        assert!(matches!(parse(&big, Method::GET), Err(HeadError::TooLarge)));
+        let many: String = (0..200).map(|i| format!("x-{i}: v\r\n")).collect();
+        let many = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        assert!(matches!(
+            parse(&many, Method::GET),
+            Err(HeadError::TooLarge)
+        ));
+    }
+
+    #[test]
+    fn upgrade_answer_is_read_when_asked_for() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\nConnection: upgrade\r\n\r\nxyz"[..],
+        );
+        let Ok(Parsed::Final(h)) = parse_response(&mut buf, &Method::GET, true, &mut Vec::new())
+        else {
+            panic!()
+        };
+        assert_eq!(h.response.status(), 101);
+        assert!(!h.keep_alive);
+        assert_eq!(&buf[..], b"xyz");
+    }
+
+    proptest::proptest! {
+        /// Whatever an upstream sends, parsing returns (no panic), and a final head never
+        /// claims more bytes than were there.
+        #[test]
+        fn arbitrary_responses_never_panic(
+            prefix in proptest::sample::select(vec!["", "HTTP/1.1 200 OK\r\n", "HTTP/1.0 101 X\r\n"]),
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            upgrade in proptest::prelude::any::<bool>(),
+        ) {
+            let mut buf = BytesMut::from(prefix.as_bytes());
+            buf.extend_from_slice(&input);
+            let before = buf.len();
+            if let Ok(Parsed::Interim(n)) =
+                parse_response(&mut buf, &Method::GET, upgrade, &mut Vec::new())
+            {
+                proptest::prop_assert!(n <= before);
+            }
+        }
+    }
+}
