@@ -191,9 +191,29 @@ pub fn parse_response(
     // bytes (where each value sits is kept in `fields`, a scratch list the connection reuses).
     let base = buf.as_ptr() as usize;
     fields_scratch.clear();
+    let mut close = false;
     for f in parsed.headers.iter() {
         let name = HeaderName::from_bytes(f.name.as_bytes())
             .map_err(|_| HeadError::Field(f.name.to_owned()))?;
+        // `Connection: keep-alive` (or `close`) and `Keep-Alive` describe this hop only, and
+        // nearly every response carries one: noted here rather than stored and then removed
+        // with the other hop-by-hop fields. A `Connection` naming other fields stays, for the
+        // hop-by-hop pass to act on.
+        if name == CONNECTION {
+            let mut only_persistence = true;
+            for token in f.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+                    only_persistence = false;
+                }
+            }
+            if only_persistence {
+                continue;
+            }
+        } else if name.as_str() == "keep-alive" {
+            continue;
+        }
         let start = f.value.as_ptr() as usize - base;
         fields_scratch.push((name, start..start + f.value.len()));
     }
@@ -213,7 +233,7 @@ pub fn parse_response(
         // Chunked overrides any length (RFC 9112 section 6.3), which must not travel on.
         headers.remove(CONTENT_LENGTH);
     }
-    if framing == Framing::UntilClose || has_token(&headers, CONNECTION, "close") {
+    if framing == Framing::UntilClose || close {
         keep_alive = false;
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -421,6 +441,30 @@ mod tests {
             Method::GET,
         );
         assert_eq!(h.framing, Framing::Length(4));
+    }
+
+    #[test]
+    fn persistence_fields_are_read_not_kept() {
+        let h = final_head(
+            "HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 1\r\n\r\n",
+            Method::GET,
+        );
+        assert!(!h.keep_alive);
+        assert!(!h.response.headers().contains_key(CONNECTION));
+        let h = final_head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 1\r\n\r\n",
+            Method::GET,
+        );
+        assert!(h.keep_alive);
+        let names: Vec<&str> = h.response.headers().keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-length"]);
+        // A `Connection` that names fields stays, for the hop-by-hop pass.
+        let h = final_head(
+            "HTTP/1.1 200 OK\r\nConnection: close, x-private\r\nx-private: 1\r\nContent-Length: 1\r\n\r\n",
+            Method::GET,
+        );
+        assert!(!h.keep_alive);
+        assert_eq!(h.response.headers()[CONNECTION], "close, x-private");
     }
 
     #[test]
