@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, TE, TRAILER,
+    Entry, HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
 
@@ -98,15 +98,21 @@ pub fn client_ip_value(client: Option<IpAddr>) -> Option<HeaderValue> {
 /// Appends the client address to `x-forwarded-for` and sets `x-forwarded-proto`.
 pub fn add_forwarded(headers: &mut HeaderMap, client_ip: Option<&HeaderValue>) {
     if let Some(ip) = client_ip {
-        match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(existing) if !existing.trim().is_empty() => {
-                let value = format!("{existing}, {}", ip.to_str().unwrap_or_default());
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    headers.insert(&X_FORWARDED_FOR, v);
+        // One lookup (the entry) instead of a get and an insert: every request goes through.
+        match headers.entry(&X_FORWARDED_FOR) {
+            Entry::Occupied(mut e) => {
+                let existing = e.get().to_str().unwrap_or_default().trim();
+                if existing.is_empty() {
+                    e.insert(ip.clone());
+                } else {
+                    let value = format!("{existing}, {}", ip.to_str().unwrap_or_default());
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        e.insert(v);
+                    }
                 }
             }
-            _ => {
-                headers.insert(&X_FORWARDED_FOR, ip.clone());
+            Entry::Vacant(e) => {
+                e.insert(ip.clone());
             }
         }
     }
@@ -115,8 +121,11 @@ pub fn add_forwarded(headers: &mut HeaderMap, client_ip: Option<&HeaderValue>) {
 
 /// The request's `x-request-id`, generated (128 random bits, hex) when the client sent none.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&X_REQUEST_ID).filter(|v| !v.is_empty()) {
-        return v.clone();
+    let entry = headers.entry(&X_REQUEST_ID);
+    if let Entry::Occupied(e) = &entry {
+        if !e.get().is_empty() {
+            return e.get().clone();
+        }
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
@@ -128,7 +137,14 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     // One allocation, shared by the request and the response copy.
     let value = HeaderValue::from_maybe_shared(Bytes::from_owner(id))
         .unwrap_or(HeaderValue::from_static("0"));
-    headers.insert(&X_REQUEST_ID, value.clone());
+    match entry {
+        Entry::Occupied(mut e) => {
+            e.insert(value.clone());
+        }
+        Entry::Vacant(e) => {
+            e.insert(value.clone());
+        }
+    }
     value
 }
 
