@@ -32,6 +32,7 @@ use self::exchange::{exchange, Conn, ExchangeError, Outgoing, ResponseBody};
 use self::head::Framing;
 use super::{BodyDeadline, HostPool, PoolError};
 use crate::http_proxy::body::{empty, Body};
+use crate::http_proxy::upgrade;
 
 /// The idle connections of one host.
 #[derive(Default)]
@@ -121,7 +122,7 @@ pub async fn send(
     deadline: Option<BodyDeadline>,
 ) -> Result<Response<Body>, PoolError> {
     let (parts, body) = req.into_parts();
-    let upgrade = head::requests_upgrade(&parts.headers);
+    let upgrade = upgrade::requested(&parts.headers, parts.version);
     let framing = head::request_framing(
         &parts.headers,
         body.is_end_stream(),
