@@ -74,7 +74,10 @@ pub(crate) fn percent_decode(s: &str) -> Cow<'_, [u8]> {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         let escaped = match (b, bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&hi), Some(&lo)) => hex(hi).zip(hex(lo)).map(|(hi, lo)| (hi << 4) | lo),
+            (b'%', Some(&hi), Some(&lo)) => char::from(hi)
+                .to_digit(16)
+                .zip(char::from(lo).to_digit(16))
+                .and_then(|(hi, lo)| u8::try_from((hi << 4) | lo).ok()),
             _ => None,
         };
         match escaped {
@@ -89,15 +92,6 @@ pub(crate) fn percent_decode(s: &str) -> Cow<'_, [u8]> {
         }
     }
     Cow::Owned(out)
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ impl ChunkedDecoder {
         match self.state {
             State::Size { digits } => {
                 self.count_line()?;
-                if let Some(d) = hex_value(byte) {
+                if let Some(d) = char::from(byte).to_digit(16) {
                     if digits >= 16 {
                         return Err(ChunkError::SizeOverflow);
                     }
@@ -203,15 +203,6 @@ impl ChunkedDecoder {
         } else {
             Decoded::Trailers(map)
         }))
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
