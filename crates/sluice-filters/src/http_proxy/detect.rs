@@ -100,6 +100,14 @@ pub struct Rewind {
     inner: Stream,
 }
 
+impl Rewind {
+    /// The stream, and the bytes read from it that were not replayed yet.
+    pub fn into_parts(mut self) -> (Stream, Vec<u8>) {
+        self.prefix.drain(..self.pos);
+        (self.inner, self.prefix)
+    }
+}
+
 impl AsyncRead for Rewind {
     fn poll_read(
         self: Pin<&mut Self>,

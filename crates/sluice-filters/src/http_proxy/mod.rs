@@ -8,7 +8,7 @@
 mod body;
 mod config;
 mod detect;
-mod h1_errors;
+mod h1;
 mod headers;
 mod local_reply;
 mod mirror;
@@ -23,9 +23,7 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::StatusCode;
-
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sluice_net::filter::BoxFuture;
@@ -38,7 +36,6 @@ pub use upstream::Upstreams;
 
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
 use detect::Protocol;
-use h1_errors::{ErrorReplies, Exchanges, Tracked};
 use service::Proxy;
 
 /// Serves a hyper connection until it ends, or until the drain starts: then the requests in
@@ -62,11 +59,6 @@ pub const KIND: NetworkFilterKind = NetworkFilterKind {
     decode: config::decode,
     build,
 };
-
-/// hyper refuses HTTP/1 read buffers below this size.
-const MIN_HTTP1_BUFFER: usize = 8192;
-/// hyper's own default read buffer limit; a head limit above it needs a larger buffer.
-const DEFAULT_HTTP1_BUFFER: usize = 8192 + 4096 * 100;
 
 fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let config = config
@@ -148,7 +140,7 @@ impl ConnectionHandler for HttpProxy {
     }
 }
 
-/// Serves one HTTP/1.1 connection until it ends or drains.
+/// Serves one HTTP/1.1 connection until it ends or drains (our own server, `h1::server`).
 async fn serve_http1(
     io: detect::Rewind,
     proxy: Arc<Proxy>,
@@ -156,37 +148,18 @@ async fn serve_http1(
     config: &HttpProxyConfig,
     info: &ConnectionInfo,
 ) -> hyper::Result<()> {
-    let head_limit = config.max_request_headers_kb as usize * 1024;
-    let exchanges = Exchanges::new();
-    let limits = h1_errors::Limits {
+    let settings = h1::server::Settings {
         listener: info.listener.clone(),
+        limits: h1::server::request::HeadLimits {
+            bytes: config.max_request_headers_kb as usize * 1024,
+            fields: config.max_headers_count as usize,
+        },
         max_request_headers_kb: config.max_request_headers_kb,
-        max_headers_count: config.max_headers_count as usize,
+        headers_timeout: config.request_headers_timeout,
     };
-    let io = TokioIo::new(ErrorReplies::new(io, exchanges.clone(), limits));
-    let service = service_fn(move |req| {
-        let exchange = exchanges.begin();
-        let proxy = proxy.clone();
-        async move {
-            let resp = proxy.handle(req, client).await;
-            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                exchange.tunnel();
-            }
-            Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, exchange)))
-        }
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.request_headers_timeout)
-        .max_header_size(head_limit)
-        .max_buf_size(head_limit.max(DEFAULT_HTTP1_BUFFER) + MIN_HTTP1_BUFFER);
-    // hyper parses into a stack array of 100 headers unless told otherwise.
-    if config.max_headers_count != 100 {
-        builder.max_headers(config.max_headers_count as usize);
-    }
-    let conn = builder.serve_connection(io, service).with_upgrades();
-    until_drained!(conn, info.drain)
+    let (stream, early) = io.into_parts();
+    h1::server::serve(stream, &early, proxy, client, &settings, &info.drain).await;
+    Ok(())
 }
 
 /// Serves one HTTP/2 connection until it ends or drains.
@@ -198,9 +171,9 @@ async fn serve_http2(
     info: &ConnectionInfo,
 ) -> hyper::Result<()> {
     let head_limit = config.max_request_headers_kb as usize * 1024;
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+        async move { Ok::<_, Infallible>(proxy.handle(req.map(body::streamed), client, None).await) }
     });
     // h2 refuses a header list beyond its limit with a bare 431; below twice the
     // limit the service answers instead, with a body that says why.

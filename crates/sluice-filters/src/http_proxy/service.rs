@@ -6,13 +6,13 @@ use std::sync::Arc;
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use sluice_config::route::{ForwardAction, HeaderMutations, PathMatch, RouteAction};
 use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::body::{self, empty, streamed, Body, BodyTooLarge};
+use super::body::{self, empty, Body, BodyTooLarge};
+use super::h1::server::OnUpgrade;
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
 use super::local_reply::{headers_too_large, redirect, text};
 use super::mirror;
@@ -32,8 +32,8 @@ struct Downstream<'a> {
     client: Option<SocketAddr>,
     /// Header mutations of the route, virtual host and route config, in that order.
     mutations: &'a [&'a HeaderMutations; 3],
-    /// The `Upgrade` protocol and hyper's handle on the client connection, for upgrade requests.
-    upgrade: Option<(Option<HeaderValue>, hyper::upgrade::OnUpgrade)>,
+    /// The `Upgrade` protocol and the handle on the client connection, for upgrade requests.
+    upgrade: Option<(Option<HeaderValue>, OnUpgrade)>,
 }
 
 /// What every request on a listener shares.
@@ -75,16 +75,13 @@ impl Proxy {
 
     pub async fn handle(
         self: Arc<Self>,
-        mut req: Request<Incoming>,
+        req: Request<Body>,
         client: Option<SocketAddr>,
+        on_upgrade: Option<OnUpgrade>,
     ) -> Response<Body> {
-        // Taken before the request is split: hyper hands the connection over through it.
-        let upgrade = upgrade::requested(req.headers(), req.version()).then(|| {
-            (
-                upgrade::protocol(req.headers()),
-                hyper::upgrade::on(&mut req),
-            )
-        });
+        // Our HTTP/1 server gives one with each upgrade request: the client connection is
+        // handed over through it once the 101 is out.
+        let upgrade = on_upgrade.map(|on| (upgrade::protocol(req.headers()), on));
         if req.version() == Version::HTTP_2 && self.h2_head_too_large(&req) {
             return text(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -147,7 +144,7 @@ impl Proxy {
                     Some(limit) if declared.is_some_and(|n| n > limit) => {
                         // Read (and drop) a bounded amount first, so a client that is still
                         // sending sees the 413 rather than a reset.
-                        Box::pin(body::discard(streamed(body))).await;
+                        Box::pin(body::discard(body)).await;
                         return text(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             format!(
@@ -156,8 +153,8 @@ impl Proxy {
                             ),
                         );
                     }
-                    Some(limit) => body::limited(streamed(body), limit),
-                    None => streamed(body),
+                    Some(limit) => body::limited(body, limit),
+                    None => body,
                 };
                 let req = Request::from_parts(parts, body);
                 let downstream = Downstream {
@@ -249,7 +246,7 @@ impl Proxy {
         };
         let headers = req.headers_mut();
         remove_hop_by_hop(headers);
-        // hyper answered `Expect: 100-continue` when we first read the body; the upstream gets
+        // `Expect: 100-continue` is answered when we first read the body; the upstream gets
         // the body outright (Envoy does the same).
         headers.remove(http::header::EXPECT);
         if let Some((protocol, _)) = &upgrade {

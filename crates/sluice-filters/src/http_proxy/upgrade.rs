@@ -1,14 +1,13 @@
 //! HTTP/1.1 protocol upgrades (WebSocket and the like): the `Upgrade` request goes upstream
 //! with its hop-by-hop headers restored, and once the upstream answers 101 both connections are
-//! handed over (by hyper downstream, by our client upstream) and spliced into one byte tunnel.
+//! handed over (by our HTTP/1 server downstream, by our client upstream) and spliced into one byte tunnel.
 
 use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
 use http::Version;
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
+use super::h1::server::OnUpgrade;
 use super::pool::Upgraded;
 
 /// An HTTP/1.1 request asking to switch protocols (`Connection: upgrade` and `Upgrade: x`).
@@ -37,21 +36,23 @@ pub fn restore_request_headers(headers: &mut HeaderMap, protocol: Option<HeaderV
     }
 }
 
-/// Once both sides have switched, copies bytes both ways until either side closes. Bytes the
-/// upstream sent right after its 101 go to the client first.
+/// Once both sides have switched, copies bytes both ways until either side closes. Bytes
+/// either side sent right after the 101 (read along with the heads) go across first.
 pub fn splice(downstream: OnUpgrade, upstream: Upgraded, cluster: String) {
     tokio::spawn(async move {
         let Some((mut up, early)) = upstream.take() else {
             return;
         };
-        let down = match downstream.await {
-            Ok(down) => down,
-            Err(e) => {
-                debug!(%cluster, error = %e, "upgrade did not complete");
+        let Some((mut down, from_client)) = downstream.wait().await else {
+            debug!(%cluster, "upgrade did not complete: the 101 did not reach the client");
+            return;
+        };
+        if !from_client.is_empty() {
+            if let Err(e) = up.write_all(&from_client).await {
+                debug!(%cluster, error = %e, "upgraded connection failed");
                 return;
             }
-        };
-        let mut down = TokioIo::new(down);
+        }
         if !early.is_empty() {
             if let Err(e) = down.write_all(&early).await {
                 debug!(%cluster, error = %e, "upgraded connection failed");

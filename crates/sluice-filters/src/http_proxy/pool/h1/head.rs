@@ -13,22 +13,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 
+use crate::http_proxy::h1::{itoa, Framing};
+
 /// Largest response head we accept (Envoy's default `max_response_headers_kb` is 60).
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Most header fields in a response head.
 const MAX_RESPONSE_FIELDS: usize = 128;
-
-/// How a message body is delimited on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// No body.
-    Empty,
-    /// `Content-Length`.
-    Length(u64),
-    Chunked,
-    /// Response only: the body runs until the upstream closes the connection.
-    UntilClose,
-}
 
 /// How the request body goes out: kept from the client's `Content-Length` when it sent one
 /// (hyper has checked the body against it), else from an exact size, else chunked.
@@ -92,19 +82,6 @@ pub fn encode_request(
         }
     }
     out.put_slice(b"\r\n");
-}
-
-/// The decimal digits of `n`, written into `buf`.
-pub fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// A response head read off the connection.

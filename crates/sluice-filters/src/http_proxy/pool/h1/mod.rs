@@ -4,7 +4,7 @@
 //! the task serving the downstream request, so a proxied request costs no task switch and no
 //! channel hop (hyper's client runs each connection as a task of its own and talks to it over
 //! channels; on small keep-alive requests that was over a third of Sluice's instructions).
-//! Parsing uses `httparse`, and body framing follows RFC 9112 strictly ([`head`], [`chunked`]).
+//! Parsing uses `httparse`, and body framing follows RFC 9112 strictly ([`head`], `h1::chunked`).
 //!
 //! Idle connections wait in a lock-free queue. A connection is taken for one request and given
 //! back when its response body has been read to the end (a body dropped half-read takes the
@@ -13,7 +13,6 @@
 //! is written (nothing comes back) costs a bodiless idempotent request nothing: it goes out
 //! again on a fresh connection.
 
-mod chunked;
 mod exchange;
 mod head;
 
@@ -28,10 +27,11 @@ use http_body_util::BodyExt;
 use sluice_net::Stream;
 use tracing::debug;
 
-use self::exchange::{exchange, Conn, ExchangeError, Outgoing, ResponseBody};
-use self::head::Framing;
+use self::exchange::{exchange, Conn, ExchangeError, ResponseBody};
 use super::{BodyDeadline, HostPool, PoolError};
 use crate::http_proxy::body::{empty, Body};
+use crate::http_proxy::h1::outgoing::Outgoing;
+use crate::http_proxy::h1::Framing;
 use crate::http_proxy::upgrade;
 
 /// The idle connections of one host.
