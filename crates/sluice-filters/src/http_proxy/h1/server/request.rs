@@ -19,6 +19,8 @@ use crate::http_proxy::h1::Framing;
 /// Header fields parsed into a stack array up to this many; a larger `max_headers_count`
 /// parses into a heap array instead (allocated per head, so only that configuration pays).
 const STACK_FIELDS: usize = 128;
+/// Request headers the proxy may add before forwarding.
+const ADDED_BY_PROXY: usize = 6;
 /// The longest request target `http::Uri` can hold.
 const MAX_TARGET: usize = u16::MAX as usize - 1;
 
@@ -169,7 +171,9 @@ pub fn parse_request(
     let head: Bytes = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target_span))
         .map_err(|_| malformed("invalid request target"))?;
-    let mut headers = HeaderMap::with_capacity(fields_scratch.len());
+    // Room for what the proxy adds (x-forwarded-*, x-request-id, via...): growing a map
+    // rehashes it, which cost more than parsing the head.
+    let mut headers = HeaderMap::with_capacity(fields_scratch.len() + ADDED_BY_PROXY);
     for (name, span) in fields_scratch.drain(..) {
         let value = head
             .get(span.clone())

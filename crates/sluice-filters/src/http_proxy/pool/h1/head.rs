@@ -195,7 +195,8 @@ pub fn parse_response(
         fields_scratch.push((name, start..start + f.value.len()));
     }
     let head: Bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(fields_scratch.len());
+    // Room for what the proxy adds (x-request-id, via): growing a map rehashes it.
+    let mut headers = HeaderMap::with_capacity(fields_scratch.len() + 2);
     for (name, span) in fields_scratch.drain(..) {
         let value = head
             .get(span.clone())
