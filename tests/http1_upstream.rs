@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use common::curl::{curl, curl_raw, Reply};
-use common::http1::{read_body, read_head, Headers};
+use common::http1::{read_body, read_head, scripted, Headers};
 use common::*;
 
 /// Sluice with one HTTP/1 listener routing everything to one HTTP/1 cluster at `up`.
@@ -39,32 +39,6 @@ clusters:
 
 fn url(addr: SocketAddr, path: &str) -> String {
     format!("http://{addr}{path}")
-}
-
-/// An upstream that answers each request with the bytes `script` gives for its request line
-/// (`None`: close the connection without answering). Counts the connections it accepts.
-fn scripted<F>(script: F) -> (SocketAddr, Arc<AtomicUsize>)
-where
-    F: Fn(&str, &Headers, &[u8]) -> Option<Vec<u8>> + Send + Sync + 'static,
-{
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    let addr = spawn_server(move |conn| {
-        count.fetch_add(1, Ordering::SeqCst);
-        let mut r = BufReader::new(conn);
-        while let Ok(Some((line, headers))) = read_head(&mut r) {
-            let Ok(body) = read_body(&mut r, &headers) else {
-                return;
-            };
-            let Some(answer) = script(&line, &headers, &body) else {
-                return;
-            };
-            if r.get_mut().write_all(&answer).is_err() {
-                return;
-            }
-        }
-    });
-    (addr, accepted)
 }
 
 /// Runs curl without requiring success: (exit code, the parsed reply if any).

@@ -408,6 +408,32 @@ fn duplicate_differing_content_length_is_400() {
 }
 
 #[test]
+fn a_transfer_coding_under_chunked_is_501() {
+    // `gzip, chunked` is well formed, but the gzip coding would reach the upstream undeclared
+    // once the hop-by-hop Transfer-Encoding is dropped.
+    let up = RecordingUpstream::start();
+    let (_s, addr) = start_default("", up.addr);
+    let out = exchange(
+        addr,
+        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    );
+    let responses = parse_responses(&out);
+    assert_eq!(responses.len(), 1, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(responses[0].0, 501);
+    let body = String::from_utf8_lossy(&responses[0].2);
+    assert!(
+        body.starts_with("not implemented: listener \"web\"") && body.contains("gzip"),
+        "{body:?}"
+    );
+    assert!(up.requests_after_marker(addr).is_empty());
+}
+
+#[test]
+fn more_than_one_host_is_400() {
+    assert_rejected_with_400(b"GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n");
+}
+
+#[test]
 fn obs_fold_is_400() {
     assert_rejected_with_400(b"GET /a HTTP/1.1\r\nHost: x\r\nX-Folded: one\r\n two\r\n\r\n");
     assert_rejected_with_400(b"GET /a HTTP/1.1\r\nHost: x\r\nX-Folded: one\r\n\ttwo\r\n\r\n");
@@ -620,6 +646,25 @@ fn slowloris_on_the_request_line_is_cut_off_too() {
     let s = connect(addr);
     assert_closed_while_dribbling(s, b"GET /slooooooooooooooooooooooooooooooooooooooow");
     bystander.finish();
+}
+
+#[test]
+fn a_head_cut_off_by_request_headers_timeout_gets_a_408_that_says_why() {
+    let up = RecordingUpstream::start();
+    let (_s, addr) = start_default(", request_headers_timeout: 1s", up.addr);
+    let mut s = connect(addr);
+    s.write_all(b"GET /partial HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let out = read_to_close(&mut s);
+    let responses = parse_responses(&out);
+    assert_eq!(responses.len(), 1, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(responses[0].0, 408);
+    let body = String::from_utf8_lossy(&responses[0].2);
+    assert!(
+        body.starts_with("request timeout: listener \"web\"")
+            && body.contains("request_headers_timeout"),
+        "{body:?}"
+    );
 }
 
 /// Connects to a listener with `request_headers_timeout: 1s`, writes `first` and then nothing:

@@ -1,7 +1,12 @@
 //! Minimal HTTP/1.1 message reading, shared by the black-box suites' upstreams and clients.
 #![allow(dead_code)]
 
-use std::io::{BufRead, ErrorKind};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::spawn_server;
 
 /// Header fields in order, names lowercased.
 pub type Headers = Vec<(String, String)>;
@@ -74,4 +79,30 @@ pub fn read_body(r: &mut impl BufRead, headers: &[(String, String)]) -> std::io:
         r.read_exact(&mut body)?;
     }
     Ok(body)
+}
+
+/// An upstream that answers each request with the bytes `script` gives for its request line
+/// (`None`: close the connection without answering). Counts the connections it accepts.
+pub fn scripted<F>(script: F) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(&str, &Headers, &[u8]) -> Option<Vec<u8>> + Send + Sync + 'static,
+{
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let addr = spawn_server(move |conn| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut r = BufReader::new(conn);
+        while let Ok(Some((line, headers))) = read_head(&mut r) {
+            let Ok(body) = read_body(&mut r, &headers) else {
+                return;
+            };
+            let Some(answer) = script(&line, &headers, &body) else {
+                return;
+            };
+            if r.get_mut().write_all(&answer).is_err() {
+                return;
+            }
+        }
+    });
+    (addr, accepted)
 }
