@@ -425,8 +425,9 @@ fn local(status: StatusCode, body: &str) -> Bytes {
 }
 
 /// `request_headers_timeout`: one timer per connection. Each head moves the deadline; the
-/// timer is re-armed only when it fires before the deadline it now guards, so a keep-alive
-/// connection does not pay a timer registration per request.
+/// timer is re-armed only when it fires before the deadline it now guards, and polled only
+/// when it has fired or was never polled: the waker it holds is this task's, so a keep-alive
+/// connection pays neither a timer registration nor a timer poll per request.
 struct HeadTimer {
     timeout: Option<Duration>,
     deadline: Instant,
@@ -453,9 +454,14 @@ impl HeadTimer {
             return false;
         }
         let deadline = self.deadline;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let sleep = match &mut self.sleep {
+            // Armed, and its waker (this task's) registered by an earlier poll.
+            Some(sleep) if !sleep.is_elapsed() => return false,
+            Some(sleep) => sleep,
+            None => self
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
         loop {
             if sleep.as_mut().poll(cx).is_pending() {
                 return false;
