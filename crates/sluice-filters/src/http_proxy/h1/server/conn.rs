@@ -22,8 +22,11 @@ use crate::http_proxy::body::BoxError;
 use crate::http_proxy::h1::chunked::{ChunkError, ChunkedDecoder, Decoded};
 use crate::http_proxy::h1::Framing;
 
-/// Reads ask for at least this much room.
-const READ_CHUNK: usize = 16 * 1024;
+/// Reads for heads ask for at least this much room: most heads fit, and it is what an idle
+/// keep-alive connection holds.
+pub const HEAD_CHUNK: usize = 4 * 1024;
+/// Reads for bodies ask for more: fewer system calls for a large upload.
+const BODY_CHUNK: usize = 16 * 1024;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// How much of the current request body is still to be read.
@@ -57,16 +60,25 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn reserve_read(&mut self) {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 8 {
-            self.rbuf.reserve(READ_CHUNK);
+    /// Reads more into `rbuf`, with room for at least `chunk` bytes when it is low;
+    /// `Ok(0)` at the end of the stream.
+    pub fn poll_read_more(
+        &mut self,
+        chunk: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if self.rbuf.capacity() - self.rbuf.len() < chunk / 8 {
+            self.rbuf.reserve(chunk);
         }
+        poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
     }
 
-    /// Reads more into `rbuf`; `Ok(0)` at the end of the stream.
-    pub fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        self.reserve_read();
-        poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
+    /// Between requests: a read buffer grown for a body is given back, so that an idle
+    /// connection holds no more than a head's worth.
+    pub fn shrink_idle(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * HEAD_CHUNK {
+            self.rbuf = BytesMut::new();
+        }
     }
 
     fn poll_continue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -129,7 +141,7 @@ impl Conn {
                 }
                 _ => {}
             }
-            match ready!(self.poll_read_more(cx)) {
+            match ready!(self.poll_read_more(BODY_CHUNK, cx)) {
                 Ok(0) => {
                     self.body = Remaining::Broken;
                     return Poll::Ready(Some(Err(BodyError::Truncated)));

@@ -38,7 +38,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use self::conn::{begin_body, skip_buffered, Continue, Remaining, RequestBody, Shared, Writer};
+use self::conn::{
+    begin_body, skip_buffered, Continue, Remaining, RequestBody, Shared, Writer, HEAD_CHUNK,
+};
 use self::request::{parse_request, HeadLimits, Parsed, Refusal, RequestHead};
 use self::response::{encode_response, response_framing};
 use super::outgoing::{Outgoing, SendError};
@@ -240,6 +242,7 @@ async fn read_head(
             let Ok(mut conn) = shared.lock() else {
                 return Poll::Ready(HeadRead::Closed);
             };
+            conn.shrink_idle();
             loop {
                 let len = conn.rbuf.len();
                 if len > 0
@@ -256,7 +259,7 @@ async fn read_head(
                         Err(why) => return Poll::Ready(HeadRead::Refused(why)),
                     }
                 }
-                match conn.poll_read_more(cx) {
+                match conn.poll_read_more(HEAD_CHUNK, cx) {
                     Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(HeadRead::Closed),
                     Poll::Ready(Ok(_)) => {}
                     Poll::Pending => break !conn.rbuf.is_empty(),
@@ -303,7 +306,7 @@ fn client_gone(shared: &Shared, limit: usize, cx: &mut Context<'_>) -> bool {
         return false;
     }
     while conn.rbuf.len() <= limit {
-        match conn.poll_read_more(cx) {
+        match conn.poll_read_more(HEAD_CHUNK, cx) {
             Poll::Ready(Ok(0) | Err(_)) => return true,
             Poll::Ready(Ok(_)) => {}
             Poll::Pending => return false,
@@ -327,7 +330,7 @@ async fn finish_body(shared: &Shared) -> bool {
             if matches!(conn.body, Remaining::Broken) || seen > SKIP_LIMIT {
                 return Poll::Ready(false);
             }
-            match conn.poll_read_more(cx) {
+            match conn.poll_read_more(HEAD_CHUNK, cx) {
                 Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(false),
                 Poll::Ready(Ok(n)) => seen += n,
                 Poll::Pending => return Poll::Pending,
