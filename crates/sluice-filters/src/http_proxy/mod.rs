@@ -32,6 +32,8 @@ use sluice_proxy::route::RouteTable;
 use tracing::debug;
 
 pub use config::{Codec, HttpProxyConfig, RouteSource};
+#[doc(hidden)]
+pub use h1::fuzz;
 pub use upstream::Upstreams;
 
 use crate::registry::{BuildContext, Built, NetworkFilterKind};

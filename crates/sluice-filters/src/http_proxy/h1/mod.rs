@@ -3,6 +3,7 @@
 //! `pool/h1`, the downstream server in [`server`].
 
 pub mod chunked;
+pub mod fuzz;
 pub mod outgoing;
 pub mod server;
 

@@ -19,7 +19,7 @@
 //! connection per host whatever the stream limit, and spends a task per request on returning
 //! HTTP/1 connections.
 
-mod h1;
+pub(crate) mod h1;
 mod h2;
 
 pub use h1::Upgraded;

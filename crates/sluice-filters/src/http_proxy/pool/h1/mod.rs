@@ -14,7 +14,7 @@
 //! again on a fresh connection.
 
 mod exchange;
-mod head;
+pub(crate) mod head;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
