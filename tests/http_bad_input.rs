@@ -429,6 +429,28 @@ fn a_transfer_coding_under_chunked_is_501() {
 }
 
 #[test]
+fn a_malformed_chunked_request_body_is_400() {
+    // The head is fine, so the request goes upstream; the body breaks on the way. The client
+    // is told its body was at fault (not that the upstream reset).
+    let up = RecordingUpstream::start();
+    let (_s, addr) = start_default("", up.addr);
+    let bystander = Bystander::start(addr);
+    let out = exchange(
+        addr,
+        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+    );
+    let responses = parse_responses(&out);
+    assert_eq!(responses.len(), 1, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(responses[0].0, 400);
+    let body = String::from_utf8_lossy(&responses[0].2);
+    assert!(
+        body.starts_with("bad request body: listener \"web\"") && body.contains("chunked"),
+        "{body:?}"
+    );
+    bystander.finish();
+}
+
+#[test]
 fn more_than_one_host_is_400() {
     assert_rejected_with_400(b"GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n");
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::body::{self, empty, Body, BodyTooLarge};
-use super::h1::server::OnUpgrade;
+use super::h1::server::{ClientBodyError, OnUpgrade};
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
 use super::local_reply::{headers_too_large, redirect, text};
 use super::mirror;
@@ -418,6 +418,11 @@ impl Proxy {
                     }
                     Response::from_parts(parts, body)
                 }
+                // The client's own body was malformed or cut off: its fault, not the upstream's.
+                Some(Err(e)) if find_cause::<ClientBodyError>(&e).is_some() => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("bad request body: listener \"{}\" could not read the request body: {}\n", self.listener, error_chain(&e)),
+                ),
                 Some(Err(e)) if find_cause::<BodyTooLarge>(&e).is_some() => text(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body too large: {}\n", error_chain(&e)),

@@ -38,6 +38,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+pub use self::conn::BodyError as ClientBodyError;
 use self::conn::{
     begin_body, skip_buffered, Continue, Remaining, RequestBody, Shared, Writer, HEAD_CHUNK,
 };
