@@ -2,6 +2,10 @@
 //! the chunked coding, and the sending half of a message. The upstream client lives in
 //! `pool/h1`, the downstream server in [`server`].
 
+use bytes::{BufMut, BytesMut};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
 pub mod chunked;
 pub mod fuzz;
 pub mod outgoing;
@@ -28,6 +32,107 @@ pub fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
         n /= 10;
         if n == 0 {
             return &buf[i..];
+        }
+    }
+}
+
+/// Why a message's `Content-Length` cannot be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LengthError {
+    /// A value that is not plain digits (no sign, no whitespace inside, at most 19).
+    Invalid,
+    /// Values (in one field as a list, or in several fields) that disagree.
+    Differing,
+}
+
+/// The message's `Content-Length`, if it has one. Repeated identical values are one length
+/// (RFC 9110 section 8.6); anything else is an error, never a guess.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, LengthError> {
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_decimal(part.trim_ascii()).ok_or(LengthError::Invalid)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(LengthError::Differing);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
+/// Digits only (no sign, no whitespace), at most 19 of them.
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// The transfer codings a message lists, in order, across all its `Transfer-Encoding` fields.
+pub fn transfer_codings(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// Bytes the header section of `headers` takes on the wire (for reserving once).
+pub fn fields_len(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
+/// Writes one header field line.
+pub fn put_field(out: &mut BytesMut, name: &HeaderName, value: &HeaderValue) {
+    out.put_slice(name.as_str().as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// Writes our `content-length` field.
+pub fn put_length(out: &mut BytesMut, n: u64) {
+    out.put_slice(b"content-length: ");
+    out.put_slice(itoa(n, &mut [0; 20]));
+    out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_digits() {
+        assert_eq!(itoa(0, &mut [0; 20]), b"0");
+        assert_eq!(itoa(u64::MAX, &mut [0; 20]), b"18446744073709551615");
+    }
+
+    #[test]
+    fn content_lengths() {
+        let map = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(CONTENT_LENGTH, HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        assert_eq!(content_length(&map(&[])), Ok(None));
+        assert_eq!(content_length(&map(&["5, 5", "5"])), Ok(Some(5)));
+        assert_eq!(
+            content_length(&map(&["5", "6"])),
+            Err(LengthError::Differing)
+        );
+        for bad in ["+5", "0x5", "5 5", "", "99999999999999999999"] {
+            assert_eq!(
+                content_length(&map(&[bad])),
+                Err(LengthError::Invalid),
+                "{bad:?}"
+            );
         }
     }
 }

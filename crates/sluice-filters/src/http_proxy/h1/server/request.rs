@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 
-use crate::http_proxy::h1::Framing;
+use crate::http_proxy::h1::{content_length, transfer_codings, Framing, LengthError};
 
 /// Header fields parsed into a stack array up to this many; a larger `max_headers_count`
 /// parses into a heap array instead (allocated per head, so only that configuration pays).
@@ -209,20 +209,13 @@ pub fn parse_request(
 /// `Content-Length`, else no body.
 fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, Refusal> {
     if let Some(te) = headers.get(TRANSFER_ENCODING) {
-        let value = String::from_utf8_lossy(te.as_bytes()).into_owned();
         if version == Version::HTTP_10 {
             return Err(malformed("transfer-encoding in an HTTP/1.0 request"));
         }
         if headers.contains_key(CONTENT_LENGTH) {
             return Err(malformed("both content-length and transfer-encoding"));
         }
-        let codings: Vec<&[u8]> = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .filter(|t| !t.is_empty())
-            .collect();
+        let codings: Vec<&[u8]> = transfer_codings(headers).collect();
         let chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
         if !codings.last().is_some_and(|c| chunked(c)) {
             return Err(malformed("transfer-encoding does not end in chunked"));
@@ -233,33 +226,19 @@ fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, Ref
         // Another coding under `chunked` would reach the upstream undeclared once the
         // hop-by-hop `Transfer-Encoding` is dropped.
         if codings.len() > 1 {
+            let value = String::from_utf8_lossy(te.as_bytes()).into_owned();
             return Err(Refusal::UnsupportedCoding(value));
         }
         return Ok(Framing::Chunked);
     }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(part.trim_ascii())
-                .ok_or_else(|| malformed("invalid content-length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(malformed("differing content-length values"));
-            }
-            length = Some(n);
-        }
-    }
+    let length = content_length(headers).map_err(|e| match e {
+        LengthError::Invalid => malformed("invalid content-length"),
+        LengthError::Differing => malformed("differing content-length values"),
+    })?;
     Ok(match length {
         None | Some(0) => Framing::Empty,
         Some(n) => Framing::Length(n),
     })
-}
-
-/// Digits only (no sign, no whitespace), at most 19 of them.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 #[cfg(test)]

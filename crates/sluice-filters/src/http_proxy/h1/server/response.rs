@@ -11,9 +11,10 @@ use http_body::Body as _;
 
 use super::date;
 use crate::http_proxy::body::Body;
-use crate::http_proxy::h1::{itoa, Framing};
+use crate::http_proxy::h1::{fields_len, put_field, put_length, Framing};
 
-/// How the response body is sent, and whether the connection can stay open after it.
+/// How the response body is sent (an unknown length to an HTTP/1.0 client means the
+/// connection closes after it).
 pub fn response_framing(
     status: StatusCode,
     head_request: bool,
@@ -51,11 +52,7 @@ pub fn encode_response(
     client: Version,
     out: &mut BytesMut,
 ) {
-    let mut size = 64;
-    for (name, value) in headers {
-        size += name.as_str().len() + value.len() + 4;
-    }
-    out.reserve(size);
+    out.reserve(64 + fields_len(headers));
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.as_str().as_bytes());
     out.put_u8(b' ');
@@ -69,13 +66,9 @@ pub fn encode_response(
         let skip = name == TRANSFER_ENCODING
             || (name == CONTENT_LENGTH && !bodiless)
             || (name == CONNECTION && !switching);
-        if skip {
-            continue;
+        if !skip {
+            put_field(out, name, value);
         }
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
     }
     match framing {
         Framing::Length(n) => put_length(out, n),
@@ -103,12 +96,6 @@ pub fn encode_response(
         date::put(out);
         out.put_slice(b"\r\n");
     }
-    out.put_slice(b"\r\n");
-}
-
-fn put_length(out: &mut BytesMut, n: u64) {
-    out.put_slice(b"content-length: ");
-    out.put_slice(itoa(n, &mut [0; 20]));
     out.put_slice(b"\r\n");
 }
 

@@ -13,7 +13,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 
-use crate::http_proxy::h1::{itoa, Framing};
+use crate::http_proxy::h1::{
+    content_length, fields_len, put_field, put_length, transfer_codings, Framing,
+};
 
 /// Largest response head we accept (Envoy's default `max_response_headers_kb` is 60).
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -46,30 +48,18 @@ pub fn encode_request(
     framing: Framing,
     out: &mut BytesMut,
 ) {
-    let mut size = method.as_str().len() + target.len() + 40;
-    for (name, value) in headers {
-        size += name.as_str().len() + value.len() + 4;
-    }
-    out.reserve(size);
+    out.reserve(method.as_str().len() + target.len() + 40 + fields_len(headers));
     out.put_slice(method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
-            continue;
+        if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
+            put_field(out, name, value);
         }
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
     }
     match framing {
-        Framing::Length(n) => {
-            out.put_slice(b"content-length: ");
-            out.put_slice(itoa(n, &mut [0; 20]));
-            out.put_slice(b"\r\n");
-        }
+        Framing::Length(n) => put_length(out, n),
         Framing::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
         // A method that defines a body says it is empty; others say nothing (RFC 9110
         // section 8.6), unless the client did.
@@ -247,12 +237,7 @@ fn response_framing(
     }
     if headers.contains_key(TRANSFER_ENCODING) {
         // Only `chunked` alone: another coding under it would reach the client undeclared.
-        let mut codings = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(|t| t.trim_ascii())
-            .filter(|t| !t.is_empty());
+        let mut codings = transfer_codings(headers);
         let only_chunked = matches!(
             (codings.next(), codings.next()),
             (Some(c), None) if c.eq_ignore_ascii_case(b"chunked")
@@ -267,29 +252,12 @@ fn response_framing(
         let both = headers.contains_key(CONTENT_LENGTH);
         return Ok((Framing::Chunked, keep_alive && !both));
     }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(part.trim_ascii()).ok_or(HeadError::ContentLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::ContentLength);
-            }
-            length = Some(n);
-        }
-    }
+    let length = content_length(headers).map_err(|_| HeadError::ContentLength)?;
     Ok(match length {
         Some(0) => (Framing::Empty, keep_alive),
         Some(n) => (Framing::Length(n), keep_alive),
         None => (Framing::UntilClose, false),
     })
-}
-
-/// Digits only (no sign, no whitespace), at most 19 of them.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -350,8 +318,6 @@ mod tests {
             &mut out,
         );
         assert_eq!(&out[..], b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
-        assert_eq!(itoa(0, &mut [0; 20]), b"0");
-        assert_eq!(itoa(u64::MAX, &mut [0; 20]), b"18446744073709551615");
     }
 
     #[test]
