@@ -132,7 +132,10 @@ impl ConnectionHandler for HttpProxy {
             // not carry room for HTTP/2's (the task's future is held for the connection's life,
             // idle keep-alive time included).
             let result = match protocol {
-                Protocol::Http1 => Box::pin(serve_http1(io, proxy, client, &config, &info)).await,
+                Protocol::Http1 => {
+                    Box::pin(serve_http1(io, proxy, client, &config, &info)).await;
+                    Ok(())
+                }
                 Protocol::Http2 => Box::pin(serve_http2(io, proxy, client, &config, &info)).await,
             };
             if let Err(e) = result {
@@ -149,7 +152,7 @@ async fn serve_http1(
     client: Option<std::net::SocketAddr>,
     config: &HttpProxyConfig,
     info: &ConnectionInfo,
-) -> hyper::Result<()> {
+) {
     let settings = h1::server::Settings {
         listener: info.listener.clone(),
         limits: h1::server::request::HeadLimits {
@@ -161,7 +164,6 @@ async fn serve_http1(
     };
     let (stream, early) = io.into_parts();
     h1::server::serve(stream, &early, proxy, client, &settings, &info.drain).await;
-    Ok(())
 }
 
 /// Serves one HTTP/2 connection until it ends or drains.

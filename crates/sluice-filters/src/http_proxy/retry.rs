@@ -93,7 +93,7 @@ pub fn backoff(retry: u32) -> Duration {
 /// Each try streams the body upstream as it arrives (a bidirectional gRPC call must not wait
 /// for its end), while the frames are also kept, up to the replay limit, so that another try can
 /// send them again before pulling more from the client. Tries run one at a time: the source is
-/// moved into a try's body and comes back through a channel when hyper drops that body.
+/// moved into a try's body and comes back through a channel when the upstream client drops that body.
 pub struct Source {
     downstream: Body,
     kept: Vec<Frame<Bytes>>,

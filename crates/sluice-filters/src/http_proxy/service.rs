@@ -41,8 +41,8 @@ pub struct Proxy {
     pub listener: Arc<str>,
     /// `max_request_body`, if set.
     pub max_request_body: Option<u64>,
-    /// `max_request_headers_kb` and `max_headers_count`. hyper enforces them on HTTP/1; on
-    /// HTTP/2 the service does (h2 itself only refuses lists beyond twice the size).
+    /// `max_request_headers_kb` and `max_headers_count`. Our HTTP/1 server enforces them while
+    /// parsing; on HTTP/2 the service does (h2 itself only refuses lists beyond twice the size).
     pub max_request_headers_kb: u32,
     pub max_headers_count: u32,
     /// `via`, if set: appended to requests sent upstream and responses sent back.
@@ -347,7 +347,7 @@ impl Proxy {
                 && !overall_expired
                 && policy.is_some_and(|p| retry::retriable(p, &outcome))
             {
-                // The body can be sent again once hyper has let go of it (at once after a
+                // The body can be sent again once the upstream client has let go of it (at once after a
                 // connect failure; when fully written otherwise) and if it fit the replay
                 // buffer. Waiting for that doubles as the backoff.
                 let wait = retry::backoff(tries - 1);

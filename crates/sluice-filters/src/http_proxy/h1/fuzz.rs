@@ -32,14 +32,16 @@ pub fn request_head(data: &[u8]) {
 
 /// A response head, as read from an upstream: a chunked response carries no length on.
 pub fn response_head(data: &[u8]) {
-    for method in [Method::GET, Method::HEAD] {
+    // A 101 is accepted only when the request asked for an upgrade: both ways are parsed.
+    for (method, upgrade) in [
+        (Method::GET, false),
+        (Method::GET, true),
+        (Method::HEAD, false),
+    ] {
         let mut buf = BytesMut::from(data);
-        if let Ok(ResponseParsed::Final(head)) = parse_response(
-            &mut buf,
-            &method,
-            data.first() == Some(&b'H'),
-            &mut Vec::new(),
-        ) {
+        if let Ok(ResponseParsed::Final(head)) =
+            parse_response(&mut buf, &method, upgrade, &mut Vec::new())
+        {
             if head.framing == Framing::Chunked {
                 assert!(!head.response.headers().contains_key(CONTENT_LENGTH));
             }
