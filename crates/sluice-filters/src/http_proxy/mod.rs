@@ -14,8 +14,10 @@ mod local_reply;
 mod mirror;
 mod mutate;
 mod pool;
+mod recycle;
 mod retry;
 mod service;
+mod timer;
 mod upgrade;
 mod upstream;
 
@@ -177,7 +179,12 @@ async fn serve_http2(
     let head_limit = config.max_request_headers_kb as usize * 1024;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req.map(body::streamed), client, None).await) }
+        async move {
+            // Each HTTP/2 stream is a task of its own: its timer serves that one request.
+            let mut timer = timer::LazyTimer::default();
+            let req = req.map(body::streamed);
+            Ok::<_, Infallible>(proxy.handle(req, client, None, &mut timer).await)
+        }
     });
     // h2 refuses a header list beyond its limit with a bare 431; below twice the
     // limit the service answers instead, with a body that says why.

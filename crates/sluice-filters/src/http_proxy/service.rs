@@ -19,6 +19,7 @@ use super::mirror;
 use super::mutate::{self, UpstreamHost, Vars};
 use super::pool::Upgraded;
 use super::retry::{self, Outcome};
+use super::timer::LazyTimer;
 use super::upgrade;
 use super::upstream::Upstreams;
 
@@ -78,6 +79,7 @@ impl Proxy {
         req: Request<Body>,
         client: Option<SocketAddr>,
         on_upgrade: Option<OnUpgrade>,
+        timer: &mut LazyTimer,
     ) -> Response<Body> {
         // Our HTTP/1 server gives one with each upgrade request: the client connection is
         // handed over through it once the 101 is out.
@@ -164,7 +166,7 @@ impl Proxy {
                     upgrade,
                     mutations: &levels,
                 };
-                self.forward(req, route, action, downstream).await
+                self.forward(req, route, action, downstream, timer).await
             }
         };
         if let Some(request) = &original {
@@ -190,6 +192,7 @@ impl Proxy {
         route: &CompiledRoute,
         action: &ForwardAction,
         downstream: Downstream<'_>,
+        timer: &mut LazyTimer,
     ) -> Response<Body> {
         let Downstream {
             authority,
@@ -287,7 +290,9 @@ impl Proxy {
             _ => (None, Some(body)),
         };
         let max_tries = 1 + policy.map_or(0, |p| p.num_retries);
-        let deadline = action.timeout.map(|t| Instant::now() + t);
+        // Clock reads cost: one for the first try, one more per retry.
+        let start = Instant::now();
+        let deadline = action.timeout.map(|t| start + t);
         // Hosts tried so far; filled only once a retry happens.
         let mut tried: Vec<usize> = Vec::new();
         let mut current_host = first_host;
@@ -322,17 +327,17 @@ impl Proxy {
             if tries == 1 {
                 self.mirror(&mut attempt, action, upstream_authority, downstream_version);
             }
-            let per_try = policy.and_then(|p| p.per_try_timeout);
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let limit = match (per_try, left) {
+            let now = if tries == 1 { start } else { Instant::now() };
+            let per_try = policy.and_then(|p| p.per_try_timeout).map(|t| now + t);
+            let try_deadline = match (per_try, deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             // The route timeout also bounds the response body (Envoy's semantics): a body
             // still arriving at the deadline is cut off.
             let sent = client.send(attempt, http2, deadline);
-            let result = match limit {
-                Some(t) => tokio::time::timeout(t, sent).await.ok(),
+            let result = match try_deadline {
+                Some(at) => timer.within(at, sent).await,
                 None => Some(sent.await),
             };
             let outcome = match &result {
@@ -342,10 +347,9 @@ impl Proxy {
                 Some(Err(_)) => Outcome::Reset,
                 None => Outcome::PerTryTimeout,
             };
-            let overall_expired = deadline.is_some_and(|d| Instant::now() >= d);
             if tries < max_tries
-                && !overall_expired
                 && policy.is_some_and(|p| retry::retriable(p, &outcome))
+                && deadline.is_none_or(|d| Instant::now() < d)
             {
                 // The body can be sent again once the upstream client has let go of it (at once after a
                 // connect failure; when fully written otherwise) and if it fit the replay

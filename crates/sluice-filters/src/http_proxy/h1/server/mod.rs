@@ -13,8 +13,9 @@
 //! - requests are served one after another (pipelined requests wait in the read buffer), and
 //!   while the proxy waits on the upstream the connection is watched: a client that closes
 //!   cancels its request (Envoy does the same);
-//! - `request_headers_timeout` bounds each head, idle keep-alive time included, with one timer
-//!   per connection that is re-armed only when it fires early.
+//! - `request_headers_timeout` bounds each head, idle keep-alive time included, and the route
+//!   timeouts bound each exchange, with two timers per connection (`http_proxy::timer`) that
+//!   are re-armed only when they fire early.
 
 mod conn;
 mod date;
@@ -34,7 +35,7 @@ use http_body_util::BodyExt;
 use sluice_net::Stream;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -48,7 +49,9 @@ use super::outgoing::{Outgoing, SendError};
 use super::Framing;
 use crate::http_proxy::body::empty;
 use crate::http_proxy::local_reply::headers_too_large;
+use crate::http_proxy::recycle;
 use crate::http_proxy::service::Proxy;
+use crate::http_proxy::timer::LazyTimer;
 use crate::http_proxy::upgrade;
 
 /// A body nobody read is skipped, so the connection can serve another request, if what is
@@ -94,6 +97,8 @@ pub async fn serve(
     let mut wbuf = BytesMut::new();
     let mut drained = pin!(drain.cancelled());
     let mut timer = HeadTimer::new(settings.headers_timeout);
+    // The route timeouts of the connection's requests, one after another.
+    let mut route_timer = LazyTimer::default();
     loop {
         let head =
             match read_head(&shared, settings, &mut fields, &mut timer, drained.as_mut()).await {
@@ -136,7 +141,9 @@ pub async fn serve(
 
         // The proxy's answer, unless the client leaves first.
         let response = {
-            let mut service = pin!(proxy.clone().handle(req, client, on_upgrade));
+            let mut service = pin!(proxy
+                .clone()
+                .handle(req, client, on_upgrade, &mut route_timer));
             let answered = poll_fn(|cx| {
                 if let Poll::Ready(resp) = service.as_mut().poll(cx) {
                     return Poll::Ready(Some(resp));
@@ -184,6 +191,7 @@ pub async fn serve(
             version,
             &mut wbuf,
         );
+        recycle::give_back(parts.headers);
         let mut out = Outgoing::new(wbuf.split().freeze(), framing, Some(body));
         if !takes_trailers {
             out = out.without_trailers();
@@ -428,14 +436,13 @@ fn local(status: StatusCode, body: &str) -> Bytes {
     out.freeze()
 }
 
-/// `request_headers_timeout`: one timer per connection. Each head moves the deadline; the
-/// timer is re-armed only when it fires before the deadline it now guards, and polled only
-/// when it has fired or was never polled: the waker it holds is this task's, so a keep-alive
-/// connection pays neither a timer registration nor a timer poll per request.
+/// `request_headers_timeout`: each head moves the deadline of the connection's one
+/// [`LazyTimer`], so a keep-alive connection pays neither a timer registration nor a timer
+/// poll per request.
 struct HeadTimer {
     timeout: Option<Duration>,
     deadline: Instant,
-    sleep: Option<Pin<Box<Sleep>>>,
+    timer: LazyTimer,
 }
 
 impl HeadTimer {
@@ -443,7 +450,7 @@ impl HeadTimer {
         HeadTimer {
             timeout,
             deadline: Instant::now(),
-            sleep: None,
+            timer: LazyTimer::default(),
         }
     }
 
@@ -454,27 +461,7 @@ impl HeadTimer {
     }
 
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.timeout.is_none() {
-            return false;
-        }
-        let deadline = self.deadline;
-        let sleep = match &mut self.sleep {
-            // Armed, and its waker (this task's) registered by an earlier poll.
-            Some(sleep) if !sleep.is_elapsed() => return false,
-            Some(sleep) => sleep,
-            None => self
-                .sleep
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        loop {
-            if sleep.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            if Instant::now() >= deadline {
-                return true;
-            }
-            sleep.as_mut().reset(deadline);
-        }
+        self.timeout.is_some() && self.timer.poll_expired(self.deadline, cx)
     }
 }
 

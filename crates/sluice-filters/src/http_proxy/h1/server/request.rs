@@ -15,6 +15,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 
 use crate::http_proxy::h1::{content_length, transfer_codings, Framing, LengthError};
+use crate::http_proxy::recycle;
 
 /// Header fields parsed into a stack array up to this many; a larger `max_headers_count`
 /// parses into a heap array instead (allocated per head, so only that configuration pays).
@@ -173,7 +174,7 @@ pub fn parse_request(
         .map_err(|_| malformed("invalid request target"))?;
     // Room for what the proxy adds (x-forwarded-*, x-request-id, via...): growing a map
     // rehashes it, which cost more than parsing the head.
-    let mut headers = HeaderMap::with_capacity(fields_scratch.len() + ADDED_BY_PROXY);
+    let mut headers = recycle::header_map(fields_scratch.len() + ADDED_BY_PROXY);
     for (name, span) in fields_scratch.drain(..) {
         let value = head
             .get(span.clone())

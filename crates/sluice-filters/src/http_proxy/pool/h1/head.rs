@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Ver
 use crate::http_proxy::h1::{
     content_length, fields_len, put_field, put_length, transfer_codings, Framing,
 };
+use crate::http_proxy::recycle;
 
 /// Largest response head we accept (Envoy's default `max_response_headers_kb` is 60).
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -186,7 +187,7 @@ pub fn parse_response(
     }
     let head: Bytes = buf.split_to(len).freeze();
     // Room for what the proxy adds (x-request-id, via): growing a map rehashes it.
-    let mut headers = HeaderMap::with_capacity(fields_scratch.len() + 2);
+    let mut headers = recycle::header_map(fields_scratch.len() + 2);
     for (name, span) in fields_scratch.drain(..) {
         let value = head
             .get(span.clone())

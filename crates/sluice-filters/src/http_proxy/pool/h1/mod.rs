@@ -32,6 +32,7 @@ use super::{BodyDeadline, HostPool, PoolError};
 use crate::http_proxy::body::{empty, Body};
 use crate::http_proxy::h1::outgoing::Outgoing;
 use crate::http_proxy::h1::Framing;
+use crate::http_proxy::recycle;
 use crate::http_proxy::upgrade;
 
 /// The idle connections of one host.
@@ -121,7 +122,7 @@ pub async fn send(
     req: Request<Body>,
     deadline: Option<BodyDeadline>,
 ) -> Result<Response<Body>, PoolError> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let upgrade = upgrade::requested(&parts.headers, parts.version);
     let framing = head::request_framing(
         &parts.headers,
@@ -146,6 +147,8 @@ pub async fn send(
         let out = Outgoing::new(encoded.clone(), framing, body.take());
         match exchange(conn, out, &parts.method, upgrade).await {
             Ok((head, conn, out)) => {
+                // The request's head is written: its map serves a later parse.
+                recycle::give_back(std::mem::take(&mut parts.headers));
                 let (mut response, ()) = head.response.into_parts();
                 if response.status == StatusCode::SWITCHING_PROTOCOLS {
                     let slot = Upgraded(Arc::new(tokio::sync::Mutex::new(Some(
