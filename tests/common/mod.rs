@@ -18,13 +18,25 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 /// slow and shared; this bounds failures, it does not measure speed.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A loopback port nobody listens on right now (the kernel picks it; we release it at once).
+/// A loopback port nobody listens on right now, for a process the test starts to bind.
+///
+/// Taken below the kernel's ephemeral range (32768-60999 on Linux): a port the kernel hands
+/// out for `bind(0)` or as a connection's source port could go to another test's upstream
+/// between our check and sluice's bind, making sluice exit with "address in use". Ports are
+/// tried in turn from an offset set by the process id, so parallel tests (and test binaries)
+/// do not race for the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let port = (FIRST + (base + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A running sluice process. Killed on drop, so a failing test never leaks one.
