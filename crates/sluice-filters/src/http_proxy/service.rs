@@ -1,6 +1,7 @@
 //! One HTTP request, from route selection to the response.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 
 use http::header::{HeaderValue, HOST};
@@ -335,9 +336,10 @@ impl Proxy {
             };
             // The route timeout also bounds the response body (Envoy's semantics): a body
             // still arriving at the deadline is cut off.
-            let sent = client.send(attempt, http2, deadline);
+            // Pinned where it is made: the exchange's state is large, and every move copies it.
+            let mut sent = pin!(client.send(attempt, http2, deadline));
             let result = match try_deadline {
-                Some(at) => timer.within(at, sent).await,
+                Some(at) => timer.within(at, sent.as_mut()).await,
                 None => Some(sent.await),
             };
             let outcome = match &result {

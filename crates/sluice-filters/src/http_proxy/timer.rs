@@ -10,7 +10,7 @@
 //! is moved earlier only when a shorter deadline comes along.
 
 use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep};
@@ -56,9 +56,13 @@ impl LazyTimer {
         }
     }
 
-    /// `fut`, unless `deadline` passes first (then `None`).
-    pub async fn within<F: Future>(&mut self, deadline: Instant, fut: F) -> Option<F::Output> {
-        let mut fut = pin!(fut);
+    /// `fut`, unless `deadline` passes first (then `None`). The future is borrowed pinned,
+    /// not moved: a request's exchange is kilobytes of state.
+    pub async fn within<F: Future>(
+        &mut self,
+        deadline: Instant,
+        mut fut: Pin<&mut F>,
+    ) -> Option<F::Output> {
         poll_fn(|cx| {
             if let Poll::Ready(out) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
@@ -74,6 +78,7 @@ impl LazyTimer {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::pin;
     use std::time::Duration;
 
     use super::*;
@@ -89,11 +94,15 @@ mod tests {
         let mut timer = LazyTimer::default();
         let start = Instant::now();
         assert_eq!(
-            timer.within(start + Duration::from_secs(15), brief()).await,
+            timer
+                .within(start + Duration::from_secs(15), pin!(brief()))
+                .await,
             Some(1)
         );
         let short = start + Duration::from_secs(1);
-        let out = timer.within(short, std::future::pending::<()>()).await;
+        let out = timer
+            .within(short, pin!(std::future::pending::<()>()))
+            .await;
         assert_eq!(out, None);
         assert_eq!(Instant::now(), short);
     }
@@ -104,7 +113,9 @@ mod tests {
         let start = Instant::now();
         // Armed for 2 s by a request that finished quickly.
         assert_eq!(
-            timer.within(start + Duration::from_secs(2), brief()).await,
+            timer
+                .within(start + Duration::from_secs(2), pin!(brief()))
+                .await,
             Some(1)
         );
         // The next request may run to 10 s and is done at 6 s: the 2 s firing must not end it.
@@ -112,14 +123,16 @@ mod tests {
         let out = timer
             .within(
                 start + Duration::from_secs(10),
-                tokio::time::sleep_until(done_at),
+                pin!(tokio::time::sleep_until(done_at)),
             )
             .await;
         assert_eq!(out, Some(()));
         assert_eq!(Instant::now(), done_at);
         // And a request that outlives its deadline ends exactly there.
         let deadline = Instant::now() + Duration::from_secs(3);
-        let out = timer.within(deadline, std::future::pending::<()>()).await;
+        let out = timer
+            .within(deadline, pin!(std::future::pending::<()>()))
+            .await;
         assert_eq!(out, None);
         assert_eq!(Instant::now(), deadline);
     }
