@@ -3,7 +3,7 @@
 //! `pool/h1`, the downstream server in [`server`].
 
 use bytes::{BufMut, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::TRANSFER_ENCODING;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub mod chunked;
@@ -45,20 +45,50 @@ pub enum LengthError {
     Differing,
 }
 
-/// The message's `Content-Length`, if it has one. Repeated identical values are one length
-/// (RFC 9110 section 8.6); anything else is an error, never a guess.
-pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, LengthError> {
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(part.trim_ascii()).ok_or(LengthError::Invalid)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(LengthError::Differing);
+/// A message's `Content-Length`, gathered field by field while its head is parsed (a lookup
+/// in the finished header map costs a hash per message). Repeated identical values are one
+/// length (RFC 9110 section 8.6); anything else is an error, never a guess.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ContentLength {
+    seen: bool,
+    value: Option<u64>,
+    error: Option<LengthError>,
+}
+
+impl ContentLength {
+    /// Takes one `Content-Length` field's value.
+    pub fn add(&mut self, field: &[u8]) {
+        self.seen = true;
+        if self.error.is_some() {
+            return;
+        }
+        for part in field.split(|&b| b == b',') {
+            match parse_decimal(part.trim_ascii()) {
+                None => {
+                    self.error = Some(LengthError::Invalid);
+                    return;
+                }
+                Some(n) if self.value.is_some_and(|l| l != n) => {
+                    self.error = Some(LengthError::Differing);
+                    return;
+                }
+                Some(n) => self.value = Some(n),
             }
-            length = Some(n);
         }
     }
-    Ok(length)
+
+    /// Whether the message had a `Content-Length` field at all (valid or not).
+    pub fn seen(&self) -> bool {
+        self.seen
+    }
+
+    /// The length, if the message declared one.
+    pub fn get(&self) -> Result<Option<u64>, LengthError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.value),
+        }
+    }
 }
 
 /// Digits only (no sign, no whitespace), at most 19 of them.
@@ -114,25 +144,22 @@ mod tests {
 
     #[test]
     fn content_lengths() {
-        let map = |values: &[&str]| {
-            let mut h = HeaderMap::new();
+        let length = |values: &[&str]| {
+            let mut l = ContentLength::default();
             for v in values {
-                h.append(CONTENT_LENGTH, HeaderValue::from_str(v).unwrap());
+                l.add(v.as_bytes());
             }
-            h
+            l
         };
-        assert_eq!(content_length(&map(&[])), Ok(None));
-        assert_eq!(content_length(&map(&["5, 5", "5"])), Ok(Some(5)));
-        assert_eq!(
-            content_length(&map(&["5", "6"])),
-            Err(LengthError::Differing)
-        );
+        assert_eq!(length(&[]).get(), Ok(None));
+        assert!(!length(&[]).seen());
+        assert_eq!(length(&["5, 5", "5"]).get(), Ok(Some(5)));
+        assert_eq!(length(&["5", "6"]).get(), Err(LengthError::Differing));
+        // The first fault is the one reported.
+        assert_eq!(length(&["x", "5", "6"]).get(), Err(LengthError::Invalid));
         for bad in ["+5", "0x5", "5 5", "", "99999999999999999999"] {
-            assert_eq!(
-                content_length(&map(&[bad])),
-                Err(LengthError::Invalid),
-                "{bad:?}"
-            );
+            assert_eq!(length(&[bad]).get(), Err(LengthError::Invalid), "{bad:?}");
+            assert!(length(&[bad]).seen());
         }
     }
 }

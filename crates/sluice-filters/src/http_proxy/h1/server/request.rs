@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 
-use crate::http_proxy::h1::{content_length, transfer_codings, Framing, LengthError};
+use crate::http_proxy::h1::{transfer_codings, ContentLength, Framing, LengthError};
 use crate::http_proxy::recycle;
 
 /// Header fields parsed into a stack array up to this many; a larger `max_headers_count`
@@ -138,6 +138,8 @@ pub fn parse_request(
     // Names now; values once the head is split off the buffer, so that they share its bytes.
     fields_scratch.clear();
     let (mut close, mut keep_alive_token, mut hosts) = (false, false, 0);
+    // The framing fields, noted on the way: no lookups in the finished map.
+    let (mut length, mut chunked_or_coded, mut expect) = (ContentLength::default(), false, false);
     for f in parsed.headers.iter() {
         let name = HeaderName::from_bytes(f.name.as_bytes())
             .map_err(|_| malformed(format!("invalid header name {:?}", f.name)))?;
@@ -162,6 +164,12 @@ pub fn parse_request(
             continue;
         } else if name == HOST {
             hosts += 1;
+        } else if name == CONTENT_LENGTH {
+            length.add(f.value);
+        } else if name == TRANSFER_ENCODING {
+            chunked_or_coded = true;
+        } else if name == EXPECT {
+            expect = true;
         }
         let start = f.value.as_ptr() as usize - base;
         fields_scratch.push((name, start..start + f.value.len()));
@@ -183,13 +191,14 @@ pub fn parse_request(
             .ok_or_else(|| malformed(format!("invalid value in header {name}")))?;
         headers.append(name, value);
     }
-    let framing = request_framing(&headers, version)?;
+    let framing = request_framing(&headers, version, chunked_or_coded, length)?;
     let keep_alive = match version {
         Version::HTTP_10 => keep_alive_token && !close,
         _ => !close,
     };
     let expect_continue = version == Version::HTTP_11
         && framing != Framing::Empty
+        && expect
         && headers
             .get(EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
@@ -207,13 +216,18 @@ pub fn parse_request(
 }
 
 /// RFC 9112 section 6.3 for requests: chunked if `Transfer-Encoding` says so, else
-/// `Content-Length`, else no body.
-fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, Refusal> {
-    if let Some(te) = headers.get(TRANSFER_ENCODING) {
+/// `Content-Length`, else no body. `coded`: whether the head has a `Transfer-Encoding`.
+fn request_framing(
+    headers: &HeaderMap,
+    version: Version,
+    coded: bool,
+    length: ContentLength,
+) -> Result<Framing, Refusal> {
+    if let Some(te) = headers.get(TRANSFER_ENCODING).filter(|_| coded) {
         if version == Version::HTTP_10 {
             return Err(malformed("transfer-encoding in an HTTP/1.0 request"));
         }
-        if headers.contains_key(CONTENT_LENGTH) {
+        if length.seen() {
             return Err(malformed("both content-length and transfer-encoding"));
         }
         let codings: Vec<&[u8]> = transfer_codings(headers).collect();
@@ -232,7 +246,7 @@ fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, Ref
         }
         return Ok(Framing::Chunked);
     }
-    let length = content_length(headers).map_err(|e| match e {
+    let length = length.get().map_err(|e| match e {
         LengthError::Invalid => malformed("invalid content-length"),
         LengthError::Differing => malformed("differing content-length values"),
     })?;

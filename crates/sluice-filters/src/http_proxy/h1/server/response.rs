@@ -62,7 +62,9 @@ pub fn encode_response(
     // A bodiless response (HEAD, 204, 304) may say what the body would have been; one with a
     // body gets our framing in place of whatever it carried.
     let bodiless = framing == Framing::Empty;
+    let mut dated = false;
     for (name, value) in headers {
+        dated |= name == DATE;
         let skip = name == TRANSFER_ENCODING
             || (name == CONTENT_LENGTH && !bodiless)
             || (name == CONNECTION && !switching);
@@ -91,7 +93,7 @@ pub fn encode_response(
             out.put_slice(b"connection: keep-alive\r\n");
         }
     }
-    if !headers.contains_key(DATE) {
+    if !dated {
         out.put_slice(b"date: ");
         date::put(out);
         out.put_slice(b"\r\n");

@@ -14,7 +14,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 
 use crate::http_proxy::h1::{
-    content_length, fields_len, put_field, put_length, transfer_codings, Framing,
+    fields_len, put_field, put_length, transfer_codings, ContentLength, Framing,
 };
 use crate::http_proxy::recycle;
 
@@ -54,8 +54,11 @@ pub fn encode_request(
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
+    let mut had_length = false;
     for (name, value) in headers {
-        if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
+        if name == CONTENT_LENGTH {
+            had_length = true;
+        } else if name != TRANSFER_ENCODING {
             put_field(out, name, value);
         }
     }
@@ -65,9 +68,7 @@ pub fn encode_request(
         // A method that defines a body says it is empty; others say nothing (RFC 9110
         // section 8.6), unless the client did.
         Framing::Empty | Framing::UntilClose => {
-            if matches!(*method, Method::POST | Method::PUT | Method::PATCH)
-                || headers.contains_key(CONTENT_LENGTH)
-            {
+            if had_length || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
                 out.put_slice(b"content-length: 0\r\n");
             }
         }
@@ -160,6 +161,8 @@ pub fn parse_response(
     let base = buf.as_ptr() as usize;
     fields_scratch.clear();
     let mut close = false;
+    // The framing fields, noted on the way: no lookups in the finished map.
+    let (mut length, mut coded) = (ContentLength::default(), false);
     for f in parsed.headers.iter() {
         let name = HeaderName::from_bytes(f.name.as_bytes())
             .map_err(|_| HeadError::Field(f.name.to_owned()))?;
@@ -181,6 +184,10 @@ pub fn parse_response(
             }
         } else if name.as_str() == "keep-alive" {
             continue;
+        } else if name == CONTENT_LENGTH {
+            length.add(f.value);
+        } else if name == TRANSFER_ENCODING {
+            coded = true;
         }
         let start = f.value.as_ptr() as usize - base;
         fields_scratch.push((name, start..start + f.value.len()));
@@ -197,8 +204,9 @@ pub fn parse_response(
         headers.append(name, value);
     }
 
-    let (framing, mut keep_alive) = response_framing(&headers, status, method, version)?;
-    if framing == Framing::Chunked {
+    let (framing, mut keep_alive) =
+        response_framing(&headers, status, method, version, coded, length)?;
+    if framing == Framing::Chunked && length.seen() {
         // Chunked overrides any length (RFC 9112 section 6.3), which must not travel on.
         headers.remove(CONTENT_LENGTH);
     }
@@ -227,6 +235,8 @@ fn response_framing(
     status: StatusCode,
     method: &Method,
     version: Version,
+    coded: bool,
+    length: ContentLength,
 ) -> Result<(Framing, bool), HeadError> {
     let keep_alive = version == Version::HTTP_11;
     if *method == Method::HEAD
@@ -236,7 +246,7 @@ fn response_framing(
     {
         return Ok((Framing::Empty, keep_alive));
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    if coded {
         // Only `chunked` alone: another coding under it would reach the client undeclared.
         let mut codings = transfer_codings(headers);
         let only_chunked = matches!(
@@ -250,10 +260,9 @@ fn response_framing(
                 .unwrap_or_default();
             return Err(HeadError::TransferEncoding(value));
         }
-        let both = headers.contains_key(CONTENT_LENGTH);
-        return Ok((Framing::Chunked, keep_alive && !both));
+        return Ok((Framing::Chunked, keep_alive && !length.seen()));
     }
-    let length = content_length(headers).map_err(|_| HeadError::ContentLength)?;
+    let length = length.get().map_err(|_| HeadError::ContentLength)?;
     Ok(match length {
         Some(0) => (Framing::Empty, keep_alive),
         Some(n) => (Framing::Length(n), keep_alive),
