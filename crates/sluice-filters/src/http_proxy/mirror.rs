@@ -90,7 +90,7 @@ pub fn spawn(
     let cluster = shadow.cluster.name.clone();
     tokio::spawn(async move {
         let sent = async {
-            let resp = pool.send(copy, http2, None).await?;
+            let resp = pool.send(copy, http2, None, false).await?;
             let status = resp.status();
             let mut body = resp.into_body();
             while let Some(frame) = body.frame().await {

@@ -337,7 +337,7 @@ impl Proxy {
             // The route timeout also bounds the response body (Envoy's semantics): a body
             // still arriving at the deadline is cut off.
             // Pinned where it is made: the exchange's state is large, and every move copies it.
-            let mut sent = pin!(client.send(attempt, http2, deadline));
+            let mut sent = pin!(client.send(attempt, http2, deadline, upgrade.is_some()));
             let result = match try_deadline {
                 Some(at) => timer.within(at, sent.as_mut()).await,
                 None => Some(sent.await),

@@ -1,26 +1,14 @@
-//! HTTP/1.1 protocol upgrades (WebSocket and the like): the `Upgrade` request goes upstream
+//! HTTP/1.1 protocol upgrades (WebSocket and the like; our HTTP/1 server tells an upgrade request
+//! while parsing its head): the `Upgrade` request goes upstream
 //! with its hop-by-hop headers restored, and once the upstream answers 101 both connections are
 //! handed over (by our HTTP/1 server downstream, by our client upstream) and spliced into one byte tunnel.
 
 use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
-use http::Version;
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
 use super::h1::server::OnUpgrade;
 use super::pool::Upgraded;
-
-/// An HTTP/1.1 request asking to switch protocols (`Connection: upgrade` and `Upgrade: x`).
-pub fn requested(headers: &HeaderMap, version: Version) -> bool {
-    version == Version::HTTP_11
-        && headers.contains_key(UPGRADE)
-        && headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
 
 /// The `Upgrade` header value, read before hop-by-hop headers are stripped.
 pub fn protocol(headers: &HeaderMap) -> Option<HeaderValue> {

@@ -196,18 +196,20 @@ impl HostPool {
     }
 
     /// Sends `req` over a pooled connection of the given protocol. The response body fails
-    /// with [`ResponseTimeout`] if it is still arriving at `deadline`.
+    /// with [`ResponseTimeout`] if it is still arriving at `deadline`. `upgrade`: the request
+    /// asks to switch protocols (HTTP/1.1 only; the caller knows it from the client side).
     pub async fn send(
         self: &Arc<Self>,
         req: Request<Body>,
         http2: bool,
         deadline: Option<Instant>,
+        upgrade: bool,
     ) -> Result<Response<Body>, PoolError> {
         let deadline = deadline.map(BodyDeadline::new);
         if http2 {
             h2::send(self, req, deadline).await
         } else {
-            h1::send(self, req, deadline).await
+            h1::send(self, req, deadline, upgrade).await
         }
     }
 

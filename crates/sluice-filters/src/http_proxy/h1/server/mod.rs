@@ -52,7 +52,6 @@ use crate::http_proxy::local_reply::headers_too_large;
 use crate::http_proxy::recycle;
 use crate::http_proxy::service::Proxy;
 use crate::http_proxy::timer::LazyTimer;
-use crate::http_proxy::upgrade;
 
 /// A body nobody read is skipped, so the connection can serve another request, if what is
 /// left of it arrives within these bounds; else the connection closes.
@@ -95,37 +94,40 @@ pub async fn serve(
     let shared = Shared::new(io, BytesMut::from(early));
     let mut fields = Vec::new();
     let mut wbuf = BytesMut::new();
-    let mut drained = pin!(drain.cancelled());
+    let mut drained = DrainWatch {
+        token: drain,
+        wait: pin!(drain.cancelled()),
+        registered: false,
+    };
     let mut timer = HeadTimer::new(settings.headers_timeout);
     // The route timeouts of the connection's requests, one after another.
     let mut route_timer = LazyTimer::default();
     loop {
-        let head =
-            match read_head(&shared, settings, &mut fields, &mut timer, drained.as_mut()).await {
-                HeadRead::Head(head) => head,
-                HeadRead::Closed => return close(&shared, false).await,
-                HeadRead::Refused(why) => {
-                    debug!(listener = %settings.listener, %why, "request refused");
-                    let reply = refusal(&why, settings);
-                    let _ = Writer(&shared).write_all(&reply).await;
-                    return close(&shared, true).await;
-                }
-                HeadRead::TimedOut => {
-                    let reply = timed_out(settings);
-                    let _ = Writer(&shared).write_all(&reply).await;
-                    return close(&shared, true).await;
-                }
-            };
+        let head = match read_head(&shared, settings, &mut fields, &mut timer, &mut drained).await {
+            HeadRead::Head(head) => head,
+            HeadRead::Closed => return close(&shared, false).await,
+            HeadRead::Refused(why) => {
+                debug!(listener = %settings.listener, %why, "request refused");
+                let reply = refusal(&why, settings);
+                let _ = Writer(&shared).write_all(&reply).await;
+                return close(&shared, true).await;
+            }
+            HeadRead::TimedOut => {
+                let reply = timed_out(settings);
+                let _ = Writer(&shared).write_all(&reply).await;
+                return close(&shared, true).await;
+            }
+        };
         let RequestHead {
             request,
             framing,
             keep_alive,
+            upgrade: wants_upgrade,
+            trailers: takes_trailers,
             ..
         } = head;
         let version = request.version();
         let head_request = request.method() == Method::HEAD;
-        let wants_upgrade = upgrade::requested(request.headers(), version);
-        let takes_trailers = accepts_trailers(request.headers());
         let body = match framing {
             Framing::Empty => empty(),
             _ => RequestBody::new(shared.clone(), framing).boxed(),
@@ -240,7 +242,7 @@ async fn read_head(
     settings: &Settings,
     fields: &mut Vec<(http::HeaderName, std::ops::Range<usize>)>,
     timer: &mut HeadTimer,
-    mut drained: Pin<&mut impl Future<Output = ()>>,
+    drained: &mut DrainWatch<'_, impl Future<Output = ()>>,
 ) -> HeadRead {
     timer.start();
     // Bytes of the buffer known not to end a head: a head is only re-parsed once new bytes
@@ -275,7 +277,7 @@ async fn read_head(
                 }
             }
         };
-        if drained.as_mut().poll(cx).is_ready() {
+        if drained.started(cx) {
             return Poll::Ready(HeadRead::Closed);
         }
         if timer.poll_expired(cx) {
@@ -290,13 +292,24 @@ async fn read_head(
     .await
 }
 
-/// `TE: trailers`: the client reads trailers after a chunked body (RFC 9110 section 10.1.4).
-fn accepts_trailers(headers: &http::HeaderMap) -> bool {
-    headers
-        .get_all(http::header::TE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+/// The drain signal as the connection task sees it. The wait is polled once: the waiter it
+/// registers keeps this task's waker until the drain starts, so later checks are an atomic
+/// load (polling it again took the token's lock on every request).
+struct DrainWatch<'a, F> {
+    token: &'a CancellationToken,
+    wait: Pin<&'a mut F>,
+    registered: bool,
+}
+
+impl<F: Future<Output = ()>> DrainWatch<'_, F> {
+    /// Whether the drain has started; if not, the task is woken when it does.
+    fn started(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.registered {
+            return self.token.is_cancelled();
+        }
+        self.registered = true;
+        self.wait.as_mut().poll(cx).is_ready()
+    }
 }
 
 /// Whether the bytes from `scanned` on (with the three before) hold an empty line.

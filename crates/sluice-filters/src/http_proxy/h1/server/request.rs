@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 
 use crate::http_proxy::h1::{transfer_codings, ContentLength, Framing, LengthError};
@@ -45,6 +45,10 @@ pub struct RequestHead {
     /// `Expect: 100-continue` on a request with a body: the client may wait for a
     /// `100 Continue` before sending it.
     pub expect_continue: bool,
+    /// An HTTP/1.1 request to switch protocols (`Upgrade`, named in `Connection`).
+    pub upgrade: bool,
+    /// `TE: trailers`: the client reads trailers after a chunked body (RFC 9110 section 10.1.4).
+    pub trailers: bool,
 }
 
 #[derive(Debug)]
@@ -140,6 +144,8 @@ pub fn parse_request(
     let (mut close, mut keep_alive_token, mut hosts) = (false, false, 0);
     // The framing fields, noted on the way: no lookups in the finished map.
     let (mut length, mut chunked_or_coded, mut expect) = (ContentLength::default(), false, false);
+    // And what the server needs to know of the rest, likewise.
+    let (mut upgrade_named, mut upgrade_field, mut trailers) = (false, false, false);
     for f in parsed.headers.iter() {
         let name = HeaderName::from_bytes(f.name.as_bytes())
             .map_err(|_| malformed(format!("invalid header name {:?}", f.name)))?;
@@ -154,6 +160,7 @@ pub fn parse_request(
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     keep_alive_token = true;
                 } else {
+                    upgrade_named |= token.eq_ignore_ascii_case(b"upgrade");
                     only_persistence = false;
                 }
             }
@@ -170,6 +177,13 @@ pub fn parse_request(
             chunked_or_coded = true;
         } else if name == EXPECT {
             expect = true;
+        } else if name == UPGRADE {
+            upgrade_field = true;
+        } else if name == TE {
+            trailers |= f
+                .value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
         }
         let start = f.value.as_ptr() as usize - base;
         fields_scratch.push((name, start..start + f.value.len()));
@@ -212,6 +226,8 @@ pub fn parse_request(
         framing,
         keep_alive,
         expect_continue,
+        upgrade: version == Version::HTTP_11 && upgrade_field && upgrade_named,
+        trailers,
     }))
 }
 
@@ -403,6 +419,25 @@ mod tests {
         assert!(with.expect_continue);
         let without = head("GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
         assert!(!without.expect_continue);
+    }
+
+    #[test]
+    fn upgrades_and_trailers_are_told_while_parsing() {
+        let ws = "GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let h = head(ws);
+        assert!(h.upgrade);
+        // The `Connection` naming `upgrade` stays for the proxy to act on.
+        assert!(h.request.headers().contains_key(CONNECTION));
+        for not in [
+            "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n",
+            "GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            assert!(!head(not).upgrade, "{not:?}");
+        }
+        assert!(head("GET / HTTP/1.1\r\nTE: gzip\r\nTE: Trailers\r\n\r\n").trailers);
+        assert!(!head("GET / HTTP/1.1\r\nTE: gzip\r\n\r\n").trailers);
+        assert!(!head("GET / HTTP/1.1\r\nX-TE: trailers\r\n\r\n").trailers);
     }
 
     proptest::proptest! {

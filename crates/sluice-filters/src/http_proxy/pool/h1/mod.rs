@@ -33,7 +33,6 @@ use crate::http_proxy::body::{empty, Body};
 use crate::http_proxy::h1::outgoing::Outgoing;
 use crate::http_proxy::h1::Framing;
 use crate::http_proxy::recycle;
-use crate::http_proxy::upgrade;
 
 /// The idle connections of one host.
 #[derive(Default)]
@@ -121,9 +120,9 @@ pub async fn send(
     pool: &Arc<HostPool>,
     req: Request<Body>,
     deadline: Option<BodyDeadline>,
+    upgrade: bool,
 ) -> Result<Response<Body>, PoolError> {
     let (mut parts, body) = req.into_parts();
-    let upgrade = upgrade::requested(&parts.headers, parts.version);
     let framing = head::request_framing(
         &parts.headers,
         body.is_end_stream(),
