@@ -42,6 +42,15 @@ impl Stream {
             Stream::Unix(s) => s.try_read(buf),
         }
     }
+
+    /// Waits until the stream is readable (or closed), without reading: registering for a
+    /// wake-up costs less than a read attempt that would find nothing.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
 }
 
 impl AsyncRead for Stream {

@@ -328,6 +328,12 @@ fn client_gone(shared: &Shared, limit: usize, cx: &mut Context<'_>) -> bool {
         return false;
     }
     while conn.rbuf.len() <= limit {
+        // Usually nothing comes: asking for a wake-up is cheaper than a read that finds nothing.
+        match conn.io.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => return true,
+            Poll::Pending => return false,
+        }
         match conn.poll_read_more(HEAD_CHUNK, cx) {
             Poll::Ready(Ok(0) | Err(_)) => return true,
             Poll::Ready(Ok(_)) => {}

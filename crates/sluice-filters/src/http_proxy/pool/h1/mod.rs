@@ -130,9 +130,9 @@ pub async fn send(
     );
     // HTTP/1 puts the origin form on the request line; `Host` is already set.
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut encoded = BytesMut::new();
-    head::encode_request(&parts.method, target, &parts.headers, framing, &mut encoded);
-    let encoded = encoded.freeze();
+    let encoded = recycle::encode_head(|out| {
+        head::encode_request(&parts.method, target, &parts.headers, framing, out);
+    });
     let resendable = framing == Framing::Empty && parts.method.is_idempotent();
     let mut body = Some(body);
     loop {
