@@ -129,10 +129,10 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
-    let mut n = fastrand::u128(..);
-    for digit in id.iter_mut().rev() {
-        *digit = HEX[(n & 0xf) as usize];
-        n >>= 4;
+    // A byte at a time (two digits), not a 128-bit shift per digit.
+    for (pair, byte) in id.chunks_exact_mut(2).zip(fastrand::u128(..).to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
     // One allocation, shared by the request and the response copy.
     let value = HeaderValue::from_maybe_shared(Bytes::from_owner(id))
