@@ -132,14 +132,15 @@ impl ExchangeError {
 }
 
 /// Writes the request (the encoded head, then the body with `framing`) and reads the
-/// response head. On success, the request body may still be going out: the returned
-/// `Outgoing` carries on with it.
+/// response head. On success, the request body may still be going out (the `bool`): `out`
+/// carries on with it. The connection and the sender are borrowed, not moved in and handed
+/// back: both are hundreds of bytes, and every move is a copy.
 pub async fn exchange(
-    mut conn: Conn,
-    mut out: Outgoing,
+    conn: &mut Conn,
+    out: &mut Outgoing,
     method: &Method,
     upgrade: bool,
-) -> Result<(ResponseHead, Conn, Option<Outgoing>), Failed> {
+) -> Result<(ResponseHead, bool), Failed> {
     let mut sending = true;
     let mut write_error = None;
     let mut received = false;
@@ -162,7 +163,7 @@ pub async fn exchange(
     })
     .await;
     match result {
-        Ok(head) => Ok((head, conn, sending.then_some(out))),
+        Ok(head) => Ok((head, sending)),
         Err(e) => {
             // A failed write explains a failed read better than the read does.
             let error = match (e, write_error) {

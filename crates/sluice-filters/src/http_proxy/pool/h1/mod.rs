@@ -143,9 +143,9 @@ pub async fn send(
             None => (Conn::new(Box::pin(pool.dial()).await?), false),
         };
         conn.served = conn.served.saturating_add(1);
-        let out = Outgoing::new(encoded.clone(), framing, body.take());
-        match exchange(conn, out, &parts.method, upgrade).await {
-            Ok((head, conn, out)) => {
+        let mut out = Outgoing::new(encoded.clone(), framing, body.take());
+        match exchange(&mut conn, &mut out, &parts.method, upgrade).await {
+            Ok((head, sending)) => {
                 // The request's head is written: its map serves a later parse.
                 recycle::give_back(std::mem::take(&mut parts.headers));
                 let (mut response, ()) = head.response.into_parts();
@@ -158,7 +158,7 @@ pub async fn send(
                 }
                 let body = ResponseBody::new(
                     conn,
-                    out,
+                    sending.then_some(out),
                     head.framing,
                     head.keep_alive,
                     pool.clone(),
