@@ -159,7 +159,6 @@ impl Proxy {
                     Some(limit) => body::limited(body, limit),
                     None => body,
                 };
-                let req = Request::from_parts(parts, body);
                 let downstream = Downstream {
                     authority,
                     path_and_query,
@@ -167,7 +166,8 @@ impl Proxy {
                     upgrade,
                     mutations: &levels,
                 };
-                self.forward(req, route, action, downstream, timer).await
+                self.forward(parts, body, route, action, downstream, timer)
+                    .await
             }
         };
         if let Some(request) = &original {
@@ -189,7 +189,9 @@ impl Proxy {
 
     async fn forward(
         &self,
-        mut req: Request<Body>,
+        // The head and body apart: rebuilding a `Request` to take it apart again copies it.
+        mut parts: http::request::Parts,
+        body: Body,
         route: &CompiledRoute,
         action: &ForwardAction,
         downstream: Downstream<'_>,
@@ -214,7 +216,7 @@ impl Proxy {
                 format!("upstream cluster \"{cluster_name}\" not found\n"),
             );
         };
-        let downstream_version = req.version();
+        let downstream_version = parts.version;
         // An upgraded connection is an HTTP/1.1 affair on both sides.
         let http2 = upgrade.is_none() && upstream.speaks_http2(downstream_version);
         let Some((first_host, client)) = upstream.pick(&[]) else {
@@ -226,7 +228,7 @@ impl Proxy {
 
         let upstream_authority = action.host_rewrite_literal.as_deref().unwrap_or(authority);
         let Some(uri) = upstream_uri(
-            req.uri(),
+            &parts.uri,
             http2,
             if upstream_authority.is_empty() {
                 cluster_name.as_str()
@@ -241,14 +243,14 @@ impl Proxy {
             );
         };
         if let Some(uri) = uri {
-            *req.uri_mut() = uri;
+            parts.uri = uri;
         }
-        *req.version_mut() = if http2 {
+        parts.version = if http2 {
             Version::HTTP_2
         } else {
             Version::HTTP_11
         };
-        let headers = req.headers_mut();
+        let headers = &mut parts.headers;
         remove_hop_by_hop(headers);
         // `Expect: 100-continue` is answered when we first read the body; the upstream gets
         // the body outright (Envoy does the same).
@@ -281,7 +283,6 @@ impl Proxy {
             }
         }
 
-        let (parts, body) = req.into_parts();
         let policy = action.retry_policy.as_ref().filter(|p| p.num_retries > 0);
         // With a retry policy a non-empty body streams through a `Source` that keeps a copy for
         // another try; an empty body can always be sent again; without a policy it just streams.

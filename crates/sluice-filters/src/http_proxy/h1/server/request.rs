@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 
-use crate::http_proxy::h1::{transfer_codings, ContentLength, Framing, LengthError};
+use crate::http_proxy::h1::{field_name, transfer_codings, ContentLength, Framing, LengthError};
 use crate::http_proxy::recycle;
 
 /// Header fields parsed into a stack array up to this many; a larger `max_headers_count`
@@ -147,7 +147,7 @@ pub fn parse_request(
     // And what the server needs to know of the rest, likewise.
     let (mut upgrade_named, mut upgrade_field, mut trailers) = (false, false, false);
     for f in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(f.name.as_bytes())
+        let name = field_name(f.name.as_bytes())
             .map_err(|_| malformed(format!("invalid header name {:?}", f.name)))?;
         // `Connection: close`/`keep-alive` and `Keep-Alive` describe this hop only: noted
         // here rather than stored and then removed with the other hop-by-hop fields. A

@@ -14,7 +14,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 
 use crate::http_proxy::h1::{
-    fields_len, put_field, put_length, transfer_codings, ContentLength, Framing,
+    field_name, fields_len, put_field, put_length, transfer_codings, ContentLength, Framing,
 };
 use crate::http_proxy::recycle;
 
@@ -164,8 +164,8 @@ pub fn parse_response(
     // The framing fields, noted on the way: no lookups in the finished map.
     let (mut length, mut coded) = (ContentLength::default(), false);
     for f in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(f.name.as_bytes())
-            .map_err(|_| HeadError::Field(f.name.to_owned()))?;
+        let name =
+            field_name(f.name.as_bytes()).map_err(|_| HeadError::Field(f.name.to_owned()))?;
         // `Connection: keep-alive` (or `close`) and `Keep-Alive` describe this hop only, and
         // nearly every response carries one: noted here rather than stored and then removed
         // with the other hop-by-hop fields. A `Connection` naming other fields stays, for the
