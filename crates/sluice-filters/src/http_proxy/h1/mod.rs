@@ -112,16 +112,16 @@ pub fn transfer_codings(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
-/// A field name off the wire. The names nearly every message carries are recognised by
-/// length and a case-insensitive compare; `HeaderName::from_bytes` lowercases a copy of the
-/// name and then matches it against every standard name, about twice the work per field.
-/// Anything else, valid or not, goes the general way.
+/// A field name off the wire, which the parser has checked is a token. The names nearly
+/// every message carries are recognised by length and a word-wise case-insensitive compare;
+/// `HeaderName::from_bytes` lowercases a copy of the name and then matches it against every
+/// standard name, several times the work per field. Anything else goes the general way.
 pub fn field_name(name: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName> {
     use http::header::{
         ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH,
         CONTENT_TYPE, DATE, ETAG, HOST, LAST_MODIFIED, SERVER, USER_AGENT,
     };
-    let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+    let is = |known: &[u8]| same_name(name, known);
     Ok(match name.len() {
         4 if is(b"host") => HOST,
         4 if is(b"date") => DATE,
@@ -138,6 +138,35 @@ pub fn field_name(name: &[u8]) -> Result<HeaderName, http::header::InvalidHeader
         15 if is(b"accept-language") => ACCEPT_LANGUAGE,
         _ => return HeaderName::from_bytes(name),
     })
+}
+
+/// Whether `name` (a token of `known`'s length, at least 4 bytes) is `known` (lowercase
+/// letters and `-`) in any case. Two overlapping words are compared with the case bit (0x20)
+/// set in each byte: that lowercases letters and leaves `-` alone, and of the bytes it could
+/// confuse with a letter or `-`, only CR (for `-`) is outside the others' ranges, and a token
+/// has none.
+fn same_name(name: &[u8], known: &[u8]) -> bool {
+    let len = known.len();
+    let (width, case) = if len >= 8 {
+        (8, 0x2020_2020_2020_2020)
+    } else {
+        (4, 0x2020_2020)
+    };
+    let word = |bytes: &[u8], at: usize| {
+        let mut buf = [0u8; 8];
+        match (bytes.get(at..at + width), buf.get_mut(..width)) {
+            (Some(src), Some(dst)) => {
+                dst.copy_from_slice(src);
+                Some(u64::from_le_bytes(buf))
+            }
+            _ => None,
+        }
+    };
+    let tail = len.saturating_sub(width);
+    name.len() == len
+        && len >= 4
+        && matches!((word(name, 0), word(known, 0)), (Some(a), Some(b)) if a | case == b)
+        && matches!((word(name, tail), word(known, tail)), (Some(a), Some(b)) if a | case == b)
 }
 
 /// Bytes the header section of `headers` takes on the wire (for reserving once).
@@ -200,6 +229,28 @@ mod tests {
                 "{name}"
             );
             assert_eq!(ours.as_str(), name.to_ascii_lowercase());
+        }
+        // Case differences anywhere, in either word.
+        for name in [
+            "hOST",
+            "hosT",
+            "content-lengtH",
+            "CONTENT-length",
+            "Accept-EncodinG",
+        ] {
+            let ours = field_name(name.as_bytes()).unwrap();
+            assert_eq!(ours.as_str(), name.to_ascii_lowercase(), "{name}");
+        }
+        // A near miss in the middle or at either end is another name.
+        for name in [
+            "hist",
+            "content_length",
+            "xontent-length",
+            "content-lengtx",
+            "dat3",
+        ] {
+            let ours = field_name(name.as_bytes()).unwrap();
+            assert_eq!(ours.as_str(), name.to_ascii_lowercase(), "{name}");
         }
         // Same length as a known name, but not a token: refused as before.
         assert!(field_name(b"ho t").is_err());
