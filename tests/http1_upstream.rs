@@ -303,3 +303,41 @@ fn bytes_sent_right_after_a_101_reach_the_client() {
     std::io::BufRead::read_line(&mut r, &mut line).unwrap();
     assert_eq!(line, "ping\n");
 }
+
+#[test]
+fn the_upstream_gets_the_clients_host_or_the_absolute_targets_authority() {
+    // The upstream answers with the `Host` it received (and how many it received).
+    let (up, _) = scripted(|_, headers: &Headers, _| {
+        let hosts: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n == "host")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let body = hosts.join(",");
+        Some(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    });
+    let (_s, addr) = start(up);
+    let r = curl(&[&url(addr, "/plain")]);
+    assert_eq!((r.status, r.text()), (200, addr.to_string()), "{r:?}");
+    let r = curl(&["-H", "Host: api.example", &url(addr, "/named")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "api.example"), "{r:?}");
+    // RFC 9112 section 3.2.2: with an absolute target, its authority replaces `Host`.
+    let r = curl(&[
+        "--request-target",
+        "http://absolute.example/abs",
+        "-H",
+        "Host: other.example",
+        &url(addr, "/"),
+    ]);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "absolute.example"),
+        "{r:?}"
+    );
+}

@@ -30,6 +30,8 @@ const SOURCE_RETURN_WAIT: std::time::Duration = std::time::Duration::from_millis
 /// What `forward` needs to know about the client side of the request.
 struct Downstream<'a> {
     authority: &'a str,
+    /// `authority` is the request's `Host` field (not an absolute target's authority).
+    authority_is_host: bool,
     path_and_query: &'a str,
     client: Option<SocketAddr>,
     /// Header mutations of the route, virtual host and route config, in that order.
@@ -139,12 +141,14 @@ impl Proxy {
                 redirect(r, authority, path, query, matched_prefix(route))
             }
             RouteAction::Forward(action) => {
-                let declared = parts
-                    .headers
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                let declared = || {
+                    parts
+                        .headers
+                        .get(http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                };
                 let body = match self.max_request_body {
-                    Some(limit) if declared.is_some_and(|n| n > limit) => {
+                    Some(limit) if declared().is_some_and(|n| n > limit) => {
                         // Read (and drop) a bounded amount first, so a client that is still
                         // sending sees the 413 rather than a reset.
                         Box::pin(body::discard(body)).await;
@@ -161,6 +165,7 @@ impl Proxy {
                 };
                 let downstream = Downstream {
                     authority,
+                    authority_is_host: matches!(authority_handle, Authority::Host(_)),
                     path_and_query,
                     client,
                     upgrade,
@@ -199,6 +204,7 @@ impl Proxy {
     ) -> Response<Body> {
         let Downstream {
             authority,
+            authority_is_host,
             path_and_query,
             client: client_addr,
             mut upgrade,
@@ -262,7 +268,8 @@ impl Proxy {
         if let Some(via) = &self.via {
             headers.append(http::header::VIA, via.clone());
         }
-        if mutations.iter().any(|m| !m.is_empty()) {
+        let mutated = mutations.iter().any(|m| !m.is_empty());
+        if mutated {
             let original = headers.clone();
             let vars = Vars {
                 client: client_addr,
@@ -272,11 +279,13 @@ impl Proxy {
             };
             mutate::apply_request(headers, mutations, &vars);
         }
+        // The client's `Host`, going on unchanged, needs no look.
+        let host_kept = authority_is_host && !mutated && action.host_rewrite_literal.is_none();
         if http2 {
             // The authority travels as :authority, taken from the URI.
             headers.remove(HOST);
-        } else if headers.get(HOST).map(HeaderValue::as_bytes)
-            != Some(upstream_authority.as_bytes())
+        } else if !host_kept
+            && headers.get(HOST).map(HeaderValue::as_bytes) != Some(upstream_authority.as_bytes())
         {
             if let Ok(v) = HeaderValue::from_str(upstream_authority) {
                 headers.insert(HOST, v);
@@ -409,7 +418,10 @@ impl Proxy {
                         _ => None,
                     };
                     let (mut parts, body) = resp.into_parts();
-                    let protocol = upgrade::protocol(&parts.headers);
+                    // Read before the hop-by-hop pass drops it; only a tunnel needs it.
+                    let protocol = tunnel
+                        .as_ref()
+                        .and_then(|_| upgrade::protocol(&parts.headers));
                     remove_hop_by_hop(&mut parts.headers);
                     parts.version = downstream_version;
                     if let Some((down, up)) = tunnel {

@@ -239,7 +239,12 @@ fn request_framing(
     coded: bool,
     length: ContentLength,
 ) -> Result<Framing, Refusal> {
-    if let Some(te) = headers.get(TRANSFER_ENCODING).filter(|_| coded) {
+    let te = if coded {
+        headers.get(TRANSFER_ENCODING)
+    } else {
+        None
+    };
+    if let Some(te) = te {
         if version == Version::HTTP_10 {
             return Err(malformed("transfer-encoding in an HTTP/1.0 request"));
         }
