@@ -2,9 +2,13 @@
 //! the chunked coding, and the sending half of a message. The upstream client lives in
 //! `pool/h1`, the downstream server in [`server`].
 
-use bytes::{BufMut, BytesMut};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use http::header::TRANSFER_ENCODING;
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::http_proxy::recycle;
 
 pub mod chunked;
 pub mod fuzz;
@@ -62,8 +66,8 @@ impl ContentLength {
         if self.error.is_some() {
             return;
         }
-        for part in field.split(|&b| b == b',') {
-            match parse_decimal(part.trim_ascii()) {
+        for part in list(field) {
+            match parse_decimal(part) {
                 None => {
                     self.error = Some(LengthError::Invalid);
                     return;
@@ -107,9 +111,67 @@ pub fn transfer_codings(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(TRANSFER_ENCODING)
         .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
+        .flat_map(|v| list(v.as_bytes()))
         .filter(|t| !t.is_empty())
+}
+
+/// The elements of a comma-separated field value, trimmed (empty ones included).
+pub fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// What a head's `Connection` fields say, gathered field by field while it is parsed.
+/// `close` and `keep-alive` describe this hop only and are consumed there; a field naming
+/// anything else (`upgrade`, or fields to drop) is kept for the proxy to act on.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConnectionTokens {
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+}
+
+impl ConnectionTokens {
+    /// Takes one `Connection` field's value; true when it names only `close`/`keep-alive`
+    /// (the field need not be kept).
+    pub fn add(&mut self, value: &[u8]) -> bool {
+        let mut only_persistence = true;
+        for token in list(value) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else {
+                self.upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+                only_persistence = false;
+            }
+        }
+        only_persistence
+    }
+}
+
+/// The header map of a head split off the read buffer: each value shares `head`'s bytes at
+/// the span noted for it while parsing (`fields` is emptied). `room`: extra slots for what
+/// the proxy adds, since growing a map rehashes it. On a value that is not a valid field
+/// value, the name of its field.
+pub fn header_map(
+    head: &Bytes,
+    fields: &mut Vec<(HeaderName, Range<usize>)>,
+    room: usize,
+) -> Result<HeaderMap, HeaderName> {
+    let mut headers = recycle::header_map(fields.len() + room);
+    for (name, span) in fields.drain(..) {
+        match head
+            .get(span.clone())
+            .map(|_| head.slice(span))
+            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
+        {
+            Some(value) => {
+                headers.append(name, value);
+            }
+            None => return Err(name),
+        }
+    }
+    Ok(headers)
 }
 
 /// A field name off the wire, which the parser has checked is a token. The names nearly
@@ -256,6 +318,17 @@ mod tests {
         assert!(field_name(b"ho t").is_err());
         assert!(field_name(b"content-typ\xff").is_err());
         assert!(field_name(b"").is_err());
+    }
+
+    #[test]
+    fn connection_tokens() {
+        let mut c = ConnectionTokens::default();
+        assert!(c.add(b"Keep-Alive , close"));
+        assert!(!c.add(b"upgrade, x-drop"));
+        assert!((c.close, c.keep_alive, c.upgrade) == (true, true, true));
+        let mut c = ConnectionTokens::default();
+        assert!(!c.add(b"x-drop"));
+        assert!(!c.upgrade && !c.close);
     }
 
     #[test]

@@ -12,10 +12,12 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderName, Method, Request, StatusCode, Uri, Version};
 
-use crate::http_proxy::h1::{field_name, transfer_codings, ContentLength, Framing, LengthError};
-use crate::http_proxy::recycle;
+use crate::http_proxy::h1::{
+    field_name, header_map, list, transfer_codings, ConnectionTokens, ContentLength, Framing,
+    LengthError,
+};
 
 /// Header fields parsed into a stack array up to this many; a larger `max_headers_count`
 /// parses into a heap array instead (allocated per head, so only that configuration pays).
@@ -141,11 +143,11 @@ pub fn parse_request(
 
     // Names now; values once the head is split off the buffer, so that they share its bytes.
     fields_scratch.clear();
-    let (mut close, mut keep_alive_token, mut hosts) = (false, false, 0);
+    let (mut connection, mut hosts) = (ConnectionTokens::default(), 0);
     // The framing fields, noted on the way: no lookups in the finished map.
     let (mut length, mut chunked_or_coded, mut expect) = (ContentLength::default(), false, false);
     // And what the server needs to know of the rest, likewise.
-    let (mut upgrade_named, mut upgrade_field, mut trailers) = (false, false, false);
+    let (mut upgrade_field, mut trailers) = (false, false);
     for f in parsed.headers.iter() {
         let name = field_name(f.name.as_bytes())
             .map_err(|_| malformed(format!("invalid header name {:?}", f.name)))?;
@@ -153,18 +155,7 @@ pub fn parse_request(
         // here rather than stored and then removed with the other hop-by-hop fields. A
         // `Connection` naming other fields (`upgrade`) stays for the proxy to act on.
         if name == CONNECTION {
-            let mut only_persistence = true;
-            for token in f.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive_token = true;
-                } else {
-                    upgrade_named |= token.eq_ignore_ascii_case(b"upgrade");
-                    only_persistence = false;
-                }
-            }
-            if only_persistence {
+            if connection.add(f.value) {
                 continue;
             }
         } else if name.as_str() == "keep-alive" {
@@ -180,10 +171,7 @@ pub fn parse_request(
         } else if name == UPGRADE {
             upgrade_field = true;
         } else if name == TE {
-            trailers |= f
-                .value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+            trailers |= list(f.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
         }
         let start = f.value.as_ptr() as usize - base;
         fields_scratch.push((name, start..start + f.value.len()));
@@ -194,21 +182,13 @@ pub fn parse_request(
     let head: Bytes = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target_span))
         .map_err(|_| malformed("invalid request target"))?;
-    // Room for what the proxy adds (x-forwarded-*, x-request-id, via...): growing a map
-    // rehashes it, which cost more than parsing the head.
-    let mut headers = recycle::header_map(fields_scratch.len() + ADDED_BY_PROXY);
-    for (name, span) in fields_scratch.drain(..) {
-        let value = head
-            .get(span.clone())
-            .map(|_| head.slice(span))
-            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
-            .ok_or_else(|| malformed(format!("invalid value in header {name}")))?;
-        headers.append(name, value);
-    }
+    // Room for what the proxy adds (x-forwarded-*, x-request-id, via...).
+    let headers = header_map(&head, fields_scratch, ADDED_BY_PROXY)
+        .map_err(|name| malformed(format!("invalid value in header {name}")))?;
     let framing = request_framing(&headers, version, chunked_or_coded, length)?;
     let keep_alive = match version {
-        Version::HTTP_10 => keep_alive_token && !close,
-        _ => !close,
+        Version::HTTP_10 => connection.keep_alive && !connection.close,
+        _ => !connection.close,
     };
     let expect_continue = version == Version::HTTP_11
         && framing != Framing::Empty
@@ -226,7 +206,7 @@ pub fn parse_request(
         framing,
         keep_alive,
         expect_continue,
-        upgrade: version == Version::HTTP_11 && upgrade_field && upgrade_named,
+        upgrade: version == Version::HTTP_11 && upgrade_field && connection.upgrade,
         trailers,
     }))
 }

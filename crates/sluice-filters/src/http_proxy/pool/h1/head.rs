@@ -11,12 +11,12 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderName, Method, Response, StatusCode, Version};
 
 use crate::http_proxy::h1::{
-    field_name, fields_len, put_field, put_length, transfer_codings, ContentLength, Framing,
+    field_name, fields_len, header_map, put_field, put_length, transfer_codings, ConnectionTokens,
+    ContentLength, Framing,
 };
-use crate::http_proxy::recycle;
 
 /// Largest response head we accept (Envoy's default `max_response_headers_kb` is 60).
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -160,7 +160,7 @@ pub fn parse_response(
     // bytes (where each value sits is kept in `fields`, a scratch list the connection reuses).
     let base = buf.as_ptr() as usize;
     fields_scratch.clear();
-    let mut close = false;
+    let mut connection = ConnectionTokens::default();
     // The framing fields, noted on the way: no lookups in the finished map.
     let (mut length, mut coded) = (ContentLength::default(), false);
     for f in parsed.headers.iter() {
@@ -171,15 +171,7 @@ pub fn parse_response(
         // with the other hop-by-hop fields. A `Connection` naming other fields stays, for the
         // hop-by-hop pass to act on.
         if name == CONNECTION {
-            let mut only_persistence = true;
-            for token in f.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
-                    only_persistence = false;
-                }
-            }
-            if only_persistence {
+            if connection.add(f.value) {
                 continue;
             }
         } else if name.as_str() == "keep-alive" {
@@ -193,16 +185,9 @@ pub fn parse_response(
         fields_scratch.push((name, start..start + f.value.len()));
     }
     let head: Bytes = buf.split_to(len).freeze();
-    // Room for what the proxy adds (x-request-id, via): growing a map rehashes it.
-    let mut headers = recycle::header_map(fields_scratch.len() + 2);
-    for (name, span) in fields_scratch.drain(..) {
-        let value = head
-            .get(span.clone())
-            .map(|_| head.slice(span))
-            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
-            .ok_or_else(|| HeadError::Field(name.to_string()))?;
-        headers.append(name, value);
-    }
+    // Room for what the proxy adds (x-request-id, via).
+    let mut headers =
+        header_map(&head, fields_scratch, 2).map_err(|name| HeadError::Field(name.to_string()))?;
 
     let (framing, mut keep_alive) =
         response_framing(&headers, status, method, version, coded, length)?;
@@ -210,7 +195,7 @@ pub fn parse_response(
         // Chunked overrides any length (RFC 9112 section 6.3), which must not travel on.
         headers.remove(CONTENT_LENGTH);
     }
-    if framing == Framing::UntilClose || close {
+    if framing == Framing::UntilClose || connection.close {
         keep_alive = false;
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -273,6 +258,7 @@ fn response_framing(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn parse(wire: &str, method: Method) -> Result<Parsed, HeadError> {
         let mut buf = BytesMut::from(wire.as_bytes());
