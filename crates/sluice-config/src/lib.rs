@@ -5,6 +5,8 @@
 //! and published through a [`ConfigStore`] so later changes (reload, xDS) swap it without locks.
 
 pub mod address;
+pub mod cluster;
+mod cluster_decode;
 pub mod decode;
 pub mod load;
 pub mod model;
@@ -24,6 +26,7 @@ use arc_swap::ArcSwap;
 pub use address::Address;
 pub use decode::{Cx, Decode, Diagnostic, Fields};
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
+pub use cluster::*;
 pub use model::*;
 pub use registry::Registry;
 pub use yaml::Node;

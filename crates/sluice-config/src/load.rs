@@ -265,38 +265,6 @@ fn decode_network_filter(
     })
 }
 
-impl Decode for ClusterConfig {
-    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
-        let mut f = Fields::new(node, path, cx)?;
-        let name = f.required::<String>("name", cx);
-        let protocol = f.or("protocol", UpstreamProtocol::Http1, cx);
-        let http2 = f.or(
-            "http2_protocol_options",
-            Http2ProtocolOptions::default(),
-            cx,
-        );
-        let common = f.or(
-            "common_http_protocol_options",
-            CommonHttpProtocolOptions::default(),
-            cx,
-        );
-        let connect_timeout = f.or("connect_timeout", Duration::from_secs(5), cx);
-        let lb_policy = f.or("lb_policy", LbPolicy::RoundRobin, cx);
-        let endpoints = f.or("endpoints", Vec::new(), cx);
-        f.finish(cx);
-        Some(ClusterConfig {
-            name: name?,
-            protocol: protocol?,
-            http2_protocol_options: http2?,
-            common_http_protocol_options: common?,
-            connect_timeout: connect_timeout?,
-            lb_policy: lb_policy?,
-            endpoints: endpoints?,
-            line: node.line,
-        })
-    }
-}
-
 impl Decode for CommonHttpProtocolOptions {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
@@ -390,19 +358,6 @@ impl Decode for Keepalive {
 /// The largest stream count HTTP/2 can express (stream ids are 31 bits).
 const MAX_H2_STREAMS: u32 = (1 << 31) - 1;
 
-impl Decode for LbPolicy {
-    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
-        keyword(
-            node,
-            path,
-            cx,
-            "lb_policy",
-            &LbPolicy::NAMES,
-            LbPolicy::from_name,
-        )
-    }
-}
-
 impl Decode for UpstreamProtocol {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         keyword(
@@ -426,21 +381,6 @@ impl Decode for WorkerMode {
             &WorkerMode::NAMES,
             WorkerMode::from_name,
         )
-    }
-}
-
-impl Decode for EndpointConfig {
-    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
-        let mut f = Fields::new(node, path, cx)?;
-        let address = f.required::<Address>("address", cx);
-        let weight = f.or("weight", 1u32, cx);
-        let weight_line = f.line_of("weight");
-        f.finish(cx);
-        let weight = in_range(weight, 1..=128, weight_line, &join(path, "weight"), cx)?;
-        Some(EndpointConfig {
-            address: address?,
-            weight,
-        })
     }
 }
 

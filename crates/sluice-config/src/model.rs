@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::address::Address;
+use crate::cluster::ClusterConfig;
 use crate::route::RouteConfig;
 
 /// A whole proxy configuration.
@@ -124,21 +125,6 @@ pub struct RouteConfigRef {
     pub line: usize,
 }
 
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    pub name: String,
-    /// The HTTP version spoken to the endpoints (ignored by `tcp_proxy`).
-    pub protocol: UpstreamProtocol,
-    /// Settings for HTTP/2 connections to the endpoints.
-    pub http2_protocol_options: Http2ProtocolOptions,
-    /// Settings for HTTP connections of either version to the endpoints.
-    pub common_http_protocol_options: CommonHttpProtocolOptions,
-    pub connect_timeout: Duration,
-    pub lb_policy: LbPolicy,
-    pub endpoints: Vec<EndpointConfig>,
-    pub line: usize,
-}
-
 /// Envoy's `common_http_protocol_options` of a cluster (the part Sluice uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommonHttpProtocolOptions {
@@ -199,30 +185,4 @@ impl UpstreamProtocol {
             _ => None,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LbPolicy {
-    RoundRobin,
-    Random,
-}
-
-impl LbPolicy {
-    pub const NAMES: [&'static str; 2] = ["round_robin", "random"];
-
-    pub fn from_name(name: &str) -> Option<LbPolicy> {
-        match name {
-            "round_robin" => Some(LbPolicy::RoundRobin),
-            "random" => Some(LbPolicy::Random),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct EndpointConfig {
-    pub address: Address,
-    /// Relative share of traffic, 1..=128 (Envoy's bound for endpoint weights is larger, but
-    /// a bounded range keeps the round-robin schedule small).
-    pub weight: u32,
 }

@@ -3,16 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_config::{Address, ClusterConfig};
+use sluice_config::ClusterConfig;
 
-use crate::lb::{self, LoadBalancer};
-
-/// One upstream endpoint.
-#[derive(Debug)]
-pub struct Host {
-    pub address: Address,
-    pub weight: u32,
-}
+use crate::host::{Host, Locality, Metadata};
+use crate::lb::{self, LbContext, LoadBalancer};
 
 pub struct Cluster {
     pub name: Arc<str>,
@@ -35,18 +29,20 @@ impl Cluster {
         let hosts: Vec<Arc<Host>> = config
             .endpoints
             .iter()
-            .map(|e| {
-                Arc::new(Host {
-                    address: e.address.clone(),
-                    weight: e.weight,
-                })
+            .filter_map(|e| {
+                Some(Arc::new(Host::new(
+                    e.address.socket()?.clone(),
+                    e.weight,
+                    Metadata::default(),
+                    Locality::default(),
+                    e.priority,
+                )))
             })
             .collect();
-        let weights: Vec<u32> = hosts.iter().map(|h| h.weight).collect();
         Cluster {
             name: config.name.as_str().into(),
             connect_timeout: config.connect_timeout,
-            lb: lb::build(config.lb_policy, &weights),
+            lb: lb::build(config.lb_policy, &hosts, &config.lb_config),
             hosts,
         }
     }
@@ -56,7 +52,7 @@ impl Cluster {
         if self.hosts.is_empty() {
             None
         } else {
-            Some(self.lb.choose() % self.hosts.len())
+            self.lb.choose(&LbContext::default())
         }
     }
 
@@ -78,29 +74,19 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_config::{EndpointConfig, LbPolicy, UpstreamProtocol};
 
-    fn cluster(n: u16, lb_policy: LbPolicy) -> Cluster {
-        Cluster::from_config(&ClusterConfig {
-            name: "c".into(),
-            protocol: UpstreamProtocol::Http1,
-            http2_protocol_options: Default::default(),
-            common_http_protocol_options: Default::default(),
-            connect_timeout: Duration::from_secs(1),
-            lb_policy,
-            endpoints: (0..n)
-                .map(|i| EndpointConfig {
-                    address: Address::parse(&format!("127.0.0.1:{}", 9000 + i)).unwrap(),
-                    weight: 1,
-                })
-                .collect(),
-            line: 1,
-        })
+    fn cluster(n: u16, lb_policy: &str) -> Cluster {
+        let endpoints: String = (0..n)
+            .map(|i| format!("{{ address: \"127.0.0.1:{}\" }}, ", 9000 + i))
+            .collect();
+        Cluster::from_config(&crate::testing::cluster_config(&format!(
+            "{{ name: c, lb_policy: {lb_policy}, endpoints: [{endpoints}] }}"
+        )))
     }
 
     #[test]
     fn choose_untried_skips_tried_hosts_and_ends() {
-        for policy in [LbPolicy::RoundRobin, LbPolicy::Random] {
+        for policy in ["round_robin", "random"] {
             let c = cluster(3, policy);
             for _ in 0..20 {
                 assert_eq!(c.choose_untried(|i| i != 2), Some(2));
@@ -109,7 +95,7 @@ mod tests {
             assert!(c.choose_untried(|_| false).is_some_and(|i| i < 3));
         }
         assert_eq!(
-            cluster(0, LbPolicy::RoundRobin).choose_untried(|_| false),
+            cluster(0, "round_robin").choose_untried(|_| false),
             None
         );
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use sluice_net::Stream;
 use tracing::debug;
 
-use crate::cluster::{Cluster, Host};
+use crate::cluster::Cluster;
+use crate::host::Host;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

@@ -2,9 +2,24 @@
 
 pub mod cluster;
 pub mod connect;
+pub mod host;
 pub mod lb;
 pub mod manager;
 
-pub use cluster::{Cluster, Host};
+pub use cluster::Cluster;
+pub use host::Host;
 pub use connect::ConnectError;
 pub use manager::ClusterManager;
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use sluice_config::ClusterConfig;
+
+    /// One cluster from its YAML flow mapping (`{ name: c, endpoints: [...] }`).
+    pub fn cluster_config(yaml: &str) -> ClusterConfig {
+        let src = format!("clusters:\n  - {yaml}\n");
+        let config = sluice_config::load_str(&src, "test.yaml", &sluice_config::Registry::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        config.clusters.into_iter().next().expect("one cluster")
+    }
+}

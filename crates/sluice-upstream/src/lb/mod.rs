@@ -1,23 +1,56 @@
-//! Load balancers. Each picks a host index from a fixed host list; none takes a lock, because a
-//! pick happens on every new upstream connection on every worker.
+//! Load balancers: each picks one host from a fixed list, and is rebuilt, not mutated, when
+//! the list changes (membership or health). None takes a lock: a pick happens on every request
+//! on every worker.
+//!
+//! A balancer is built for one group of hosts (one priority level and locality tier of one
+//! subset, see [`crate::snapshot`]); which group a request goes to is decided before the
+//! balancer is asked.
 
 mod random;
 mod round_robin;
 
+pub mod peak_ewma;
+
 pub use random::WeightedRandom;
 pub use round_robin::SmoothRoundRobin;
 
-use sluice_config::LbPolicy;
+use std::sync::Arc;
 
-/// Picks the index of the next host. Implementations are built for one host list and are
-/// replaced, not mutated, when the list changes.
-pub trait LoadBalancer: Send + Sync + 'static {
-    fn choose(&self) -> usize;
+use sluice_config::{LbConfig, LbPolicy};
+
+use crate::host::Host;
+
+/// What a request brings to the choice.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LbContext {
+    /// The request's hash from the route's `hash_policy` ([`hash_key`] of the chosen values);
+    /// `None` when the route has none or no policy applied, and hash balancers pick at random.
+    pub hash: Option<u64>,
 }
 
-pub fn build(policy: LbPolicy, weights: &[u32]) -> Box<dyn LoadBalancer> {
+/// Picks a host.
+pub trait LoadBalancer: Send + Sync + 'static {
+    /// An index into the hosts the balancer was built with; `None` only when there are none.
+    fn choose(&self, ctx: &LbContext) -> Option<usize>;
+}
+
+/// Builds a balancer for `hosts` (each with its weight) under the cluster's options.
+pub type Build = fn(hosts: &[Arc<Host>], config: &LbConfig) -> Box<dyn LoadBalancer>;
+
+/// The balancer of each policy, by the name config uses.
+pub fn builder(policy: LbPolicy) -> Build {
     match policy {
-        LbPolicy::RoundRobin => Box::new(SmoothRoundRobin::new(weights)),
-        LbPolicy::Random => Box::new(WeightedRandom::new(weights)),
+        LbPolicy::RoundRobin => |hosts, _| Box::new(SmoothRoundRobin::new(&weights(hosts))),
+        LbPolicy::Random => |hosts, _| Box::new(WeightedRandom::new(&weights(hosts))),
+        // Filled in by the least_request, ring_hash, maglev and peak_ewma modules.
+        _ => |hosts, _| Box::new(SmoothRoundRobin::new(&weights(hosts))),
     }
+}
+
+pub fn build(policy: LbPolicy, hosts: &[Arc<Host>], config: &LbConfig) -> Box<dyn LoadBalancer> {
+    builder(policy)(hosts, config)
+}
+
+fn weights(hosts: &[Arc<Host>]) -> Vec<u32> {
+    hosts.iter().map(|h| h.weight).collect()
 }

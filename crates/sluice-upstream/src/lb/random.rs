@@ -1,6 +1,6 @@
 //! Weighted random: a uniform draw over the cumulative weights, found by binary search.
 
-use super::LoadBalancer;
+use super::{LbContext, LoadBalancer};
 
 pub struct WeightedRandom {
     /// Running totals of the weights; the last entry is the sum.
@@ -22,13 +22,13 @@ impl WeightedRandom {
 }
 
 impl LoadBalancer for WeightedRandom {
-    fn choose(&self) -> usize {
+    fn choose(&self, _: &LbContext) -> Option<usize> {
         let total = self.cumulative.last().copied().unwrap_or(0);
         if total == 0 {
-            return 0;
+            return None;
         }
         let r = fastrand::u64(..total);
-        self.cumulative.partition_point(|&c| c <= r)
+        Some(self.cumulative.partition_point(|&c| c <= r))
     }
 }
 
@@ -42,7 +42,7 @@ mod tests {
         let lb = WeightedRandom::new(&[3, 1]);
         let mut c = [0usize; 2];
         for _ in 0..40_000 {
-            c[lb.choose()] += 1;
+            c[lb.choose(&LbContext::default()).unwrap()] += 1;
         }
         // Expected 30,000 / 10,000; a fixed seed keeps this deterministic.
         assert!((29_000..31_000).contains(&c[0]), "{c:?}");
@@ -52,7 +52,7 @@ mod tests {
     fn never_out_of_range() {
         let lb = WeightedRandom::new(&[1, 1, 1]);
         for _ in 0..1000 {
-            assert!(lb.choose() < 3);
+            assert!(lb.choose(&LbContext::default()).unwrap() < 3);
         }
     }
 }

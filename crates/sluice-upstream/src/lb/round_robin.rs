@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::LoadBalancer;
+use super::{LbContext, LoadBalancer};
 
 pub struct SmoothRoundRobin {
     schedule: Vec<u32>,
@@ -36,12 +36,9 @@ impl SmoothRoundRobin {
             current[best] -= total;
             schedule.push(u32::try_from(best).unwrap_or(0));
         }
-        if schedule.is_empty() {
-            schedule.push(0);
-        }
         // Start each instance at a random offset so many proxies (or a rebuilt cluster) do not
         // all hit the first host at once.
-        let start = fastrand::usize(..schedule.len());
+        let start = fastrand::usize(..schedule.len().max(1));
         SmoothRoundRobin {
             schedule,
             next: AtomicUsize::new(start),
@@ -50,9 +47,11 @@ impl SmoothRoundRobin {
 }
 
 impl LoadBalancer for SmoothRoundRobin {
-    fn choose(&self) -> usize {
+    fn choose(&self, _: &LbContext) -> Option<usize> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.schedule[i % self.schedule.len()] as usize
+        self.schedule
+            .get(i % self.schedule.len().max(1))
+            .map(|&h| h as usize)
     }
 }
 
@@ -71,7 +70,7 @@ mod tests {
     fn counts(lb: &SmoothRoundRobin, n: usize, hosts: usize) -> Vec<usize> {
         let mut c = vec![0; hosts];
         for _ in 0..n {
-            c[lb.choose()] += 1;
+            c[lb.choose(&LbContext::default()).unwrap()] += 1;
         }
         c
     }
@@ -88,6 +87,11 @@ mod tests {
         let lb = SmoothRoundRobin::new(&[5, 1, 1]);
         assert_eq!(lb.schedule, vec![0, 0, 1, 0, 2, 0, 0]);
         assert_eq!(counts(&lb, 700, 3), vec![500, 100, 100]);
+    }
+
+    #[test]
+    fn no_hosts_no_choice() {
+        assert_eq!(SmoothRoundRobin::new(&[]).choose(&LbContext::default()), None);
     }
 
     #[test]

@@ -1,0 +1,522 @@
+//! Decoding `clusters[]` entries.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::address::Address;
+use crate::cluster::*;
+use crate::decode::{index, join, keyword, Cx, Decode, Fields};
+use crate::model::{CommonHttpProtocolOptions, Http2ProtocolOptions, UpstreamProtocol};
+use crate::yaml::{Node, NodeKind};
+
+impl Decode for ClusterConfig {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let name = f.required::<String>("name", cx);
+        let discovery = f.or("type", DiscoveryType::Static, cx);
+        let refresh = f.or("dns_refresh_rate", Duration::from_secs(5), cx);
+        let refresh_line = f.line_of("dns_refresh_rate");
+        let family = f.or("dns_lookup_family", DnsLookupFamily::Auto, cx);
+        let resolvers = f.or("dns_resolvers", Vec::<Resolver>::new(), cx);
+        let protocol = f.or("protocol", UpstreamProtocol::Http1, cx);
+        let http2 = f.or(
+            "http2_protocol_options",
+            Http2ProtocolOptions::default(),
+            cx,
+        );
+        let common = f.or(
+            "common_http_protocol_options",
+            CommonHttpProtocolOptions::default(),
+            cx,
+        );
+        let connect_timeout = f.or("connect_timeout", Duration::from_secs(5), cx);
+        let lb_policy = f.or("lb_policy", LbPolicy::RoundRobin, cx);
+        let lb_config = decode_lb_config(&mut f, lb_policy, cx);
+        let subset = decode_subset(&mut f, cx);
+        let local = decode_local(&mut f, cx);
+        let overprovisioning = f.or("overprovisioning_factor", 140u32, cx);
+        let overprovisioning_line = f.line_of("overprovisioning_factor");
+        let panic = f.or("healthy_panic_threshold", 50u32, cx);
+        let panic_line = f.line_of("healthy_panic_threshold");
+        let endpoints = match (f.node("endpoints"), discovery) {
+            (None, _) => Some(Vec::new()),
+            (Some(list), Some(discovery)) => {
+                decode_endpoints(list, &join(path, "endpoints"), discovery, cx)
+            }
+            (Some(_), None) => None,
+        };
+        let path_of = |key| join(path, key);
+        f.finish(cx);
+
+        let overprovisioning = crate::decode::in_range(
+            overprovisioning,
+            100..=1000,
+            overprovisioning_line,
+            &path_of("overprovisioning_factor"),
+            cx,
+        );
+        let panic = crate::decode::in_range(
+            panic,
+            0..=100,
+            panic_line,
+            &path_of("healthy_panic_threshold"),
+            cx,
+        );
+        if let Some(d) = refresh.filter(|d| *d < Duration::from_millis(100)) {
+            cx.error(
+                refresh_line,
+                &path_of("dns_refresh_rate"),
+                format!("must be at least 100ms, found {d:?}"),
+            );
+            return None;
+        }
+        let (discovery, endpoints) = (discovery?, endpoints?);
+        if discovery == DiscoveryType::LogicalDns && endpoints.len() != 1 {
+            cx.error(
+                node.line,
+                &path_of("endpoints"),
+                format!(
+                    "a logical_dns cluster has exactly one endpoint, found {}",
+                    endpoints.len()
+                ),
+            );
+            return None;
+        }
+        Some(ClusterConfig {
+            name: name?,
+            discovery,
+            dns_refresh_rate: refresh?,
+            dns_lookup_family: family?,
+            dns_resolvers: resolvers?.into_iter().map(|r| r.0).collect(),
+            protocol: protocol?,
+            http2_protocol_options: http2?,
+            common_http_protocol_options: common?,
+            connect_timeout: connect_timeout?,
+            lb_policy: lb_policy?,
+            lb_config: lb_config?,
+            subset: subset?,
+            local_locality: local?,
+            overprovisioning_factor: overprovisioning?,
+            healthy_panic_threshold: panic?,
+            endpoints,
+            line: node.line,
+        })
+    }
+}
+
+/// A name server address; port 53 when none is written.
+struct Resolver(SocketAddr);
+
+impl Decode for Resolver {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let text = String::decode(node, path, cx)?;
+        let parsed = text.parse::<SocketAddr>().ok().or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 53))
+        });
+        match parsed {
+            Some(a) => Some(Resolver(a)),
+            None => {
+                cx.error(
+                    node.line,
+                    path,
+                    format!("invalid name server \"{text}\": expected an IP address, with an optional :port"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn decode_endpoints(
+    list: &Node,
+    path: &str,
+    discovery: DiscoveryType,
+    cx: &mut Cx,
+) -> Option<Vec<EndpointConfig>> {
+    let NodeKind::Seq(items) = &list.kind else {
+        cx.error(
+            list.line,
+            path,
+            format!("expected a list, found {}", list.type_name()),
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        match decode_endpoint(item, &index(path, i), discovery, cx) {
+            Some(e) => out.push(e),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn decode_endpoint(
+    node: &Node,
+    path: &str,
+    discovery: DiscoveryType,
+    cx: &mut Cx,
+) -> Option<EndpointConfig> {
+    let mut f = Fields::new(node, path, cx)?;
+    let address_line = f.line_of("address");
+    let address = f.required::<String>("address", cx);
+    let weight = f.or("weight", 1u32, cx);
+    let weight_line = f.line_of("weight");
+    let metadata = match f.node("metadata") {
+        None => Some(Vec::new()),
+        Some(n) => string_map(n, &join(path, "metadata"), cx),
+    };
+    let region = f.or("region", String::new(), cx);
+    let zone = f.or("zone", String::new(), cx);
+    let sub_zone = f.or("sub_zone", String::new(), cx);
+    let priority = f.or("priority", 0u32, cx);
+    let priority_line = f.line_of("priority");
+    f.finish(cx);
+    let weight = crate::decode::in_range(weight, 1..=128, weight_line, &join(path, "weight"), cx);
+    let priority = crate::decode::in_range(
+        priority,
+        0..=127,
+        priority_line,
+        &join(path, "priority"),
+        cx,
+    );
+    let address = endpoint_address(&address?, discovery, address_line, &join(path, "address"), cx);
+    Some(EndpointConfig {
+        address: address?,
+        weight: weight?,
+        metadata: metadata?,
+        region: region?,
+        zone: zone?,
+        sub_zone: sub_zone?,
+        priority: priority?,
+    })
+}
+
+/// A socket address, or for DNS clusters also `name:port`.
+fn endpoint_address(
+    text: &str,
+    discovery: DiscoveryType,
+    line: usize,
+    path: &str,
+    cx: &mut Cx,
+) -> Option<EndpointAddress> {
+    let socket_error = match Address::parse(text) {
+        Ok(Address::Unix(_)) if discovery.uses_dns() => {
+            "a DNS cluster resolves names; a Unix socket needs a static cluster".to_string()
+        }
+        Ok(a) => return Some(EndpointAddress::Socket(a)),
+        Err(e) => e,
+    };
+    if !discovery.uses_dns() || text.starts_with("unix:") {
+        let hint = if discovery.uses_dns() || text.starts_with("unix:") {
+            String::new()
+        } else if name_and_port(text).is_some() {
+            "; a host name needs `type: strict_dns` or `type: logical_dns`".to_string()
+        } else {
+            String::new()
+        };
+        cx.error(line, path, format!("{socket_error}{hint}"));
+        return None;
+    }
+    match name_and_port(text) {
+        Some((host, port)) => Some(EndpointAddress::Name {
+            host: host.to_string(),
+            port,
+        }),
+        None => {
+            cx.error(
+                line,
+                path,
+                format!("invalid endpoint \"{text}\": expected host:port, such as backend.local:8080"),
+            );
+            None
+        }
+    }
+}
+
+/// `name:port` with a plausible DNS name.
+fn name_and_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    valid.then_some((host, port))
+}
+
+/// A mapping of string keys to scalar values (`{ version: v2, stage: gray }`), in order.
+pub fn string_map(node: &Node, path: &str, cx: &mut Cx) -> Option<Vec<(String, String)>> {
+    let entries = match &node.kind {
+        NodeKind::Map(entries) => entries,
+        NodeKind::Null => return Some(Vec::new()),
+        _ => {
+            cx.error(
+                node.line,
+                path,
+                format!("expected a mapping of keys to values, found {}", node.type_name()),
+            );
+            return None;
+        }
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    let mut ok = true;
+    for (key, value) in entries {
+        match String::decode(value, &join(path, key), cx) {
+            Some(v) => out.push((key.clone(), v)),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// The `*_lb_config` blocks; each only with its own policy.
+fn decode_lb_config(
+    f: &mut Fields<'_>,
+    policy: Option<LbPolicy>,
+    cx: &mut Cx,
+) -> Option<LbConfig> {
+    let mut config = LbConfig::default();
+    let mut ok = true;
+    let blocks: [(&'static str, LbPolicy); 4] = [
+        ("least_request_lb_config", LbPolicy::LeastRequest),
+        ("ring_hash_lb_config", LbPolicy::RingHash),
+        ("maglev_lb_config", LbPolicy::Maglev),
+        ("peak_ewma_lb_config", LbPolicy::PeakEwma),
+    ];
+    for (key, owner) in blocks {
+        let Some(node) = f.node(key) else { continue };
+        let path = join(f.path(), key);
+        if policy.is_some_and(|p| p != owner) {
+            cx.error(
+                node.line,
+                &path,
+                format!(
+                    "applies to lb_policy {}, but the cluster's lb_policy is {}",
+                    LbPolicy::NAMES[owner as usize],
+                    LbPolicy::NAMES[policy.map_or(0, |p| p as usize)]
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        ok &= decode_lb_block(node, &path, owner, &mut config, cx).is_some();
+    }
+    ok.then_some(config)
+}
+
+fn decode_lb_block(
+    node: &Node,
+    path: &str,
+    policy: LbPolicy,
+    config: &mut LbConfig,
+    cx: &mut Cx,
+) -> Option<()> {
+    let mut f = Fields::new(node, path, cx)?;
+    let mut ok = true;
+    match policy {
+        LbPolicy::LeastRequest => {
+            let n = f.or("choice_count", config.choice_count, cx);
+            let line = f.line_of("choice_count");
+            match crate::decode::in_range(n, 2..=100, line, &join(path, "choice_count"), cx) {
+                Some(n) => config.choice_count = n,
+                None => ok = false,
+            }
+        }
+        LbPolicy::RingHash => {
+            let min = f.or("minimum_ring_size", config.minimum_ring_size, cx);
+            let max = f.or("maximum_ring_size", config.maximum_ring_size, cx);
+            let line = f.line_of("minimum_ring_size");
+            match (min, max) {
+                (Some(min), Some(max)) if (1..=max).contains(&min) && max <= 8 << 20 => {
+                    config.minimum_ring_size = min;
+                    config.maximum_ring_size = max;
+                }
+                (Some(min), Some(max)) => {
+                    cx.error(
+                        line,
+                        path,
+                        format!("need 1 <= minimum_ring_size <= maximum_ring_size <= 8388608, found {min} and {max}"),
+                    );
+                    ok = false;
+                }
+                _ => ok = false,
+            }
+        }
+        LbPolicy::Maglev => {
+            let size = f.or("table_size", config.maglev_table_size, cx);
+            let line = f.line_of("table_size");
+            match size {
+                Some(n) if is_prime(n) && n <= 5_000_011 => config.maglev_table_size = n,
+                Some(n) => {
+                    cx.error(
+                        line,
+                        &join(path, "table_size"),
+                        format!("must be a prime number no larger than 5000011, found {n}"),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        LbPolicy::PeakEwma => {
+            let decay = f.or("decay", config.peak_ewma_decay, cx);
+            let rtt = f.or("default_rtt", config.peak_ewma_default_rtt, cx);
+            let decay_line = f.line_of("decay");
+            match (decay, rtt) {
+                (Some(d), Some(r)) if d >= Duration::from_millis(1) => {
+                    config.peak_ewma_decay = d;
+                    config.peak_ewma_default_rtt = r;
+                }
+                (Some(d), Some(_)) => {
+                    cx.error(
+                        decay_line,
+                        &join(path, "decay"),
+                        format!("must be at least 1ms, found {d:?}"),
+                    );
+                    ok = false;
+                }
+                _ => ok = false,
+            }
+        }
+        LbPolicy::RoundRobin | LbPolicy::Random => {}
+    }
+    ok &= f.finish(cx);
+    ok.then_some(())
+}
+
+fn is_prime(n: u64) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+}
+
+/// `subset_selectors`, `fallback_policy` and `default_subset`.
+fn decode_subset(f: &mut Fields<'_>, cx: &mut Cx) -> Option<SubsetConfig> {
+    let selectors = f.or("subset_selectors", Vec::<Vec<String>>::new(), cx);
+    let selectors_path = join(f.path(), "subset_selectors");
+    let selectors_line = f.line_of("subset_selectors");
+    let fallback = f.or("fallback_policy", FallbackPolicy::AnyEndpoint, cx);
+    let default_subset = match f.node("default_subset") {
+        None => Some(Vec::new()),
+        Some(n) => string_map(n, &join(f.path(), "default_subset"), cx),
+    };
+    let mut selectors = selectors?;
+    for (i, keys) in selectors.iter_mut().enumerate() {
+        let before = keys.len();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() || keys.len() != before {
+            cx.error(
+                selectors_line,
+                &index(&selectors_path, i),
+                "a subset selector is a non-empty list of distinct metadata keys",
+            );
+            return None;
+        }
+    }
+    Some(SubsetConfig {
+        selectors,
+        fallback_policy: fallback?,
+        default_subset: default_subset?,
+    })
+}
+
+/// `local_region`, `local_zone`, `local_sub_zone`.
+fn decode_local(f: &mut Fields<'_>, cx: &mut Cx) -> Option<Option<LocalLocality>> {
+    let region = f.optional::<String>("local_region", cx).ok()?;
+    let zone = f.optional::<String>("local_zone", cx).ok()?;
+    let sub_zone = f.optional::<String>("local_sub_zone", cx).ok()?;
+    if region.is_none() && zone.is_none() && sub_zone.is_none() {
+        return Some(None);
+    }
+    Some(Some(LocalLocality {
+        region,
+        zone,
+        sub_zone,
+    }))
+}
+
+impl Decode for DiscoveryType {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        keyword(
+            node,
+            path,
+            cx,
+            "cluster type",
+            &DiscoveryType::NAMES,
+            DiscoveryType::from_name,
+        )
+    }
+}
+
+impl Decode for DnsLookupFamily {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        keyword(
+            node,
+            path,
+            cx,
+            "dns_lookup_family",
+            &DnsLookupFamily::NAMES,
+            DnsLookupFamily::from_name,
+        )
+    }
+}
+
+impl Decode for LbPolicy {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        keyword(
+            node,
+            path,
+            cx,
+            "lb_policy",
+            &LbPolicy::NAMES,
+            LbPolicy::from_name,
+        )
+    }
+}
+
+impl Decode for FallbackPolicy {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        keyword(
+            node,
+            path,
+            cx,
+            "fallback_policy",
+            &FallbackPolicy::NAMES,
+            FallbackPolicy::from_name,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ports() {
+        assert_eq!(name_and_port("backend.local:80"), Some(("backend.local", 80)));
+        assert_eq!(name_and_port("a_b-c:1"), Some(("a_b-c", 1)));
+        assert_eq!(name_and_port("backend.local"), None);
+        assert_eq!(name_and_port("-bad:80"), None);
+        assert_eq!(name_and_port("a..b:80"), None);
+        assert_eq!(name_and_port("a:0"), None);
+        assert_eq!(name_and_port("a b:80"), None);
+    }
+
+    #[test]
+    fn primes() {
+        assert!(is_prime(65_537));
+        assert!(is_prime(5_000_011));
+        assert!(!is_prime(65_536));
+        assert!(!is_prime(1));
+    }
+}

@@ -1,0 +1,221 @@
+//! One upstream endpoint: what the config (or DNS, or later EDS) says about it, and the live
+//! state that health checks, outlier detection and load balancers share.
+//!
+//! A `Host` is shared (`Arc`) between every snapshot of its cluster that contains it: when the
+//! membership changes, hosts that stay keep their `Arc`, and so their health, counters and
+//! connection pools. A host that leaves lives on only while requests still hold it, which is
+//! how its connections drain.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use sluice_config::Address;
+
+use crate::lb::peak_ewma::Ewma;
+
+/// Where a host runs. Empty strings mean "not given".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Locality {
+    pub region: Arc<str>,
+    pub zone: Arc<str>,
+    pub sub_zone: Arc<str>,
+}
+
+/// Key/value labels of an endpoint (`version: v2`), sorted by key for binary search.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Metadata(Vec<(Arc<str>, Arc<str>)>);
+
+impl Metadata {
+    pub fn new(pairs: impl IntoIterator<Item = (Arc<str>, Arc<str>)>) -> Self {
+        let mut v: Vec<_> = pairs.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        Metadata(v)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Why a host is not used (bits of [`Host::health_flags`]).
+pub mod health {
+    /// The last active health checks failed (past `unhealthy_threshold`).
+    pub const FAILED_ACTIVE_HC: u8 = 1;
+    /// Ejected by outlier detection.
+    pub const FAILED_OUTLIER: u8 = 2;
+    /// Health checking is on and no check has answered yet.
+    pub const PENDING_ACTIVE_HC: u8 = 4;
+}
+
+/// An upstream endpoint.
+pub struct Host {
+    pub address: Address,
+    /// Relative share of traffic, at least 1.
+    pub weight: u32,
+    pub metadata: Metadata,
+    pub locality: Locality,
+    /// 0 is the most preferred level.
+    pub priority: u32,
+    health: AtomicU8,
+    /// Requests sent to this host and not yet answered (least_request, peak_ewma, `/clusters`).
+    active_requests: AtomicU32,
+    /// Peak-EWMA latency estimate (see [`crate::lb::peak_ewma`]).
+    pub(crate) ewma: Ewma,
+    /// A protocol's per-host state (the HTTP connection pool), made on first use.
+    slot: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("address", &self.address)
+            .field("weight", &self.weight)
+            .field("priority", &self.priority)
+            .field("health", &self.health_flags())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    pub fn new(
+        address: Address,
+        weight: u32,
+        metadata: Metadata,
+        locality: Locality,
+        priority: u32,
+    ) -> Self {
+        Host {
+            address,
+            weight: weight.max(1),
+            metadata,
+            locality,
+            priority,
+            health: AtomicU8::new(0),
+            active_requests: AtomicU32::new(0),
+            ewma: Ewma::default(),
+            slot: OnceLock::new(),
+        }
+    }
+
+    /// A plain host: weight 1, no metadata or locality, priority 0 (tests and benches).
+    pub fn plain(address: Address) -> Self {
+        Host::new(address, 1, Metadata::default(), Locality::default(), 0)
+    }
+
+    pub fn health_flags(&self) -> u8 {
+        self.health.load(Ordering::Acquire)
+    }
+
+    /// Neither failing health checks nor ejected. A host still waiting for its first health
+    /// check counts as healthy, so a starting proxy serves at once.
+    pub fn is_healthy(&self) -> bool {
+        self.health_flags() & (health::FAILED_ACTIVE_HC | health::FAILED_OUTLIER) == 0
+    }
+
+    /// Sets or clears `flag`; returns whether [`Host::is_healthy`] changed.
+    pub fn set_health_flag(&self, flag: u8, on: bool) -> bool {
+        let before = if on {
+            self.health.fetch_or(flag, Ordering::AcqRel)
+        } else {
+            self.health.fetch_and(!flag, Ordering::AcqRel)
+        };
+        let after = if on { before | flag } else { before & !flag };
+        let bad = health::FAILED_ACTIVE_HC | health::FAILED_OUTLIER;
+        (before & bad == 0) != (after & bad == 0)
+    }
+
+    pub fn active_requests(&self) -> u32 {
+        self.active_requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request as in flight until the returned guard drops.
+    pub fn start_request(self: &Arc<Self>) -> ActiveRequest {
+        self.active_requests.fetch_add(1, Ordering::Relaxed);
+        ActiveRequest(self.clone())
+    }
+
+    /// This host's `T`, made by `init` the first time any caller asks. One type per host:
+    /// the HTTP proxy keeps its connection pool here, so the pool lives and dies with the host.
+    pub fn slot<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
+        self.slot.get_or_init(|| Box::new(init())).downcast_ref()
+    }
+}
+
+/// A request in flight to a host; dropping it ends the count.
+pub struct ActiveRequest(Arc<Host>);
+
+impl ActiveRequest {
+    pub fn host(&self) -> &Arc<Host> {
+        &self.0
+    }
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.active_requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Arc<Host> {
+        Arc::new(Host::plain(Address::parse("127.0.0.1:1").unwrap()))
+    }
+
+    #[test]
+    fn health_flags_report_changes_of_healthiness() {
+        let h = host();
+        assert!(h.is_healthy());
+        assert!(!h.set_health_flag(health::PENDING_ACTIVE_HC, true));
+        assert!(h.is_healthy());
+        assert!(h.set_health_flag(health::FAILED_OUTLIER, true));
+        assert!(!h.set_health_flag(health::FAILED_ACTIVE_HC, true));
+        assert!(!h.set_health_flag(health::FAILED_OUTLIER, false));
+        assert!(h.set_health_flag(health::FAILED_ACTIVE_HC, false));
+        assert!(h.is_healthy());
+    }
+
+    #[test]
+    fn active_requests_follow_guards() {
+        let h = host();
+        let a = h.start_request();
+        let b = h.start_request();
+        assert_eq!(h.active_requests(), 2);
+        drop(a);
+        assert_eq!(h.active_requests(), 1);
+        drop(b);
+        assert_eq!(h.active_requests(), 0);
+    }
+
+    #[test]
+    fn metadata_is_sorted_and_searchable() {
+        let m = Metadata::new([("b".into(), "2".into()), ("a".into(), "1".into())]);
+        assert_eq!(m.get("a"), Some("1"));
+        assert_eq!(m.get("b"), Some("2"));
+        assert_eq!(m.get("c"), None);
+        assert_eq!(m.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn slot_is_made_once() {
+        let h = host();
+        assert_eq!(h.slot(|| 1u32), Some(&1));
+        assert_eq!(h.slot(|| 2u32), Some(&1));
+    }
+}
