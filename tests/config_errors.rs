@@ -123,7 +123,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
         &[
             "cfg.yaml:1: drain_timeout: invalid duration \"15\": expected a number and a unit (ms, s, m, h), e.g. 250ms, 5s, 1m",
             "cfg.yaml:4: clusters[0].connect_timeout: invalid duration \"1x\": expected a number and a unit (ms, s, m, h), e.g. 250ms, 5s, 1m",
-            "cfg.yaml:5: clusters[0].lb_policy: unknown lb_policy \"round_robbin\" (did you mean \"round_robin\"?); expected one of: round_robin, random",
+            "cfg.yaml:5: clusters[0].lb_policy: unknown lb_policy \"round_robbin\" (did you mean \"round_robin\"?); expected one of: round_robin, random, least_request, ring_hash, maglev, peak_ewma",
             "cfg.yaml:6: clusters[0].endpoints[0].weight: must be from 1 to 128, found 0",
         ],
     ),

@@ -37,6 +37,8 @@ pub struct ClusterConfig {
     /// Percent; when fewer hosts than this are healthy, health is ignored (a half-broken
     /// cluster gets all hosts rather than overloading the few left). Envoy's default is 50.
     pub healthy_panic_threshold: u32,
+    pub outlier_detection: Option<OutlierDetection>,
+    pub circuit_breakers: CircuitBreakers,
     pub endpoints: Vec<EndpointConfig>,
     pub line: usize,
 }
@@ -248,6 +250,130 @@ impl std::fmt::Display for EndpointAddress {
         match self {
             EndpointAddress::Socket(a) => a.fmt(f),
             EndpointAddress::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// A set of metadata pairs in canonical form (sorted by key, one value per key), as subset
+/// load balancing keys its subsets and routes name them, so a lookup is one string hash.
+pub fn metadata_key<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+    pairs.sort();
+    pairs.dedup_by(|a, b| a.0 == b.0);
+    let mut key = String::new();
+    for (i, (k, v)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            key.push('\u{1}');
+        }
+        key.push_str(k);
+        key.push('\u{0}');
+        key.push_str(v);
+    }
+    key
+}
+
+/// A route's `metadata_match`: the pairs as written (sorted by key) and their
+/// [`metadata_key`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataMatch {
+    pub pairs: Vec<(String, String)>,
+    pub key: String,
+}
+
+impl MetadataMatch {
+    pub fn new(mut pairs: Vec<(String, String)>) -> Self {
+        pairs.sort();
+        let key = metadata_key(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        MetadataMatch { pairs, key }
+    }
+
+    /// These pairs, with `other`'s added (its value winning for a key both have).
+    pub fn merged(&self, other: &MetadataMatch) -> MetadataMatch {
+        let mut pairs = other.pairs.clone();
+        for (k, v) in &self.pairs {
+            if !pairs.iter().any(|(ok, _)| ok == k) {
+                pairs.push((k.clone(), v.clone()));
+            }
+        }
+        MetadataMatch::new(pairs)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+/// Passive health checking: hosts that fail requests are ejected for a while (Envoy's
+/// `outlier_detection`, the part Sluice implements).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierDetection {
+    /// Consecutive 5xx responses (or connect failures and resets) that eject a host; 0: off.
+    pub consecutive_5xx: u32,
+    /// Consecutive 502/503/504 responses, connect failures or resets that eject a host; 0: off.
+    pub consecutive_gateway_failure: u32,
+    /// How often ejections expire and success rates are computed.
+    pub interval: Duration,
+    /// An ejection lasts this long times the number of times the host was ejected lately.
+    pub base_ejection_time: Duration,
+    /// The longest an ejection lasts.
+    pub max_ejection_time: Duration,
+    /// At most this share of the cluster's hosts (percent) is ejected at once; at least one
+    /// host can always be ejected.
+    pub max_ejection_percent: u32,
+    /// Success-rate ejection: on when `success_rate_minimum_hosts` hosts each had at least
+    /// `success_rate_request_volume` requests in an interval; a host whose success rate is
+    /// under mean − `success_rate_stdev_factor`/1000 × stdev is ejected. 0 hosts: off.
+    pub success_rate_minimum_hosts: u32,
+    pub success_rate_request_volume: u32,
+    pub success_rate_stdev_factor: u32,
+}
+
+impl Default for OutlierDetection {
+    fn default() -> Self {
+        OutlierDetection {
+            consecutive_5xx: 5,
+            consecutive_gateway_failure: 0,
+            interval: Duration::from_secs(10),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejection_percent: 10,
+            success_rate_minimum_hosts: 5,
+            success_rate_request_volume: 100,
+            success_rate_stdev_factor: 1900,
+        }
+    }
+}
+
+/// Limits on what a cluster may have in flight (Envoy's `circuit_breakers` thresholds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CircuitBreakers {
+    /// Open connections to all hosts.
+    pub max_connections: u32,
+    /// Requests waiting for a connection.
+    pub max_pending_requests: u32,
+    /// Requests in flight.
+    pub max_requests: u32,
+    /// Retries in flight.
+    pub max_retries: u32,
+    /// If set, replaces `max_retries`: retries in flight may be this share (percent) of the
+    /// requests in flight, and at least `min_retry_concurrency`.
+    pub retry_budget: Option<RetryBudget>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    pub budget_percent: f64,
+    pub min_retry_concurrency: u32,
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> Self {
+        CircuitBreakers {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+            retry_budget: None,
         }
     }
 }

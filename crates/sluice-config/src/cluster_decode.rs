@@ -38,6 +38,8 @@ impl Decode for ClusterConfig {
         let overprovisioning_line = f.line_of("overprovisioning_factor");
         let panic = f.or("healthy_panic_threshold", 50u32, cx);
         let panic_line = f.line_of("healthy_panic_threshold");
+        let outlier = f.optional::<OutlierDetection>("outlier_detection", cx);
+        let breakers = f.or("circuit_breakers", CircuitBreakers::default(), cx);
         let endpoints = match (f.node("endpoints"), discovery) {
             (None, _) => Some(Vec::new()),
             (Some(list), Some(discovery)) => {
@@ -98,6 +100,8 @@ impl Decode for ClusterConfig {
             local_locality: local?,
             overprovisioning_factor: overprovisioning?,
             healthy_panic_threshold: panic?,
+            outlier_detection: outlier.ok()?,
+            circuit_breakers: breakers?,
             endpoints,
             line: node.line,
         })
@@ -183,7 +187,13 @@ fn decode_endpoint(
         &join(path, "priority"),
         cx,
     );
-    let address = endpoint_address(&address?, discovery, address_line, &join(path, "address"), cx);
+    let address = endpoint_address(
+        &address?,
+        discovery,
+        address_line,
+        &join(path, "address"),
+        cx,
+    );
     Some(EndpointConfig {
         address: address?,
         weight: weight?,
@@ -230,7 +240,9 @@ fn endpoint_address(
             cx.error(
                 line,
                 path,
-                format!("invalid endpoint \"{text}\": expected host:port, such as backend.local:8080"),
+                format!(
+                    "invalid endpoint \"{text}\": expected host:port, such as backend.local:8080"
+                ),
             );
             None
         }
@@ -264,7 +276,10 @@ pub fn string_map(node: &Node, path: &str, cx: &mut Cx) -> Option<Vec<(String, S
             cx.error(
                 node.line,
                 path,
-                format!("expected a mapping of keys to values, found {}", node.type_name()),
+                format!(
+                    "expected a mapping of keys to values, found {}",
+                    node.type_name()
+                ),
             );
             return None;
         }
@@ -281,11 +296,7 @@ pub fn string_map(node: &Node, path: &str, cx: &mut Cx) -> Option<Vec<(String, S
 }
 
 /// The `*_lb_config` blocks; each only with its own policy.
-fn decode_lb_config(
-    f: &mut Fields<'_>,
-    policy: Option<LbPolicy>,
-    cx: &mut Cx,
-) -> Option<LbConfig> {
+fn decode_lb_config(f: &mut Fields<'_>, policy: Option<LbPolicy>, cx: &mut Cx) -> Option<LbConfig> {
     let mut config = LbConfig::default();
     let mut ok = true;
     let blocks: [(&'static str, LbPolicy); 4] = [
@@ -445,6 +456,130 @@ fn decode_local(f: &mut Fields<'_>, cx: &mut Cx) -> Option<Option<LocalLocality>
     }))
 }
 
+impl Decode for OutlierDetection {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let d = OutlierDetection::default();
+        let mut f = Fields::new(node, path, cx)?;
+        let c5xx = f.or("consecutive_5xx", d.consecutive_5xx, cx);
+        let cgw = f.or(
+            "consecutive_gateway_failure",
+            d.consecutive_gateway_failure,
+            cx,
+        );
+        let interval = f.or("interval", d.interval, cx);
+        let interval_line = f.line_of("interval");
+        let base = f.or("base_ejection_time", d.base_ejection_time, cx);
+        let base_line = f.line_of("base_ejection_time");
+        let max_time = f.or("max_ejection_time", d.max_ejection_time, cx);
+        let max_time_line = f.line_of("max_ejection_time");
+        let percent = f.or("max_ejection_percent", d.max_ejection_percent, cx);
+        let percent_line = f.line_of("max_ejection_percent");
+        let sr_hosts = f.or(
+            "success_rate_minimum_hosts",
+            d.success_rate_minimum_hosts,
+            cx,
+        );
+        let sr_volume = f.or(
+            "success_rate_request_volume",
+            d.success_rate_request_volume,
+            cx,
+        );
+        let sr_volume_line = f.line_of("success_rate_request_volume");
+        let sr_factor = f.or("success_rate_stdev_factor", d.success_rate_stdev_factor, cx);
+        f.finish(cx);
+        let percent = crate::decode::in_range(
+            percent,
+            0..=100,
+            percent_line,
+            &join(path, "max_ejection_percent"),
+            cx,
+        );
+        let sr_volume = crate::decode::in_range(
+            sr_volume,
+            1..=u32::MAX,
+            sr_volume_line,
+            &join(path, "success_rate_request_volume"),
+            cx,
+        );
+        let (interval, base, max_time) = (interval?, base?, max_time?);
+        let mut ok = true;
+        for (value, line, key) in [
+            (interval, interval_line, "interval"),
+            (base, base_line, "base_ejection_time"),
+        ] {
+            if value < Duration::from_millis(10) {
+                cx.error(
+                    line,
+                    &join(path, key),
+                    format!("must be at least 10ms, found {value:?}"),
+                );
+                ok = false;
+            }
+        }
+        if max_time < base {
+            cx.error(
+                max_time_line,
+                &join(path, "max_ejection_time"),
+                format!("must be at least base_ejection_time ({base:?}), found {max_time:?}"),
+            );
+            ok = false;
+        }
+        let detection = OutlierDetection {
+            consecutive_5xx: c5xx?,
+            consecutive_gateway_failure: cgw?,
+            interval,
+            base_ejection_time: base,
+            max_ejection_time: max_time,
+            max_ejection_percent: percent?,
+            success_rate_minimum_hosts: sr_hosts?,
+            success_rate_request_volume: sr_volume?,
+            success_rate_stdev_factor: sr_factor?,
+        };
+        ok.then_some(detection)
+    }
+}
+
+impl Decode for CircuitBreakers {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let d = CircuitBreakers::default();
+        let mut f = Fields::new(node, path, cx)?;
+        let cx_max = f.or("max_connections", d.max_connections, cx);
+        let pending = f.or("max_pending_requests", d.max_pending_requests, cx);
+        let requests = f.or("max_requests", d.max_requests, cx);
+        let retries = f.or("max_retries", d.max_retries, cx);
+        let budget = f.optional::<RetryBudget>("retry_budget", cx);
+        f.finish(cx);
+        Some(CircuitBreakers {
+            max_connections: cx_max?,
+            max_pending_requests: pending?,
+            max_requests: requests?,
+            max_retries: retries?,
+            retry_budget: budget.ok()?,
+        })
+    }
+}
+
+impl Decode for RetryBudget {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let percent = f.or("budget_percent", 20u32, cx);
+        let percent_line = f.line_of("budget_percent");
+        let min = f.or("min_retry_concurrency", 3u32, cx);
+        f.finish(cx);
+        let percent = crate::decode::in_range(
+            percent,
+            0..=100,
+            percent_line,
+            &join(path, "budget_percent"),
+            cx,
+        )?;
+        Some(RetryBudget {
+            budget_percent: f64::from(percent),
+            min_retry_concurrency: min?,
+        })
+    }
+}
+
 impl Decode for DiscoveryType {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         keyword(
@@ -503,7 +638,10 @@ mod tests {
 
     #[test]
     fn names_and_ports() {
-        assert_eq!(name_and_port("backend.local:80"), Some(("backend.local", 80)));
+        assert_eq!(
+            name_and_port("backend.local:80"),
+            Some(("backend.local", 80))
+        );
         assert_eq!(name_and_port("a_b-c:1"), Some(("a_b-c", 1)));
         assert_eq!(name_and_port("backend.local"), None);
         assert_eq!(name_and_port("-bad:80"), None);

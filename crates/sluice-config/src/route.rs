@@ -114,6 +114,36 @@ pub struct ForwardAction {
     pub prefix_rewrite: Option<String>,
     pub regex_rewrite: Option<RegexRewrite>,
     pub host_rewrite_literal: Option<String>,
+    /// Subset load balancing: only hosts whose metadata has all these pairs. With weighted
+    /// clusters, each cluster's own `metadata_match` is already merged into its entry.
+    pub metadata_match: crate::cluster::MetadataMatch,
+    /// How the request's hash is made for `ring_hash` and `maglev` clusters.
+    pub hash_policy: Vec<HashPolicy>,
+}
+
+/// One source of a request's hash. Policies are tried in order and their hashes combined; a
+/// `terminal` policy that produced a value ends the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashPolicy {
+    pub source: HashSource,
+    pub terminal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashSource {
+    /// The value of this request header (all values, joined by commas, when repeated).
+    Header(String),
+    /// This cookie's value; with a `ttl`, a request without the cookie gets one generated, and
+    /// the response sets it (`Max-Age` = ttl, `Path` = path), so the client sticks.
+    Cookie {
+        name: String,
+        ttl: Option<Duration>,
+        path: Option<String>,
+    },
+    /// The client's IP address.
+    SourceIp,
+    /// The value of this query parameter.
+    QueryParameter(String),
 }
 
 /// Envoy's default route timeout.
@@ -130,6 +160,8 @@ pub enum ClusterTarget {
 pub struct WeightedCluster {
     pub cluster: ClusterRef,
     pub weight: u32,
+    /// The route's `metadata_match` with this cluster's own merged in (its values winning).
+    pub metadata_match: crate::cluster::MetadataMatch,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::cluster::MetadataMatch;
 use crate::decode::{did_you_mean, index, join, Cx, Decode, Fields};
 use crate::model::ClusterRef;
 use crate::route::*;
@@ -386,6 +387,8 @@ impl Decode for ForwardAction {
         let prefix_rewrite = f.optional::<String>("prefix_rewrite", cx);
         let regex_rewrite = f.optional::<RegexRewrite>("regex_rewrite", cx);
         let host_rewrite_literal = f.optional::<String>("host_rewrite_literal", cx);
+        let metadata_match = decode_metadata_match(&mut f, cx);
+        let hash_policy = f.or("hash_policy", Vec::<HashPolicy>::new(), cx);
         let rewrite_line = f.node("regex_rewrite").map(|n| n.line);
         let has_prefix_rewrite = f.node("prefix_rewrite").is_some();
         f.finish(cx);
@@ -394,14 +397,28 @@ impl Decode for ForwardAction {
             return None;
         }
         let timeout = timeout?;
+        let metadata_match = metadata_match?;
+        let target = match target? {
+            ClusterTarget::Weighted(list) => ClusterTarget::Weighted(
+                list.into_iter()
+                    .map(|mut w| {
+                        w.metadata_match = metadata_match.merged(&w.metadata_match);
+                        w
+                    })
+                    .collect(),
+            ),
+            single => single,
+        };
         Some(ForwardAction {
-            target: target?,
+            target,
             timeout: (!timeout.is_zero()).then_some(timeout),
             retry_policy: retry_policy.ok()?,
             request_mirror: request_mirror.ok()?,
             prefix_rewrite: prefix_rewrite.ok()?,
             regex_rewrite: regex_rewrite.ok()?,
             host_rewrite_literal: host_rewrite_literal.ok()?,
+            metadata_match,
+            hash_policy: hash_policy?,
         })
     }
 }
@@ -425,12 +442,100 @@ impl Decode for WeightedCluster {
         let mut f = Fields::new(node, path, cx)?;
         let cluster = f.required::<ClusterRef>("cluster", cx);
         let weight = f.required::<u32>("weight", cx);
+        let metadata_match = decode_metadata_match(&mut f, cx);
         f.finish(cx);
         Some(WeightedCluster {
             cluster: cluster?,
             weight: weight?,
+            metadata_match: metadata_match?,
         })
     }
+}
+
+/// `metadata_match: { version: v2 }`.
+fn decode_metadata_match(f: &mut Fields<'_>, cx: &mut Cx) -> Option<MetadataMatch> {
+    let path = join(f.path(), "metadata_match");
+    let pairs = match f.node("metadata_match") {
+        None => Vec::new(),
+        Some(n) => crate::cluster_decode::string_map(n, &path, cx)?,
+    };
+    Some(MetadataMatch::new(pairs))
+}
+
+impl Decode for HashPolicy {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let source = match one_of(
+            &mut f,
+            &["header", "cookie", "source_ip", "query_parameter"],
+            cx,
+        ) {
+            Some(("header", n)) => HeaderName::decode(n, &join(path, "header"), cx)
+                .map(|h| HashSource::Header(h.0.to_ascii_lowercase())),
+            Some(("cookie", n)) => decode_cookie(n, &join(path, "cookie"), cx),
+            Some(("source_ip", n)) => {
+                let p = join(path, "source_ip");
+                match bool::decode(n, &p, cx)? {
+                    true => Some(HashSource::SourceIp),
+                    false => {
+                        cx.error(
+                            n.line,
+                            &p,
+                            "write `source_ip: true`, or leave the policy out",
+                        );
+                        None
+                    }
+                }
+            }
+            Some((_, n)) => String::decode(n, &join(path, "query_parameter"), cx)
+                .map(HashSource::QueryParameter),
+            None => None,
+        };
+        let terminal = f.or("terminal", false, cx);
+        f.finish(cx);
+        Some(HashPolicy {
+            source: source?,
+            terminal: terminal?,
+        })
+    }
+}
+
+/// `cookie: { name: sid, ttl: 1h, path: / }`, or just `cookie: sid`.
+fn decode_cookie(node: &Node, path: &str, cx: &mut Cx) -> Option<HashSource> {
+    if let NodeKind::Scalar { .. } = node.kind {
+        let name = String::decode(node, path, cx)?;
+        return valid_cookie_name(&name, node.line, path, cx).then_some(HashSource::Cookie {
+            name,
+            ttl: None,
+            path: None,
+        });
+    }
+    let mut f = Fields::new(node, path, cx)?;
+    let name = f.required::<String>("name", cx);
+    let name_line = f.line_of("name");
+    let ttl = f.optional::<Duration>("ttl", cx);
+    let cookie_path = f.optional::<String>("path", cx);
+    f.finish(cx);
+    let name = name?;
+    if !valid_cookie_name(&name, name_line, &join(path, "name"), cx) {
+        return None;
+    }
+    Some(HashSource::Cookie {
+        name,
+        ttl: ttl.ok()?.filter(|t| !t.is_zero()),
+        path: cookie_path.ok()?,
+    })
+}
+
+fn valid_cookie_name(name: &str, line: usize, path: &str, cx: &mut Cx) -> bool {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+    if !ok {
+        cx.error(line, path, format!("invalid cookie name \"{name}\""));
+    }
+    ok
 }
 
 impl Decode for RetryPolicy {

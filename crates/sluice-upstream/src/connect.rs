@@ -8,6 +8,7 @@ use tracing::debug;
 
 use crate::cluster::Cluster;
 use crate::host::Host;
+use crate::lb::LbContext;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -31,26 +32,35 @@ impl Cluster {
     pub async fn connect(
         &self,
         max_attempts: Option<usize>,
+        ctx: &LbContext,
     ) -> Result<(Stream, Arc<Host>), ConnectError> {
-        let n = self.hosts.len();
+        let n = self.snapshot().hosts().len();
         let max = max_attempts.unwrap_or(n).clamp(1, n.max(1));
-        let mut tried = vec![false; n];
+        let mut tried: Vec<Arc<Host>> = Vec::new();
         let mut last: Option<(String, io::Error)> = None;
+        let timeout = self.config.connect_timeout;
         for attempt in 0..max {
-            let Some(i) = self.choose_untried(|i| tried[i]) else {
-                break;
+            let host = {
+                let snapshot = self.snapshot();
+                let group = &snapshot.all;
+                let host = if tried.is_empty() {
+                    group.choose(ctx)
+                } else {
+                    group.choose_untried(&tried)
+                };
+                match host {
+                    Some(h) => h.clone(),
+                    None => break,
+                }
             };
-            tried[i] = true;
-            let host = &self.hosts[i];
-            let result =
-                tokio::time::timeout(self.connect_timeout, sluice_net::connect(&host.address))
-                    .await;
+            tried.push(host.clone());
+            let result = tokio::time::timeout(timeout, sluice_net::connect(&host.address)).await;
             let err = match result {
-                Ok(Ok(stream)) => return Ok((stream, host.clone())),
+                Ok(Ok(stream)) => return Ok((stream, host)),
                 Ok(Err(e)) => e,
                 Err(_) => io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("connect timed out after {:?}", self.connect_timeout),
+                    format!("connect timed out after {timeout:?}"),
                 ),
             };
             debug!(cluster = %self.name, host = %host.address, attempt, error = %err, "upstream connect failed");
@@ -60,7 +70,7 @@ impl Cluster {
             None => Err(ConnectError::NoHosts(self.name.clone())),
             Some((host, source)) => Err(ConnectError::Failed {
                 cluster: self.name.clone(),
-                attempts: tried.iter().filter(|t| **t).count(),
+                attempts: tried.len(),
                 host,
                 source,
             }),

@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use sluice_config::Address;
 
 use crate::lb::peak_ewma::Ewma;
+use crate::outlier::OutlierState;
 
 /// Where a host runs. Empty strings mean "not given".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -74,7 +75,10 @@ pub struct Host {
     /// Requests sent to this host and not yet answered (least_request, peak_ewma, `/clusters`).
     active_requests: AtomicU32,
     /// Peak-EWMA latency estimate (see [`crate::lb::peak_ewma`]).
+    #[allow(dead_code)] // Read by the peak_ewma balancer.
     pub(crate) ewma: Ewma,
+    /// Outlier detection's counters (see [`crate::outlier`]).
+    pub(crate) outlier: OutlierState,
     /// A protocol's per-host state (the HTTP connection pool), made on first use.
     slot: OnceLock<Box<dyn Any + Send + Sync>>,
 }
@@ -107,6 +111,7 @@ impl Host {
             health: AtomicU8::new(0),
             active_requests: AtomicU32::new(0),
             ewma: Ewma::default(),
+            outlier: OutlierState::default(),
             slot: OnceLock::new(),
         }
     }
@@ -114,6 +119,15 @@ impl Host {
     /// A plain host: weight 1, no metadata or locality, priority 0 (tests and benches).
     pub fn plain(address: Address) -> Self {
         Host::new(address, 1, Metadata::default(), Locality::default(), 0)
+    }
+
+    /// Whether `other` describes the same endpoint (everything but live state).
+    pub fn same_endpoint(&self, other: &Host) -> bool {
+        self.address == other.address
+            && self.weight == other.weight
+            && self.metadata == other.metadata
+            && self.locality == other.locality
+            && self.priority == other.priority
     }
 
     pub fn health_flags(&self) -> u8 {

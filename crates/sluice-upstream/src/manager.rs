@@ -26,10 +26,20 @@ impl ClusterManager {
             .clusters
             .iter()
             .map(|c| {
-                let cluster = Cluster::from_config(c);
-                (cluster.name.clone(), Arc::new(cluster))
+                let cluster = Arc::new(Cluster::from_config(c));
+                crate::outlier::spawn_sweep(&cluster);
+                (cluster.name.clone(), cluster)
             })
             .collect()
+    }
+
+    /// Background work (outlier sweeps) runs on the runtime current when this is called;
+    /// without one, none runs.
+    /// Every cluster, sorted by name.
+    pub fn all(&self) -> Vec<Arc<Cluster>> {
+        let mut v: Vec<Arc<Cluster>> = self.clusters.load().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Cluster>> {

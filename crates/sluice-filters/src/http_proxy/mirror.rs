@@ -23,6 +23,7 @@ use tracing::debug;
 
 use super::body::{empty, Body, BoxError};
 use super::upstream::UpstreamCluster;
+use sluice_upstream::LbContext;
 
 /// Data frames the shadow may lag behind the primary before it is cut off.
 const SHADOW_BACKLOG: usize = 64;
@@ -52,7 +53,10 @@ pub fn spawn(
     http2: bool,
     timeout: Duration,
 ) {
-    let Some(pool) = shadow.host().cloned() else {
+    let Ok(host) = shadow.pick("", &LbContext::default(), &[]) else {
+        return;
+    };
+    let Some(pool) = shadow.pool(&host).cloned() else {
         return;
     };
     let authority = shadow_authority(authority);

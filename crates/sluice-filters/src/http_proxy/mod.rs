@@ -9,6 +9,7 @@ mod body;
 mod config;
 mod detect;
 mod h1;
+mod hash;
 mod headers;
 mod local_reply;
 mod mirror;

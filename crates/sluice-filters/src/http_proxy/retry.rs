@@ -34,6 +34,8 @@ pub enum Outcome<'a> {
     RefusedStream,
     /// `per_try_timeout` passed before a response head.
     PerTryTimeout,
+    /// A circuit breaker refused the try; nothing was sent.
+    Overflow,
 }
 
 pub fn retriable(policy: &RetryPolicy, outcome: &Outcome<'_>) -> bool {
@@ -46,6 +48,8 @@ pub fn retriable(policy: &RetryPolicy, outcome: &Outcome<'_>) -> bool {
 fn matches(on: RetryOn, policy: &RetryPolicy, outcome: &Outcome<'_>) -> bool {
     use Outcome::*;
     match (on, outcome) {
+        // A breaker's refusal is the proxy protecting the upstream: trying again defeats it.
+        (_, Overflow) => false,
         // "5xx" also covers every way of getting no response at all.
         (RetryOn::FiveXx, Response(s, _)) => s.is_server_error(),
         (RetryOn::FiveXx, _) => true,

@@ -7,13 +7,16 @@ use std::sync::Arc;
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
-use sluice_config::route::{ForwardAction, HeaderMutations, PathMatch, RouteAction};
+use sluice_config::route::{
+    ForwardAction, HeaderMutations, PathMatch, RouteAction, WeightedCluster,
+};
 use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::body::{self, empty, Body, BodyTooLarge};
 use super::h1::server::{ClientBodyError, OnUpgrade};
+use super::hash::{self, RequestHash};
 use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
 use super::local_reply::{headers_too_large, redirect, text};
 use super::mirror;
@@ -22,7 +25,10 @@ use super::pool::Upgraded;
 use super::retry::{self, Outcome};
 use super::timer::LazyTimer;
 use super::upgrade;
-use super::upstream::Upstreams;
+use super::upstream::{NoHost, Upstreams};
+use sluice_upstream::outlier::Outcome as HostOutcome;
+use sluice_upstream::stats::ClusterStats;
+use sluice_upstream::{Host, LbContext};
 
 /// How long a retry waits, beyond its backoff, for the previous try to let go of the body.
 const SOURCE_RETURN_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -210,12 +216,13 @@ impl Proxy {
             mut upgrade,
             mutations,
         } = downstream;
-        let Some(cluster_name) = route.clusters().map(|c| c.choose().name.clone()) else {
+        let Some(target) = route.clusters().map(|c| c.choose()) else {
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "route has no cluster\n".into(),
             );
         };
+        let cluster_name = target.cluster.name.clone();
         let Some(upstream) = self.upstreams.get(&cluster_name) else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -225,11 +232,33 @@ impl Proxy {
         let downstream_version = parts.version;
         // An upgraded connection is an HTTP/1.1 affair on both sides.
         let http2 = upgrade.is_none() && upstream.speaks_http2(downstream_version);
-        let Some((first_host, client)) = upstream.pick(&[]) else {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
-            );
+        // Hashed from the request as the client sent it, before any header changes.
+        let hashed = if upstream.cluster.lb_policy().is_hash() && !action.hash_policy.is_empty() {
+            hash::compute(
+                &action.hash_policy,
+                &parts.headers,
+                path_and_query,
+                client_addr.map(|a| a.ip()),
+            )
+        } else {
+            RequestHash::default()
+        };
+        let ctx = LbContext { hash: hashed.hash };
+        let breakers = &upstream.cluster.breakers;
+        let stats = &upstream.cluster.stats;
+        let Some(_in_flight) = breakers.request() else {
+            ClusterStats::add(&stats.upstream_rq_pending_overflow);
+            return overloaded(format!(
+                "upstream overflow: cluster \"{cluster_name}\" has max_requests ({}) in flight\n",
+                breakers.limits.max_requests
+            ));
+        };
+        // Held while a retry is in flight (`max_retries`).
+        let mut _retrying = None;
+        let subset = target.metadata_match.key.as_str();
+        let first_host = match upstream.pick(subset, &ctx, &[]) {
+            Ok(host) => host,
+            Err(e) => return no_host(&cluster_name, e, target),
         };
 
         let upstream_authority = action.host_rewrite_literal.as_deref().unwrap_or(authority);
@@ -305,10 +334,9 @@ impl Proxy {
         let start = Instant::now();
         let deadline = action.timeout.map(|t| start + t);
         // Hosts tried so far; filled only once a retry happens.
-        let mut tried: Vec<usize> = Vec::new();
+        let mut tried: Vec<Arc<Host>> = Vec::new();
         let mut current_host = first_host;
         let mut parts = Some(parts);
-        let mut client = client;
         let mut tries = 0;
         loop {
             tries += 1;
@@ -346,23 +374,62 @@ impl Proxy {
             };
             // The route timeout also bounds the response body (Envoy's semantics): a body
             // still arriving at the deadline is cut off.
-            // Pinned where it is made: the exchange's state is large, and every move copies it.
-            let mut sent = pin!(client.send(attempt, http2, deadline, upgrade.is_some()));
-            let result = match try_deadline {
-                Some(at) => timer.within(at, sent.as_mut()).await,
-                None => Some(sent.await),
+            let result = {
+                let Some(client) = upstream.pool(&current_host) else {
+                    break text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "upstream host has no HTTP pool\n".into(),
+                    );
+                };
+                // In flight until the response head (least_request, peak_ewma, /clusters).
+                let _active = current_host.start_request();
+                ClusterStats::add(&stats.upstream_rq_total);
+                // Pinned where it is made: the exchange's state is large, and every move
+                // copies it.
+                let mut sent = pin!(client.send(attempt, http2, deadline, upgrade.is_some()));
+                match try_deadline {
+                    Some(at) => timer.within(at, sent.as_mut()).await,
+                    None => Some(sent.await),
+                }
             };
             let outcome = match &result {
                 Some(Ok(resp)) => Outcome::Response(resp.status(), resp.headers()),
+                Some(Err(e)) if e.is_overflow() => Outcome::Overflow,
                 Some(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
                 Some(Err(e)) if is_refused_stream(e) => Outcome::RefusedStream,
                 Some(Err(_)) => Outcome::Reset,
                 None => Outcome::PerTryTimeout,
             };
-            if tries < max_tries
+            // Passive health: how the host did (a breaker's refusal says nothing about it).
+            match &outcome {
+                Outcome::Response(status, _) => upstream
+                    .cluster
+                    .report(&current_host, HostOutcome::Status(status.as_u16())),
+                Outcome::ConnectFailure => upstream
+                    .cluster
+                    .report(&current_host, HostOutcome::ConnectFailure),
+                Outcome::PerTryTimeout => {
+                    upstream.cluster.report(&current_host, HostOutcome::Timeout)
+                }
+                Outcome::Reset | Outcome::RefusedStream => {
+                    upstream.cluster.report(&current_host, HostOutcome::Reset)
+                }
+                Outcome::Overflow => {}
+            }
+            let retry_permit = if tries < max_tries
                 && policy.is_some_and(|p| retry::retriable(p, &outcome))
                 && deadline.is_none_or(|d| Instant::now() < d)
             {
+                let permit = breakers.retry();
+                if permit.is_none() {
+                    ClusterStats::add(&stats.upstream_rq_retry_overflow);
+                    debug!(cluster = %cluster_name, "retry refused: max_retries in flight");
+                }
+                permit
+            } else {
+                None
+            };
+            if let Some(permit) = retry_permit {
                 // The body can be sent again once the upstream client has let go of it (at once after a
                 // connect failure; when fully written otherwise) and if it fit the replay
                 // buffer. Waiting for that doubles as the backoff.
@@ -389,22 +456,21 @@ impl Proxy {
                 };
                 if replay {
                     debug!(cluster = %cluster_name, try_ = tries, ?wait, "retrying");
+                    ClusterStats::add(&stats.upstream_rq_retry);
+                    _retrying = Some(permit);
                     drop(result);
                     if empty_body {
                         Box::pin(tokio::time::sleep(wait)).await;
                     }
                     if tried.is_empty() {
-                        tried.push(current_host);
+                        tried.push(current_host.clone());
                     }
-                    let Some((host, next)) = upstream.pick(&tried) else {
-                        break text(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("upstream cluster \"{cluster_name}\" has no endpoints\n"),
-                        );
+                    let host = match upstream.pick(subset, &ctx, &tried) {
+                        Ok(host) => host,
+                        Err(e) => break no_host(&cluster_name, e, target),
                     };
-                    tried.push(host);
+                    tried.push(host.clone());
                     current_host = host;
-                    client = next;
                     continue;
                 }
             }
@@ -431,10 +497,11 @@ impl Proxy {
                     // %UPSTREAM_HOST% for response header mutations (an extension map costs an
                     // allocation, so only when some are configured).
                     if mutations.iter().any(|m| !m.is_empty()) {
-                        if let Some(host) = upstream.cluster.hosts.get(current_host) {
-                            parts.extensions.insert(UpstreamHost(host.address.clone()));
-                        }
+                        parts
+                            .extensions
+                            .insert(UpstreamHost(current_host.address.clone()));
                     }
+                    hashed.apply(&mut parts.headers);
                     Response::from_parts(parts, body)
                 }
                 // The client's own body was malformed or cut off: its fault, not the upstream's.
@@ -446,6 +513,10 @@ impl Proxy {
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body too large: {}\n", error_chain(&e)),
                 ),
+                Some(Err(e)) if e.is_overflow() => overloaded(format!(
+                    "upstream overflow: cluster \"{cluster_name}\": {}\n",
+                    error_chain(&e)
+                )),
                 Some(Err(e)) if e.is_protocol() => text(
                     StatusCode::BAD_GATEWAY,
                     format!("upstream protocol error: cluster \"{cluster_name}\" sent an invalid response: {}\n", error_chain(&e)),
@@ -493,6 +564,36 @@ impl Proxy {
             );
         }
     }
+}
+
+/// The 503 of a circuit breaker, marked as Envoy marks it.
+fn overloaded(message: String) -> Response<Body> {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, message);
+    resp.headers_mut()
+        .insert(&X_ENVOY_OVERLOADED, HeaderValue::from_static("true"));
+    resp
+}
+
+static X_ENVOY_OVERLOADED: http::HeaderName = http::HeaderName::from_static("x-envoy-overloaded");
+
+/// The 503 for a pick that found no host.
+fn no_host(cluster: &str, why: NoHost, target: &WeightedCluster) -> Response<Body> {
+    let message = match why {
+        NoHost::Empty => format!("upstream cluster \"{cluster}\" has no endpoints\n"),
+        NoHost::NoSubset => {
+            let pairs: Vec<String> = target
+                .metadata_match
+                .pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(
+                "upstream cluster \"{cluster}\" has no endpoints matching metadata_match {{{}}} (fallback_policy: no_fallback)\n",
+                pairs.join(", ")
+            )
+        }
+    };
+    text(StatusCode::SERVICE_UNAVAILABLE, message)
 }
 
 /// The request head again, for another try (extensions are not carried over).

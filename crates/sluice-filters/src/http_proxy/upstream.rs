@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use sluice_config::{Config, UpstreamProtocol};
-use sluice_upstream::{Cluster, ClusterManager};
+use sluice_upstream::{Cluster, ClusterManager, Host, LbContext};
 
 use super::pool::{HostPool, PoolOptions};
 
@@ -20,8 +20,18 @@ pub struct Upstreams {
 pub struct UpstreamCluster {
     pub cluster: Arc<Cluster>,
     pub protocol: UpstreamProtocol,
-    /// One pool per host, in the cluster's host order.
-    hosts: Vec<Arc<HostPool>>,
+    /// How each host's pool behaves; the pool itself lives in the host (made on first use), so
+    /// it follows the host in and out of the cluster.
+    options: PoolOptions,
+}
+
+/// Why no host could be picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoHost {
+    /// The cluster has no members.
+    Empty,
+    /// The route's `metadata_match` names no subset, and `fallback_policy` is `no_fallback`.
+    NoSubset,
 }
 
 impl Upstreams {
@@ -32,7 +42,7 @@ impl Upstreams {
                 continue;
             };
             let options = PoolOptions {
-                connect_timeout: cluster.connect_timeout,
+                connect_timeout: c.connect_timeout,
                 idle_timeout: c.common_http_protocol_options.idle_timeout,
                 max_concurrent_streams: c.http2_protocol_options.max_concurrent_streams,
                 max_requests_per_connection: c
@@ -40,18 +50,15 @@ impl Upstreams {
                     .max_requests_per_connection,
                 max_idle_connections: c.common_http_protocol_options.max_idle_connections,
                 keepalive: c.http2_protocol_options.connection_keepalive,
+                breakers: cluster.breakers.clone(),
+                stats: cluster.stats.clone(),
             };
-            let hosts = cluster
-                .hosts
-                .iter()
-                .map(|h| HostPool::new(h.address.clone(), options.clone()))
-                .collect();
             map.insert(
                 cluster.name.clone(),
                 UpstreamCluster {
                     cluster,
                     protocol: c.protocol,
-                    hosts,
+                    options,
                 },
             );
         }
@@ -73,18 +80,27 @@ impl UpstreamCluster {
         }
     }
 
-    /// The host the load balancer picks, preferring one not in `tried` (a retry should go
-    /// elsewhere when there is an elsewhere), and its pool.
-    pub fn pick(&self, tried: &[usize]) -> Option<(usize, &Arc<HostPool>)> {
-        let index = self
-            .cluster
-            .choose_untried(|i| tried.contains(&i))
-            .or_else(|| self.cluster.choose())?;
-        Some((index, self.hosts.get(index)?))
+    /// The host the load balancer picks among those `metadata_key` (a route's
+    /// `metadata_match`) allows, preferring one not in `tried` (a retry should go elsewhere
+    /// when there is an elsewhere).
+    pub fn pick(
+        &self,
+        metadata_key: &str,
+        ctx: &LbContext,
+        tried: &[Arc<Host>],
+    ) -> Result<Arc<Host>, NoHost> {
+        let snapshot = self.cluster.snapshot();
+        let group = snapshot.group(metadata_key).ok_or(NoHost::NoSubset)?;
+        let host = if tried.is_empty() {
+            group.choose(ctx)
+        } else {
+            group.choose_untried(tried).or_else(|| group.choose(ctx))
+        };
+        host.cloned().ok_or(NoHost::Empty)
     }
 
-    /// The pool of the host the load balancer picks.
-    pub fn host(&self) -> Option<&Arc<HostPool>> {
-        self.pick(&[]).map(|(_, pool)| pool)
+    /// The connection pool of `host`, made on first use.
+    pub fn pool<'h>(&self, host: &'h Host) -> Option<&'h Arc<HostPool>> {
+        host.slot(|| HostPool::new(host.address.clone(), self.options.clone()))
     }
 }

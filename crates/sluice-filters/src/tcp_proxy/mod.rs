@@ -58,7 +58,10 @@ impl ConnectionHandler for TcpProxy {
                 warn!(cluster = %name, "tcp_proxy: cluster not found; closing connection");
                 return;
             };
-            let (upstream, host) = match cluster.connect(max_attempts).await {
+            let (upstream, host) = match cluster
+                .connect(max_attempts, &sluice_upstream::LbContext::default())
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     // Dropping the downstream closes it at once: the client is not left hanging.

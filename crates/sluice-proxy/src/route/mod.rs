@@ -188,11 +188,10 @@ impl CompiledRoute {
         let matcher = RouteMatcher::compile(&route.matcher, label)?;
         let (clusters, regex_rewrite) = match &route.action {
             RouteAction::Forward(forward) => {
-                let clusters = ClusterChoice::compile(&forward.target).ok_or_else(|| {
-                    CompileError::NoWeight {
+                let clusters = ClusterChoice::compile(&forward.target, &forward.metadata_match)
+                    .ok_or_else(|| CompileError::NoWeight {
                         route: label.to_string(),
-                    }
-                })?;
+                    })?;
                 // Built here, not per request, and so that a bad pattern fails the config
                 // rather than the request that first needs it.
                 let rewrite = forward

@@ -25,6 +25,8 @@ fn forward(target: ClusterTarget) -> RouteAction {
         prefix_rewrite: None,
         regex_rewrite: None,
         host_rewrite_literal: None,
+        metadata_match: Default::default(),
+        hash_policy: Vec::new(),
     }))
 }
 
@@ -235,10 +237,12 @@ fn actions_are_compiled() {
         WeightedCluster {
             cluster: cluster("blue"),
             weight: 0,
+            metadata_match: Default::default(),
         },
         WeightedCluster {
             cluster: cluster("green"),
             weight: 1,
+            metadata_match: Default::default(),
         },
     ]));
     let mut rewrite = route("rewrite", PathMatch::Prefix("/r".into()));
@@ -263,10 +267,10 @@ fn actions_are_compiled() {
     let pick = |pq: &str| t.select(&RequestView::new("GET", "a", pq, &h)).unwrap();
 
     let w = pick("/w");
-    assert_eq!(w.clusters().unwrap().choose().name, "green");
+    assert_eq!(w.clusters().unwrap().choose().cluster.name, "green");
     assert!(w.regex_rewrite().is_none());
     let r = pick("/r/x");
-    assert_eq!(r.clusters().unwrap().choose().name, "rewrite");
+    assert_eq!(r.clusters().unwrap().choose().cluster.name, "rewrite");
     assert_eq!(r.regex_rewrite().unwrap().replace("/r/x", "/$1"), "/x");
     let d = pick("/d");
     assert!(d.clusters().is_none());
@@ -322,6 +326,7 @@ fn compile_errors() {
     zero.action = forward(ClusterTarget::Weighted(vec![WeightedCluster {
         cluster: cluster("a"),
         weight: 0,
+        metadata_match: Default::default(),
     }]));
     let e = err(vec![vhost("vh", &["*"], vec![zero])]);
     assert!(matches!(e, CompileError::NoWeight { .. }), "{e}");

@@ -6,11 +6,13 @@
 //! subset, see [`crate::snapshot`]); which group a request goes to is decided before the
 //! balancer is asked.
 
+mod hash;
 mod random;
 mod round_robin;
 
 pub mod peak_ewma;
 
+pub use hash::hash_key;
 pub use random::WeightedRandom;
 pub use round_robin::SmoothRoundRobin;
 

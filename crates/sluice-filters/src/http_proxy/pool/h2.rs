@@ -10,6 +10,7 @@
 //! This speaks to the `h2` crate directly: hyper's HTTP/2 client queues requests beyond the
 //! peer's stream limit on the same connection and does not say when it is full.
 
+use sluice_upstream::breakers::ConnectionPermit;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -59,6 +60,8 @@ struct Conn {
     closed: Arc<AtomicBool>,
     /// When the last stream ended, in milliseconds since [`epoch`].
     last_used: AtomicU64,
+    /// Counts the connection under the cluster's `max_connections` while it is open.
+    _permit: ConnectionPermit,
 }
 
 /// A stream slot on a connection, held until the response is over.
@@ -193,6 +196,9 @@ impl Conns {
 }
 
 async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
+    let Ok(permit) = pool.permit_or(|| None::<()>).await? else {
+        return Err(PoolError::connect("no connection permit"));
+    };
     let stream = pool.dial().await?;
     let (sender, mut connection) = h2::client::Builder::new()
         .initial_max_send_streams(ASSUMED_MAX_STREAMS)
@@ -236,6 +242,7 @@ async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
         opened: AtomicU64::new(0),
         closed,
         last_used: AtomicU64::new(now_ms()),
+        _permit: permit,
     });
     Ok(conn)
 }

@@ -37,6 +37,8 @@ use tokio::time::{Instant, Sleep};
 use http::{Request, Response};
 use sluice_config::Address;
 use sluice_net::Stream;
+use sluice_upstream::breakers::{Breakers, ConnectionPermit};
+use sluice_upstream::stats::ClusterStats;
 
 use super::body::{Body, BoxError};
 
@@ -55,6 +57,9 @@ pub struct PoolOptions {
     pub max_idle_connections: Option<u32>,
     /// HTTP/2: PINGs that find dead connections.
     pub keepalive: Option<sluice_config::Keepalive>,
+    /// The cluster's circuit breakers (`max_connections`, `max_pending_requests`).
+    pub breakers: Arc<Breakers>,
+    pub stats: Arc<ClusterStats>,
 }
 
 /// The pools to one upstream host.
@@ -79,6 +84,8 @@ enum FailureKind {
     Connect,
     Request,
     Protocol,
+    /// A circuit breaker refused (the message names which).
+    Overflow,
 }
 
 impl PoolError {
@@ -103,6 +110,18 @@ impl PoolError {
         }
     }
 
+    fn overflow(source: impl Into<BoxError>) -> Self {
+        PoolError {
+            kind: FailureKind::Overflow,
+            source: source.into(),
+        }
+    }
+
+    /// A circuit breaker refused the request: nothing was sent.
+    pub fn is_overflow(&self) -> bool {
+        self.kind == FailureKind::Overflow
+    }
+
     /// The connection could not be made: nothing was sent.
     pub fn is_connect(&self) -> bool {
         self.kind == FailureKind::Connect
@@ -120,6 +139,7 @@ impl fmt::Display for PoolError {
             FailureKind::Connect => "connect failed",
             FailureKind::Request => "request failed",
             FailureKind::Protocol => "invalid response",
+            FailureKind::Overflow => "circuit breaker open",
         })
     }
 }
@@ -213,7 +233,38 @@ impl HostPool {
         }
     }
 
-    /// A new connection to the host, within `connect_timeout`.
+    /// A permit for a new connection under the cluster's `max_connections`, or what `idle`
+    /// finds while waiting for one (an idle connection of this pool). At the cap, the request
+    /// waits as a pending request, unless `max_pending_requests` are waiting already.
+    async fn permit_or<T>(
+        &self,
+        mut idle: impl FnMut() -> Option<T>,
+    ) -> Result<Result<ConnectionPermit, T>, PoolError> {
+        let breakers = &self.options.breakers;
+        if let Some(permit) = breakers.connection() {
+            return Ok(Ok(permit));
+        }
+        ClusterStats::add(&self.options.stats.upstream_cx_overflow);
+        let Some(_pending) = breakers.pending() else {
+            ClusterStats::add(&self.options.stats.upstream_rq_pending_overflow);
+            return Err(PoolError::overflow(format!(
+                "max_pending_requests ({}) reached while max_connections ({}) are open",
+                breakers.limits.max_pending_requests, breakers.limits.max_connections
+            )));
+        };
+        loop {
+            let freed = breakers.connection_freed();
+            if let Some(permit) = breakers.connection() {
+                return Ok(Ok(permit));
+            }
+            if let Some(found) = idle() {
+                return Ok(Err(found));
+            }
+            freed.await;
+        }
+    }
+
+    /// A new connection to the host, within `connect_timeout`, counted by `permit`.
     async fn dial(&self) -> Result<Stream, PoolError> {
         let timeout = self.options.connect_timeout;
         match tokio::time::timeout(timeout, sluice_net::connect(&self.address)).await {

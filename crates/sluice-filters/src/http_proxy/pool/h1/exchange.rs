@@ -6,6 +6,7 @@
 //! exchange future does both until the response head is in, and from then on the response
 //! body does, as it is polled.
 
+use sluice_upstream::breakers::ConnectionPermit;
 use std::future::poll_fn;
 use std::io;
 use std::ops::Range;
@@ -39,15 +40,18 @@ pub struct Conn {
     fields: Vec<(HeaderName, Range<usize>)>,
     /// Requests it has carried.
     pub served: u32,
+    /// Counts the connection under the cluster's `max_connections` while it is open.
+    _permit: ConnectionPermit,
 }
 
 impl Conn {
-    pub fn new(io: Stream) -> Self {
+    pub fn new(io: Stream, permit: ConnectionPermit) -> Self {
         Conn {
             io,
             rbuf: BytesMut::new(),
             fields: Vec::new(),
             served: 0,
+            _permit: permit,
         }
     }
 

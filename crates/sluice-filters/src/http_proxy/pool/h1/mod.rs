@@ -100,6 +100,7 @@ fn pool_conn(pool: &Arc<HostPool>, conn: Conn) {
         return;
     }
     pool.h1.put(conn, pool.options.max_idle_connections);
+    pool.options.breakers.connection_idle();
     pool.ensure_reaper();
 }
 
@@ -140,7 +141,10 @@ pub async fn send(
             Some(conn) => (conn, true),
             // Boxed: dialling is rare, and its state would otherwise sit in (and be copied
             // with) every request's future.
-            None => (Conn::new(Box::pin(pool.dial()).await?), false),
+            None => match Box::pin(pool.permit_or(|| pool.h1.take())).await? {
+                Ok(permit) => (Conn::new(Box::pin(pool.dial()).await?, permit), false),
+                Err(idle) => (idle, true),
+            },
         };
         conn.served = conn.served.saturating_add(1);
         let mut out = Outgoing::new(encoded.clone(), framing, body.take());
