@@ -2,6 +2,7 @@
 //! stuck data plane never makes `/ready` (or later `/stats`) unreachable, and admin work never
 //! takes a worker's time.
 
+mod clusters;
 mod routes;
 
 use std::io;
@@ -31,6 +32,7 @@ pub enum Phase {
 pub struct AdminState {
     phase: AtomicU8,
     listeners: ArcSwap<Vec<(String, String)>>,
+    clusters: arc_swap::ArcSwapOption<sluice_upstream::ClusterManager>,
 }
 
 impl Default for AdminState {
@@ -38,6 +40,7 @@ impl Default for AdminState {
         AdminState {
             phase: AtomicU8::new(Phase::Starting as u8),
             listeners: ArcSwap::from_pointee(Vec::new()),
+            clusters: arc_swap::ArcSwapOption::empty(),
         }
     }
 }
@@ -53,6 +56,11 @@ impl AdminState {
 
     pub fn set_phase(&self, phase: Phase) {
         self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// The clusters `/clusters` and `/stats` show.
+    pub fn set_clusters(&self, clusters: Arc<sluice_upstream::ClusterManager>) {
+        self.clusters.store(Some(clusters));
     }
 
     /// Records the bound listeners as (name, address) for `/listeners`.

@@ -15,6 +15,14 @@ const INDEX: &[(&str, &str)] = &[
         "/listeners",
         "bound listeners, one `name::address` per line",
     ),
+    (
+        "/clusters",
+        "every cluster host with health flags, weight, locality, priority, active requests",
+    ),
+    (
+        "/stats",
+        "cluster counters and gauges, `cluster.<name>.<stat>: value` (Envoy's names)",
+    ),
 ];
 
 pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> {
@@ -36,6 +44,27 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                 .load()
                 .iter()
                 .map(|(name, addr)| format!("{name}::{addr}\n"))
+                .collect();
+            text(StatusCode::OK, body)
+        }
+        "/clusters" => {
+            let body = state
+                .clusters
+                .load()
+                .as_deref()
+                .map(crate::clusters::clusters)
+                .unwrap_or_default();
+            text(StatusCode::OK, body)
+        }
+        "/stats" => {
+            let body: String = state
+                .clusters
+                .load()
+                .as_deref()
+                .map(crate::clusters::stats)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, value)| format!("{name}: {value}\n"))
                 .collect();
             text(StatusCode::OK, body)
         }

@@ -62,6 +62,7 @@ async fn serve(
     admin: &AdminState,
 ) -> anyhow::Result<()> {
     let ctx = BuildContext::new(config.clone());
+    admin.set_clusters(ctx.clusters.clone());
     let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();
     let accept_loops = TaskTracker::new();
