@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod connect;
+pub mod health;
 pub mod host;
 pub mod lb;
 pub mod manager;
