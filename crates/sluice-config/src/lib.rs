@@ -25,12 +25,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 pub use address::Address;
+pub use cluster::*;
 pub use decode::{Cx, Decode, Diagnostic, Fields};
 pub use health_check::{
     GrpcCheck, HealthCheckConfig, HttpCheck, HttpCheckMethod, ProbeConfig, StatusRange, TcpCheck,
 };
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
-pub use cluster::*;
 pub use model::*;
 pub use registry::Registry;
 pub use yaml::Node;

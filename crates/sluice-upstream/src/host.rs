@@ -74,6 +74,7 @@ pub struct Host {
     /// Requests sent to this host and not yet answered (least_request, peak_ewma, `/clusters`).
     active_requests: AtomicU32,
     /// Peak-EWMA latency estimate (see [`crate::lb::peak_ewma`]).
+    #[allow(dead_code)] // Read once the peak_ewma balancer is wired in.
     pub(crate) ewma: Ewma,
     /// A protocol's per-host state (the HTTP connection pool), made on first use.
     slot: OnceLock<Box<dyn Any + Send + Sync>>,
