@@ -25,6 +25,8 @@ pub struct ClusterConfig {
     /// Settings for HTTP connections of either version to the endpoints.
     pub common_http_protocol_options: CommonHttpProtocolOptions,
     pub connect_timeout: Duration,
+    /// Active health checking of the endpoints; none when absent.
+    pub health_check: Option<crate::health_check::HealthCheckConfig>,
     pub lb_policy: LbPolicy,
     /// Tuning of the policies that have any.
     pub lb_config: LbConfig,

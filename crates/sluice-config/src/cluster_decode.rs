@@ -30,6 +30,7 @@ impl Decode for ClusterConfig {
             cx,
         );
         let connect_timeout = f.or("connect_timeout", Duration::from_secs(5), cx);
+        let health_check = f.optional::<crate::HealthCheckConfig>("health_check", cx);
         let lb_policy = f.or("lb_policy", LbPolicy::RoundRobin, cx);
         let lb_config = decode_lb_config(&mut f, lb_policy, cx);
         let subset = decode_subset(&mut f, cx);
@@ -94,6 +95,7 @@ impl Decode for ClusterConfig {
             http2_protocol_options: http2?,
             common_http_protocol_options: common?,
             connect_timeout: connect_timeout?,
+            health_check: health_check.ok()?,
             lb_policy: lb_policy?,
             lb_config: lb_config?,
             subset: subset?,

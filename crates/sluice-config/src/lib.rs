@@ -8,6 +8,7 @@ pub mod address;
 pub mod cluster;
 mod cluster_decode;
 pub mod decode;
+pub mod health_check;
 pub mod load;
 pub mod model;
 pub mod registry;
@@ -26,6 +27,9 @@ use arc_swap::ArcSwap;
 pub use address::Address;
 pub use cluster::*;
 pub use decode::{Cx, Decode, Diagnostic, Fields};
+pub use health_check::{
+    GrpcCheck, HealthCheckConfig, HttpCheck, HttpCheckMethod, ProbeConfig, StatusRange, TcpCheck,
+};
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
 pub use model::*;
 pub use registry::Registry;

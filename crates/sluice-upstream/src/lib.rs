@@ -5,6 +5,7 @@ mod clock;
 pub mod cluster;
 pub mod connect;
 pub mod group;
+pub mod health;
 pub mod host;
 pub mod lb;
 pub mod manager;

@@ -28,6 +28,7 @@ impl ClusterManager {
             .map(|c| {
                 let cluster = Arc::new(Cluster::from_config(c));
                 crate::outlier::spawn_sweep(&cluster);
+                crate::health::spawn_for(&cluster);
                 (cluster.name.clone(), cluster)
             })
             .collect()
