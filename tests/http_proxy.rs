@@ -6,8 +6,8 @@ mod common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::curl::{curl, curl_h2, curl_raw, find};
 use common::http1::{get, read_body, read_head, Headers};
+use common::nginx::Nginx;
 use common::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -163,99 +164,6 @@ fn closing_server() -> SocketAddr {
     spawn_server(|conn| {
         let _ = read_head(&mut BufReader::new(conn));
     })
-}
-
-/// An nginx process serving `return 200 "from nginx"`, killed on drop.
-struct Nginx {
-    child: Option<Child>,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start() -> Nginx {
-        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("nginx");
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let addr = local(free_port());
-        let conf = dir.path().join("nginx.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    server {{ listen {addr}; location / {{ return 200 \"from nginx\"; }} }}
-}}
-"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                panic!("nginx is not installed ({bin}): .ci/run installs nginx-light")
-            }
-            Err(e) => panic!("cannot start nginx ({bin}): {e}"),
-        };
-        let mut n = Nginx {
-            child: Some(child),
-            addr,
-            dir,
-        };
-        n.wait_ready();
-        n
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    /// Polls a TCP connect until nginx accepts; fails if it exits or the deadline passes.
-    fn wait_ready(&mut self) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("nginx exited ({status}); error log:\n{}", self.error_log());
-            }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
-                return;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "nginx not listening on {} in time; error log:\n{}",
-                self.addr,
-                self.error_log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 pub mod curl;
 pub mod http1;
+pub mod nginx;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
