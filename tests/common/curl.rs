@@ -96,3 +96,30 @@ pub fn parse_curl_output(raw: &[u8]) -> Option<Reply> {
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// `n` GETs of `url` by one curl process (one keep-alive connection): for each, the status
+/// (0 when curl got no response) and the value of response header `header` ("" if absent).
+pub fn curl_many(url: &str, n: usize, header: &str, extra: &[&str]) -> Vec<(u16, String)> {
+    let mut args: Vec<String> = vec![
+        "-s".into(),
+        "--max-time".into(),
+        "30".into(),
+        "-w".into(),
+        format!("%{{http_code}} %header{{{header}}}\\n"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    for _ in 0..n {
+        args.extend(["-o".into(), "/dev/null".into(), url.into()]);
+    }
+    let out = Command::new("curl")
+        .args(&args)
+        .output()
+        .expect("curl must be installed (.ci/run installs it)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let (code, value) = line.split_once(' ').unwrap_or((line, ""));
+            (code.parse().unwrap_or(0), value.trim().to_string())
+        })
+        .collect()
+}
