@@ -66,6 +66,23 @@ fn check_binds_nothing() {
 /// Each bad config, with the exact stderr lines `sluice check` must print.
 const BAD: &[(&str, &str, &[&str])] = &[
     (
+        "cluster discovery, balancing and protection",
+        "clusters:\n  - name: a\n    lb_policy: round_robin\n    maglev_lb_config: { table_size: 100 }\n    endpoints: [{ address: \"backend.local:80\" }]\n  - name: b\n    type: logical_dns\n    endpoints: [{ address: \"x.local:80\" }, { address: \"y.local:80\" }]\n  - name: c\n    lb_policy: maglev\n    maglev_lb_config: { table_size: 100 }\n    subset_selectors: [[]]\n    outlier_detection: { max_ejection_percent: 150 }\n    max_requests_per_connection: 5\n    common_http_protocol_options: { max_requests_per_connection: 5 }\n    upstream_connection_options: { tcp_keepalive: { keepalive_probes: 0 } }\n    fallback_policy: any\n    endpoints: [{ address: \"127.0.0.1:1\", priority: 200, metadata: { version: [1] } }]\n",
+        &[
+            "cfg.yaml:4: clusters[0].maglev_lb_config: applies to lb_policy maglev, but the cluster's lb_policy is round_robin",
+            "cfg.yaml:5: clusters[0].endpoints[0].address: invalid socket address \"backend.local:80\"; a host name needs `type: strict_dns` or `type: logical_dns`",
+            "cfg.yaml:8: clusters[1].endpoints: a logical_dns cluster has exactly one endpoint, found 2",
+            "cfg.yaml:11: clusters[2].maglev_lb_config.table_size: must be a prime number no larger than 5000011, found 100",
+            "cfg.yaml:12: clusters[2].subset_selectors[0]: a subset selector is a non-empty list of distinct metadata keys",
+            "cfg.yaml:13: clusters[2].outlier_detection.max_ejection_percent: must be from 0 to 100, found 150",
+            "cfg.yaml:14: clusters[2].max_requests_per_connection: also set in common_http_protocol_options; set it in one place",
+            "cfg.yaml:16: clusters[2].upstream_connection_options.tcp_keepalive.keepalive_probes: must be from 1 to 127, found 0",
+            "cfg.yaml:17: clusters[2].fallback_policy: unknown fallback_policy \"any\" (did you mean \"any_endpoint\"?); expected one of: no_fallback, any_endpoint, default_subset",
+            "cfg.yaml:18: clusters[2].endpoints[0].metadata.version: expected a string, found a list",
+            "cfg.yaml:18: clusters[2].endpoints[0].priority: must be from 0 to 127, found 200",
+        ],
+    ),
+    (
         "invalid listener address",
         "listeners:\n  - name: a\n    address: 0.0.0.0:80a\n    filters: [{ tcp_proxy: { cluster: c } }]\nclusters: [{ name: c }]\n",
         &["cfg.yaml:3: listeners[0].address: invalid socket address \"0.0.0.0:80a\""],
@@ -385,4 +402,46 @@ fn route_config_mistakes_are_each_located() {
             r#"cfg.yaml:26: route_configs[1].name: duplicate route config name "main" (first defined on line 2)"#,
         ]
     );
+}
+
+/// The cluster block of the upstream issue's contract, word for word, with a route using it.
+#[test]
+fn the_cluster_contract_is_accepted() {
+    let yaml = r#"listeners:
+  - name: web
+    address: 127.0.0.1:1
+    filters:
+      - http_proxy:
+          route_config:
+            virtual_hosts:
+              - name: all
+                domains: ["*"]
+                routes:
+                  - match: { prefix: / }
+                    route: { cluster: web, metadata_match: { version: v2 }, hash_policy: [{ header: x-user }] }
+clusters:
+  - name: web
+    type: static                        # static | strict_dns | logical_dns
+    lb_policy: least_request            # round_robin | random | least_request | ring_hash | maglev | peak_ewma
+    health_check: { http: { path: /healthz, expected_statuses: [200] }, interval: 1s, timeout: 500ms,
+                    unhealthy_threshold: 2, healthy_threshold: 1 }
+    outlier_detection: { consecutive_5xx: 5, interval: 1s, base_ejection_time: 10s, max_ejection_percent: 50 }
+    circuit_breakers: { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 }
+    subset_selectors: [[version], [version, stage]]
+    fallback_policy: any_endpoint       # no_fallback | any_endpoint | default_subset
+    local_zone: z1
+    endpoints:
+      - { address: 127.0.0.1:9001, weight: 3, metadata: { version: v1 }, zone: z1, priority: 0 }
+"#;
+    let (code, out, err) = check(yaml);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    for policy in ["round_robin", "random", "ring_hash", "maglev", "peak_ewma"] {
+        let (code, _, err) =
+            check(&yaml.replace("lb_policy: least_request", &format!("lb_policy: {policy}")));
+        assert_eq!((code, err.as_str()), (0, ""), "{policy}");
+    }
+    for kind in ["strict_dns", "logical_dns"] {
+        let (code, _, err) = check(&yaml.replace("type: static", &format!("type: {kind}")));
+        assert_eq!((code, err.as_str()), (0, ""), "{kind}");
+    }
 }

@@ -41,6 +41,10 @@ pub struct ClusterConfig {
     pub healthy_panic_threshold: u32,
     pub outlier_detection: Option<OutlierDetection>,
     pub circuit_breakers: CircuitBreakers,
+    /// TCP keepalive on upstream connections (`upstream_connection_options.tcp_keepalive`).
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// Bytes an upstream connection may buffer; sizes the HTTP/2 flow-control windows.
+    pub per_connection_buffer_limit: Option<u64>,
     pub endpoints: Vec<EndpointConfig>,
     pub line: usize,
 }
@@ -376,6 +380,26 @@ impl Default for CircuitBreakers {
             max_requests: 1024,
             max_retries: 3,
             retry_budget: None,
+        }
+    }
+}
+
+/// Envoy's `tcp_keepalive`: probes after `keepalive_time` idle, every `keepalive_interval`,
+/// `keepalive_probes` unanswered close the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub keepalive_time: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_probes: u32,
+}
+
+impl Default for TcpKeepalive {
+    fn default() -> Self {
+        // Linux's own defaults, which Envoy also keeps for fields left out.
+        TcpKeepalive {
+            keepalive_time: Duration::from_secs(7200),
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
         }
     }
 }

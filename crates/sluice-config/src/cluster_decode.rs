@@ -41,6 +41,12 @@ impl Decode for ClusterConfig {
         let panic_line = f.line_of("healthy_panic_threshold");
         let outlier = f.optional::<OutlierDetection>("outlier_detection", cx);
         let breakers = f.or("circuit_breakers", CircuitBreakers::default(), cx);
+        let keepalive = decode_connection_options(&mut f, cx);
+        let buffer_limit = f.optional::<crate::ByteSize>("per_connection_buffer_limit", cx);
+        let buffer_line = f.line_of("per_connection_buffer_limit");
+        let max_requests = f.optional::<u32>("max_requests_per_connection", cx);
+        let max_requests_line = f.line_of("max_requests_per_connection");
+        let endpoints_line = f.line_of("endpoints");
         let endpoints = match (f.node("endpoints"), discovery) {
             (None, _) => Some(Vec::new()),
             (Some(list), Some(discovery)) => {
@@ -73,10 +79,42 @@ impl Decode for ClusterConfig {
             );
             return None;
         }
+        let buffer_limit = buffer_limit.ok()?.map(|b| b.0);
+        if let Some(b) = buffer_limit.filter(|b| !(16 * 1024..=1 << 30).contains(b)) {
+            cx.error(
+                buffer_line,
+                &path_of("per_connection_buffer_limit"),
+                format!("must be from 16KiB to 1GiB, found {b} bytes"),
+            );
+            return None;
+        }
+        // The cluster-level `max_requests_per_connection` (Envoy's older spelling) is the
+        // same setting as the one under `common_http_protocol_options`.
+        let mut common = common?;
+        match (max_requests.ok()?, common.max_requests_per_connection) {
+            (Some(_), Some(_)) => {
+                cx.error(
+                    max_requests_line,
+                    &path_of("max_requests_per_connection"),
+                    "also set in common_http_protocol_options; set it in one place",
+                );
+                return None;
+            }
+            (Some(0), None) => {
+                cx.error(
+                    max_requests_line,
+                    &path_of("max_requests_per_connection"),
+                    "must be at least 1",
+                );
+                return None;
+            }
+            (Some(n), None) => common.max_requests_per_connection = Some(n),
+            (None, _) => {}
+        }
         let (discovery, endpoints) = (discovery?, endpoints?);
         if discovery == DiscoveryType::LogicalDns && endpoints.len() != 1 {
             cx.error(
-                node.line,
+                endpoints_line,
                 &path_of("endpoints"),
                 format!(
                     "a logical_dns cluster has exactly one endpoint, found {}",
@@ -93,7 +131,7 @@ impl Decode for ClusterConfig {
             dns_resolvers: resolvers?.into_iter().map(|r| r.0).collect(),
             protocol: protocol?,
             http2_protocol_options: http2?,
-            common_http_protocol_options: common?,
+            common_http_protocol_options: common,
             connect_timeout: connect_timeout?,
             health_check: health_check.ok()?,
             lb_policy: lb_policy?,
@@ -104,6 +142,8 @@ impl Decode for ClusterConfig {
             healthy_panic_threshold: panic?,
             outlier_detection: outlier.ok()?,
             circuit_breakers: breakers?,
+            tcp_keepalive: keepalive?,
+            per_connection_buffer_limit: buffer_limit,
             endpoints,
             line: node.line,
         })
@@ -456,6 +496,52 @@ fn decode_local(f: &mut Fields<'_>, cx: &mut Cx) -> Option<Option<LocalLocality>
         zone,
         sub_zone,
     }))
+}
+
+/// `upstream_connection_options: { tcp_keepalive: { ... } }`.
+fn decode_connection_options(f: &mut Fields<'_>, cx: &mut Cx) -> Option<Option<TcpKeepalive>> {
+    let Some(node) = f.node("upstream_connection_options") else {
+        return Some(None);
+    };
+    let path = join(f.path(), "upstream_connection_options");
+    let mut o = Fields::new(node, &path, cx)?;
+    let keepalive = o.optional::<TcpKeepalive>("tcp_keepalive", cx);
+    o.finish(cx);
+    keepalive.ok()
+}
+
+impl Decode for TcpKeepalive {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let d = TcpKeepalive::default();
+        let mut f = Fields::new(node, path, cx)?;
+        let time = f.or("keepalive_time", d.keepalive_time, cx);
+        let interval = f.or("keepalive_interval", d.keepalive_interval, cx);
+        let probes = f.or("keepalive_probes", d.keepalive_probes, cx);
+        let probes_line = f.line_of("keepalive_probes");
+        let time_line = f.line_of("keepalive_time");
+        f.finish(cx);
+        let probes = crate::decode::in_range(
+            probes,
+            1..=127,
+            probes_line,
+            &join(path, "keepalive_probes"),
+            cx,
+        );
+        let (time, interval) = (time?, interval?);
+        if time < Duration::from_secs(1) || interval < Duration::from_secs(1) {
+            cx.error(
+                time_line,
+                path,
+                "keepalive_time and keepalive_interval must be at least 1s (the kernel counts whole seconds)",
+            );
+            return None;
+        }
+        Some(TcpKeepalive {
+            keepalive_time: time,
+            keepalive_interval: interval,
+            keepalive_probes: probes?,
+        })
+    }
 }
 
 impl Decode for OutlierDetection {

@@ -7,7 +7,7 @@ pub mod listener;
 pub mod serve;
 pub mod stream;
 
-pub use connect::connect;
+pub use connect::{connect, set_keepalive};
 pub use filter::{ConnectionHandler, ConnectionInfo, FilterChain, NetworkFilter, Verdict};
 pub use listener::{bind, bind_per_worker, BindError, BoundListener, Listener};
 pub use serve::serve;

@@ -56,7 +56,19 @@ impl Cluster {
             tried.push(host.clone());
             let result = tokio::time::timeout(timeout, sluice_net::connect(&host.address)).await;
             let err = match result {
-                Ok(Ok(stream)) => return Ok((stream, host)),
+                Ok(Ok(stream)) => {
+                    if let Some(k) = &self.config.tcp_keepalive {
+                        if let Err(e) = sluice_net::set_keepalive(
+                            &stream,
+                            k.keepalive_time,
+                            k.keepalive_interval,
+                            k.keepalive_probes,
+                        ) {
+                            debug!(cluster = %self.name, error = %e, "cannot set TCP keepalive");
+                        }
+                    }
+                    return Ok((stream, host));
+                }
                 Ok(Err(e)) => e,
                 Err(_) => io::Error::new(
                     io::ErrorKind::TimedOut,

@@ -50,6 +50,10 @@ impl Upstreams {
                     .max_requests_per_connection,
                 max_idle_connections: c.common_http_protocol_options.max_idle_connections,
                 keepalive: c.http2_protocol_options.connection_keepalive,
+                tcp_keepalive: c.tcp_keepalive,
+                h2_window: c
+                    .per_connection_buffer_limit
+                    .map(|b| u32::try_from(b).unwrap_or(u32::MAX).min((1 << 31) - 1)),
                 breakers: cluster.breakers.clone(),
                 stats: cluster.stats.clone(),
             };

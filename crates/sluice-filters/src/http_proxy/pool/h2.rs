@@ -202,8 +202,8 @@ async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
     let stream = pool.dial().await?;
     let (sender, mut connection) = h2::client::Builder::new()
         .initial_max_send_streams(ASSUMED_MAX_STREAMS)
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_window_size(pool.options.h2_window.unwrap_or(STREAM_WINDOW))
+        .initial_connection_window_size(pool.options.h2_window.unwrap_or(CONNECTION_WINDOW))
         .enable_push(false)
         .handshake::<_, Bytes>(stream)
         .await

@@ -57,6 +57,10 @@ pub struct PoolOptions {
     pub max_idle_connections: Option<u32>,
     /// HTTP/2: PINGs that find dead connections.
     pub keepalive: Option<sluice_config::Keepalive>,
+    /// TCP keepalive probes on each connection.
+    pub tcp_keepalive: Option<sluice_config::TcpKeepalive>,
+    /// HTTP/2: the stream and connection flow-control windows (`per_connection_buffer_limit`).
+    pub h2_window: Option<u32>,
     /// The cluster's circuit breakers (`max_connections`, `max_pending_requests`).
     pub breakers: Arc<Breakers>,
     pub stats: Arc<ClusterStats>,
@@ -268,7 +272,19 @@ impl HostPool {
     async fn dial(&self) -> Result<Stream, PoolError> {
         let timeout = self.options.connect_timeout;
         match tokio::time::timeout(timeout, sluice_net::connect(&self.address)).await {
-            Ok(Ok(stream)) => Ok(stream),
+            Ok(Ok(stream)) => {
+                if let Some(k) = &self.options.tcp_keepalive {
+                    if let Err(e) = sluice_net::set_keepalive(
+                        &stream,
+                        k.keepalive_time,
+                        k.keepalive_interval,
+                        k.keepalive_probes,
+                    ) {
+                        tracing::debug!(host = %self.address, error = %e, "cannot set TCP keepalive");
+                    }
+                }
+                Ok(stream)
+            }
             Ok(Err(e)) => Err(PoolError::connect(e)),
             Err(_) => Err(PoolError::connect(format!(
                 "connect to {} timed out after {timeout:?}",
