@@ -421,3 +421,83 @@ fn ring_hash_and_maglev_keep_a_key_on_one_host_and_spread_keys() {
     let t = tally(addr, "/cookie", 10, &["-H", &format!("cookie: {cookie}")]);
     assert_eq!(t.len(), 1, "{t:?}");
 }
+
+/// grpcio's own `grpc.health.v1` servicer, its status set through stdin.
+struct GrpcHealthServer {
+    child: std::process::Child,
+    addr: SocketAddr,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl GrpcHealthServer {
+    fn start() -> GrpcHealthServer {
+        use std::io::BufRead;
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/grpc/health_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(addr.port().to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 with grpcio-health-checking (.ci/run installs it)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let server = GrpcHealthServer { child, addr, lines };
+        assert_eq!(server.lines.recv_timeout(DEADLINE).as_deref(), Ok("ready"));
+        server
+    }
+
+    fn set(&mut self, status: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{status}").unwrap();
+        stdin.flush().unwrap();
+        assert_eq!(self.lines.recv_timeout(DEADLINE).as_deref(), Ok("ok"));
+    }
+}
+
+impl Drop for GrpcHealthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn grpc_health_checks_follow_grpc_health_v1() {
+    let mut server = GrpcHealthServer::start();
+    let (s, _) = start(
+        "{ cluster: grpc }",
+        "",
+        &format!(
+            "  - name: grpc
+    protocol: http2
+    health_check: {{ grpc: {{}}, interval: 100ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 1 }}
+    endpoints: [{{ address: \"{}\" }}]
+",
+            server.addr
+        ),
+    );
+    wait_until(&s, "the gRPC host checked SERVING", || {
+        health(&s, "grpc", server.addr) == "healthy"
+    });
+    server.set("NOT_SERVING");
+    wait_until(&s, "NOT_SERVING seen", || {
+        health(&s, "grpc", server.addr).contains("failed_active_hc")
+    });
+    server.set("SERVING");
+    wait_until(&s, "SERVING again", || {
+        health(&s, "grpc", server.addr) == "healthy"
+    });
+    assert!(stat(&s, "cluster.grpc.health_check.failure") >= 1);
+    assert!(stat(&s, "cluster.grpc.health_check.success") >= 2);
+}
