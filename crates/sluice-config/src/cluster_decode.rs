@@ -183,7 +183,13 @@ fn decode_endpoint(
         &join(path, "priority"),
         cx,
     );
-    let address = endpoint_address(&address?, discovery, address_line, &join(path, "address"), cx);
+    let address = endpoint_address(
+        &address?,
+        discovery,
+        address_line,
+        &join(path, "address"),
+        cx,
+    );
     Some(EndpointConfig {
         address: address?,
         weight: weight?,
@@ -230,7 +236,9 @@ fn endpoint_address(
             cx.error(
                 line,
                 path,
-                format!("invalid endpoint \"{text}\": expected host:port, such as backend.local:8080"),
+                format!(
+                    "invalid endpoint \"{text}\": expected host:port, such as backend.local:8080"
+                ),
             );
             None
         }
@@ -264,7 +272,10 @@ pub fn string_map(node: &Node, path: &str, cx: &mut Cx) -> Option<Vec<(String, S
             cx.error(
                 node.line,
                 path,
-                format!("expected a mapping of keys to values, found {}", node.type_name()),
+                format!(
+                    "expected a mapping of keys to values, found {}",
+                    node.type_name()
+                ),
             );
             return None;
         }
@@ -281,11 +292,7 @@ pub fn string_map(node: &Node, path: &str, cx: &mut Cx) -> Option<Vec<(String, S
 }
 
 /// The `*_lb_config` blocks; each only with its own policy.
-fn decode_lb_config(
-    f: &mut Fields<'_>,
-    policy: Option<LbPolicy>,
-    cx: &mut Cx,
-) -> Option<LbConfig> {
+fn decode_lb_config(f: &mut Fields<'_>, policy: Option<LbPolicy>, cx: &mut Cx) -> Option<LbConfig> {
     let mut config = LbConfig::default();
     let mut ok = true;
     let blocks: [(&'static str, LbPolicy); 4] = [
@@ -503,7 +510,10 @@ mod tests {
 
     #[test]
     fn names_and_ports() {
-        assert_eq!(name_and_port("backend.local:80"), Some(("backend.local", 80)));
+        assert_eq!(
+            name_and_port("backend.local:80"),
+            Some(("backend.local", 80))
+        );
         assert_eq!(name_and_port("a_b-c:1"), Some(("a_b-c", 1)));
         assert_eq!(name_and_port("backend.local"), None);
         assert_eq!(name_and_port("-bad:80"), None);

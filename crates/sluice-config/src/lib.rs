@@ -24,9 +24,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 pub use address::Address;
+pub use cluster::*;
 pub use decode::{Cx, Decode, Diagnostic, Fields};
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
-pub use cluster::*;
 pub use model::*;
 pub use registry::Registry;
 pub use yaml::Node;

@@ -94,9 +94,6 @@ mod tests {
             assert_eq!(c.choose_untried(|_| true), None);
             assert!(c.choose_untried(|_| false).is_some_and(|i| i < 3));
         }
-        assert_eq!(
-            cluster(0, "round_robin").choose_untried(|_| false),
-            None
-        );
+        assert_eq!(cluster(0, "round_robin").choose_untried(|_| false), None);
     }
 }

@@ -7,8 +7,8 @@ pub mod lb;
 pub mod manager;
 
 pub use cluster::Cluster;
-pub use host::Host;
 pub use connect::ConnectError;
+pub use host::Host;
 pub use manager::ClusterManager;
 
 #[cfg(test)]
@@ -18,8 +18,9 @@ pub(crate) mod testing {
     /// One cluster from its YAML flow mapping (`{ name: c, endpoints: [...] }`).
     pub fn cluster_config(yaml: &str) -> ClusterConfig {
         let src = format!("clusters:\n  - {yaml}\n");
-        let config = sluice_config::load_str(&src, "test.yaml", &sluice_config::Registry::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            sluice_config::load_str(&src, "test.yaml", &sluice_config::Registry::default())
+                .unwrap_or_else(|e| panic!("{e}"));
         config.clusters.into_iter().next().expect("one cluster")
     }
 }

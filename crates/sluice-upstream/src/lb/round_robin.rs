@@ -91,7 +91,10 @@ mod tests {
 
     #[test]
     fn no_hosts_no_choice() {
-        assert_eq!(SmoothRoundRobin::new(&[]).choose(&LbContext::default()), None);
+        assert_eq!(
+            SmoothRoundRobin::new(&[]).choose(&LbContext::default()),
+            None
+        );
     }
 
     #[test]
