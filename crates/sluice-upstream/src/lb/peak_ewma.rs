@@ -156,7 +156,8 @@ pub struct PeakEwma {
 }
 
 impl PeakEwma {
-    /// Also sets every host's decay to `decay` (see [`Ewma::decay`]).
+    /// Also stores `decay` in every host's estimate: hosts are made without the cluster's
+    /// config, and every balancer of a cluster has the same one.
     pub fn new(hosts: &[Arc<Host>], decay: Duration, default_rtt: Duration) -> Self {
         for h in hosts {
             h.ewma.set_decay(decay);
