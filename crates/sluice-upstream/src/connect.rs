@@ -9,6 +9,7 @@ use tracing::debug;
 use crate::cluster::Cluster;
 use crate::host::Host;
 use crate::lb::LbContext;
+use crate::outlier::Outcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -67,6 +68,8 @@ impl Cluster {
                             debug!(cluster = %self.name, error = %e, "cannot set TCP keepalive");
                         }
                     }
+                    // A connection made counts as a success for outlier detection.
+                    self.report(&host, Outcome::Status(200));
                     return Ok((stream, host));
                 }
                 Ok(Err(e)) => e,
@@ -76,6 +79,7 @@ impl Cluster {
                 ),
             };
             debug!(cluster = %self.name, host = %host.address, attempt, error = %err, "upstream connect failed");
+            self.report(&host, Outcome::ConnectFailure);
             last = Some((host.address.to_string(), err));
         }
         match last {

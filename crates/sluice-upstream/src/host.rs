@@ -75,7 +75,6 @@ pub struct Host {
     /// Requests sent to this host and not yet answered (least_request, peak_ewma, `/clusters`).
     active_requests: AtomicU32,
     /// Peak-EWMA latency estimate (see [`crate::lb::peak_ewma`]).
-    #[allow(dead_code)] // Read by the peak_ewma balancer.
     pub(crate) ewma: Ewma,
     /// Outlier detection's counters (see [`crate::outlier`]).
     pub(crate) outlier: OutlierState,

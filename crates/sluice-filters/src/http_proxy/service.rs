@@ -26,6 +26,7 @@ use super::retry::{self, Outcome};
 use super::timer::LazyTimer;
 use super::upgrade;
 use super::upstream::{NoHost, Upstreams};
+use sluice_config::LbPolicy;
 use sluice_upstream::outlier::Outcome as HostOutcome;
 use sluice_upstream::stats::ClusterStats;
 use sluice_upstream::{Host, LbContext};
@@ -400,6 +401,12 @@ impl Proxy {
                 Some(Err(_)) => Outcome::Reset,
                 None => Outcome::PerTryTimeout,
             };
+            // Latency for peak_ewma: time to the response head.
+            if matches!(outcome, Outcome::Response(..))
+                && upstream.cluster.lb_policy() == LbPolicy::PeakEwma
+            {
+                current_host.record_latency(now.elapsed());
+            }
             // Passive health: how the host did (a breaker's refusal says nothing about it).
             match &outcome {
                 Outcome::Response(status, _) => upstream

@@ -1,9 +1,27 @@
-//! The hash every Sluice process computes the same way (placeholder until the hash balancers
-//! land: FNV-1a).
+//! The hash that request keys and hash-balancer placement share.
+//!
+//! Several proxies in front of the same cluster must send the same key to the same host, so
+//! the function has to be fixed across processes, builds and platforms: xxHash64 with seed 0,
+//! not `std`'s `DefaultHasher` (randomly keyed per process and free to change between
+//! releases).
 
-/// A stable 64-bit hash of `bytes`.
+use xxhash_rust::xxh64::xxh64;
+
+/// The stable 64-bit hash of `bytes`: what routes put in [`super::LbContext::hash`] and what
+/// `ring_hash` and `maglev` place hosts with.
 pub fn hash_key(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    xxh64(bytes, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_published_xxh64_vectors() {
+        // The reference values of XXH64 with seed 0: any change here moves every key.
+        assert_eq!(hash_key(b""), 0xEF46_DB37_51D8_E999);
+        assert_eq!(hash_key(b"a"), 0xD24E_C4F1_A98C_6E5B);
+        assert_eq!(hash_key(b"abc"), 0x44BC_2CF5_AD77_0999);
+    }
 }

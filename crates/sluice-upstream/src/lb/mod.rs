@@ -6,14 +6,25 @@
 //! subset, see [`crate::snapshot`]); which group a request goes to is decided before the
 //! balancer is asked.
 
+mod choices;
 mod hash;
+mod least_request;
+mod maglev;
 mod random;
+mod ring_hash;
 mod round_robin;
 
 pub mod peak_ewma;
 
+#[cfg(test)]
+mod testing;
+
 pub use hash::hash_key;
+pub use least_request::LeastRequest;
+pub use maglev::Maglev;
+pub use peak_ewma::PeakEwma;
 pub use random::WeightedRandom;
+pub use ring_hash::RingHash;
 pub use round_robin::SmoothRoundRobin;
 
 use std::sync::Arc;
@@ -44,8 +55,22 @@ pub fn builder(policy: LbPolicy) -> Build {
     match policy {
         LbPolicy::RoundRobin => |hosts, _| Box::new(SmoothRoundRobin::new(&weights(hosts))),
         LbPolicy::Random => |hosts, _| Box::new(WeightedRandom::new(&weights(hosts))),
-        // Filled in by the least_request, ring_hash, maglev and peak_ewma modules.
-        _ => |hosts, _| Box::new(SmoothRoundRobin::new(&weights(hosts))),
+        LbPolicy::LeastRequest => |hosts, c| Box::new(LeastRequest::new(hosts, c.choice_count)),
+        LbPolicy::RingHash => |hosts, c| {
+            Box::new(RingHash::new(
+                hosts,
+                c.minimum_ring_size,
+                c.maximum_ring_size,
+            ))
+        },
+        LbPolicy::Maglev => |hosts, c| Box::new(Maglev::new(hosts, c.maglev_table_size)),
+        LbPolicy::PeakEwma => |hosts, c| {
+            Box::new(PeakEwma::new(
+                hosts,
+                c.peak_ewma_decay,
+                c.peak_ewma_default_rtt,
+            ))
+        },
     }
 }
 
