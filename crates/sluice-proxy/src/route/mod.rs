@@ -21,6 +21,7 @@ mod matcher;
 mod path;
 mod query;
 mod request;
+mod segment_index;
 mod trie;
 mod value;
 mod weighted;
@@ -37,6 +38,7 @@ pub use weighted::{ClusterChoice, WeightedClusters};
 
 use domains::{DomainError, DomainIndex};
 use matcher::RouteMatcher;
+use segment_index::SegmentIndex;
 
 #[derive(Debug)]
 pub struct RouteTable {
@@ -51,6 +53,8 @@ pub struct CompiledVirtualHost {
     name: String,
     headers: HeaderMutations,
     routes: Vec<CompiledRoute>,
+    /// Built for large virtual hosts only (see [`segment_index::MIN_ROUTES`]).
+    index: Option<SegmentIndex>,
 }
 
 #[derive(Debug)]
@@ -152,12 +156,21 @@ impl CompiledVirtualHost {
             name: vhost.name.clone(),
             headers: vhost.headers.clone(),
             routes,
+            index: (vhost.routes.len() >= segment_index::MIN_ROUTES)
+                .then(|| SegmentIndex::new(&vhost.routes)),
         })
     }
 
     /// The first route, in config order, whose match holds.
     pub fn select(&self, req: &RequestView<'_>) -> Option<&CompiledRoute> {
-        self.routes.iter().find(|route| route.matches(req))
+        match &self.index {
+            None => self.routes.iter().find(|route| route.matches(req)),
+            Some(index) => index
+                .candidates(req.path())
+                .iter()
+                .filter_map(|&i| self.routes.get(i as usize))
+                .find(|route| route.matches(req)),
+        }
     }
 
     pub fn name(&self) -> &str {

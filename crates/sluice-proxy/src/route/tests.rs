@@ -403,3 +403,52 @@ fn ten_thousand_virtual_hosts() {
         Some("exact-5000")
     );
 }
+
+/// The segment index of a large virtual host picks exactly the route a scan in config order
+/// would, over random mixes of prefixes, exact paths, regexes and case sensitivity.
+#[test]
+fn segment_index_agrees_with_a_scan() {
+    fastrand::seed(42);
+    let segments = ["api", "API", "v1", "static", "a", ""];
+    let pick = |v: &[&'static str]| v[fastrand::usize(..v.len())];
+    for round in 0..50 {
+        let routes: Vec<Route> = (0..40)
+            .map(|i| {
+                let (s1, s2) = (pick(&segments), pick(&segments));
+                let path = match fastrand::u8(..6) {
+                    0 => PathMatch::Exact(format!("/{s1}/{s2}")),
+                    1 => PathMatch::Exact(format!("/{s1}")),
+                    2 => PathMatch::Regex(format!("/{s1}/.*")),
+                    3 => PathMatch::Prefix(format!("/{s1}")),
+                    _ => PathMatch::Prefix(format!("/{s1}/{s2}")),
+                };
+                let mut r = route(&format!("r{i}"), path);
+                r.matcher.case_sensitive = fastrand::bool();
+                r
+            })
+            .collect();
+        let vh = CompiledVirtualHost::compile("main", &vhost("vh", &["*"], routes)).unwrap();
+        assert!(vh.index.is_some());
+        let headers = http::HeaderMap::new();
+        for _ in 0..200 {
+            let tail = if fastrand::bool() { "x" } else { "" };
+            let path = format!("/{}/{}{tail}", pick(&segments), pick(&segments));
+            let path = if fastrand::bool() {
+                path.to_ascii_uppercase()
+            } else {
+                path
+            };
+            let req = RequestView::new("GET", "h", &path, &headers);
+            let scanned = vh
+                .routes
+                .iter()
+                .find(|r| r.matches(&req))
+                .and_then(|r| r.name());
+            assert_eq!(
+                vh.select(&req).and_then(|r| r.name()),
+                scanned,
+                "round {round}, {path}"
+            );
+        }
+    }
+}
