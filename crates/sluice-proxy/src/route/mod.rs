@@ -19,9 +19,9 @@ mod grpc;
 mod header;
 mod matcher;
 mod path;
+mod prefix_index;
 mod query;
 mod request;
-mod segment_index;
 mod trie;
 mod value;
 mod weighted;
@@ -38,7 +38,7 @@ pub use weighted::{ClusterChoice, WeightedClusters};
 
 use domains::{DomainError, DomainIndex};
 use matcher::RouteMatcher;
-use segment_index::SegmentIndex;
+use prefix_index::PrefixIndex;
 
 #[derive(Debug)]
 pub struct RouteTable {
@@ -53,8 +53,8 @@ pub struct CompiledVirtualHost {
     name: String,
     headers: HeaderMutations,
     routes: Vec<CompiledRoute>,
-    /// Built for large virtual hosts only (see [`segment_index::MIN_ROUTES`]).
-    index: Option<SegmentIndex>,
+    /// Built for large virtual hosts only (see [`prefix_index::MIN_ROUTES`]).
+    index: Option<PrefixIndex>,
 }
 
 #[derive(Debug)]
@@ -156,8 +156,8 @@ impl CompiledVirtualHost {
             name: vhost.name.clone(),
             headers: vhost.headers.clone(),
             routes,
-            index: (vhost.routes.len() >= segment_index::MIN_ROUTES)
-                .then(|| SegmentIndex::new(&vhost.routes)),
+            index: (vhost.routes.len() >= prefix_index::MIN_ROUTES)
+                .then(|| PrefixIndex::new(&vhost.routes)),
         })
     }
 
@@ -165,11 +165,11 @@ impl CompiledVirtualHost {
     pub fn select(&self, req: &RequestView<'_>) -> Option<&CompiledRoute> {
         match &self.index {
             None => self.routes.iter().find(|route| route.matches(req)),
-            Some(index) => index
-                .candidates(req.path())
-                .iter()
-                .filter_map(|&i| self.routes.get(i as usize))
-                .find(|route| route.matches(req)),
+            Some(index) => index.find(req.path(), |i| {
+                self.routes
+                    .get(i as usize)
+                    .filter(|route| route.matches(req))
+            }),
         }
     }
 

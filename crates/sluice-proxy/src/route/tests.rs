@@ -404,10 +404,10 @@ fn ten_thousand_virtual_hosts() {
     );
 }
 
-/// The segment index of a large virtual host picks exactly the route a scan in config order
+/// The prefix index of a large virtual host picks exactly the route a scan in config order
 /// would, over random mixes of prefixes, exact paths, regexes and case sensitivity.
 #[test]
-fn segment_index_agrees_with_a_scan() {
+fn prefix_index_agrees_with_a_scan() {
     fastrand::seed(42);
     let segments = ["api", "API", "v1", "static", "a", ""];
     let pick = |v: &[&'static str]| v[fastrand::usize(..v.len())];
