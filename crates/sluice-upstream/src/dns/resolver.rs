@@ -21,6 +21,15 @@ pub(crate) trait Resolve: Send + Sync + 'static {
     fn resolve(&self, name: &str) -> impl Future<Output = Result<Vec<IpAddr>, String>> + Send;
 }
 
+/// How long one lookup of a name may take, retries and address families included. Past it
+/// the lookup counts as failed (the name keeps its hosts) and the next refresh asks again;
+/// hickory's own defaults could spend 30s on a dead server.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one query may wait for its answer before hickory sends it again; two tries of
+/// each family fit in [`LOOKUP_TIMEOUT`] when `auto` falls back from IPv6 to IPv4.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A hickory resolver for one cluster.
 pub(crate) struct DnsResolver(TokioResolver);
 
@@ -59,6 +68,8 @@ impl DnsResolver {
             (ResolverConfig::from_name_servers(servers), opts)
         };
         opts.ip_strategy = strategy(config.dns_lookup_family);
+        opts.timeout = QUERY_TIMEOUT;
+        opts.attempts = 1;
         // No caching: every refresh asks the server. A cached answer would live for its TTL
         // (often minutes), hiding changes that `dns_refresh_rate` promises to see.
         opts.cache_size = 0;
@@ -74,10 +85,11 @@ impl DnsResolver {
 
 impl Resolve for DnsResolver {
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, String> {
-        match self.0.lookup_ip(name).await {
-            Ok(lookup) => Ok(lookup.iter().collect()),
-            Err(e) if e.is_no_records_found() => Ok(Vec::new()),
-            Err(e) => Err(e.to_string()),
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.0.lookup_ip(name)).await {
+            Ok(Ok(lookup)) => Ok(lookup.iter().collect()),
+            Ok(Err(e)) if e.is_no_records_found() => Ok(Vec::new()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {LOOKUP_TIMEOUT:?}")),
         }
     }
 }
