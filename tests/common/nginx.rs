@@ -26,6 +26,12 @@ impl Nginx {
     /// Serves the given `location` blocks on a free loopback port.
     pub fn serving(locations: &str) -> Nginx {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Nginx::serving_on(addr, locations)
+    }
+
+    /// Serves the given `location` blocks on `addr`: for hosts that share a port on distinct
+    /// loopback addresses (127.0.0.2, 127.0.0.3, ...), as the addresses of one DNS name do.
+    pub fn serving_on(addr: SocketAddr, locations: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         std::fs::write(

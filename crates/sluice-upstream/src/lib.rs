@@ -4,6 +4,7 @@ pub mod breakers;
 mod clock;
 pub mod cluster;
 pub mod connect;
+pub mod dns;
 pub mod group;
 pub mod health;
 pub mod host;

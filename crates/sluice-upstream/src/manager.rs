@@ -21,6 +21,8 @@ impl ClusterManager {
         }
     }
 
+    /// Background work (outlier sweeps, health checks, DNS refreshes) runs on the runtime
+    /// current when this is called; without one, none runs.
     fn build(config: &Config) -> HashMap<Arc<str>, Arc<Cluster>> {
         config
             .clusters
@@ -29,13 +31,12 @@ impl ClusterManager {
                 let cluster = Arc::new(Cluster::from_config(c));
                 crate::outlier::spawn_sweep(&cluster);
                 crate::health::spawn_for(&cluster);
+                crate::dns::spawn_for(&cluster);
                 (cluster.name.clone(), cluster)
             })
             .collect()
     }
 
-    /// Background work (outlier sweeps) runs on the runtime current when this is called;
-    /// without one, none runs.
     /// Every cluster, sorted by name.
     pub fn all(&self) -> Vec<Arc<Cluster>> {
         let mut v: Vec<Arc<Cluster>> = self.clusters.load().values().cloned().collect();
