@@ -442,7 +442,7 @@ impl Decode for Payload {
 /// Hex digit pairs, either case; `None` on an odd length or a non-hex character.
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16);

@@ -72,9 +72,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Formats a duration the way config writes it (for summaries and dumps).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 || ms == 0 {
+    if !ms.is_multiple_of(1000) || ms == 0 {
         format!("{ms}ms")
-    } else if ms % 60_000 != 0 {
+    } else if !ms.is_multiple_of(60_000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}m", ms / 60_000)

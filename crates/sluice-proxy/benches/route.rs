@@ -16,7 +16,7 @@ const ROUTES_PER_HOST: usize = 100;
 
 fn route(v: usize, k: usize) -> Route {
     let mut headers = Vec::new();
-    let path = if k % 10 == 0 {
+    let path = if k.is_multiple_of(10) {
         PathMatch::Exact(format!("/v1/exact/{k}"))
     } else if k % 25 == 7 {
         PathMatch::Regex(format!("/v2/items/[0-9]+/r{k}"))
