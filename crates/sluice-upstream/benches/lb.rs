@@ -81,5 +81,58 @@ fn bench(c: &mut Criterion) {
     drop(held);
 }
 
-criterion_group!(benches, bench);
+/// The whole per-request pick of `http_proxy`: load the cluster's snapshot, find the
+/// subset, draw a priority level and a locality tier, ask the balancer. 1,000 endpoints over
+/// two priorities and three zones, with `local_zone`, two subset selectors and a third of
+/// the local zone down (so level and tier draws both happen).
+fn cluster_pick(c: &mut Criterion) {
+    let endpoints: String = (0..HOSTS)
+        .map(|i| {
+            format!(
+                "{{ address: \"10.{}.{}.{}:8080\", zone: z{}, priority: {}, metadata: {{ version: v{}, stage: s{} }} }}, ",
+                i / 65_536,
+                i / 256 % 256,
+                i % 256,
+                i % 3,
+                usize::from(i >= 900),
+                i % 2,
+                i % 4
+            )
+        })
+        .collect();
+    let yaml = format!(
+        "clusters:\n  - {{ name: c, local_zone: z0, subset_selectors: [[version], [version, stage]], endpoints: [{endpoints}] }}\n"
+    );
+    let config = sluice_config::load_str(&yaml, "bench.yaml", &sluice_config::Registry::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cluster = sluice_upstream::Cluster::from_config(&config.clusters[0]);
+    for h in cluster
+        .hosts()
+        .iter()
+        .filter(|h| &*h.locality.zone == "z0")
+        .step_by(3)
+    {
+        h.set_health_flag(sluice_upstream::host::health::FAILED_OUTLIER, true);
+    }
+    cluster.health_changed();
+    let subset = sluice_config::metadata_key([("version", "v1")]);
+    let mut group = c.benchmark_group("cluster_pick_1000_hosts");
+    group.bench_function("whole_cluster", |b| {
+        b.iter(|| {
+            let snapshot = cluster.snapshot();
+            let group = snapshot.group("")?;
+            group.choose(&LbContext::default()).cloned()
+        })
+    });
+    group.bench_function("subset", |b| {
+        b.iter(|| {
+            let snapshot = cluster.snapshot();
+            let group = snapshot.group(black_box(&subset))?;
+            group.choose(&LbContext::default()).cloned()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, cluster_pick);
 criterion_main!(benches);
