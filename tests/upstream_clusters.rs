@@ -232,10 +232,12 @@ fn circuit_breaker_overflow_answers_503_and_counts() {
     });
     let (s, addr) = start(
         "{ cluster: slow }",
-        "",
+        "          - match: { prefix: /high }
+            route: { cluster: slow, priority: high }
+",
         &format!(
             "  - name: slow
-    circuit_breakers: {{ max_requests: 1 }}
+    circuit_breakers: {{ max_requests: 1, high_priority: {{ max_requests: 1 }} }}
     endpoints: [{{ address: \"{upstream}\" }}]
 "
         ),
@@ -252,9 +254,15 @@ fn circuit_breaker_overflow_answers_503_and_counts() {
         "{}",
         second.text()
     );
+    // A high-priority route has thresholds of its own: it still gets through.
+    let high = thread::spawn(move || curl(&[&format!("http://{addr}/high")]));
+    wait_until(&s, "the high-priority request in flight", || {
+        stat(&s, "cluster.slow.upstream_rq_active") == 2
+    });
     release.store(true, Ordering::Relaxed);
     let first = first.join().unwrap();
     assert_eq!((first.status, first.text().as_str()), (200, "slow"));
+    assert_eq!(high.join().unwrap().status, 200);
     assert_eq!(stat(&s, "cluster.slow.upstream_rq_pending_overflow"), 1);
 }
 

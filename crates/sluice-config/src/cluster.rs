@@ -364,6 +364,28 @@ pub struct CircuitBreakers {
     /// If set, replaces `max_retries`: retries in flight may be this share (percent) of the
     /// requests in flight, and at least `min_retry_concurrency`.
     pub retry_budget: Option<RetryBudget>,
+    /// Limits for routes with `priority: high`, counted apart from the default ones (Envoy's
+    /// `HIGH` thresholds). Connections are shared by both priorities, so their caps are the
+    /// cluster's.
+    pub high_priority: HighPriorityThresholds,
+}
+
+/// Request-side limits of high-priority routes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HighPriorityThresholds {
+    pub max_requests: u32,
+    pub max_retries: u32,
+    pub retry_budget: Option<RetryBudget>,
+}
+
+impl Default for HighPriorityThresholds {
+    fn default() -> Self {
+        HighPriorityThresholds {
+            max_requests: 1024,
+            max_retries: 3,
+            retry_budget: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -380,6 +402,7 @@ impl Default for CircuitBreakers {
             max_requests: 1024,
             max_retries: 3,
             retry_budget: None,
+            high_priority: HighPriorityThresholds::default(),
         }
     }
 }

@@ -639,10 +639,28 @@ impl Decode for CircuitBreakers {
         let requests = f.or("max_requests", d.max_requests, cx);
         let retries = f.or("max_retries", d.max_retries, cx);
         let budget = f.optional::<RetryBudget>("retry_budget", cx);
+        let high = f.or("high_priority", HighPriorityThresholds::default(), cx);
         f.finish(cx);
         Some(CircuitBreakers {
             max_connections: cx_max?,
             max_pending_requests: pending?,
+            max_requests: requests?,
+            max_retries: retries?,
+            retry_budget: budget.ok()?,
+            high_priority: high?,
+        })
+    }
+}
+
+impl Decode for HighPriorityThresholds {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let d = HighPriorityThresholds::default();
+        let mut f = Fields::new(node, path, cx)?;
+        let requests = f.or("max_requests", d.max_requests, cx);
+        let retries = f.or("max_retries", d.max_retries, cx);
+        let budget = f.optional::<RetryBudget>("retry_budget", cx);
+        f.finish(cx);
+        Some(HighPriorityThresholds {
             max_requests: requests?,
             max_retries: retries?,
             retry_budget: budget.ok()?,

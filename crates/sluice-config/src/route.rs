@@ -119,6 +119,17 @@ pub struct ForwardAction {
     pub metadata_match: crate::cluster::MetadataMatch,
     /// How the request's hash is made for `ring_hash` and `maglev` clusters.
     pub hash_policy: Vec<HashPolicy>,
+    /// Which of the cluster's circuit-breaker thresholds the request counts against.
+    pub priority: RoutePriority,
+}
+
+/// Envoy's route priority: `high` routes have circuit-breaker limits of their own, so bulk
+/// traffic filling the default ones cannot starve them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RoutePriority {
+    #[default]
+    Default,
+    High,
 }
 
 /// One source of a request's hash. Policies are tried in order and their hashes combined; a

@@ -389,6 +389,7 @@ impl Decode for ForwardAction {
         let host_rewrite_literal = f.optional::<String>("host_rewrite_literal", cx);
         let metadata_match = decode_metadata_match(&mut f, cx);
         let hash_policy = f.or("hash_policy", Vec::<HashPolicy>::new(), cx);
+        let priority = f.or("priority", RoutePriority::Default, cx);
         let rewrite_line = f.node("regex_rewrite").map(|n| n.line);
         let has_prefix_rewrite = f.node("prefix_rewrite").is_some();
         f.finish(cx);
@@ -419,6 +420,7 @@ impl Decode for ForwardAction {
             host_rewrite_literal: host_rewrite_literal.ok()?,
             metadata_match,
             hash_policy: hash_policy?,
+            priority: priority?,
         })
     }
 }
@@ -460,6 +462,23 @@ fn decode_metadata_match(f: &mut Fields<'_>, cx: &mut Cx) -> Option<MetadataMatc
         Some(n) => crate::cluster_decode::string_map(n, &path, cx)?,
     };
     Some(MetadataMatch::new(pairs))
+}
+
+impl Decode for RoutePriority {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        crate::decode::keyword(
+            node,
+            path,
+            cx,
+            "priority",
+            &["default", "high"],
+            |name| match name {
+                "default" => Some(RoutePriority::Default),
+                "high" => Some(RoutePriority::High),
+                _ => None,
+            },
+        )
+    }
 }
 
 impl Decode for HashPolicy {

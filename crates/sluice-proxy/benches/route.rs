@@ -53,6 +53,7 @@ fn route(v: usize, k: usize) -> Route {
             host_rewrite_literal: None,
             metadata_match: Default::default(),
             hash_policy: Vec::new(),
+            priority: Default::default(),
         })),
         headers: Default::default(),
         line: 1,

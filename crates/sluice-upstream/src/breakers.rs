@@ -19,6 +19,9 @@ pub struct Breakers {
     pending: AtomicU32,
     retries: AtomicU32,
     connections: AtomicU32,
+    /// The high-priority thresholds' own counts.
+    high_requests: AtomicU32,
+    high_retries: AtomicU32,
     /// Signalled when a connection closes or goes idle, for requests waiting on the cap.
     connection_freed: Notify,
 }
@@ -29,6 +32,8 @@ enum Kind {
     Request,
     Pending,
     Retry,
+    HighRequest,
+    HighRetry,
 }
 
 /// One unit of a request-side cap, given back on drop.
@@ -70,6 +75,8 @@ impl Breakers {
             pending: AtomicU32::new(0),
             retries: AtomicU32::new(0),
             connections: AtomicU32::new(0),
+            high_requests: AtomicU32::new(0),
+            high_retries: AtomicU32::new(0),
             connection_freed: Notify::new(),
         }
     }
@@ -79,6 +86,8 @@ impl Breakers {
             Kind::Request => &self.requests,
             Kind::Pending => &self.pending,
             Kind::Retry => &self.retries,
+            Kind::HighRequest => &self.high_requests,
+            Kind::HighRetry => &self.high_retries,
         }
     }
 
@@ -91,12 +100,30 @@ impl Breakers {
             .is_ok()
     }
 
-    /// A request in flight, if `max_requests` allows.
-    pub fn request(&self) -> Option<Permit<'_>> {
-        Self::take(&self.requests, self.limits.max_requests).then(|| Permit {
+    /// A request in flight, if `max_requests` (of the route's priority) allows.
+    pub fn request(&self, high: bool) -> Option<Permit<'_>> {
+        let (counter, max, kind) = if high {
+            (
+                &self.high_requests,
+                self.limits.high_priority.max_requests,
+                Kind::HighRequest,
+            )
+        } else {
+            (&self.requests, self.limits.max_requests, Kind::Request)
+        };
+        Self::take(counter, max).then(|| Permit {
             breakers: self,
-            kind: Kind::Request,
+            kind,
         })
+    }
+
+    /// The `max_requests` of a priority.
+    pub fn max_requests(&self, high: bool) -> u32 {
+        if high {
+            self.limits.high_priority.max_requests
+        } else {
+            self.limits.max_requests
+        }
     }
 
     /// A request waiting for a connection, if `max_pending_requests` allows.
@@ -107,18 +134,37 @@ impl Breakers {
         })
     }
 
-    /// A retry in flight, if `max_retries` (or the retry budget) allows.
-    pub fn retry(&self) -> Option<Permit<'_>> {
-        let max = match self.limits.retry_budget {
-            None => self.limits.max_retries,
+    /// A retry in flight, if `max_retries` (or the retry budget) of the priority allows.
+    pub fn retry(&self, high: bool) -> Option<Permit<'_>> {
+        let (budget, max, requests, retries, kind) = if high {
+            let h = &self.limits.high_priority;
+            (
+                h.retry_budget,
+                h.max_retries,
+                &self.high_requests,
+                &self.high_retries,
+                Kind::HighRetry,
+            )
+        } else {
+            let l = &self.limits;
+            (
+                l.retry_budget,
+                l.max_retries,
+                &self.requests,
+                &self.retries,
+                Kind::Retry,
+            )
+        };
+        let max = match budget {
+            None => max,
             Some(b) => {
-                let active = f64::from(self.requests.load(Ordering::Relaxed));
+                let active = f64::from(requests.load(Ordering::Relaxed));
                 ((active * b.budget_percent / 100.0) as u32).max(b.min_retry_concurrency)
             }
         };
-        Self::take(&self.retries, max).then(|| Permit {
+        Self::take(retries, max).then(|| Permit {
             breakers: self,
-            kind: Kind::Retry,
+            kind,
         })
     }
 
@@ -141,12 +187,12 @@ impl Breakers {
         }
     }
 
-    /// (requests, pending, retries, connections) in flight now.
+    /// (requests, pending, retries, connections) in flight now, both priorities together.
     pub fn active(&self) -> (u32, u32, u32, u32) {
         (
-            self.requests.load(Ordering::Relaxed),
+            self.requests.load(Ordering::Relaxed) + self.high_requests.load(Ordering::Relaxed),
             self.pending.load(Ordering::Relaxed),
-            self.retries.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed) + self.high_retries.load(Ordering::Relaxed),
             self.connections.load(Ordering::Relaxed),
         )
     }
@@ -164,25 +210,45 @@ mod tests {
             max_requests: 2,
             max_retries: 1,
             retry_budget: None,
+            high_priority: sluice_config::HighPriorityThresholds {
+                max_requests: 1,
+                max_retries: 0,
+                retry_budget: None,
+            },
         }
+    }
+
+    #[test]
+    fn high_priority_counts_apart() {
+        let b = Breakers::new(limits());
+        let _d1 = b.request(false).unwrap();
+        let _d2 = b.request(false).unwrap();
+        assert!(b.request(false).is_none());
+        // The default thresholds are full; high priority has its own.
+        let h = b.request(true).unwrap();
+        assert!(b.request(true).is_none());
+        assert!(b.retry(true).is_none());
+        drop(h);
+        assert!(b.request(true).is_some());
+        assert_eq!(b.active().0, 2);
     }
 
     #[test]
     fn caps_hold_and_come_back_on_drop() {
         let b = Arc::new(Breakers::new(limits()));
-        let r1 = b.request().unwrap();
-        let _r2 = b.request().unwrap();
-        assert!(b.request().is_none());
+        let r1 = b.request(false).unwrap();
+        let _r2 = b.request(false).unwrap();
+        assert!(b.request(false).is_none());
         drop(r1);
-        assert!(b.request().is_some());
+        assert!(b.request(false).is_some());
         let c = b.connection().unwrap();
         assert!(b.connection().is_none());
         drop(c);
         assert!(b.connection().is_some());
         let _p = b.pending().unwrap();
         assert!(b.pending().is_none());
-        let _t = b.retry().unwrap();
-        assert!(b.retry().is_none());
+        let _t = b.retry(false).unwrap();
+        assert!(b.retry(false).is_none());
         assert_eq!(b.active(), (1, 1, 1, 0));
     }
 
@@ -195,11 +261,11 @@ mod tests {
             min_retry_concurrency: 1,
         });
         let b = Breakers::new(l);
-        let held: Vec<_> = (0..10).map(|_| b.request().unwrap()).collect();
+        let held: Vec<_> = (0..10).map(|_| b.request(false).unwrap()).collect();
         // 20% of 10 requests: two retries.
-        let _a = b.retry().unwrap();
-        let _b = b.retry().unwrap();
-        assert!(b.retry().is_none());
+        let _a = b.retry(false).unwrap();
+        let _b = b.retry(false).unwrap();
+        assert!(b.retry(false).is_none());
         drop(held);
     }
 

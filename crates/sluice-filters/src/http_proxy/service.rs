@@ -8,7 +8,7 @@ use http::header::{HeaderValue, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use sluice_config::route::{
-    ForwardAction, HeaderMutations, PathMatch, RouteAction, WeightedCluster,
+    ForwardAction, HeaderMutations, PathMatch, RouteAction, RoutePriority, WeightedCluster,
 };
 use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
 use tokio::time::Instant;
@@ -247,11 +247,13 @@ impl Proxy {
         let ctx = LbContext { hash: hashed.hash };
         let breakers = &upstream.cluster.breakers;
         let stats = &upstream.cluster.stats;
-        let Some(_in_flight) = breakers.request() else {
+        let high = action.priority == RoutePriority::High;
+        let Some(_in_flight) = breakers.request(high) else {
             ClusterStats::add(&stats.upstream_rq_pending_overflow);
             return overloaded(format!(
-                "upstream overflow: cluster \"{cluster_name}\" has max_requests ({}) in flight\n",
-                breakers.limits.max_requests
+                "upstream overflow: cluster \"{cluster_name}\" has max_requests ({}{}) in flight\n",
+                breakers.max_requests(high),
+                if high { ", high priority" } else { "" }
             ));
         };
         // Held while a retry is in flight (`max_retries`).
@@ -427,7 +429,7 @@ impl Proxy {
                 && policy.is_some_and(|p| retry::retriable(p, &outcome))
                 && deadline.is_none_or(|d| Instant::now() < d)
             {
-                let permit = breakers.retry();
+                let permit = breakers.retry(high);
                 if permit.is_none() {
                     ClusterStats::add(&stats.upstream_rq_retry_overflow);
                     debug!(cluster = %cluster_name, "retry refused: max_retries in flight");

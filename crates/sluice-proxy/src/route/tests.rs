@@ -27,6 +27,7 @@ fn forward(target: ClusterTarget) -> RouteAction {
         host_rewrite_literal: None,
         metadata_match: Default::default(),
         hash_policy: Vec::new(),
+        priority: Default::default(),
     }))
 }
 
