@@ -452,3 +452,51 @@ fn idle_connections_hold_no_buffers() {
     eprintln!("idle connection cost: {per_conn} bytes of RSS each");
     assert!(per_conn < 8 * 1024, "{per_conn} bytes per idle connection");
 }
+
+/// `hash_policy: [{ source_ip: true }]` on a ring_hash cluster: every connection from one
+/// client address reaches the same host, and different addresses spread over the hosts.
+#[test]
+fn source_ip_hashing_keeps_a_client_on_one_host() {
+    let names: Vec<String> = (0..3)
+        .map(|i| {
+            spawn_server(move |mut conn| {
+                let _ = conn.write_all(format!("host{i}").as_bytes());
+            })
+            .to_string()
+        })
+        .collect();
+    let listen = local(free_port());
+    let yaml = config(
+        &listen.to_string(),
+        &names,
+        ", hash_policy: [{ source_ip: true }]",
+    )
+    .replace(
+        "    connect_timeout: 1s\n",
+        "    connect_timeout: 1s\n    lb_policy: ring_hash\n",
+    );
+    let _s = Sluice::start(&yaml);
+    let greeting = |source: &str| {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let from: SocketAddr = format!("{source}:0").parse().unwrap();
+        sock.bind(&from.into()).unwrap();
+        sock.connect(&listen.into()).unwrap();
+        let mut s: std::net::TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut name = String::new();
+        s.read_to_string(&mut name).unwrap();
+        name
+    };
+    let mut seen = std::collections::HashSet::new();
+    for n in 1..=12 {
+        let source = format!("127.0.0.{n}");
+        let first = greeting(&source);
+        assert!(first.starts_with("host"), "{source}: {first:?}");
+        for _ in 0..3 {
+            assert_eq!(greeting(&source), first, "{source} moved");
+        }
+        seen.insert(first);
+    }
+    assert!(seen.len() >= 2, "12 clients all on {seen:?}");
+}

@@ -15,6 +15,8 @@ pub struct TcpProxyConfig {
     pub buffer_size: usize,
     /// Connect attempts across different hosts; `None` tries every host once.
     pub max_connect_attempts: Option<usize>,
+    /// `ring_hash`/`maglev` clusters: hash the client's IP, so a client keeps its host.
+    pub hash_source_ip: bool,
 }
 
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -34,7 +36,25 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     let buffer_line = f.line_of("buffer_size");
     let attempts = f.optional::<u32>("max_connect_attempts", cx);
     let attempts_line = f.line_of("max_connect_attempts");
+    let hash_policy = f.or(
+        "hash_policy",
+        Vec::<sluice_config::route::HashPolicy>::new(),
+        cx,
+    );
+    let hash_line = f.line_of("hash_policy");
     f.finish(cx);
+    let hash_policy = hash_policy?;
+    if hash_policy
+        .iter()
+        .any(|p| p.source != sluice_config::route::HashSource::SourceIp)
+    {
+        cx.error(
+            hash_line,
+            &join(path, "hash_policy"),
+            "tcp_proxy can hash only the client's address: use [{ source_ip: true }]",
+        );
+        return None;
+    }
     let buffer_size = buffer_size?.0;
     if !(1024..=16 << 20).contains(&buffer_size) {
         cx.error(
@@ -59,5 +79,6 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
         buffer_size: usize::try_from(buffer_size).unwrap_or(DEFAULT_BUFFER_SIZE as usize),
         max_connect_attempts: attempts.map(|a| a as usize),
+        hash_source_ip: !hash_policy.is_empty(),
     }))
 }

@@ -4,6 +4,10 @@ mod config;
 mod pool;
 mod transfer;
 
+use std::net::IpAddr;
+
+use sluice_net::PeerAddr;
+use sluice_upstream::lb::hash_key;
 use std::any::Any;
 use std::sync::Arc;
 
@@ -35,6 +39,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
             idle_timeout: config.idle_timeout,
         },
         max_connect_attempts: config.max_connect_attempts,
+        hash_source_ip: config.hash_source_ip,
     })))
 }
 
@@ -43,6 +48,7 @@ struct TcpProxy {
     clusters: Arc<ClusterManager>,
     settings: TransferSettings,
     max_connect_attempts: Option<usize>,
+    hash_source_ip: bool,
 }
 
 impl ConnectionHandler for TcpProxy {
@@ -53,15 +59,21 @@ impl ConnectionHandler for TcpProxy {
         let name = self.cluster.clone();
         let settings = self.settings;
         let max_attempts = self.max_connect_attempts;
+        let ctx = sluice_upstream::LbContext {
+            hash: match info.peer {
+                PeerAddr::Tcp(a) if self.hash_source_ip => Some(match a.ip() {
+                    IpAddr::V4(ip) => hash_key(&ip.octets()),
+                    IpAddr::V6(ip) => hash_key(&ip.octets()),
+                }),
+                _ => None,
+            },
+        };
         Box::pin(async move {
             let Some(cluster) = cluster else {
                 warn!(cluster = %name, "tcp_proxy: cluster not found; closing connection");
                 return;
             };
-            let (upstream, host) = match cluster
-                .connect(max_attempts, &sluice_upstream::LbContext::default())
-                .await
-            {
+            let (upstream, host) = match cluster.connect(max_attempts, &ctx).await {
                 Ok(c) => c,
                 Err(e) => {
                     // Dropping the downstream closes it at once: the client is not left hanging.
