@@ -593,20 +593,15 @@ impl Decode for OutlierDetection {
             cx,
         );
         let (interval, base, max_time) = (interval?, base?, max_time?);
-        let mut ok = true;
-        for (value, line, key) in [
-            (interval, interval_line, "interval"),
-            (base, base_line, "base_ejection_time"),
-        ] {
-            if value < Duration::from_millis(10) {
-                cx.error(
-                    line,
-                    &join(path, key),
-                    format!("must be at least 10ms, found {value:?}"),
-                );
-                ok = false;
-            }
-        }
+        let mut ok = crate::decode::durations_at_least(
+            path,
+            Duration::from_millis(10),
+            &[
+                (interval, interval_line, "interval"),
+                (base, base_line, "base_ejection_time"),
+            ],
+            cx,
+        );
         if max_time < base {
             cx.error(
                 max_time_line,

@@ -79,6 +79,27 @@ pub fn in_range(
     None
 }
 
+/// Reports each `(value, line, key)` under `path` that is shorter than `min`; whether none was.
+pub fn durations_at_least(
+    path: &str,
+    min: Duration,
+    items: &[(Duration, usize, &str)],
+    cx: &mut Cx,
+) -> bool {
+    let mut ok = true;
+    for &(value, line, key) in items {
+        if value < min {
+            cx.error(
+                line,
+                &join(path, key),
+                format!("must be at least {min:?}, found {value:?}"),
+            );
+            ok = false;
+        }
+    }
+    ok
+}
+
 pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()

@@ -337,20 +337,15 @@ impl Decode for Keepalive {
         let timeout_line = f.line_of("timeout");
         f.finish(cx);
         let (interval, timeout) = (interval?, timeout?);
-        let mut ok = true;
-        for (value, line, key) in [
-            (interval, interval_line, "interval"),
-            (timeout, timeout_line, "timeout"),
-        ] {
-            if value < Duration::from_millis(10) {
-                cx.error(
-                    line,
-                    &join(path, key),
-                    format!("must be at least 10ms, found {value:?}"),
-                );
-                ok = false;
-            }
-        }
+        let ok = crate::decode::durations_at_least(
+            path,
+            Duration::from_millis(10),
+            &[
+                (interval, interval_line, "interval"),
+                (timeout, timeout_line, "timeout"),
+            ],
+            cx,
+        );
         ok.then_some(Keepalive { interval, timeout })
     }
 }
