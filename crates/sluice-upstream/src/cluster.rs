@@ -5,7 +5,8 @@
 //! health changes (health checks, outlier detection); requests load it lock-free. Rebuilds use
 //! `ArcSwap::rcu`, so two racing rebuilds cannot publish a state older than the flags they read.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use arc_swap::ArcSwap;
 use sluice_config::{ClusterConfig, LbPolicy};
@@ -23,6 +24,11 @@ pub struct Cluster {
     pub breakers: Arc<Breakers>,
     params: GroupParams,
     snapshot: ArcSwap<ClusterSnapshot>,
+    /// Where rebuilds asked for from the data path run (the control runtime), and this
+    /// cluster, weakly; unset in tests and benches, where they run in place.
+    background: OnceLock<(tokio::runtime::Handle, Weak<Cluster>)>,
+    /// A background rebuild is queued and has not started yet.
+    rebuild_queued: AtomicBool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -58,6 +64,8 @@ impl Cluster {
             breakers: Arc::new(Breakers::new(config.circuit_breakers)),
             params,
             snapshot: ArcSwap::from_pointee(snapshot),
+            background: OnceLock::new(),
+            rebuild_queued: AtomicBool::new(false),
         }
     }
 
@@ -73,6 +81,33 @@ impl Cluster {
     /// The current members.
     pub fn hosts(&self) -> Vec<Arc<Host>> {
         self.snapshot.load().hosts().to_vec()
+    }
+
+    /// Has rebuilds asked for by [`Cluster::health_changed_soon`] run on `runtime`.
+    pub fn run_rebuilds_on(self: &Arc<Self>, runtime: tokio::runtime::Handle) {
+        let _ = self.background.set((runtime, Arc::downgrade(self)));
+    }
+
+    /// Like [`Cluster::health_changed`], but from the data path: the rebuild (O(hosts), plus
+    /// the balancers' tables) runs on the control runtime rather than holding up a worker's
+    /// other connections, and a burst of changes costs one rebuild. Requests meanwhile use
+    /// the current snapshot; the ejected host may get a few more.
+    pub fn health_changed_soon(&self) {
+        let Some((runtime, me)) = self.background.get() else {
+            self.health_changed();
+            return;
+        };
+        if self.rebuild_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = me.clone();
+        runtime.spawn(async move {
+            if let Some(cluster) = me.upgrade() {
+                // Cleared first: a change after this point queues a rebuild of its own.
+                cluster.rebuild_queued.store(false, Ordering::Release);
+                cluster.health_changed();
+            }
+        });
     }
 
     /// Re-arranges the current members after a health change.
@@ -154,6 +189,30 @@ mod tests {
         let hosts = c.hosts();
         hosts[0].set_health_flag(health::FAILED_ACTIVE_HC, true);
         c.health_changed();
+        for _ in 0..10 {
+            let snap = c.snapshot();
+            let h = snap.all.choose(&LbContext::default()).unwrap();
+            assert!(Arc::ptr_eq(h, &hosts[1]));
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_from_the_data_path_rebuild_in_the_background_once() {
+        let c = Arc::new(cluster(
+            "{ name: c, endpoints: [{ address: \"127.0.0.1:1\" }, { address: \"127.0.0.1:2\" }] }",
+        ));
+        c.run_rebuilds_on(tokio::runtime::Handle::current());
+        let hosts = c.hosts();
+        hosts[0].set_health_flag(health::FAILED_OUTLIER, true);
+        c.health_changed_soon();
+        c.health_changed_soon();
+        assert!(c.rebuild_queued.load(Ordering::Acquire));
+        // Not rebuilt yet: the old arrangement still holds both hosts.
+        assert_eq!(c.snapshot().all.level_loads().len(), 1);
+        let before = Arc::as_ptr(&c.snapshot.load_full());
+        tokio::task::yield_now().await;
+        assert!(!c.rebuild_queued.load(Ordering::Acquire));
+        assert_ne!(before, Arc::as_ptr(&c.snapshot.load_full()));
         for _ in 0..10 {
             let snap = c.snapshot();
             let h = snap.all.choose(&LbContext::default()).unwrap();

@@ -107,7 +107,20 @@ impl HostGroup {
             1 => &level.tiers[0],
             _ => &level.tiers[pick(&level.tier_shares, draw(ctx, 1))?],
         };
-        tier.lb.choose(ctx).and_then(|i| tier.hosts.get(i))
+        let host = tier.lb.choose(ctx).and_then(|i| tier.hosts.get(i))?;
+        if level.panic || host.is_healthy() {
+            return Some(host);
+        }
+        // Flagged since this arrangement was built (an ejection whose rebuild is still on its
+        // way): the flag is honoured at once, with a fresh draw or two from the same tier.
+        for _ in 0..2 {
+            let again = tier.lb.choose(&LbContext { hash: None })?;
+            let again = tier.hosts.get(again)?;
+            if again.is_healthy() {
+                return Some(again);
+            }
+        }
+        Some(host)
     }
 
     /// A host for a retry: preferably one `tried` does not hold. A few balancer draws first
@@ -296,6 +309,7 @@ mod tests {
     use super::*;
     use crate::host::{health, Locality, Metadata};
     use sluice_config::Address;
+    use std::collections::HashMap;
 
     fn host(port: u16, priority: u32, zone: &str) -> Arc<Host> {
         Arc::new(Host::new(
@@ -401,6 +415,15 @@ mod tests {
             assert!(Arc::ptr_eq(h, &hosts[2]));
         }
         assert!(g.choose_untried(&hosts).is_none());
+    }
+
+    #[test]
+    fn a_host_flagged_after_the_build_is_avoided_at_once() {
+        let hosts: Vec<_> = (0..2).map(|i| host(9000 + i, 0, "z")).collect();
+        let g = HostGroup::new(hosts.clone(), &GroupParams::new(LbPolicy::RoundRobin));
+        hosts[0].set_health_flag(health::FAILED_OUTLIER, true);
+        // Not rebuilt; still only the healthy host comes out.
+        assert_eq!(counts(&g, 50), HashMap::from([(9001, 50)]));
     }
 
     #[test]

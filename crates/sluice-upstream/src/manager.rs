@@ -29,6 +29,9 @@ impl ClusterManager {
             .iter()
             .map(|c| {
                 let cluster = Arc::new(Cluster::from_config(c));
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    cluster.run_rebuilds_on(runtime);
+                }
                 crate::outlier::spawn_sweep(&cluster);
                 crate::health::spawn_for(&cluster);
                 crate::dns::spawn_for(&cluster);

@@ -111,7 +111,7 @@ impl Cluster {
         };
         if let Some(reason) = reason {
             if self.eject(host, od, reason, &self.hosts()) {
-                self.health_changed();
+                self.health_changed_soon();
             }
         }
     }
