@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::address::Address;
 use crate::cluster::*;
-use crate::decode::{index, join, keyword, Cx, Decode, Fields};
+use crate::decode::{index, join, keyword, seq, Cx, Decode, Fields};
 use crate::model::{CommonHttpProtocolOptions, Http2ProtocolOptions, UpstreamProtocol};
 use crate::yaml::{Node, NodeKind};
 
@@ -49,9 +49,9 @@ impl Decode for ClusterConfig {
         let endpoints_line = f.line_of("endpoints");
         let endpoints = match (f.node("endpoints"), discovery) {
             (None, _) => Some(Vec::new()),
-            (Some(list), Some(discovery)) => {
-                decode_endpoints(list, &join(path, "endpoints"), discovery, cx)
-            }
+            (Some(list), Some(discovery)) => seq(list, &join(path, "endpoints"), cx, |n, p, cx| {
+                decode_endpoint(n, p, discovery, cx)
+            }),
             (Some(_), None) => None,
         };
         let path_of = |key| join(path, key);
@@ -173,31 +173,6 @@ impl Decode for Resolver {
             }
         }
     }
-}
-
-fn decode_endpoints(
-    list: &Node,
-    path: &str,
-    discovery: DiscoveryType,
-    cx: &mut Cx,
-) -> Option<Vec<EndpointConfig>> {
-    let NodeKind::Seq(items) = &list.kind else {
-        cx.error(
-            list.line,
-            path,
-            format!("expected a list, found {}", list.type_name()),
-        );
-        return None;
-    };
-    let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        match decode_endpoint(item, &index(path, i), discovery, cx) {
-            Some(e) => out.push(e),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
 }
 
 fn decode_endpoint(

@@ -237,28 +237,35 @@ impl Decode for Duration {
 
 impl<T: Decode> Decode for Vec<T> {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
-        match &node.kind {
-            NodeKind::Seq(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                let mut ok = true;
-                for (i, item) in items.iter().enumerate() {
-                    match T::decode(item, &index(path, i), cx) {
-                        Some(v) => out.push(v),
-                        None => ok = false,
-                    }
-                }
-                ok.then_some(out)
-            }
-            _ => {
-                cx.error(
-                    node.line,
-                    path,
-                    format!("expected a list, found {}", node.type_name()),
-                );
-                None
-            }
+        seq(node, path, cx, T::decode)
+    }
+}
+
+/// Decodes a list with a per-item decoder (one that may need extra context), reporting
+/// every bad item; `None` if any was.
+pub fn seq<T>(
+    node: &Node,
+    path: &str,
+    cx: &mut Cx,
+    mut item: impl FnMut(&Node, &str, &mut Cx) -> Option<T>,
+) -> Option<Vec<T>> {
+    let NodeKind::Seq(items) = &node.kind else {
+        cx.error(
+            node.line,
+            path,
+            format!("expected a list, found {}", node.type_name()),
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        match item(n, &index(path, i), cx) {
+            Some(v) => out.push(v),
+            None => ok = false,
         }
     }
+    ok.then_some(out)
 }
 
 /// The fields of one YAML mapping, read one key at a time.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::address::Address;
 use crate::decode::{
-    did_you_mean, in_range, index, join, keyword, single_key, Cx, Decode, Diagnostic, Fields,
+    did_you_mean, in_range, index, join, keyword, seq, single_key, Cx, Decode, Diagnostic, Fields,
 };
 use crate::model::*;
 use crate::registry::Registry;
@@ -128,32 +128,6 @@ fn default_admin() -> AdminConfig {
 
 fn default_workers() -> u16 {
     std::thread::available_parallelism().map_or(1, |n| u16::try_from(n.get()).unwrap_or(u16::MAX))
-}
-
-/// Decodes a list with a per-item decoder that needs extra context.
-fn seq<T>(
-    node: &Node,
-    path: &str,
-    cx: &mut Cx,
-    mut item: impl FnMut(&Node, &str, &mut Cx) -> Option<T>,
-) -> Option<Vec<T>> {
-    let yaml::NodeKind::Seq(items) = &node.kind else {
-        cx.error(
-            node.line,
-            path,
-            format!("expected a list, found {}", node.type_name()),
-        );
-        return None;
-    };
-    let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for (i, n) in items.iter().enumerate() {
-        match item(n, &index(path, i), cx) {
-            Some(v) => out.push(v),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
 }
 
 fn decode_admin(node: &Node, path: &str, cx: &mut Cx) -> Option<AdminConfig> {
