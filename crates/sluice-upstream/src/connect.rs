@@ -2,7 +2,9 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
+use sluice_config::{Address, TcpKeepalive};
 use sluice_net::Stream;
 use tracing::debug;
 
@@ -25,6 +27,36 @@ pub enum ConnectError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A connection to `address` within `timeout` (an error of kind `TimedOut` past it), with the
+/// cluster's TCP keepalive turned on if it has one: how every upstream connection is made,
+/// by `tcp_proxy` and by the HTTP pools alike.
+pub async fn dial(
+    address: &Address,
+    timeout: Duration,
+    keepalive: Option<&TcpKeepalive>,
+) -> io::Result<Stream> {
+    let stream = match tokio::time::timeout(timeout, sluice_net::connect(address)).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect timed out after {timeout:?}"),
+            ))
+        }
+    };
+    if let Some(k) = keepalive {
+        if let Err(e) = sluice_net::set_keepalive(
+            &stream,
+            k.keepalive_time,
+            k.keepalive_interval,
+            k.keepalive_probes,
+        ) {
+            debug!(host = %address, error = %e, "cannot set TCP keepalive");
+        }
+    }
+    Ok(stream)
 }
 
 impl Cluster {
@@ -55,28 +87,13 @@ impl Cluster {
                 }
             };
             tried.push(host.clone());
-            let result = tokio::time::timeout(timeout, sluice_net::connect(&host.address)).await;
-            let err = match result {
-                Ok(Ok(stream)) => {
-                    if let Some(k) = &self.config.tcp_keepalive {
-                        if let Err(e) = sluice_net::set_keepalive(
-                            &stream,
-                            k.keepalive_time,
-                            k.keepalive_interval,
-                            k.keepalive_probes,
-                        ) {
-                            debug!(cluster = %self.name, error = %e, "cannot set TCP keepalive");
-                        }
-                    }
+            let err = match dial(&host.address, timeout, self.config.tcp_keepalive.as_ref()).await {
+                Ok(stream) => {
                     // A connection made counts as a success for outlier detection.
                     self.report(&host, Outcome::Status(200));
                     return Ok((stream, host));
                 }
-                Ok(Err(e)) => e,
-                Err(_) => io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connect timed out after {timeout:?}"),
-                ),
+                Err(e) => e,
             };
             debug!(cluster = %self.name, host = %host.address, attempt, error = %err, "upstream connect failed");
             self.report(&host, Outcome::ConnectFailure);

@@ -38,6 +38,7 @@ use http::{Request, Response};
 use sluice_config::Address;
 use sluice_net::Stream;
 use sluice_upstream::breakers::{Breakers, ConnectionPermit};
+use sluice_upstream::connect::dial;
 use sluice_upstream::stats::ClusterStats;
 
 use super::body::{Body, BoxError};
@@ -268,28 +269,17 @@ impl HostPool {
         }
     }
 
-    /// A new connection to the host, within `connect_timeout`, counted by `permit`.
+    /// A new connection to the host, within `connect_timeout` (the caller holds its
+    /// `max_connections` permit).
     async fn dial(&self) -> Result<Stream, PoolError> {
         let timeout = self.options.connect_timeout;
-        match tokio::time::timeout(timeout, sluice_net::connect(&self.address)).await {
-            Ok(Ok(stream)) => {
-                if let Some(k) = &self.options.tcp_keepalive {
-                    if let Err(e) = sluice_net::set_keepalive(
-                        &stream,
-                        k.keepalive_time,
-                        k.keepalive_interval,
-                        k.keepalive_probes,
-                    ) {
-                        tracing::debug!(host = %self.address, error = %e, "cannot set TCP keepalive");
-                    }
-                }
-                Ok(stream)
-            }
-            Ok(Err(e)) => Err(PoolError::connect(e)),
-            Err(_) => Err(PoolError::connect(format!(
+        match dial(&self.address, timeout, self.options.tcp_keepalive.as_ref()).await {
+            Ok(stream) => Ok(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(PoolError::connect(format!(
                 "connect to {} timed out after {timeout:?}",
                 self.address
             ))),
+            Err(e) => Err(PoolError::connect(e)),
         }
     }
 
