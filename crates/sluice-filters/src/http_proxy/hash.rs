@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 use sluice_config::route::{HashPolicy, HashSource};
-use sluice_upstream::lb::hash_key;
+use sluice_upstream::lb::{hash_ip, hash_key};
 
 /// The outcome: the hash, and the cookie to set if one was made up.
 #[derive(Debug, Default)]
@@ -55,10 +55,7 @@ pub fn compute(
                     }
                 },
             },
-            HashSource::SourceIp => client.map(|ip| match ip {
-                IpAddr::V4(v4) => hash_key(&v4.octets()),
-                IpAddr::V6(v6) => hash_key(&v6.octets()),
-            }),
+            HashSource::SourceIp => client.map(hash_ip),
             HashSource::QueryParameter(name) => {
                 query_value(path_and_query, name).map(|v| hash_key(v.as_bytes()))
             }

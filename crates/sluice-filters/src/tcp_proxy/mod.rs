@@ -4,10 +4,8 @@ mod config;
 mod pool;
 mod transfer;
 
-use std::net::IpAddr;
-
 use sluice_net::PeerAddr;
-use sluice_upstream::lb::hash_key;
+use sluice_upstream::lb::hash_ip;
 use std::any::Any;
 use std::sync::Arc;
 
@@ -61,10 +59,7 @@ impl ConnectionHandler for TcpProxy {
         let max_attempts = self.max_connect_attempts;
         let ctx = sluice_upstream::LbContext {
             hash: match info.peer {
-                PeerAddr::Tcp(a) if self.hash_source_ip => Some(match a.ip() {
-                    IpAddr::V4(ip) => hash_key(&ip.octets()),
-                    IpAddr::V6(ip) => hash_key(&ip.octets()),
-                }),
+                PeerAddr::Tcp(a) if self.hash_source_ip => Some(hash_ip(a.ip())),
                 _ => None,
             },
         };

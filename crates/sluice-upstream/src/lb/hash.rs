@@ -13,6 +13,15 @@ pub fn hash_key(bytes: &[u8]) -> u64 {
     xxh64(bytes, 0)
 }
 
+/// The hash of a client address (its octets), for `source_ip` hash policies: HTTP routes and
+/// `tcp_proxy` must agree, so a client lands on the same host through either.
+pub fn hash_ip(ip: std::net::IpAddr) -> u64 {
+    match ip {
+        std::net::IpAddr::V4(v4) => hash_key(&v4.octets()),
+        std::net::IpAddr::V6(v6) => hash_key(&v6.octets()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ pub mod peak_ewma;
 #[cfg(test)]
 mod testing;
 
-pub use hash::hash_key;
+pub use hash::{hash_ip, hash_key};
 pub use least_request::LeastRequest;
 pub use maglev::Maglev;
 pub use peak_ewma::PeakEwma;
