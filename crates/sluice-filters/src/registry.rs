@@ -30,7 +30,7 @@ pub struct BuildContext {
 impl BuildContext {
     pub fn new(config: Arc<Config>) -> Self {
         let clusters = Arc::new(ClusterManager::new(&config));
-        let http_upstreams = Arc::new(http_proxy::Upstreams::new(&config, &clusters));
+        let http_upstreams = Arc::new(http_proxy::Upstreams::new(&clusters));
         BuildContext {
             config,
             clusters,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use sluice_config::{Config, UpstreamProtocol};
+use sluice_config::UpstreamProtocol;
 use sluice_upstream::{Cluster, ClusterManager, Host, LbContext};
 
 use super::pool::{HostPool, PoolOptions};
@@ -19,7 +19,6 @@ pub struct Upstreams {
 
 pub struct UpstreamCluster {
     pub cluster: Arc<Cluster>,
-    pub protocol: UpstreamProtocol,
     /// How each host's pool behaves; the pool itself lives in the host (made on first use), so
     /// it follows the host in and out of the cluster.
     options: PoolOptions,
@@ -35,12 +34,10 @@ pub enum NoHost {
 }
 
 impl Upstreams {
-    pub fn new(config: &Config, clusters: &ClusterManager) -> Self {
+    pub fn new(clusters: &ClusterManager) -> Self {
         let mut map = FxHashMap::default();
-        for c in &config.clusters {
-            let Some(cluster) = clusters.get(&c.name) else {
-                continue;
-            };
+        for cluster in clusters.all() {
+            let c = &cluster.config;
             let options = PoolOptions {
                 connect_timeout: c.connect_timeout,
                 idle_timeout: c.common_http_protocol_options.idle_timeout,
@@ -57,14 +54,7 @@ impl Upstreams {
                 breakers: cluster.breakers.clone(),
                 stats: cluster.stats.clone(),
             };
-            map.insert(
-                cluster.name.clone(),
-                UpstreamCluster {
-                    cluster,
-                    protocol: c.protocol,
-                    options,
-                },
-            );
+            map.insert(cluster.name.clone(), UpstreamCluster { cluster, options });
         }
         Upstreams { clusters: map }
     }
@@ -77,7 +67,7 @@ impl Upstreams {
 impl UpstreamCluster {
     /// Whether requests to this cluster go out as HTTP/2, given the downstream's version.
     pub fn speaks_http2(&self, downstream: http::Version) -> bool {
-        match self.protocol {
+        match self.cluster.config.protocol {
             UpstreamProtocol::Http1 => false,
             UpstreamProtocol::Http2 => true,
             UpstreamProtocol::SameAsDownstream => downstream == http::Version::HTTP_2,
