@@ -169,7 +169,6 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use arc_swap::ArcSwap;
-    use sluice_config::{ProbeConfig, TcpCheck};
     use tokio::sync::mpsc;
 
     use super::*;
@@ -294,16 +293,7 @@ mod tests {
     }
 
     fn config(unhealthy: u32, healthy: u32) -> HealthCheckConfig {
-        HealthCheckConfig {
-            probe: ProbeConfig::Tcp(TcpCheck::default()),
-            interval: Duration::from_secs(1),
-            interval_jitter: Duration::ZERO,
-            unhealthy_interval: None,
-            timeout: Duration::from_millis(500),
-            unhealthy_threshold: unhealthy,
-            healthy_threshold: healthy,
-            line: 1,
-        }
+        crate::health::test_config(unhealthy, healthy, Duration::from_millis(500))
     }
 
     /// Waits (in paused time, so only as long as the checker needs) for a message; a test

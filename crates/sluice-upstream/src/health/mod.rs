@@ -51,3 +51,22 @@ pub use http::HttpProbe;
 pub use probe::{Probe, ProbeError, ProbeFuture};
 pub use registry::{probe_for, ProbeBuilder, ProbeRegistry};
 pub use tcp::TcpProbe;
+
+/// A TCP check every second with the given thresholds and timeout, for the module's tests.
+#[cfg(test)]
+pub(crate) fn test_config(
+    unhealthy_threshold: u32,
+    healthy_threshold: u32,
+    timeout: std::time::Duration,
+) -> sluice_config::HealthCheckConfig {
+    sluice_config::HealthCheckConfig {
+        probe: sluice_config::ProbeConfig::Tcp(sluice_config::TcpCheck::default()),
+        interval: std::time::Duration::from_secs(1),
+        interval_jitter: std::time::Duration::ZERO,
+        unhealthy_interval: None,
+        timeout,
+        unhealthy_threshold,
+        healthy_threshold,
+        line: 1,
+    }
+}

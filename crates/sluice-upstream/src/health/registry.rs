@@ -65,7 +65,7 @@ impl ProbeRegistry {
 mod tests {
     use std::time::Duration;
 
-    use sluice_config::{Address, TcpCheck};
+    use sluice_config::Address;
 
     use super::*;
     use crate::health::probe::{ProbeError, ProbeFuture};
@@ -79,16 +79,7 @@ mod tests {
     }
 
     fn config() -> HealthCheckConfig {
-        HealthCheckConfig {
-            probe: ProbeConfig::Tcp(TcpCheck::default()),
-            interval: Duration::from_secs(1),
-            interval_jitter: Duration::ZERO,
-            unhealthy_interval: None,
-            timeout: Duration::from_secs(1),
-            unhealthy_threshold: 1,
-            healthy_threshold: 1,
-            line: 1,
-        }
+        crate::health::test_config(1, 1, Duration::from_secs(1))
     }
 
     #[tokio::test]

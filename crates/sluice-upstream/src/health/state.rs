@@ -98,21 +98,12 @@ impl HostState {
 mod tests {
     use std::time::Duration;
 
-    use sluice_config::{Address, ProbeConfig, TcpCheck};
+    use sluice_config::Address;
 
     use super::*;
 
     fn config(unhealthy: u32, healthy: u32) -> HealthCheckConfig {
-        HealthCheckConfig {
-            probe: ProbeConfig::Tcp(TcpCheck::default()),
-            interval: Duration::from_secs(1),
-            interval_jitter: Duration::ZERO,
-            unhealthy_interval: None,
-            timeout: Duration::from_secs(1),
-            unhealthy_threshold: unhealthy,
-            healthy_threshold: healthy,
-            line: 1,
-        }
+        crate::health::test_config(unhealthy, healthy, Duration::from_secs(1))
     }
 
     fn state_with_host() -> (HostState, Arc<Host>) {
