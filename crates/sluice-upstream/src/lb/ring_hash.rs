@@ -109,11 +109,9 @@ impl LoadBalancer for RingHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::testing::{counts, hosts, near};
-
-    fn pick(lb: &RingHash, hash: u64) -> usize {
-        lb.choose(&LbContext { hash: Some(hash) }).unwrap()
-    }
+    use crate::lb::testing::{
+        assert_order_independent, counts, hosts, keys_kept_when_one_of_ten_leaves, near, pick,
+    };
 
     #[test]
     fn ring_size_follows_weights_and_bounds() {
@@ -130,42 +128,13 @@ mod tests {
 
     #[test]
     fn same_hash_same_host_whatever_the_host_order() {
-        let hs = hosts(&[1, 2, 3, 1]);
-        let lb = RingHash::new(&hs, 1024, 8 << 20);
-        let mut reversed = hs.clone();
-        reversed.reverse();
-        let rev = RingHash::new(&reversed, 1024, 8 << 20);
-        for key in 0..1_000u64 {
-            let h = hash_key(&key.to_le_bytes());
-            let a = pick(&lb, h);
-            assert_eq!(pick(&lb, h), a);
-            assert_eq!(reversed[pick(&rev, h)].address, hs[a].address);
-        }
+        assert_order_independent(&[1, 2, 3, 1], |hs| RingHash::new(hs, 1024, 8 << 20));
     }
 
     #[test]
     fn removing_a_host_moves_only_its_keys() {
-        let hs = hosts(&[1; 10]);
-        let before = RingHash::new(&hs, 1024, 8 << 20);
-        let removed = hs[3].address.clone();
-        let rest: Vec<_> = hs
-            .iter()
-            .filter(|h| h.address != removed)
-            .cloned()
-            .collect();
-        let after = RingHash::new(&rest, 1024, 8 << 20);
-        let (mut kept, mut elsewhere) = (0, 0);
-        for key in 0..10_000u64 {
-            let h = hash_key(format!("key-{key}").as_bytes());
-            let a = &hs[pick(&before, h)].address;
-            if *a == removed {
-                continue;
-            }
-            elsewhere += 1;
-            if rest[pick(&after, h)].address == *a {
-                kept += 1;
-            }
-        }
+        let (kept, elsewhere) =
+            keys_kept_when_one_of_ten_leaves(|hs| RingHash::new(hs, 1024, 8 << 20));
         assert!(kept * 10 >= elsewhere * 9, "{kept} of {elsewhere}");
         // 128 points per host with 10 hosts or 9: the others keep every point, so none move.
         assert_eq!(kept, elsewhere);
