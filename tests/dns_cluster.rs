@@ -10,7 +10,6 @@ use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use common::curl::curl;
 use common::dnsmasq::Dnsmasq;
@@ -69,22 +68,6 @@ fn fetch(addr: SocketAddr) -> String {
     }
 }
 
-/// Polls `f` until it returns `Some`, failing with `what` (and sluice's log) at the deadline.
-fn poll<T>(s: &Sluice, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}; sluice log:\n{}",
-            s.log()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The host addresses `/clusters` lists for `backend`.
 fn members(s: &Sluice) -> BTreeSet<String> {
     let (status, body) = http_get(s.admin, "/clusters").unwrap();
@@ -126,7 +109,7 @@ fn strict_dns_follows_the_names_addresses() {
     ));
 
     // Ready does not wait for DNS; the first answer arrives without a refresh interval.
-    poll(&s, "the first resolution", || {
+    s.poll("the first resolution", || {
         (fetch(addr) == "A").then_some(())
     });
     for _ in 0..10 {
@@ -136,7 +119,7 @@ fn strict_dns_follows_the_names_addresses() {
 
     dns.set_hosts(&[("127.0.0.2", "backend.test"), ("127.0.0.3", "backend.test")]);
     let mut seen = BTreeSet::new();
-    poll(&s, "both hosts answering", || {
+    s.poll("both hosts answering", || {
         seen.insert(fetch(addr));
         (seen == set(&["A", "B"])).then_some(())
     });
@@ -146,7 +129,7 @@ fn strict_dns_follows_the_names_addresses() {
     );
 
     dns.set_hosts(&[("127.0.0.3", "backend.test")]);
-    poll(&s, "A to leave /clusters", || {
+    s.poll("A to leave /clusters", || {
         (members(&s) == set(&[&b.addr.to_string()])).then_some(())
     });
     for _ in 0..10 {
@@ -209,7 +192,7 @@ fn logical_dns_moves_new_requests_and_lets_old_ones_finish() {
         &format!("app.test:{port}"),
     ));
 
-    poll(&s, "the first resolution", || {
+    s.poll("the first resolution", || {
         (fetch(addr) == "A").then_some(())
     });
     // A request in flight to the host that is about to be replaced.
@@ -217,7 +200,7 @@ fn logical_dns_moves_new_requests_and_lets_old_ones_finish() {
     arrived.recv_timeout(DEADLINE).expect("/slow reached A");
 
     dns.set_hosts(&[("127.0.0.5", "app.test")]);
-    poll(&s, "new requests to reach B", || {
+    s.poll("new requests to reach B", || {
         (fetch(addr) == "B").then_some(())
     });
     assert_eq!(members(&s), set(&[&b.addr.to_string()]));
@@ -235,7 +218,7 @@ fn a_name_without_addresses_answers_503_and_the_process_stays_up() {
     let (mut s, addr) = start(&dns_cluster("strict_dns", &dns, "nope.test:80"));
 
     // Wait until a second A query: the first answer (NXDOMAIN) has been taken in by then.
-    poll(&s, "two refreshes", || {
+    s.poll("two refreshes", || {
         (dns.log().matches("query[A] nope.test").count() >= 2).then_some(())
     });
     let r = curl(&[&format!("http://{addr}/")]);
@@ -258,7 +241,7 @@ fn a_silent_name_server_counts_failures_and_the_process_stays_up() {
     endpoints: [{{ address: \"backend.test:80\" }}]
 "
     ));
-    poll(&s, "a counted failure", || {
+    s.poll("a counted failure", || {
         (stat(&s, "dns.resolve_failure") > 0).then_some(())
     });
     let r = curl(&[&format!("http://{addr}/")]);

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::curl::{curl, curl_many};
 use common::nginx::Nginx;
@@ -60,16 +60,7 @@ fn admin(s: &Sluice, path: &str) -> String {
 
 /// Polls `check` until it holds; fails with `what` and the process log at the deadline.
 fn wait_until(s: &Sluice, what: &str, check: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}; /clusters:\n{}\nlog:\n{}",
-            admin(s, "/clusters"),
-            s.log()
-        );
-        thread::sleep(Duration::from_millis(25));
-    }
+    s.poll(what, || check().then_some(()));
 }
 
 /// The `/clusters` health flags of `host` in `cluster`.

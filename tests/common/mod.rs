@@ -177,6 +177,26 @@ impl Drop for Sluice {
     }
 }
 
+impl Sluice {
+    /// Polls `f` until it returns `Some`, failing with `what`, the admin's `/clusters` and the
+    /// process's log at the deadline: waiting on a state change without a fixed sleep.
+    pub fn poll<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what}; /clusters:\n{}\nlog:\n{}",
+                http_get(self.admin, "/clusters").map_or_else(|e| e.to_string(), |(_, b)| b),
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
 /// A minimal HTTP/1.1 GET: (status, body). The admin server is the thing under test here,
 /// not an HTTP client, so a few lines of std suffice.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
