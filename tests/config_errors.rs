@@ -66,6 +66,30 @@ fn check_binds_nothing() {
 /// Each bad config, with the exact stderr lines `sluice check` must print.
 const BAD: &[(&str, &str, &[&str])] = &[
     (
+        "cluster and route settings, each mistake reported",
+        "listeners:\n  - name: t\n    address: 127.0.0.1:1\n    filters: [{ tcp_proxy: { cluster: a, hash_policy: [{ header: x-user }] } }]\n  - name: h\n    address: 127.0.0.1:2\n    filters:\n      - http_proxy:\n          route_config:\n            virtual_hosts:\n              - name: all\n                domains: [\"*\"]\n                routes:\n                  - match: { prefix: / }\n                    route: { cluster: a, priority: urgent, hash_policy: [{ cookie: \"bad name\" }, { source_ip: false }, { header: x-a, query_parameter: u }] }\nclusters:\n  - name: a\n    type: strict_dns\n    dns_refresh_rate: 10ms\n    dns_resolvers: [\"not-an-ip\"]\n    overprovisioning_factor: 50\n    per_connection_buffer_limit: 1KiB\n    upstream_connection_options: { tcp_keepalive: { keepalive_time: 500ms } }\n    outlier_detection: { interval: 5ms, base_ejection_time: 30s, max_ejection_time: 10s }\n    circuit_breakers: { retry_budget: { budget_percent: 150 }, high_priority: { max_request: 1 } }\n    lb_policy: least_request\n    least_request_lb_config: { choice_count: 1 }\n    endpoints: [{ address: \"a.test:80\" }]\n  - name: b\n    lb_policy: ring_hash\n    max_requests_per_connection: 0\n    ring_hash_lb_config: { minimum_ring_size: 4096, maximum_ring_size: 1024 }\n  - name: c\n    lb_policy: peak_ewma\n    peak_ewma_lb_config: { decay: 0ms }\n",
+        &[
+            "cfg.yaml:4: listeners[0].filters[0].tcp_proxy.hash_policy: tcp_proxy can hash only the client's address: use [{ source_ip: true }]",
+            "cfg.yaml:15: listeners[1].filters[0].http_proxy.route_config.virtual_hosts[0].routes[0].route.hash_policy[0].cookie: invalid cookie name \"bad name\"",
+            "cfg.yaml:15: listeners[1].filters[0].http_proxy.route_config.virtual_hosts[0].routes[0].route.hash_policy[1].source_ip: write `source_ip: true`, or leave the policy out",
+            "cfg.yaml:15: listeners[1].filters[0].http_proxy.route_config.virtual_hosts[0].routes[0].route.hash_policy[2]: use only one of: header, cookie, source_ip, query_parameter",
+            "cfg.yaml:15: listeners[1].filters[0].http_proxy.route_config.virtual_hosts[0].routes[0].route.priority: unknown priority \"urgent\"; expected one of: default, high",
+            "cfg.yaml:19: clusters[0].dns_refresh_rate: must be at least 100ms, found 10ms",
+            "cfg.yaml:20: clusters[0].dns_resolvers[0]: invalid name server \"not-an-ip\": expected an IP address, with an optional :port",
+            "cfg.yaml:21: clusters[0].overprovisioning_factor: must be from 100 to 1000, found 50",
+            "cfg.yaml:22: clusters[0].per_connection_buffer_limit: must be from 16KiB to 1GiB, found 1024 bytes",
+            "cfg.yaml:23: clusters[0].upstream_connection_options.tcp_keepalive: keepalive_time and keepalive_interval must be at least 1s (the kernel counts whole seconds)",
+            "cfg.yaml:24: clusters[0].outlier_detection.interval: must be at least 10ms, found 5ms",
+            "cfg.yaml:24: clusters[0].outlier_detection.max_ejection_time: must be at least base_ejection_time (30s), found 10s",
+            "cfg.yaml:25: clusters[0].circuit_breakers.retry_budget.budget_percent: must be from 0 to 100, found 150",
+            "cfg.yaml:25: clusters[0].circuit_breakers.high_priority.max_request: unknown field \"max_request\" (did you mean \"max_requests\"?)",
+            "cfg.yaml:27: clusters[0].least_request_lb_config.choice_count: must be from 2 to 100, found 1",
+            "cfg.yaml:31: clusters[1].max_requests_per_connection: must be at least 1",
+            "cfg.yaml:32: clusters[1].ring_hash_lb_config: need 1 <= minimum_ring_size <= maximum_ring_size <= 8388608, found 4096 and 1024",
+            "cfg.yaml:35: clusters[2].peak_ewma_lb_config.decay: must be at least 1ms, found 0ns",
+        ],
+    ),
+    (
         "cluster discovery, balancing and protection",
         "clusters:\n  - name: a\n    lb_policy: round_robin\n    maglev_lb_config: { table_size: 100 }\n    endpoints: [{ address: \"backend.local:80\" }]\n  - name: b\n    type: logical_dns\n    endpoints: [{ address: \"x.local:80\" }, { address: \"y.local:80\" }]\n  - name: c\n    lb_policy: maglev\n    maglev_lb_config: { table_size: 100 }\n    subset_selectors: [[]]\n    outlier_detection: { max_ejection_percent: 150 }\n    max_requests_per_connection: 5\n    common_http_protocol_options: { max_requests_per_connection: 5 }\n    upstream_connection_options: { tcp_keepalive: { keepalive_probes: 0 } }\n    fallback_policy: any\n    endpoints: [{ address: \"127.0.0.1:1\", priority: 200, metadata: { version: [1] } }]\n",
         &[

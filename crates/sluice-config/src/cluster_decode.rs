@@ -71,67 +71,81 @@ impl Decode for ClusterConfig {
             &path_of("healthy_panic_threshold"),
             cx,
         );
-        if let Some(d) = refresh.filter(|d| *d < Duration::from_millis(100)) {
-            cx.error(
-                refresh_line,
-                &path_of("dns_refresh_rate"),
-                format!("must be at least 100ms, found {d:?}"),
-            );
-            return None;
-        }
-        let buffer_limit = buffer_limit.ok()?.map(|b| b.0);
-        if let Some(b) = buffer_limit.filter(|b| !(16 * 1024..=1 << 30).contains(b)) {
-            cx.error(
-                buffer_line,
-                &path_of("per_connection_buffer_limit"),
-                format!("must be from 16KiB to 1GiB, found {b} bytes"),
-            );
-            return None;
-        }
+        // Each check reports and leaves its value unusable; the cluster is refused at the end,
+        // so every mistake in it is reported at once.
+        let refresh = match refresh {
+            Some(d) if d < Duration::from_millis(100) => {
+                cx.error(
+                    refresh_line,
+                    &path_of("dns_refresh_rate"),
+                    format!("must be at least 100ms, found {d:?}"),
+                );
+                None
+            }
+            refresh => refresh,
+        };
+        let buffer_limit = match buffer_limit.ok().map(|b| b.map(|b| b.0)) {
+            Some(Some(b)) if !(16 * 1024..=1 << 30).contains(&b) => {
+                cx.error(
+                    buffer_line,
+                    &path_of("per_connection_buffer_limit"),
+                    format!("must be from 16KiB to 1GiB, found {b} bytes"),
+                );
+                None
+            }
+            limit => limit,
+        };
         // The cluster-level `max_requests_per_connection` (Envoy's older spelling) is the
         // same setting as the one under `common_http_protocol_options`.
-        let mut common = common?;
-        match (max_requests.ok()?, common.max_requests_per_connection) {
-            (Some(_), Some(_)) => {
-                cx.error(
-                    max_requests_line,
-                    &path_of("max_requests_per_connection"),
-                    "also set in common_http_protocol_options; set it in one place",
-                );
-                return None;
-            }
-            (Some(0), None) => {
+        let max_requests = match max_requests.ok() {
+            Some(Some(0)) => {
                 cx.error(
                     max_requests_line,
                     &path_of("max_requests_per_connection"),
                     "must be at least 1",
                 );
-                return None;
+                None
             }
-            (Some(n), None) => common.max_requests_per_connection = Some(n),
-            (None, _) => {}
-        }
-        let (discovery, endpoints) = (discovery?, endpoints?);
-        if discovery == DiscoveryType::LogicalDns && endpoints.len() != 1 {
-            cx.error(
-                endpoints_line,
-                &path_of("endpoints"),
-                format!(
-                    "a logical_dns cluster has exactly one endpoint, found {}",
-                    endpoints.len()
-                ),
-            );
-            return None;
-        }
+            max => max,
+        };
+        let common = match (common, max_requests) {
+            (Some(c), Some(Some(_))) if c.max_requests_per_connection.is_some() => {
+                cx.error(
+                    max_requests_line,
+                    &path_of("max_requests_per_connection"),
+                    "also set in common_http_protocol_options; set it in one place",
+                );
+                None
+            }
+            (Some(mut c), Some(max)) => {
+                c.max_requests_per_connection = c.max_requests_per_connection.or(max);
+                Some(c)
+            }
+            _ => None,
+        };
+        let endpoints = match (discovery, endpoints) {
+            (Some(DiscoveryType::LogicalDns), Some(e)) if e.len() != 1 => {
+                cx.error(
+                    endpoints_line,
+                    &path_of("endpoints"),
+                    format!(
+                        "a logical_dns cluster has exactly one endpoint, found {}",
+                        e.len()
+                    ),
+                );
+                None
+            }
+            (_, endpoints) => endpoints,
+        };
         Some(ClusterConfig {
             name: name?,
-            discovery,
+            discovery: discovery?,
             dns_refresh_rate: refresh?,
             dns_lookup_family: family?,
             dns_resolvers: resolvers?.into_iter().map(|r| r.0).collect(),
             protocol: protocol?,
             http2_protocol_options: http2?,
-            common_http_protocol_options: common,
+            common_http_protocol_options: common?,
             connect_timeout: connect_timeout?,
             health_check: health_check.ok()?,
             lb_policy: lb_policy?,
@@ -143,8 +157,8 @@ impl Decode for ClusterConfig {
             outlier_detection: outlier.ok()?,
             circuit_breakers: breakers?,
             tcp_keepalive: keepalive?,
-            per_connection_buffer_limit: buffer_limit,
-            endpoints,
+            per_connection_buffer_limit: buffer_limit?,
+            endpoints: endpoints?,
             line: node.line,
         })
     }
