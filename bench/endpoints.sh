@@ -65,8 +65,8 @@ http {
     client_body_temp_path $OUT/nginx/b; proxy_temp_path $OUT/nginx/p; fastcgi_temp_path $OUT/nginx/f;
     uwsgi_temp_path $OUT/nginx/u; scgi_temp_path $OUT/nginx/s;
     server { $listens location / { return 200 "hello"; } }
-    upstream one { server $(addr 0):$PORT; keepalive 64; }
-    upstream many { $servers keepalive $((ENDPOINTS + 64)); }
+    upstream one { server $(addr 0):$PORT; keepalive $((CONNS + 64)); }
+    upstream many { $servers keepalive $((ENDPOINTS + CONNS + 64)); }
     server { listen 127.0.0.1:$NGINX_PROXY_PORT;
              location / { proxy_pass http://one; proxy_http_version 1.1; proxy_set_header Connection ""; } }
     server { listen 127.0.0.1:$NGINX_MANY_PORT;
@@ -92,6 +92,8 @@ config() { # $1: number of endpoints
         echo "clusters:"
         echo "  - name: up"
         echo "    lb_policy: $LB_POLICY"
+        # Out of the way: this measures throughput, not the breakers' defaults (1,024).
+        echo "    circuit_breakers: { max_connections: 1000000, max_pending_requests: 1000000, max_requests: 1000000 }"
         echo "    endpoints:"
         for ((i = 0; i < $1; i++)); do echo "      - { address: \"$(addr $i):$PORT\" }"; done
     } >"$OUT/sluice-$1.yaml"
@@ -110,6 +112,10 @@ taskset -c 1 wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$NGINX_MANY_PORT/" >/dev/
 load() {
     local out
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://$1/")
+    # A run with errors or non-200 answers measures something else: say so, loudly.
+    if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+        echo "WARNING $1: $(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ')" >&2
+    fi
     local rps p99
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
