@@ -248,13 +248,30 @@ fn check_regex(text: &str, line: usize, path: &str, cx: &mut Cx) -> Option<()> {
 impl Decode for RouteMatch {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
-        let which = one_of(&mut f, &["prefix", "path", "regex"], cx);
+        // No path matcher means every path: RPC routes match on headers alone, and an HTTP
+        // route of only header matches reads the same way.
+        let which = if ["prefix", "path", "regex"]
+            .iter()
+            .any(|k| f.node(k).is_some())
+        {
+            one_of(&mut f, &["prefix", "path", "regex"], cx).map(Some)
+        } else {
+            Some(None)
+        };
         let case_sensitive = f.or("case_sensitive", true, cx);
         let headers = f.or("headers", Vec::<HeaderMatch>::new(), cx);
         let query_parameters = f.or("query_parameters", Vec::<QueryParameterMatch>::new(), cx);
         let grpc = f.optional::<GrpcMatch>("grpc", cx);
         f.finish(cx);
-        let (key, pnode) = which?;
+        let Some((key, pnode)) = which? else {
+            return Some(RouteMatch {
+                path: PathMatch::Prefix("/".into()),
+                case_sensitive: case_sensitive?,
+                headers: headers?,
+                query_parameters: query_parameters?,
+                grpc: grpc.ok()?,
+            });
+        };
         let ppath = join(path, key);
         let text = String::decode(pnode, &ppath, cx)?;
         let path_match = match key {

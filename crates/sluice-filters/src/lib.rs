@@ -2,6 +2,7 @@
 
 pub mod http_proxy;
 pub mod registry;
+pub mod rpc_proxy;
 pub mod tcp_proxy;
 
 pub use registry::{build_chain, config_registry, BuildContext, BuildError};

@@ -10,7 +10,7 @@ use sluice_config::{Config, ListenerConfig, NetworkFilterConfig, Registry};
 use sluice_net::{ConnectionHandler, FilterChain, NetworkFilter};
 use sluice_upstream::ClusterManager;
 
-use crate::{http_proxy, tcp_proxy};
+use crate::{http_proxy, rpc_proxy, tcp_proxy};
 
 /// What a built filter is: a connection-level check, or the terminal handler.
 pub enum Built {
@@ -25,16 +25,20 @@ pub struct BuildContext {
     pub clusters: Arc<ClusterManager>,
     /// HTTP connection pools per upstream host, shared by every listener and worker.
     pub http_upstreams: Arc<http_proxy::Upstreams>,
+    /// The clusters as `rpc_proxy` uses them (hosts keep their multiplexed connections).
+    pub rpc_upstreams: Arc<rpc_proxy::RpcUpstreams>,
 }
 
 impl BuildContext {
     pub fn new(config: Arc<Config>) -> Self {
         let clusters = Arc::new(ClusterManager::new(&config));
         let http_upstreams = Arc::new(http_proxy::Upstreams::new(&clusters));
+        let rpc_upstreams = Arc::new(rpc_proxy::RpcUpstreams::new(&clusters));
         BuildContext {
             config,
             clusters,
             http_upstreams,
+            rpc_upstreams,
         }
     }
 }
@@ -55,7 +59,8 @@ pub struct NetworkFilterKind {
     pub build: Builder,
 }
 
-pub static NETWORK_FILTERS: &[NetworkFilterKind] = &[tcp_proxy::KIND, http_proxy::KIND];
+pub static NETWORK_FILTERS: &[NetworkFilterKind] =
+    &[tcp_proxy::KIND, http_proxy::KIND, rpc_proxy::KIND];
 
 /// The config registry with every built-in filter's decoder.
 pub fn config_registry() -> Registry {

@@ -14,8 +14,18 @@ use sluice_config::{ClusterConfig, LbPolicy};
 use crate::breakers::Breakers;
 use crate::group::GroupParams;
 use crate::host::{Host, Locality, Metadata};
+use crate::lb::LbContext;
 use crate::snapshot::ClusterSnapshot;
 use crate::stats::ClusterStats;
+
+/// Why no host could be picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoHost {
+    /// The cluster has no members.
+    Empty,
+    /// The route's `metadata_match` names no subset, and `fallback_policy` is `no_fallback`.
+    NoSubset,
+}
 
 pub struct Cluster {
     pub name: Arc<str>,
@@ -76,6 +86,25 @@ impl Cluster {
 
     pub fn lb_policy(&self) -> LbPolicy {
         self.params.policy
+    }
+
+    /// The host the load balancer picks among those `metadata_key` (a route's
+    /// `metadata_match`) allows, preferring one not in `tried` (a retry should go elsewhere
+    /// when there is an elsewhere).
+    pub fn pick(
+        &self,
+        metadata_key: &str,
+        ctx: &LbContext,
+        tried: &[Arc<Host>],
+    ) -> Result<Arc<Host>, NoHost> {
+        let snapshot = self.snapshot.load();
+        let group = snapshot.group(metadata_key).ok_or(NoHost::NoSubset)?;
+        let host = if tried.is_empty() {
+            group.choose(ctx)
+        } else {
+            group.choose_untried(tried).or_else(|| group.choose(ctx))
+        };
+        host.cloned().ok_or(NoHost::Empty)
     }
 
     /// The current members.

@@ -14,7 +14,7 @@ pub mod outlier;
 pub mod snapshot;
 pub mod stats;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, NoHost};
 pub use connect::ConnectError;
 pub use group::HostGroup;
 pub use host::Host;

@@ -73,6 +73,23 @@ impl Frame {
         }
     }
 
+    /// A copy that shares `raw` but carries no headers or body (reference counts, no
+    /// allocation): what the framework keeps to answer a request whose frame went upstream.
+    /// `Protocol::local_reply` must therefore build replies from `kind`, `id` and `raw`.
+    pub fn without_payload(&self) -> Frame {
+        Frame {
+            kind: self.kind,
+            id: self.id,
+            status: self.status,
+            service: self.service.clone(),
+            method: self.method.clone(),
+            headers: Headers::new(),
+            body: Bytes::new(),
+            raw: self.raw.clone(),
+            headers_modified: false,
+        }
+    }
+
     pub fn headers(&self) -> &Headers {
         &self.headers
     }

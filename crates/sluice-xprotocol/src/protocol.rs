@@ -157,7 +157,8 @@ pub trait Protocol: Send + Sync + 'static {
     fn classify(&self, response: &Frame) -> ResponseClass;
 
     /// The response the proxy sends for `request` when it cannot forward it, in the protocol's
-    /// own status codes, carrying `message`; `None` for one-way requests.
+    /// own status codes, carrying `message`; `None` for one-way requests. `request` may be a
+    /// [`Frame::without_payload`] copy: build the reply from its `kind`, `id` and `raw`.
     fn local_reply(&self, request: &Frame, error: LocalError, message: &str) -> Option<Frame>;
 
     /// What to send on a connection before closing it over `error`, if the protocol can say

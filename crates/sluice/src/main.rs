@@ -56,6 +56,9 @@ pub enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Protocols beyond the built-in ones register here, before any config names them: the
+    // example `kv` protocol shows how a build adds its own (docs/protocols.md).
+    sluice_filters::rpc_proxy::register_protocol(std::sync::Arc::new(sluice_protocol_kv::Kv));
     match cli.command {
         Command::Version => {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));

@@ -49,6 +49,22 @@ pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
 pub const DEFAULT_MAX_HEADERS_COUNT: u32 = 100;
 pub const DEFAULT_REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
 
+impl HttpProxyConfig {
+    /// Every setting at its default, with these routes (HTTP on an `rpc_proxy` listener with
+    /// `protocol: auto`).
+    pub fn with_routes(routes: RouteSource) -> Self {
+        HttpProxyConfig {
+            codec: Codec::Auto,
+            routes,
+            max_request_headers_kb: DEFAULT_MAX_REQUEST_HEADERS_KB,
+            max_headers_count: DEFAULT_MAX_HEADERS_COUNT,
+            request_headers_timeout: Some(DEFAULT_REQUEST_HEADERS_TIMEOUT),
+            max_request_body: None,
+            via: None,
+        }
+    }
+}
+
 impl NetworkFilterConfig for HttpProxyConfig {
     fn is_terminal(&self) -> bool {
         true

@@ -33,11 +33,33 @@ pub enum Refused {
 }
 
 /// Reads until the protocol is known. The bytes read come back inside the returned stream.
+/// `early` holds bytes already read from the stream (another protocol's detection).
 pub async fn detect(
     mut stream: Stream,
+    early: Vec<u8>,
     deadline: Option<Duration>,
 ) -> Result<(Protocol, Rewind), Refused> {
-    let mut seen = Vec::with_capacity(PREFACE.len());
+    let decided = |seen: &[u8]| {
+        let n = seen.len().min(PREFACE.len());
+        if seen[..n] != PREFACE[..n] {
+            Some(Protocol::Http1)
+        } else if n == PREFACE.len() {
+            Some(Protocol::Http2)
+        } else {
+            None
+        }
+    };
+    if let Some(protocol) = decided(&early) {
+        return Ok((
+            protocol,
+            Rewind {
+                prefix: early,
+                pos: 0,
+                inner: stream,
+            },
+        ));
+    }
+    let mut seen = early;
     let read = async {
         loop {
             let mut buf = [0u8; PREFACE.len()];
@@ -50,11 +72,8 @@ pub async fn detect(
                 return Err(Refused::Closed);
             }
             seen.extend_from_slice(&buf[..n]);
-            if seen[..] != PREFACE[..seen.len()] {
-                return Ok(Protocol::Http1);
-            }
-            if seen.len() == PREFACE.len() {
-                return Ok(Protocol::Http2);
+            if let Some(protocol) = decided(&seen) {
+                return Ok(protocol);
             }
         }
     };

@@ -9,7 +9,7 @@ mod body;
 mod config;
 mod detect;
 mod h1;
-mod hash;
+pub(crate) mod hash;
 mod headers;
 mod local_reply;
 mod mirror;
@@ -37,6 +37,7 @@ use tracing::debug;
 pub use config::{Codec, HttpProxyConfig, RouteSource};
 #[doc(hidden)]
 pub use h1::fuzz;
+pub(crate) use retry::backoff as retry_backoff;
 pub use upstream::Upstreams;
 
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
@@ -81,21 +82,48 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         ),
     };
     let table = RouteTable::compile(&routes).map_err(|e| e.to_string())?;
-    Ok(Built::Handler(Arc::new(HttpProxy {
-        config: config.clone(),
-        table: Arc::new(table),
-        upstreams: ctx.http_upstreams.clone(),
-    })))
+    Ok(Built::Handler(Arc::new(HttpProxy::new(
+        config.clone(),
+        Arc::new(table),
+        ctx.http_upstreams.clone(),
+    ))))
 }
 
-struct HttpProxy {
+pub(crate) struct HttpProxy {
     config: HttpProxyConfig,
     table: Arc<RouteTable>,
     upstreams: Arc<Upstreams>,
 }
 
+impl HttpProxy {
+    pub(crate) fn new(
+        config: HttpProxyConfig,
+        table: Arc<RouteTable>,
+        upstreams: Arc<Upstreams>,
+    ) -> Self {
+        HttpProxy {
+            config,
+            table,
+            upstreams,
+        }
+    }
+}
+
 impl ConnectionHandler for HttpProxy {
     fn serve(&self, stream: Stream, info: ConnectionInfo) -> BoxFuture {
+        self.serve_after(stream, Vec::new(), info)
+    }
+}
+
+impl HttpProxy {
+    /// Serves a connection whose first bytes, `early`, were already read (by `rpc_proxy`'s
+    /// protocol detection).
+    pub(crate) fn serve_after(
+        &self,
+        stream: Stream,
+        early: Vec<u8>,
+        info: ConnectionInfo,
+    ) -> BoxFuture {
         let client = match info.peer {
             PeerAddr::Tcp(a) => Some(a),
             PeerAddr::Unix => None,
@@ -114,14 +142,14 @@ impl ConnectionHandler for HttpProxy {
         Box::pin(async move {
             // Read the opening bytes under the header deadline: an idle or half-open client
             // is dropped here, and a listener only speaks the protocol it was configured for.
-            let (protocol, io) = match detect::detect(stream, config.request_headers_timeout).await
-            {
-                Ok(found) => found,
-                Err(why) => {
-                    debug!(listener = %info.listener, ?why, "closed before a request");
-                    return;
-                }
-            };
+            let (protocol, io) =
+                match detect::detect(stream, early, config.request_headers_timeout).await {
+                    Ok(found) => found,
+                    Err(why) => {
+                        debug!(listener = %info.listener, ?why, "closed before a request");
+                        return;
+                    }
+                };
             let allowed = !matches!(
                 (config.codec, protocol),
                 (Codec::Http1, Protocol::Http2) | (Codec::Http2, Protocol::Http1)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use sluice_config::UpstreamProtocol;
+pub use sluice_upstream::NoHost;
 use sluice_upstream::{Cluster, ClusterManager, Host, LbContext};
 
 use super::pool::{HostPool, PoolOptions};
@@ -22,15 +23,6 @@ pub struct UpstreamCluster {
     /// How each host's pool behaves; the pool itself lives in the host (made on first use), so
     /// it follows the host in and out of the cluster.
     options: PoolOptions,
-}
-
-/// Why no host could be picked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoHost {
-    /// The cluster has no members.
-    Empty,
-    /// The route's `metadata_match` names no subset, and `fallback_policy` is `no_fallback`.
-    NoSubset,
 }
 
 impl Upstreams {
@@ -74,23 +66,14 @@ impl UpstreamCluster {
         }
     }
 
-    /// The host the load balancer picks among those `metadata_key` (a route's
-    /// `metadata_match`) allows, preferring one not in `tried` (a retry should go elsewhere
-    /// when there is an elsewhere).
+    /// See [`Cluster::pick`].
     pub fn pick(
         &self,
         metadata_key: &str,
         ctx: &LbContext,
         tried: &[Arc<Host>],
     ) -> Result<Arc<Host>, NoHost> {
-        let snapshot = self.cluster.snapshot();
-        let group = snapshot.group(metadata_key).ok_or(NoHost::NoSubset)?;
-        let host = if tried.is_empty() {
-            group.choose(ctx)
-        } else {
-            group.choose_untried(tried).or_else(|| group.choose(ctx))
-        };
-        host.cloned().ok_or(NoHost::Empty)
+        self.cluster.pick(metadata_key, ctx, tried)
     }
 
     /// The connection pool of `host`, made on first use.

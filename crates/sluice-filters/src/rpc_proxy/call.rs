@@ -1,0 +1,312 @@
+//! One RPC call, from route selection to the response frame.
+//!
+//! The framework's share of the work, the same for every protocol: route on the service,
+//! method and headers; choose a cluster (weighted) and a host (subset, priority, zone,
+//! balancer, hash policy); take the circuit breakers; move the request onto the host's shared
+//! connection; wait under the route's timeout; report the outcome to outlier detection; retry
+//! on another host when the route's `retry_policy` says so; and answer in the protocol's own
+//! format when anything fails.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sluice_config::route::{ForwardAction, RetryOn, RetryPolicy, RouteAction, RoutePriority};
+use sluice_proxy::route::{RequestView, RouteTable};
+use sluice_upstream::outlier::Outcome as HostOutcome;
+use sluice_upstream::stats::ClusterStats;
+use sluice_upstream::{Cluster, Host, LbContext, NoHost};
+use sluice_xprotocol::{Frame, FrameKind, LocalError, Protocol, ResponseClass};
+use tokio::time::Instant;
+
+use super::request_view::RouteInputs;
+use super::upstream::{ConnectError, HostConn, Lost, RpcUpstreams};
+use crate::http_proxy::hash;
+
+/// What every call on a listener shares.
+pub struct Shared {
+    pub listener: Arc<str>,
+    pub protocol: Arc<dyn Protocol>,
+    pub table: Arc<RouteTable>,
+    pub upstreams: Arc<RpcUpstreams>,
+    pub max_frame_size: usize,
+}
+
+/// How one try ended.
+enum Try {
+    Response(Frame),
+    ConnectFailure(String),
+    Overflow,
+    Reset,
+    Timeout,
+}
+
+/// Handles `request`; the response to write back (its id the client's), or `None` for a
+/// one-way request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    client: Option<SocketAddr>,
+    request: Frame,
+) -> Option<Frame> {
+    let oneway = request.kind == FrameKind::Oneway;
+    let downstream_id = request.id;
+    let reply = |request: &Frame, error: LocalError, message: String| {
+        shared.protocol.local_reply(request, error, &message)
+    };
+    // Kept to answer from once the frame itself has gone upstream.
+    let template = request.without_payload();
+    let inputs = RouteInputs::of(&request);
+    let service = request.service_str();
+    let method = request.method_str();
+    let selected = shared.table.virtual_host(service).and_then(|vhost| {
+        let view = RequestView::new(method, service, &inputs.path, &inputs.headers);
+        vhost.select(&view)
+    });
+    let Some(route) = selected else {
+        let message = format!(
+            "no route: listener \"{}\" has no route for service \"{service}\" method \"{method}\"",
+            shared.listener
+        );
+        return reply(&request, LocalError::NoRoute, message);
+    };
+    let action = match route.action() {
+        RouteAction::Forward(action) => action,
+        _ => {
+            let message = "route action not supported for RPC: use route (to a cluster)".into();
+            return reply(&request, LocalError::NoRoute, message);
+        }
+    };
+    let Some(target) = route.clusters().map(|c| c.choose()) else {
+        return reply(&request, LocalError::NoRoute, "route has no cluster".into());
+    };
+    let cluster_name = target.cluster.name.as_str();
+    let Some(cluster) = shared.upstreams.get(cluster_name) else {
+        let message = format!("upstream cluster \"{cluster_name}\" not found");
+        return reply(&request, LocalError::NoHealthyUpstream, message);
+    };
+    let high = action.priority == RoutePriority::High;
+    let Some(_in_flight) = cluster.breakers.request(high) else {
+        ClusterStats::add(&cluster.stats.upstream_rq_pending_overflow);
+        let message = format!(
+            "upstream overflow: cluster \"{cluster_name}\" has max_requests ({}) in flight",
+            cluster.breakers.max_requests(high)
+        );
+        return reply(&request, LocalError::Overflow, message);
+    };
+    let ctx = LbContext {
+        hash: if cluster.lb_policy().is_hash() && !action.hash_policy.is_empty() {
+            hash::compute(
+                &action.hash_policy,
+                &inputs.headers,
+                &inputs.path,
+                client.map(|a| a.ip()),
+            )
+            .hash
+        } else {
+            None
+        },
+    };
+    let subset = target.metadata_match.key.as_str();
+    let policy = action.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+
+    if oneway {
+        // Nothing comes back to retry on or time: send and forget.
+        if let Ok(host) = cluster.pick(subset, &ctx, &[]) {
+            ClusterStats::add(&cluster.stats.upstream_rq_total);
+            if let Ok(conns) = HostConn::of(&host, &shared.protocol) {
+                if let Ok(conn) = conns.get(cluster, shared.max_frame_size).await {
+                    let _ = conn.send_oneway(request);
+                }
+            }
+        }
+        return None;
+    }
+
+    let start = Instant::now();
+    let deadline = action.timeout.map(|t| start + t);
+    let max_tries = 1 + policy.map_or(0, |p| p.num_retries);
+    let mut tried: Vec<Arc<Host>> = Vec::new();
+    let mut retrying = None;
+    let mut tries = 0;
+    let mut pending = Some(request);
+    loop {
+        tries += 1;
+        let host = match cluster.pick(subset, &ctx, &tried) {
+            Ok(host) => host,
+            Err(why) => {
+                let message = no_host(cluster_name, why);
+                return reply(&template, LocalError::NoHealthyUpstream, message);
+            }
+        };
+        let last = tries >= max_tries;
+        // The last possible try takes the frame itself; earlier ones a copy for another go.
+        let attempt = if last {
+            pending.take()
+        } else {
+            pending.clone()
+        }?;
+        let now = if tries == 1 { start } else { Instant::now() };
+        let per_try = policy.and_then(|p| p.per_try_timeout).map(|t| now + t);
+        let try_deadline = match (per_try, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let outcome = {
+            let _active = host.start_request();
+            ClusterStats::add(&cluster.stats.upstream_rq_total);
+            let sent = send(&shared, cluster, &host, attempt);
+            match try_deadline {
+                Some(at) => tokio::time::timeout_at(at, sent)
+                    .await
+                    .unwrap_or(Try::Timeout),
+                None => sent.await,
+            }
+        };
+        report(cluster, &host, &shared.protocol, &outcome);
+        let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
+        let again = !last
+            && !past_deadline
+            && policy.is_some_and(|p| retriable(p, &outcome, &shared.protocol))
+            && {
+                retrying = retrying.take().or_else(|| cluster.breakers.retry(high));
+                if retrying.is_none() {
+                    ClusterStats::add(&cluster.stats.upstream_rq_retry_overflow);
+                }
+                retrying.is_some()
+            };
+        if again {
+            ClusterStats::add(&cluster.stats.upstream_rq_retry);
+            tried.push(host);
+            tokio::time::sleep(crate::http_proxy::retry_backoff(tries - 1)).await;
+            continue;
+        }
+        return match outcome {
+            Try::Response(mut response) => {
+                response.id = downstream_id;
+                Some(response)
+            }
+            failed => {
+                let (error, message) = local_error(cluster_name, &host, failed, action);
+                reply(&template, error, message)
+            }
+        };
+    }
+}
+
+/// One try on `host`'s shared connection.
+async fn send(shared: &Shared, cluster: &Cluster, host: &Arc<Host>, request: Frame) -> Try {
+    let conns = match HostConn::of(host, &shared.protocol) {
+        Ok(c) => c,
+        Err(e) => return connect_failure(e),
+    };
+    let conn = match conns.get(cluster, shared.max_frame_size).await {
+        Ok(c) => c,
+        Err(ConnectError::Overflow) => {
+            ClusterStats::add(&cluster.stats.upstream_cx_overflow);
+            return Try::Overflow;
+        }
+        Err(e) => return connect_failure(e),
+    };
+    match conn.call(request).await {
+        Ok(response) => Try::Response(response),
+        Err(Lost::Closed | Lost::Reset) => Try::Reset,
+    }
+}
+
+fn connect_failure(e: ConnectError) -> Try {
+    Try::ConnectFailure(match e {
+        ConnectError::Failed(e) => e.to_string(),
+        ConnectError::Overflow => "max_connections reached".into(),
+        ConnectError::WrongProtocol(p) => {
+            format!("the host's connection already speaks {p}")
+        }
+    })
+}
+
+/// What a try tells outlier detection: a response's class maps onto HTTP-like statuses, so
+/// `consecutive_5xx` and success-rate ejection work unchanged.
+fn report(cluster: &Cluster, host: &Arc<Host>, protocol: &Arc<dyn Protocol>, outcome: &Try) {
+    let outcome = match outcome {
+        Try::Response(r) => HostOutcome::Status(match protocol.classify(r) {
+            ResponseClass::Success | ResponseClass::ApplicationError => 200,
+            ResponseClass::ServerError => 500,
+            ResponseClass::Retriable => 503,
+        }),
+        Try::ConnectFailure(_) => HostOutcome::ConnectFailure,
+        Try::Reset => HostOutcome::Reset,
+        Try::Timeout => HostOutcome::Timeout,
+        // The breaker said no: nothing about the host.
+        Try::Overflow => return,
+    };
+    cluster.report(host, outcome);
+}
+
+/// Whether `policy` retries after `outcome`. RPC reads Envoy's conditions by their meaning:
+/// `connect-failure` and `reset` as for HTTP; `5xx` covers both plus responses classed as
+/// server errors or retriable; `gateway-error` and `unavailable`/`resource-exhausted` a host
+/// that could not take the call; `retriable-status-codes` the protocol's own status codes.
+fn retriable(policy: &RetryPolicy, outcome: &Try, protocol: &Arc<dyn Protocol>) -> bool {
+    let on = |c: RetryOn| policy.retry_on.contains(&c);
+    match outcome {
+        Try::ConnectFailure(_) => {
+            on(RetryOn::ConnectFailure) || on(RetryOn::FiveXx) || on(RetryOn::GatewayError)
+        }
+        Try::Reset => on(RetryOn::Reset) || on(RetryOn::FiveXx) || on(RetryOn::GatewayError),
+        Try::Timeout => on(RetryOn::FiveXx) || on(RetryOn::GatewayError),
+        Try::Overflow => false,
+        Try::Response(r) => {
+            let by_code = on(RetryOn::RetriableStatusCodes)
+                && u16::try_from(r.status)
+                    .is_ok_and(|s| policy.retriable_status_codes.contains(&s));
+            by_code
+                || match protocol.classify(r) {
+                    ResponseClass::Success | ResponseClass::ApplicationError => false,
+                    ResponseClass::ServerError => on(RetryOn::FiveXx),
+                    ResponseClass::Retriable => {
+                        on(RetryOn::FiveXx)
+                            || on(RetryOn::GatewayError)
+                            || on(RetryOn::Unavailable)
+                            || on(RetryOn::ResourceExhausted)
+                    }
+                }
+        }
+    }
+}
+
+fn local_error(
+    cluster: &str,
+    host: &Host,
+    failed: Try,
+    action: &ForwardAction,
+) -> (LocalError, String) {
+    match failed {
+        Try::Timeout => (
+            LocalError::Timeout,
+            match action.timeout {
+                Some(t) => format!("upstream timeout: no response within {t:?} (cluster \"{cluster}\")"),
+                None => format!("upstream timeout: no response within the per-try timeout (cluster \"{cluster}\")"),
+            },
+        ),
+        Try::Overflow => (
+            LocalError::Overflow,
+            format!("upstream overflow: cluster \"{cluster}\" has max_connections open"),
+        ),
+        Try::ConnectFailure(why) => (
+            LocalError::UpstreamFailure,
+            format!("upstream connect error: {} (cluster \"{cluster}\"): {why}", host.address),
+        ),
+        Try::Reset => (
+            LocalError::UpstreamFailure,
+            format!("upstream connection reset: {} (cluster \"{cluster}\")", host.address),
+        ),
+        Try::Response(_) => (LocalError::UpstreamFailure, String::new()),
+    }
+}
+
+fn no_host(cluster: &str, why: NoHost) -> String {
+    match why {
+        NoHost::Empty => format!("upstream cluster \"{cluster}\" has no endpoints"),
+        NoHost::NoSubset => format!(
+            "upstream cluster \"{cluster}\" has no endpoints matching the route's metadata_match (fallback_policy: no_fallback)"
+        ),
+    }
+}

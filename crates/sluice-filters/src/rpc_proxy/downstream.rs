@@ -1,0 +1,150 @@
+//! Serving one downstream RPC connection: frames in, calls running side by side, responses
+//! out in whatever order they finish.
+//!
+//! One task per connection reads, decodes, writes and drives its calls (a `FuturesUnordered`),
+//! so a call costs no task spawn and no lock. Reading pauses while `max_concurrent_requests`
+//! calls are in flight: back-pressure on the client rather than unbounded queues. Heartbeats are
+//! answered here and never routed. A frame that does not decode ends the connection after the
+//! protocol's error reply, if it has one; other connections never notice.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use sluice_xprotocol::{Frame, FrameKind};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::call::{self, Shared};
+
+pub struct Limits {
+    pub max_concurrent_requests: usize,
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Serves the connection until the client closes it, it fails, it idles out or the drain ends
+/// it. `early` holds bytes already read (protocol detection).
+pub async fn serve<S>(
+    stream: S,
+    early: BytesMut,
+    shared: Arc<Shared>,
+    client: Option<SocketAddr>,
+    limits: Limits,
+    drain: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send,
+{
+    let protocol = shared.protocol.clone();
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut rbuf = early;
+    if rbuf.capacity() < 8 * 1024 {
+        rbuf.reserve(8 * 1024 - rbuf.len());
+    }
+    let mut wbuf = BytesMut::with_capacity(8 * 1024);
+    let mut calls = FuturesUnordered::new();
+    // Whether we still take requests: false once the client closed its side, a frame failed
+    // to decode, or the drain began.
+    let mut reading = true;
+    // A decode error: close as soon as its reply is written, whatever is in flight.
+    let mut broken = false;
+    let mut draining = false;
+    let mut idle_since = Instant::now();
+    let encode = |frame: &Frame, wbuf: &mut BytesMut| {
+        let before = wbuf.len();
+        if let Err(e) = protocol.encode(frame, wbuf) {
+            wbuf.truncate(before);
+            debug!(error = %e, "response could not be encoded; dropped");
+        }
+    };
+    loop {
+        // Decode what is buffered, up to the concurrency limit.
+        while reading && calls.len() < limits.max_concurrent_requests {
+            match protocol.decode(&mut rbuf, shared.max_frame_size) {
+                Ok(Some(frame)) => match frame.kind {
+                    FrameKind::Request | FrameKind::Oneway => {
+                        calls.push(call::handle(shared.clone(), client, frame));
+                    }
+                    FrameKind::HeartbeatRequest => {
+                        if let Some(pong) = protocol.heartbeat_reply(&frame) {
+                            encode(&pong, &mut wbuf);
+                        }
+                    }
+                    FrameKind::Response | FrameKind::HeartbeatResponse => {
+                        debug!(listener = %shared.listener, "client sent a response; ignored");
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(listener = %shared.listener, error = %e, "undecodable frame; closing the connection");
+                    if let Some(reply) = protocol.decode_error_reply(&e) {
+                        encode(&reply, &mut wbuf);
+                    }
+                    reading = false;
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        let done = if broken {
+            wbuf.is_empty()
+        } else {
+            !reading && calls.is_empty() && wbuf.is_empty()
+        };
+        if done {
+            let _ = wr.shutdown().await;
+            return;
+        }
+        let can_read = reading && calls.len() < limits.max_concurrent_requests;
+        let idle_at = match limits.idle_timeout {
+            Some(t) if calls.is_empty() && wbuf.is_empty() => Some(idle_since + t),
+            _ => None,
+        };
+        tokio::select! {
+            read = rd.read_buf(&mut rbuf), if can_read => match read {
+                Ok(0) => {
+                    if !rbuf.is_empty() {
+                        debug!(listener = %shared.listener, bytes = rbuf.len(), "client closed mid-frame");
+                    }
+                    reading = false;
+                }
+                Ok(_) => idle_since = Instant::now(),
+                Err(e) => {
+                    debug!(listener = %shared.listener, error = %e, "client read failed");
+                    return;
+                }
+            },
+            Some(response) = calls.next(), if !calls.is_empty() => {
+                if let Some(frame) = response {
+                    encode(&frame, &mut wbuf);
+                }
+                idle_since = Instant::now();
+            },
+            written = wr.write(&wbuf), if !wbuf.is_empty() => match written {
+                Ok(0) | Err(_) => return,
+                Ok(n) => wbuf.advance(n),
+            },
+            () = drain.cancelled(), if !draining => {
+                draining = true;
+                reading = false;
+                if let Some(goaway) = protocol.goaway() {
+                    encode(&goaway, &mut wbuf);
+                }
+            },
+            () = sleep_until(idle_at), if idle_at.is_some() => {
+                debug!(listener = %shared.listener, "idle timeout; closing");
+                reading = false;
+            },
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

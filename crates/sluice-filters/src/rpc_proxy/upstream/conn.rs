@@ -1,0 +1,232 @@
+//! One multiplexed connection to an upstream host: many calls in flight at once, told apart by
+//! request ids this connection assigns.
+//!
+//! One task owns the socket, the id counter and the table of calls waiting for responses, so
+//! nothing is locked: callers hand it frames over a channel and get the response through a
+//! oneshot. The task reads, writes and takes new calls in one `select!`, so a peer that is slow
+//! to read our requests never stops us reading its responses (no write/write deadlock).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use rustc_hash::FxHashMap;
+use sluice_net::Stream;
+use sluice_upstream::breakers::ConnectionPermit;
+use sluice_xprotocol::{Frame, FrameKind, Protocol};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+/// Write at most this much before looking at the socket again.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// What callers send the connection task.
+enum Outgoing {
+    /// A request that waits for its response.
+    Call(Frame, oneshot::Sender<Frame>),
+    /// A request with no response (one-way).
+    Oneway(Frame),
+}
+
+/// The callers' side of a connection.
+pub struct Conn {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    open: Arc<AtomicBool>,
+}
+
+/// Why a call got no response on this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// The connection had already closed: the request was not sent.
+    Closed,
+    /// The connection closed (or failed) with the request sent or queued.
+    Reset,
+}
+
+impl Conn {
+    /// Starts the task that serves `stream`; it holds `permit` (a `max_connections` slot) for
+    /// as long as the socket is open.
+    pub fn spawn(
+        stream: Stream,
+        protocol: Arc<dyn Protocol>,
+        max_frame_size: usize,
+        permit: ConnectionPermit,
+    ) -> Arc<Conn> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicBool::new(true));
+        let task = Task {
+            protocol,
+            max_frame_size,
+            pending: FxHashMap::default(),
+            next_id: 1,
+            sweep_at: 1024,
+            wbuf: BytesMut::with_capacity(8 * 1024),
+        };
+        tokio::spawn(task.run(stream, rx, open.clone(), permit));
+        Arc::new(Conn { tx, open })
+    }
+
+    /// Whether new calls can still go out on this connection.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Sends `frame` (its id is replaced by one of this connection's) and waits for the
+    /// response, whose id is still the connection's: the caller restores its own.
+    pub async fn call(&self, frame: Frame) -> Result<Frame, Lost> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Outgoing::Call(frame, tx))
+            .map_err(|_| Lost::Closed)?;
+        rx.await.map_err(|_| Lost::Reset)
+    }
+
+    /// Sends a one-way request.
+    pub fn send_oneway(&self, frame: Frame) -> Result<(), Lost> {
+        self.tx
+            .send(Outgoing::Oneway(frame))
+            .map_err(|_| Lost::Closed)
+    }
+}
+
+struct Task {
+    protocol: Arc<dyn Protocol>,
+    max_frame_size: usize,
+    /// Calls sent and not answered, by the id this connection gave them.
+    pending: FxHashMap<u64, oneshot::Sender<Frame>>,
+    next_id: u64,
+    /// When `pending` reaches this size, calls whose callers gave up (timed out) are dropped.
+    sweep_at: usize,
+    wbuf: BytesMut,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        stream: Stream,
+        mut rx: mpsc::UnboundedReceiver<Outgoing>,
+        open: Arc<AtomicBool>,
+        _permit: ConnectionPermit,
+    ) {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut rbuf = BytesMut::with_capacity(8 * 1024);
+        let mut taking = true;
+        loop {
+            tokio::select! {
+                read = rd.read_buf(&mut rbuf) => match read {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if !self.on_readable(&mut rbuf) {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "upstream rpc connection read failed");
+                        break;
+                    }
+                },
+                out = rx.recv(), if taking => match out {
+                    Some(out) => {
+                        self.enqueue(out);
+                        while self.wbuf.len() < WRITE_BATCH {
+                            match rx.try_recv() {
+                                Ok(out) => self.enqueue(out),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    // Every caller's handle is gone (the host left its cluster): finish
+                    // what is in flight, then close.
+                    None => taking = false,
+                },
+                written = wr.write(&self.wbuf), if !self.wbuf.is_empty() => match written {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => self.wbuf.advance(n),
+                },
+            }
+            if !taking && self.pending.is_empty() && self.wbuf.is_empty() {
+                let _ = wr.shutdown().await;
+                break;
+            }
+        }
+        open.store(false, Ordering::Release);
+        // Waiting callers see their oneshot dropped (a reset); queued ones the same once the
+        // receiver is gone.
+        drop(rx);
+    }
+
+    /// Decodes what arrived; false when the connection must close.
+    fn on_readable(&mut self, rbuf: &mut BytesMut) -> bool {
+        loop {
+            match self.protocol.decode(rbuf, self.max_frame_size) {
+                Ok(Some(frame)) => match frame.kind {
+                    FrameKind::Response => {
+                        if let Some(caller) = self.pending.remove(&frame.id) {
+                            let _ = caller.send(frame);
+                        }
+                    }
+                    FrameKind::HeartbeatRequest => {
+                        if let Some(reply) = self.protocol.heartbeat_reply(&frame) {
+                            self.write(&reply);
+                        }
+                    }
+                    // Our own heartbeats' answers, and requests an upstream should not send.
+                    _ => {}
+                },
+                Ok(None) => return true,
+                Err(e) => {
+                    debug!(error = %e, "upstream sent an undecodable frame; closing");
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, out: Outgoing) {
+        match out {
+            Outgoing::Call(mut frame, caller) => {
+                if caller.is_closed() {
+                    return;
+                }
+                let id = self.next_free_id();
+                frame.id = id;
+                if self.write(&frame) {
+                    if self.pending.len() >= self.sweep_at {
+                        self.pending.retain(|_, c| !c.is_closed());
+                        self.sweep_at = (self.pending.len() * 2).max(1024);
+                    }
+                    self.pending.insert(id, caller);
+                }
+            }
+            Outgoing::Oneway(mut frame) => {
+                frame.id = self.next_free_id();
+                self.write(&frame);
+            }
+        }
+    }
+
+    /// The next id not in use, wrapping below the protocol's largest.
+    fn next_free_id(&mut self) -> u64 {
+        let max = self.protocol.max_request_id().max(1);
+        loop {
+            let id = self.next_id;
+            self.next_id = if id >= max { 1 } else { id + 1 };
+            if !self.pending.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn write(&mut self, frame: &Frame) -> bool {
+        let before = self.wbuf.len();
+        match self.protocol.encode(frame, &mut self.wbuf) {
+            Ok(()) => true,
+            Err(e) => {
+                self.wbuf.truncate(before);
+                debug!(error = %e, "request could not be encoded; dropped");
+                false
+            }
+        }
+    }
+}
