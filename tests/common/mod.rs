@@ -5,6 +5,7 @@
 pub mod curl;
 pub mod dnsmasq;
 pub mod http1;
+pub mod kv;
 pub mod nginx;
 
 use std::io::{Read, Write};

@@ -1,4 +1,5 @@
 //! The kv codec against the Protocol contract the framework relies on.
+#![allow(clippy::unwrap_used)]
 
 use bytes::BytesMut;
 use sluice_protocol_kv::{build, Kv};
