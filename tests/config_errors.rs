@@ -134,7 +134,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
     (
         "unknown filter",
         "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters: [{ tcp_prox: { cluster: c } }]\nclusters: [{ name: c }]\n",
-        &["cfg.yaml:4: listeners[0].filters[0]: unknown network filter \"tcp_prox\" (did you mean \"tcp_proxy\"?); known filters: tcp_proxy, http_proxy"],
+        &["cfg.yaml:4: listeners[0].filters[0]: unknown network filter \"tcp_prox\" (did you mean \"tcp_proxy\"?); known filters: tcp_proxy, http_proxy, rpc_proxy"],
     ),
     (
         "duplicate names",
@@ -468,4 +468,58 @@ clusters:
         let (code, _, err) = check(&yaml.replace("type: static", &format!("type: {kind}")));
         assert_eq!((code, err.as_str()), (0, ""), "{kind}");
     }
+}
+
+#[test]
+fn the_rpc_contract_is_accepted_and_its_mistakes_located() {
+    let yaml = r#"listeners:
+  - name: rpc
+    address: 127.0.0.1:12200
+    filters:
+      - rpc_proxy:
+          protocol: kv              # bolt | dubbo | any registered name | auto
+          route_config: rpc
+route_configs:
+  - name: rpc
+    virtual_hosts:
+      - name: all
+        domains: ["*"]
+        routes:
+          - match: { headers: [{ name: service, exact: "com.example.Echo:1.0" }, { name: method, exact: echo }] }
+            route: { cluster: echo_v2, timeout: 3s, retry_policy: { retry_on: "connect-failure,reset", num_retries: 2 } }
+          - match: { headers: [{ name: service, prefix: "com.example." }] }
+            route: { cluster: echo_v1 }
+clusters:
+  - name: echo_v1
+    endpoints: [{ address: 127.0.0.1:12201 }]
+  - name: echo_v2
+    endpoints: [{ address: 127.0.0.1:12202 }]
+"#;
+    for protocol in ["kv", "auto"] {
+        let (code, out, err) =
+            check(&yaml.replace("protocol: kv", &format!("protocol: {protocol}")));
+        assert_eq!((code, err.as_str()), (0, ""), "{protocol}: {out}");
+    }
+    let bad = yaml.replace("protocol: kv ", "protocol: kvv").replace(
+        "route_config: rpc",
+        "route_config: rpc\n          max_frame_size: 10\n          max_concurrent_requests: 0",
+    );
+    let (code, _, err) = check(&bad);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(code, 1);
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with(
+            "cfg.yaml:6: listeners[0].filters[0].rpc_proxy.protocol: unknown protocol \"kvv\" (did you mean \"kv\"?); expected one of: "
+        ) && lines[0].contains("kv") && lines[0].ends_with("auto"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1],
+        "cfg.yaml:8: listeners[0].filters[0].rpc_proxy.max_frame_size: must be at least 64 bytes"
+    );
+    assert_eq!(
+        lines[2],
+        "cfg.yaml:9: listeners[0].filters[0].rpc_proxy.max_concurrent_requests: must be at least 1"
+    );
 }
