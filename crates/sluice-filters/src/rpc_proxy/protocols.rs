@@ -15,7 +15,9 @@ static PROTOCOLS: LazyLock<ArcSwap<ProtocolRegistry>> =
     LazyLock::new(|| ArcSwap::from_pointee(builtin()));
 
 fn builtin() -> ProtocolRegistry {
-    ProtocolRegistry::new()
+    let mut registry = ProtocolRegistry::new();
+    registry.register(Arc::new(sluice_xprotocol::bolt::Bolt));
+    registry
 }
 
 /// Adds a protocol (replacing one of the same name). Call it before loading a config that
