@@ -29,6 +29,21 @@ pub enum RouteSource {
     Inline(Arc<RouteConfig>),
 }
 
+impl RouteSource {
+    /// The route config these routes are: the inline one, or the named `route_configs` entry.
+    pub fn resolve(&self, config: &sluice_config::Config) -> Result<Arc<RouteConfig>, String> {
+        match self {
+            RouteSource::Inline(r) => Ok(r.clone()),
+            RouteSource::Named(name) => config
+                .route_configs
+                .iter()
+                .find(|r| r.name == name.name)
+                .map(|r| Arc::new(r.clone()))
+                .ok_or_else(|| format!("unknown route config \"{}\"", name.name)),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpProxyConfig {
     pub codec: Codec,

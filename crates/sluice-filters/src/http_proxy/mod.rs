@@ -70,17 +70,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let config = config
         .downcast_ref::<HttpProxyConfig>()
         .ok_or("config of another filter type")?;
-    let routes = match &config.routes {
-        RouteSource::Inline(r) => r.clone(),
-        RouteSource::Named(name) => Arc::new(
-            ctx.config
-                .route_configs
-                .iter()
-                .find(|r| r.name == name.name)
-                .ok_or_else(|| format!("unknown route config \"{}\"", name.name))?
-                .clone(),
-        ),
-    };
+    let routes = config.routes.resolve(&ctx.config)?;
     let table = RouteTable::compile(&routes).map_err(|e| e.to_string())?;
     Ok(Built::Handler(Arc::new(HttpProxy::new(
         config.clone(),

@@ -27,7 +27,7 @@ pub use config::{ProtocolChoice, RpcProxyConfig};
 pub use protocols::{protocols, register_protocol};
 pub use upstream::RpcUpstreams;
 
-use crate::http_proxy::{HttpProxy, HttpProxyConfig, RouteSource};
+use crate::http_proxy::{HttpProxy, HttpProxyConfig};
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
 use call::Shared;
 use detect::Detected;
@@ -43,17 +43,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let config = config
         .downcast_ref::<RpcProxyConfig>()
         .ok_or("config of another filter type")?;
-    let routes = match &config.routes {
-        RouteSource::Inline(r) => r.clone(),
-        RouteSource::Named(name) => Arc::new(
-            ctx.config
-                .route_configs
-                .iter()
-                .find(|r| r.name == name.name)
-                .ok_or_else(|| format!("unknown route config \"{}\"", name.name))?
-                .clone(),
-        ),
-    };
+    let routes = config.routes.resolve(&ctx.config)?;
     let table = Arc::new(RouteTable::compile(&routes).map_err(|e| e.to_string())?);
     let registry = protocols();
     let protocol = match &config.protocol {
