@@ -25,20 +25,16 @@ pub struct BuildContext {
     pub clusters: Arc<ClusterManager>,
     /// HTTP connection pools per upstream host, shared by every listener and worker.
     pub http_upstreams: Arc<http_proxy::Upstreams>,
-    /// The clusters as `rpc_proxy` uses them (hosts keep their multiplexed connections).
-    pub rpc_upstreams: Arc<rpc_proxy::RpcUpstreams>,
 }
 
 impl BuildContext {
     pub fn new(config: Arc<Config>) -> Self {
         let clusters = Arc::new(ClusterManager::new(&config));
         let http_upstreams = Arc::new(http_proxy::Upstreams::new(&clusters));
-        let rpc_upstreams = Arc::new(rpc_proxy::RpcUpstreams::new(&clusters));
         BuildContext {
             config,
             clusters,
             http_upstreams,
-            rpc_upstreams,
         }
     }
 }

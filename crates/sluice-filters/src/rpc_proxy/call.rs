@@ -14,12 +14,12 @@ use sluice_config::route::{ForwardAction, RetryOn, RetryPolicy, RouteAction, Rou
 use sluice_proxy::route::{RequestView, RouteTable};
 use sluice_upstream::outlier::Outcome as HostOutcome;
 use sluice_upstream::stats::ClusterStats;
-use sluice_upstream::{Cluster, Host, LbContext, NoHost};
+use sluice_upstream::{Cluster, ClusterManager, Host, LbContext, NoHost};
 use sluice_xprotocol::{Frame, FrameKind, LocalError, Protocol, ResponseClass};
 use tokio::time::Instant;
 
 use super::request_view::RouteInputs;
-use super::upstream::{ConnectError, HostConn, Lost, RpcUpstreams};
+use super::upstream::{Conn, ConnectError, HostConn, Lost};
 use crate::http_proxy::hash;
 
 /// What every call on a listener shares.
@@ -27,7 +27,7 @@ pub struct Shared {
     pub listener: Arc<str>,
     pub protocol: Arc<dyn Protocol>,
     pub table: Arc<RouteTable>,
-    pub upstreams: Arc<RpcUpstreams>,
+    pub clusters: Arc<ClusterManager>,
     pub max_frame_size: usize,
 }
 
@@ -79,10 +79,11 @@ pub async fn handle(
         return reply(&request, LocalError::NoRoute, "route has no cluster".into());
     };
     let cluster_name = target.cluster.name.as_str();
-    let Some(cluster) = shared.upstreams.get(cluster_name) else {
+    let Some(cluster) = shared.clusters.get(cluster_name) else {
         let message = format!("upstream cluster \"{cluster_name}\" not found");
         return reply(&request, LocalError::NoHealthyUpstream, message);
     };
+    let cluster = &cluster;
     let high = action.priority == RoutePriority::High;
     let Some(_in_flight) = cluster.breakers.request(high) else {
         ClusterStats::add(&cluster.stats.upstream_rq_pending_overflow);
@@ -112,10 +113,8 @@ pub async fn handle(
         // Nothing comes back to retry on or time: send and forget.
         if let Ok(host) = cluster.pick(subset, &ctx, &[]) {
             ClusterStats::add(&cluster.stats.upstream_rq_total);
-            if let Ok(conns) = HostConn::of(&host, &shared.protocol) {
-                if let Ok(conn) = conns.get(cluster, shared.max_frame_size).await {
-                    let _ = conn.send_oneway(request);
-                }
+            if let Ok(conn) = connection(&shared, cluster, &host).await {
+                let _ = conn.send_oneway(request);
             }
         }
         return None;
@@ -194,22 +193,33 @@ pub async fn handle(
 
 /// One try on `host`'s shared connection.
 async fn send(shared: &Shared, cluster: &Cluster, host: &Arc<Host>, request: Frame) -> Try {
-    let conns = match HostConn::of(host, &shared.protocol) {
+    let conn = match connection(shared, cluster, host).await {
         Ok(c) => c,
-        Err(e) => return connect_failure(e),
-    };
-    let conn = match conns.get(cluster, shared.max_frame_size).await {
-        Ok(c) => c,
-        Err(ConnectError::Overflow) => {
-            ClusterStats::add(&cluster.stats.upstream_cx_overflow);
-            return Try::Overflow;
-        }
-        Err(e) => return connect_failure(e),
+        Err(failed) => return failed,
     };
     match conn.call(request).await {
         Ok(response) => Try::Response(response),
         Err(Lost::Closed | Lost::Reset) => Try::Reset,
     }
+}
+
+/// `host`'s open connection for the listener's protocol, or how getting one failed.
+async fn connection(
+    shared: &Shared,
+    cluster: &Cluster,
+    host: &Arc<Host>,
+) -> Result<Arc<Conn>, Try> {
+    let conns = HostConn::of(host, &shared.protocol).map_err(connect_failure)?;
+    conns
+        .get(cluster, shared.max_frame_size)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Overflow => {
+                ClusterStats::add(&cluster.stats.upstream_cx_overflow);
+                Try::Overflow
+            }
+            e => connect_failure(e),
+        })
 }
 
 fn connect_failure(e: ConnectError) -> Try {

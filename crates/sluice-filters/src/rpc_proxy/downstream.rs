@@ -21,6 +21,7 @@ use tracing::debug;
 
 use super::call::{self, Shared};
 
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_concurrent_requests: usize,
     pub idle_timeout: Option<Duration>,

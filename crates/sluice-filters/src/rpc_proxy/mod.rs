@@ -15,17 +15,18 @@ mod upstream;
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use sluice_net::filter::BoxFuture;
 use sluice_net::{ConnectionHandler, ConnectionInfo, PeerAddr, Stream};
 use sluice_proxy::route::RouteTable;
+use sluice_upstream::ClusterManager;
 use sluice_xprotocol::Protocol;
 use tracing::debug;
 
 pub use config::{ProtocolChoice, RpcProxyConfig};
 pub use protocols::{protocols, register_protocol};
-pub use upstream::RpcUpstreams;
 
 use crate::http_proxy::{HttpProxy, HttpProxyConfig};
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
@@ -55,41 +56,55 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         ),
         ProtocolChoice::Auto => None,
     };
-    let http = protocol.is_none().then(|| {
-        Arc::new(HttpProxy::new(
+    let speaks = match protocol {
+        Some(protocol) => Speaks::One(protocol),
+        None => Speaks::Auto(HttpProxy::new(
             HttpProxyConfig::with_routes(config.routes.clone()),
             table.clone(),
             ctx.http_upstreams.clone(),
-        ))
-    });
-    Ok(Built::Handler(Arc::new(RpcProxy {
-        config: config.clone(),
-        protocol,
+        )),
+    };
+    Ok(Built::Handler(Arc::new(RpcProxy(Arc::new(Inner {
+        speaks,
         table,
-        upstreams: ctx.rpc_upstreams.clone(),
-        http,
-    })))
+        clusters: ctx.clusters.clone(),
+        // Checked against usize when the config was read.
+        max_frame_size: usize::try_from(config.max_frame_size).unwrap_or(usize::MAX),
+        detect_timeout: config.detect_timeout,
+        limits: Limits {
+            max_concurrent_requests: config.max_concurrent_requests as usize,
+            idle_timeout: config.idle_timeout,
+        },
+    })))))
 }
 
-struct RpcProxy {
-    config: RpcProxyConfig,
-    /// `None` with `protocol: auto`.
-    protocol: Option<Arc<dyn Protocol>>,
+/// What a listener speaks: one protocol, or whatever each connection's first bytes say.
+enum Speaks {
+    One(Arc<dyn Protocol>),
+    /// Any registered protocol, and HTTP served by this `http_proxy`.
+    Auto(HttpProxy),
+}
+
+/// Shared by the listener's connections (a detecting connection holds it while it reads).
+struct RpcProxy(Arc<Inner>);
+
+struct Inner {
+    speaks: Speaks,
     table: Arc<RouteTable>,
-    upstreams: Arc<RpcUpstreams>,
-    /// HTTP on an `auto` listener.
-    http: Option<Arc<HttpProxy>>,
+    clusters: Arc<ClusterManager>,
+    max_frame_size: usize,
+    detect_timeout: Duration,
+    limits: Limits,
 }
 
-impl RpcProxy {
+impl Inner {
     fn shared(&self, listener: Arc<str>, protocol: Arc<dyn Protocol>) -> Arc<Shared> {
         Arc::new(Shared {
             listener,
             protocol,
             table: self.table.clone(),
-            upstreams: self.upstreams.clone(),
-            // Checked against usize when the config was read.
-            max_frame_size: usize::try_from(self.config.max_frame_size).unwrap_or(usize::MAX),
+            clusters: self.clusters.clone(),
+            max_frame_size: self.max_frame_size,
         })
     }
 }
@@ -100,43 +115,33 @@ impl ConnectionHandler for RpcProxy {
             PeerAddr::Tcp(a) => Some(a),
             PeerAddr::Unix => None,
         };
-        let limits = Limits {
-            max_concurrent_requests: self.config.max_concurrent_requests as usize,
-            idle_timeout: self.config.idle_timeout,
-        };
-        if let Some(protocol) = &self.protocol {
-            let shared = self.shared(info.listener.clone(), protocol.clone());
+        let inner = &self.0;
+        if let Speaks::One(protocol) = &inner.speaks {
+            let shared = inner.shared(info.listener.clone(), protocol.clone());
+            let early = BytesMut::new();
+            let limits = inner.limits;
             return Box::pin(downstream::serve(
-                stream,
-                BytesMut::new(),
-                shared,
-                client,
-                limits,
-                info.drain,
+                stream, early, shared, client, limits, info.drain,
             ));
         }
-        let registry = protocols();
-        let deadline = self.config.detect_timeout;
-        let http = self.http.clone();
-        let this = RpcProxy {
-            config: self.config.clone(),
-            protocol: None,
-            table: self.table.clone(),
-            upstreams: self.upstreams.clone(),
-            http: None,
-        };
+        let inner = inner.clone();
         Box::pin(async move {
+            let registry = protocols();
             let mut early = BytesMut::with_capacity(8 * 1024);
-            match detect::detect(&mut stream, &mut early, &registry, deadline).await {
-                Ok(Detected::Rpc(protocol)) => {
-                    let shared = this.shared(info.listener.clone(), protocol);
+            let detected =
+                detect::detect(&mut stream, &mut early, &registry, inner.detect_timeout).await;
+            match (detected, &inner.speaks) {
+                (Ok(Detected::Rpc(protocol)), _) => {
+                    let shared = inner.shared(info.listener.clone(), protocol);
+                    let limits = inner.limits;
                     downstream::serve(stream, early, shared, client, limits, info.drain).await;
                 }
-                Ok(Detected::Http) => match http {
-                    Some(http) => http.serve_after(stream, early.to_vec(), info).await,
-                    None => debug!("no HTTP handler on an auto listener"),
-                },
-                Err(why) => {
+                (Ok(Detected::Http), Speaks::Auto(http)) => {
+                    http.serve_after(stream, early.to_vec(), info).await;
+                }
+                // A one-protocol listener never detects (it returned above).
+                (Ok(Detected::Http), Speaks::One(_)) => {}
+                (Err(why), _) => {
                     debug!(listener = %info.listener, ?why, "protocol not detected; closing");
                 }
             }

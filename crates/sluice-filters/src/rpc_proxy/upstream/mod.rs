@@ -12,32 +12,11 @@ use std::io;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use rustc_hash::FxHashMap;
 use sluice_config::Address;
-use sluice_upstream::{Cluster, ClusterManager, Host};
+use sluice_upstream::{Cluster, Host};
 use sluice_xprotocol::Protocol;
 
 pub use conn::{Conn, Lost};
-
-/// The RPC view of every cluster.
-pub struct RpcUpstreams {
-    clusters: FxHashMap<Arc<str>, Arc<Cluster>>,
-}
-
-impl RpcUpstreams {
-    pub fn new(clusters: &ClusterManager) -> Self {
-        let clusters = clusters
-            .all()
-            .into_iter()
-            .map(|c| (c.name.clone(), c))
-            .collect();
-        RpcUpstreams { clusters }
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Arc<Cluster>> {
-        self.clusters.get(name)
-    }
-}
 
 /// Why no connection could be had.
 #[derive(Debug)]
