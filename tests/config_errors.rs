@@ -522,4 +522,12 @@ clusters:
         lines[2],
         "cfg.yaml:9: listeners[0].filters[0].rpc_proxy.max_concurrent_requests: must be at least 1"
     );
+    let (code, _, err) = check(&yaml.replace("          route_config: rpc\n", ""));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "cfg.yaml:6: listeners[0].filters[0].rpc_proxy: needs route_config (a name from route_configs, or inline)\n"
+        )
+    );
 }

@@ -43,8 +43,8 @@ pub struct Frame {
     pub id: u64,
     /// A response's status in the protocol's own codes (0 for requests).
     pub status: u32,
-    /// The service a request calls (Bolt's `service` header, Dubbo's interface path and
-    /// version), for routing; empty when the frame has none.
+    /// The service a request calls (Bolt's `service` header, Dubbo's interface path; Dubbo's
+    /// version is a header of its own), for routing; empty when the frame has none.
     pub service: Bytes,
     /// The method a request calls; empty when the frame has none.
     pub method: Bytes,
