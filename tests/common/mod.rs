@@ -2,6 +2,7 @@
 //! through the admin `/ready` endpoint, and always kills the process when the test ends.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bolt;
 pub mod curl;
 pub mod dnsmasq;
 pub mod http1;
