@@ -4,6 +4,7 @@
 
 pub mod curl;
 pub mod dnsmasq;
+pub mod dubbo;
 pub mod http1;
 pub mod nginx;
 

@@ -6,6 +6,7 @@
 //! routing, pools, timeouts and retries, so a protocol is a codec plus a few hooks and gets
 //! all of that for free.
 
+pub mod dubbo;
 pub mod frame;
 pub mod headers;
 pub mod protocol;
