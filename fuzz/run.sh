@@ -13,7 +13,13 @@ seed h1_request 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nCon
 seed h1_response 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello' sized
 seed h1_response 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\n\r\n' upgrade
 seed h1_chunked '5;ext=1\r\nhello\r\n0\r\nx-trailer: t\r\n\r\n' trailers
-for target in h1_request h1_response h1_chunked; do
+# Dubbo: a request with attachments and a heartbeat, as Apache Dubbo 3.3 sends them.
+mkdir -p corpus/dubbo_decode
+for v in request_echo request_group heartbeat_request response_value; do
+    python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))' \
+        "../crates/sluice-xprotocol/src/dubbo/testdata/$v.hex" > "corpus/dubbo_decode/$v"
+done
+for target in h1_request h1_response h1_chunked dubbo_decode; do
     echo "== $target (${SECONDS_PER_TARGET}s)"
     cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time="$SECONDS_PER_TARGET" -max_len=4096
 done

@@ -41,6 +41,9 @@ pub struct Prefix {
     spans: [Range<usize>; 4],
     /// From the parameter types to the end of the arguments: copied as is on a rebuild.
     types_and_args: Range<usize>,
+    /// The attachments map's opening (`'H'`, or `'M'` and its type), empty for a null map.
+    /// A rebuild keeps it: a type name there takes a slot in Hessian's type references.
+    map_open: Range<usize>,
     /// Where the attachments map ends (anything after it is kept too).
     map_end: usize,
 }
@@ -84,7 +87,14 @@ pub fn parse(
         r.skip_value()?;
     }
     let types_and_args = types_start..r.position();
-    if r.map_begin()? {
+    let map_start = r.position();
+    let is_map = r.map_begin()?;
+    let map_open = if is_map {
+        map_start..r.position()
+    } else {
+        map_start..map_start
+    };
+    if is_map {
         while !r.at_map_end()? {
             let key_start = r.position();
             let key = r.read_value(1)?;
@@ -112,6 +122,7 @@ pub fn parse(
         method,
         spans,
         types_and_args,
+        map_open,
         map_end: r.position(),
     })
 }
@@ -208,7 +219,10 @@ pub fn rebuild(body: &Bytes, headers: &Headers, dst: &mut BytesMut) -> Result<()
     }
     dst.extend_from_slice(slice(prefix.types_and_args.clone()));
 
-    dst.extend_from_slice(&[hessian::UNTYPED_MAP]);
+    match slice(prefix.map_open.clone()) {
+        [] => dst.extend_from_slice(&[hessian::UNTYPED_MAP]),
+        open => dst.extend_from_slice(open),
+    }
     for a in originals.iter().filter(|a| a.header().is_none()) {
         dst.extend_from_slice(slice(a.key_span.start..a.value_span.end));
     }
@@ -220,11 +234,11 @@ pub fn rebuild(body: &Bytes, headers: &Headers, dst: &mut BytesMut) -> Result<()
             unchanged.entry((k, v)).or_default().push(a);
         }
     }
+    // A body field shows as a header only where no attachment header has its name.
     let is_attachment = |name: &str| {
         originals.iter().any(|a| {
-            a.key
-                .as_ref()
-                .is_some_and(|k| k.as_ref() == name.as_bytes())
+            a.header()
+                .is_some_and(|(k, _)| k.as_ref() == name.as_bytes())
         })
     };
     let mirrors: Vec<(&str, Option<&Bytes>)> = prefix

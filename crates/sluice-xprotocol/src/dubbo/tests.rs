@@ -585,3 +585,17 @@ fn responses_of_other_serializations_pass_as_they_are() {
     assert_eq!(Dubbo.classify(&f), ResponseClass::Success);
     assert_eq!(encode(&f).as_ref(), v.as_slice());
 }
+
+#[test]
+fn a_body_field_shadowed_by_a_non_header_attachment_still_mirrors() {
+    // Found by fuzzing: "version" as a binary attachment (not a header), so the `version`
+    // header mirrors the body's field and a rebuild must not add it to the map.
+    let map = b"H\x07version\x23\x31\x2e\x30\x01k\x01vZ";
+    let f = decode(&request_with("", &[], map));
+    assert_eq!(f.headers().get_str("version"), Some("1.0"));
+    let mut g = f.clone();
+    g.headers_mut();
+    let out = encode(&g);
+    assert_eq!(out.as_ref(), f.raw.as_ref());
+    assert_eq!(header_list(&decode(&out)), header_list(&f));
+}
