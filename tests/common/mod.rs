@@ -5,6 +5,7 @@
 pub mod bolt;
 pub mod curl;
 pub mod dnsmasq;
+pub mod dubbo;
 pub mod http1;
 pub mod kv;
 pub mod nginx;

@@ -7,6 +7,7 @@
 //! all of that for free.
 
 pub mod bolt;
+pub mod dubbo;
 pub mod frame;
 pub mod headers;
 pub mod protocol;

@@ -17,6 +17,7 @@ static PROTOCOLS: LazyLock<ArcSwap<ProtocolRegistry>> =
 fn builtin() -> ProtocolRegistry {
     let mut registry = ProtocolRegistry::new();
     registry.register(Arc::new(sluice_xprotocol::bolt::Bolt));
+    registry.register(Arc::new(sluice_xprotocol::dubbo::Dubbo));
     registry
 }
 
