@@ -71,6 +71,11 @@ impl BoltServer {
         s
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server: its port refuses connections until [`BoltServer::resume`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

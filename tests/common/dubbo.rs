@@ -151,6 +151,10 @@ impl Provider {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the JVM logged (Dubbo logs to stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()

@@ -125,13 +125,7 @@ impl Sluice {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
+        signal(self.pid(), sig);
     }
 
     /// Waits for the process to exit by itself, within the deadline.
@@ -312,4 +306,15 @@ pub fn roundtrip(s: &mut TcpStream, msg: &[u8]) {
 /// A port that refuses connections: bound once, then released.
 pub fn refused_addr() -> SocketAddr {
     format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+/// Sends `sig` (`STOP`, `CONT`, `HUP`...) to a process, with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid} failed");
 }

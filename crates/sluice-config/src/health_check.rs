@@ -1,10 +1,10 @@
 //! Active health checks of a cluster's hosts: what one check does (an HTTP request, a TCP
-//! exchange or a gRPC `Health/Check`), how often it runs, and how many results in a row change
+//! exchange, a gRPC `Health/Check` or an RPC protocol's heartbeat), how often it runs, and how many results in a row change
 //! a host's health. The block is small and only clusters use it, so its decoding lives here too.
 
 use std::time::Duration;
 
-use crate::decode::{join, keyword, Cx, Decode, Fields};
+use crate::decode::{did_you_mean, join, keyword, Cx, Decode, Fields};
 use crate::yaml::{Node, NodeKind};
 
 /// A cluster's `health_check` block.
@@ -38,22 +38,24 @@ impl HealthCheckConfig {
     }
 }
 
-/// Exactly one of `http`, `tcp` or `grpc`.
+/// Exactly one of `http`, `tcp`, `grpc` or `heartbeat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeConfig {
     Http(HttpCheck),
     Tcp(TcpCheck),
     Grpc(GrpcCheck),
+    Heartbeat(HeartbeatCheck),
 }
 
 impl ProbeConfig {
-    pub const NAMES: [&'static str; 3] = ["http", "tcp", "grpc"];
+    pub const NAMES: [&'static str; 4] = ["http", "tcp", "grpc", "heartbeat"];
 
     pub fn name(&self) -> &'static str {
         match self {
             ProbeConfig::Http(_) => "http",
             ProbeConfig::Tcp(_) => "tcp",
             ProbeConfig::Grpc(_) => "grpc",
+            ProbeConfig::Heartbeat(_) => "heartbeat",
         }
     }
 }
@@ -144,12 +146,21 @@ pub struct GrpcCheck {
     pub authority: Option<String>,
 }
 
+/// A multiplexed RPC protocol's own heartbeat (Bolt's, Dubbo's heartbeat event): the host is
+/// healthy when it answers one with success. Checks the RPC server itself, not just its port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatCheck {
+    /// A registered protocol that has a heartbeat (`bolt`, `dubbo`).
+    pub protocol: String,
+}
+
 impl Decode for HealthCheckConfig {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let http = f.optional::<HttpCheck>("http", cx);
         let tcp = f.optional::<TcpCheck>("tcp", cx);
         let grpc = f.optional::<GrpcCheck>("grpc", cx);
+        let heartbeat = f.optional::<HeartbeatCheck>("heartbeat", cx);
         let mut timing = |key, default: Option<Duration>, cx: &mut Cx| {
             let line = f.line_of(key);
             let value = match default {
@@ -189,7 +200,7 @@ impl Decode for HealthCheckConfig {
             &at("healthy_threshold"),
             cx,
         );
-        let probe = one_probe(node, path, http, tcp, grpc, cx);
+        let probe = one_probe(node, path, http, tcp, grpc, heartbeat, cx);
         Some(HealthCheckConfig {
             probe: probe?,
             interval: interval??,
@@ -212,27 +223,34 @@ fn one_probe(
     http: Decoded<HttpCheck>,
     tcp: Decoded<TcpCheck>,
     grpc: Decoded<GrpcCheck>,
+    heartbeat: Decoded<HeartbeatCheck>,
     cx: &mut Cx,
 ) -> Option<ProbeConfig> {
-    let written: Vec<&str> = [is_written(&http), is_written(&tcp), is_written(&grpc)]
-        .iter()
-        .zip(ProbeConfig::NAMES)
-        .filter(|(p, _)| **p)
-        .map(|(_, name)| name)
-        .collect();
+    let written: Vec<&str> = [
+        is_written(&http),
+        is_written(&tcp),
+        is_written(&grpc),
+        is_written(&heartbeat),
+    ]
+    .iter()
+    .zip(ProbeConfig::NAMES)
+    .filter(|(p, _)| **p)
+    .map(|(_, name)| name)
+    .collect();
     match written.len() {
         0 => {
             cx.error(
                 node.line,
                 path,
-                "needs one of http, tcp or grpc (`tcp: {}` checks only that a connection opens)",
+                "needs one of http, tcp, grpc or heartbeat (`tcp: {}` checks only that a connection opens)",
             );
             None
         }
-        1 => match (http, tcp, grpc) {
-            (Ok(Some(h)), _, _) => Some(ProbeConfig::Http(h)),
-            (_, Ok(Some(t)), _) => Some(ProbeConfig::Tcp(t)),
-            (_, _, Ok(Some(g))) => Some(ProbeConfig::Grpc(g)),
+        1 => match (http, tcp, grpc, heartbeat) {
+            (Ok(Some(h)), _, _, _) => Some(ProbeConfig::Http(h)),
+            (_, Ok(Some(t)), _, _) => Some(ProbeConfig::Tcp(t)),
+            (_, _, Ok(Some(g)), _) => Some(ProbeConfig::Grpc(g)),
+            (_, _, _, Ok(Some(b))) => Some(ProbeConfig::Heartbeat(b)),
             // Written but invalid: already reported.
             _ => None,
         },
@@ -241,7 +259,7 @@ fn one_probe(
                 node.line,
                 path,
                 format!(
-                    "has {}; a health check is exactly one of http, tcp or grpc",
+                    "has {}; a health check is exactly one of http, tcp, grpc or heartbeat",
                     written.join(" and ")
                 ),
             );
@@ -470,6 +488,47 @@ impl Decode for GrpcCheck {
     }
 }
 
+impl Decode for HeartbeatCheck {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let protocol_line = f.line_of("protocol");
+        let protocol = f.required::<String>("protocol", cx);
+        f.finish(cx);
+        let protocol = protocol?;
+        let at = join(path, "protocol");
+        let registry = sluice_xprotocol::protocols();
+        match registry.get(&protocol) {
+            Some(p) if p.heartbeat(1).is_some() => Some(HeartbeatCheck { protocol }),
+            Some(_) => {
+                cx.error(
+                    protocol_line,
+                    &at,
+                    format!("protocol \"{protocol}\" has no heartbeat; use tcp: {{}} to check that the port opens"),
+                );
+                None
+            }
+            None => {
+                let names: Vec<&str> = registry
+                    .all()
+                    .iter()
+                    .filter(|p| p.heartbeat(1).is_some())
+                    .map(|p| p.name())
+                    .collect();
+                let hint = did_you_mean(&protocol, names.iter().copied());
+                cx.error(
+                    protocol_line,
+                    &at,
+                    format!(
+                        "unknown protocol \"{protocol}\"{hint}; expected one of: {}",
+                        names.join(", ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,14 +665,39 @@ mod tests {
     }
 
     #[test]
+    fn heartbeat() {
+        for protocol in ["bolt", "dubbo"] {
+            let c = decode(&format!("{{ heartbeat: {{ protocol: {protocol} }} }}")).unwrap();
+            assert_eq!(
+                c.probe,
+                ProbeConfig::Heartbeat(HeartbeatCheck {
+                    protocol: protocol.into()
+                })
+            );
+        }
+        assert_eq!(
+            error("{ heartbeat: { protocol: blot } }"),
+            "1: clusters[0].health_check.heartbeat.protocol: unknown protocol \"blot\" (did you mean \"bolt\"?); expected one of: bolt, dubbo"
+        );
+        assert_eq!(
+            error("{ heartbeat: {} }"),
+            "1: clusters[0].health_check.heartbeat: missing required field \"protocol\""
+        );
+        assert_eq!(
+            error("{ heartbeat: { protocol: bolt }, tcp: {} }"),
+            "1: clusters[0].health_check: has tcp and heartbeat; a health check is exactly one of http, tcp, grpc or heartbeat"
+        );
+    }
+
+    #[test]
     fn probe_kind_errors() {
         assert_eq!(
             error("{ interval: 1s }"),
-            "1: clusters[0].health_check: needs one of http, tcp or grpc (`tcp: {}` checks only that a connection opens)"
+            "1: clusters[0].health_check: needs one of http, tcp, grpc or heartbeat (`tcp: {}` checks only that a connection opens)"
         );
         assert_eq!(
             error("{ tcp: {}, grpc: {} }"),
-            "1: clusters[0].health_check: has tcp and grpc; a health check is exactly one of http, tcp or grpc"
+            "1: clusters[0].health_check: has tcp and grpc; a health check is exactly one of http, tcp, grpc or heartbeat"
         );
         assert_eq!(
             error("{ htp: { path: /x }, tcp: {} }"),

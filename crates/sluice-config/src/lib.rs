@@ -28,7 +28,8 @@ pub use address::Address;
 pub use cluster::*;
 pub use decode::{Cx, Decode, Diagnostic, Fields};
 pub use health_check::{
-    GrpcCheck, HealthCheckConfig, HttpCheck, HttpCheckMethod, ProbeConfig, StatusRange, TcpCheck,
+    GrpcCheck, HealthCheckConfig, HeartbeatCheck, HttpCheck, HttpCheckMethod, ProbeConfig,
+    StatusRange, TcpCheck,
 };
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
 pub use model::*;

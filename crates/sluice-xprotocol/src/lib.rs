@@ -10,10 +10,12 @@ pub mod bolt;
 pub mod dubbo;
 pub mod frame;
 pub mod headers;
+mod installed;
 pub mod protocol;
 pub mod registry;
 
 pub use frame::{Frame, FrameKind};
 pub use headers::Headers;
+pub use installed::{protocols, register_protocol};
 pub use protocol::{DecodeError, Detect, LocalError, Protocol, ResponseClass};
 pub use registry::ProtocolRegistry;

@@ -7,8 +7,8 @@ use sluice_config::decode::{did_you_mean, join, Cx, Fields};
 use sluice_config::yaml::NodeKind;
 use sluice_config::{ByteSize, Decode, NetworkFilterConfig, Node, RouteConfigRef};
 
-use super::protocols::protocols;
 use crate::http_proxy::RouteSource;
+use sluice_xprotocol::protocols;
 
 /// Which protocol a listener speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,6 @@ mod call;
 mod config;
 mod detect;
 mod downstream;
-mod protocols;
 mod request_view;
 mod upstream;
 
@@ -26,7 +25,7 @@ use sluice_xprotocol::Protocol;
 use tracing::debug;
 
 pub use config::{ProtocolChoice, RpcProxyConfig};
-pub use protocols::{protocols, register_protocol};
+pub use sluice_xprotocol::{protocols, register_protocol};
 
 use crate::http_proxy::{HttpProxy, HttpProxyConfig};
 use crate::registry::{BuildContext, Built, NetworkFilterKind};

@@ -1,12 +1,13 @@
 //! Active health checking: probes that ask one host whether it is well, and a task per cluster
 //! that runs them on a timer and turns their answers into the hosts' health flags.
 //!
-//! The [`Probe`] trait is the seam: HTTP, TCP and gRPC probes are built in, and an RPC protocol
-//! supplies its own heartbeat as another `Probe` (see [`ProbeRegistry`]).
+//! The [`Probe`] trait is the seam: HTTP, TCP and gRPC probes are built in, and the heartbeat
+//! probe serves every RPC protocol through its `Protocol::heartbeat` hook.
 
 mod checker;
 mod counted;
 mod grpc;
+mod heartbeat;
 mod http;
 mod probe;
 mod registry;
@@ -47,9 +48,10 @@ pub fn spawn_for(cluster: &Arc<Cluster>) {
     spawn(&cluster.name, config, probe, target);
 }
 pub use grpc::GrpcProbe;
+pub use heartbeat::HeartbeatProbe;
 pub use http::HttpProbe;
 pub use probe::{Probe, ProbeError, ProbeFuture};
-pub use registry::{probe_for, ProbeBuilder, ProbeRegistry};
+pub use registry::probe_for;
 pub use tcp::TcpProbe;
 
 /// A TCP check every second with the given thresholds and timeout, for the module's tests.
