@@ -502,12 +502,12 @@ clusters:
     }
     let bad = yaml.replace("protocol: kv ", "protocol: kvv").replace(
         "route_config: rpc",
-        "route_config: rpc\n          max_frame_size: 10\n          max_concurrent_requests: 0",
+        "route_config: rpc\n          max_frame_size: 10\n          max_concurrent_requests: 0\n          upstream_heartbeat_timeout: 0s",
     );
     let (code, _, err) = check(&bad);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(code, 1);
-    assert_eq!(lines.len(), 3, "{err}");
+    assert_eq!(lines.len(), 4, "{err}");
     assert!(
         lines[0].starts_with(
             "cfg.yaml:6: listeners[0].filters[0].rpc_proxy.protocol: unknown protocol \"kvv\" (did you mean \"kv\"?); expected one of: "
@@ -521,6 +521,10 @@ clusters:
     assert_eq!(
         lines[2],
         "cfg.yaml:9: listeners[0].filters[0].rpc_proxy.max_concurrent_requests: must be at least 1"
+    );
+    assert_eq!(
+        lines[3],
+        "cfg.yaml:10: listeners[0].filters[0].rpc_proxy.upstream_heartbeat_timeout: must be at least 1ms (set upstream_heartbeat_interval: 0s to send no heartbeats)"
     );
     let (code, _, err) = check(&yaml.replace("          route_config: rpc\n", ""));
     assert_eq!(

@@ -187,6 +187,34 @@ fn heartbeats_are_answered_oneways_delivered_and_application_errors_passed_throu
 }
 
 #[test]
+fn quiet_upstream_connections_are_kept_by_heartbeats_and_dropped_when_unanswered() {
+    let server = KvServer::start("up");
+    let routes = "          - match: { prefix: / }\n            route: { cluster: up }\n";
+    let protocol =
+        "kv\n          upstream_heartbeat_interval: 100ms\n          upstream_heartbeat_timeout: 300ms";
+    let (s, addr) = start(protocol, routes, &one_cluster("up", &[server.addr]));
+    let mut c = KvClient::connect(addr);
+    let load = |n: &std::sync::atomic::AtomicUsize| n.load(Ordering::SeqCst);
+    assert_eq!(body(&c.call("s", "echo", "a")), "up:a");
+
+    // Idle, the upstream connection is pinged and, answering, kept.
+    s.poll("heartbeats on the quiet upstream connection", || {
+        (load(&server.heartbeats) >= 3).then_some(())
+    });
+    assert_eq!(body(&c.call("s", "echo", "b")), "up:b");
+    assert_eq!((load(&server.connections), load(&server.closed)), (1, 0));
+
+    // A peer that stops answering is dropped; the next call dials again.
+    server.mute_heartbeats.store(true, Ordering::SeqCst);
+    s.poll("the unanswering upstream connection to close", || {
+        (load(&server.closed) == 1).then_some(())
+    });
+    server.mute_heartbeats.store(false, Ordering::SeqCst);
+    assert_eq!(body(&c.call("s", "echo", "c")), "up:c");
+    assert_eq!(load(&server.connections), 2);
+}
+
+#[test]
 fn bad_frames_close_only_their_connection() {
     let server = KvServer::start("up");
     let routes = "          - match: { prefix: / }\n            route: { cluster: up }\n";

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
@@ -17,12 +17,17 @@ use sluice_xprotocol::{Frame, FrameKind, Protocol};
 /// milliseconds first; `fail` answers status 1 (application error); `busy` status 3;
 /// `gather` holds answers until the body's `N:` count of gather calls arrived on the
 /// connection, then answers them all in reverse order; `headers` answers its request's
-/// headers as `k=v,...`. One-way requests are counted.
+/// headers as `k=v,...`. One-way requests and heartbeats are counted; heartbeats go
+/// unanswered while `mute_heartbeats` is set.
 pub struct KvServer {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    /// Connections the peer closed.
+    pub closed: Arc<AtomicUsize>,
     pub requests: Arc<AtomicUsize>,
     pub oneways: Arc<AtomicUsize>,
+    pub heartbeats: Arc<AtomicUsize>,
+    pub mute_heartbeats: Arc<AtomicBool>,
 }
 
 impl KvServer {
@@ -31,25 +36,42 @@ impl KvServer {
         let server = KvServer {
             addr: listener.local_addr().unwrap(),
             connections: Arc::default(),
+            closed: Arc::default(),
             requests: Arc::default(),
             oneways: Arc::default(),
+            heartbeats: Arc::default(),
+            mute_heartbeats: Arc::default(),
         };
-        let (connections, requests, oneways) = (
-            server.connections.clone(),
-            server.requests.clone(),
-            server.oneways.clone(),
-        );
+        let counters = Counters {
+            requests: server.requests.clone(),
+            oneways: server.oneways.clone(),
+            heartbeats: server.heartbeats.clone(),
+            mute_heartbeats: server.mute_heartbeats.clone(),
+        };
+        let (connections, closed) = (server.connections.clone(), server.closed.clone());
         let tag = tag.to_string();
         thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 connections.fetch_add(1, Ordering::SeqCst);
-                let (tag, requests, oneways) = (tag.clone(), requests.clone(), oneways.clone());
-                thread::spawn(move || serve(conn, &tag, &requests, &oneways));
+                let (tag, counters, closed) = (tag.clone(), counters.clone(), closed.clone());
+                thread::spawn(move || {
+                    serve(conn, &tag, &counters);
+                    closed.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         server
     }
+}
+
+/// What a connection's thread counts and obeys.
+#[derive(Clone)]
+struct Counters {
+    requests: Arc<AtomicUsize>,
+    oneways: Arc<AtomicUsize>,
+    heartbeats: Arc<AtomicUsize>,
+    mute_heartbeats: Arc<AtomicBool>,
 }
 
 fn answer(request: &Frame, status: u8, body: &[u8]) -> Vec<u8> {
@@ -57,7 +79,13 @@ fn answer(request: &Frame, status: u8, body: &[u8]) -> Vec<u8> {
     frame.raw.to_vec()
 }
 
-fn serve(mut conn: TcpStream, tag: &str, requests: &AtomicUsize, oneways: &AtomicUsize) {
+fn serve(mut conn: TcpStream, tag: &str, counters: &Counters) {
+    let Counters {
+        requests,
+        oneways,
+        heartbeats,
+        mute_heartbeats,
+    } = counters;
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     let mut writer = conn.try_clone().unwrap();
     thread::spawn(move || {
@@ -79,7 +107,10 @@ fn serve(mut conn: TcpStream, tag: &str, requests: &AtomicUsize, oneways: &Atomi
         while let Ok(Some(frame)) = Kv.decode(&mut buf, 1 << 24) {
             match frame.kind {
                 FrameKind::HeartbeatRequest => {
-                    let _ = tx.send(Kv.heartbeat_reply(&frame).unwrap().raw.to_vec());
+                    heartbeats.fetch_add(1, Ordering::SeqCst);
+                    if !mute_heartbeats.load(Ordering::SeqCst) {
+                        let _ = tx.send(Kv.heartbeat_reply(&frame).unwrap().raw.to_vec());
+                    }
                     continue;
                 }
                 FrameKind::Oneway => {

@@ -19,7 +19,7 @@ use sluice_xprotocol::{Frame, FrameKind, LocalError, Protocol, ResponseClass};
 use tokio::time::Instant;
 
 use super::request_view::RouteInputs;
-use super::upstream::{Conn, ConnectError, HostConn, Lost};
+use super::upstream::{Conn, ConnectError, Heartbeat, HostConn, Lost};
 use crate::http_proxy::hash;
 
 /// What every call on a listener shares.
@@ -29,6 +29,8 @@ pub struct Shared {
     pub table: Arc<RouteTable>,
     pub clusters: Arc<ClusterManager>,
     pub max_frame_size: usize,
+    /// Heartbeats on quiet upstream connections.
+    pub upstream_heartbeat: Option<Heartbeat>,
 }
 
 /// How one try ended.
@@ -211,7 +213,7 @@ async fn connection(
 ) -> Result<Arc<Conn>, Try> {
     let conns = HostConn::of(host, &shared.protocol).map_err(connect_failure)?;
     conns
-        .get(cluster, shared.max_frame_size)
+        .get(cluster, shared.max_frame_size, shared.upstream_heartbeat)
         .await
         .map_err(|e| match e {
             ConnectError::Overflow => {

@@ -35,11 +35,19 @@ pub struct RpcProxyConfig {
     /// A downstream connection with nothing in flight and nothing received for this long is
     /// closed; `None` keeps it.
     pub idle_timeout: Option<Duration>,
+    /// An upstream connection that has read nothing for between one and two of these sends
+    /// the protocol's heartbeat; `None` (`0s` in YAML) sends none.
+    pub upstream_heartbeat_interval: Option<Duration>,
+    /// A heartbeat with nothing read back within this closes its upstream connection (the
+    /// calls on it fail as resets, which retry policies may retry).
+    pub upstream_heartbeat_timeout: Duration,
 }
 
 pub const DEFAULT_MAX_FRAME_SIZE: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 10_000;
+pub const DEFAULT_UPSTREAM_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_UPSTREAM_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NetworkFilterConfig for RpcProxyConfig {
     fn is_terminal(&self) -> bool {
@@ -78,6 +86,17 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     );
     let max_concurrent_line = f.line_of("max_concurrent_requests");
     let idle_timeout = f.optional::<Duration>("idle_timeout", cx);
+    let heartbeat_interval = f.or(
+        "upstream_heartbeat_interval",
+        DEFAULT_UPSTREAM_HEARTBEAT_INTERVAL,
+        cx,
+    );
+    let heartbeat_timeout_line = f.line_of("upstream_heartbeat_timeout");
+    let heartbeat_timeout = f.or(
+        "upstream_heartbeat_timeout",
+        DEFAULT_UPSTREAM_HEARTBEAT_TIMEOUT,
+        cx,
+    );
     f.finish(cx);
 
     let protocol = protocol.and_then(|name| {
@@ -123,6 +142,17 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         }
         Some(n)
     });
+    let heartbeat_timeout = heartbeat_timeout.and_then(|t| {
+        if t < Duration::from_millis(1) {
+            cx.error(
+                heartbeat_timeout_line,
+                &join(path, "upstream_heartbeat_timeout"),
+                "must be at least 1ms (set upstream_heartbeat_interval: 0s to send no heartbeats)",
+            );
+            return None;
+        }
+        Some(t)
+    });
     Some(Arc::new(RpcProxyConfig {
         protocol: protocol?,
         routes: routes?,
@@ -130,5 +160,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         detect_timeout: detect_timeout?,
         max_concurrent_requests: max_concurrent?,
         idle_timeout: idle_timeout.ok()?.filter(|t| !t.is_zero()),
+        upstream_heartbeat_interval: Some(heartbeat_interval?).filter(|d| !d.is_zero()),
+        upstream_heartbeat_timeout: heartbeat_timeout?,
     }))
 }

@@ -32,6 +32,7 @@ use crate::registry::{BuildContext, Built, NetworkFilterKind};
 use call::Shared;
 use detect::Detected;
 use downstream::Limits;
+use upstream::Heartbeat;
 
 pub const KIND: NetworkFilterKind = NetworkFilterKind {
     name: "rpc_proxy",
@@ -69,6 +70,12 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         clusters: ctx.clusters.clone(),
         // Checked against usize when the config was read.
         max_frame_size: usize::try_from(config.max_frame_size).unwrap_or(usize::MAX),
+        upstream_heartbeat: config
+            .upstream_heartbeat_interval
+            .map(|interval| Heartbeat {
+                interval,
+                timeout: config.upstream_heartbeat_timeout,
+            }),
         detect_timeout: config.detect_timeout,
         limits: Limits {
             max_concurrent_requests: config.max_concurrent_requests as usize,
@@ -92,6 +99,7 @@ struct Inner {
     table: Arc<RouteTable>,
     clusters: Arc<ClusterManager>,
     max_frame_size: usize,
+    upstream_heartbeat: Option<Heartbeat>,
     detect_timeout: Duration,
     limits: Limits,
 }
@@ -104,6 +112,7 @@ impl Inner {
             table: self.table.clone(),
             clusters: self.clusters.clone(),
             max_frame_size: self.max_frame_size,
+            upstream_heartbeat: self.upstream_heartbeat,
         })
     }
 }

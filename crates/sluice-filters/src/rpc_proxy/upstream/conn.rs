@@ -5,6 +5,10 @@
 //! nothing is locked: callers hand it frames over a channel and get the response through a
 //! oneshot. The task reads, writes and takes new calls in one `select!`, so a peer that is slow
 //! to read our requests never stops us reading its responses (no write/write deadlock).
+//!
+//! A connection that hears nothing from its peer for a while sends the protocol's heartbeat
+//! and closes if that goes unanswered too: a peer that vanished without a FIN (a crashed host,
+//! a NAT entry gone) is found before a call waits its whole timeout on it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use sluice_upstream::breakers::ConnectionPermit;
 use sluice_xprotocol::{Frame, FrameKind, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep, Duration, Instant};
 use tracing::debug;
 
 /// Write at most this much before looking at the socket again.
@@ -27,6 +32,49 @@ enum Outgoing {
     Call(Frame, oneshot::Sender<Frame>),
     /// A request with no response (one-way).
     Oneway(Frame),
+}
+
+/// When a quiet connection sends a heartbeat, and how long the answer may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Silence (nothing read) of between one and two of these sends a heartbeat.
+    pub interval: Duration,
+    /// A heartbeat with nothing read back within this closes the connection.
+    pub timeout: Duration,
+}
+
+/// Liveness of the peer, checked on a timer rather than per read so the read path only sets
+/// a flag.
+struct Liveness {
+    heartbeat: Heartbeat,
+    /// Something was read since the timer last fired.
+    heard: bool,
+    /// A heartbeat is out and nothing has been read since.
+    waiting: bool,
+}
+
+/// What the liveness timer decided.
+enum Beat {
+    /// All is well; wait this long.
+    Wait(Duration),
+    /// Send a heartbeat, then wait this long for any answer.
+    Ping(Duration),
+    /// The peer said nothing in answer to a heartbeat.
+    Dead,
+}
+
+impl Liveness {
+    fn tick(&mut self) -> Beat {
+        if std::mem::take(&mut self.heard) {
+            self.waiting = false;
+            Beat::Wait(self.heartbeat.interval)
+        } else if self.waiting {
+            Beat::Dead
+        } else {
+            self.waiting = true;
+            Beat::Ping(self.heartbeat.timeout)
+        }
+    }
 }
 
 /// The callers' side of a connection.
@@ -46,16 +94,26 @@ pub enum Lost {
 
 impl Conn {
     /// Starts the task that serves `stream`; it holds `permit` (a `max_connections` slot) for
-    /// as long as the socket is open.
+    /// as long as the socket is open. With `heartbeat` (and a protocol that has heartbeats), a
+    /// quiet peer is pinged and dropped if it stays quiet.
     pub fn spawn(
         stream: Stream,
         protocol: Arc<dyn Protocol>,
         max_frame_size: usize,
+        heartbeat: Option<Heartbeat>,
         permit: ConnectionPermit,
     ) -> Arc<Conn> {
         let (tx, rx) = mpsc::unbounded_channel();
         let open = Arc::new(AtomicBool::new(true));
+        let liveness = heartbeat
+            .filter(|_| protocol.heartbeat(1).is_some())
+            .map(|heartbeat| Liveness {
+                heartbeat,
+                heard: false,
+                waiting: false,
+            });
         let task = Task {
+            liveness,
             protocol,
             max_frame_size,
             pending: FxHashMap::default(),
@@ -91,6 +149,7 @@ impl Conn {
 }
 
 struct Task {
+    liveness: Option<Liveness>,
     protocol: Arc<dyn Protocol>,
     max_frame_size: usize,
     /// Calls sent and not answered, by the id this connection gave them.
@@ -112,11 +171,20 @@ impl Task {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut rbuf = BytesMut::with_capacity(8 * 1024);
         let mut taking = true;
+        let first_wait = self
+            .liveness
+            .as_ref()
+            .map_or(Duration::ZERO, |l| l.heartbeat.interval);
+        let timer = sleep(first_wait);
+        tokio::pin!(timer);
         loop {
             tokio::select! {
                 read = rd.read_buf(&mut rbuf) => match read {
                     Ok(0) => break,
                     Ok(_) => {
+                        if let Some(l) = &mut self.liveness {
+                            l.heard = true;
+                        }
                         if !self.on_readable(&mut rbuf) {
                             break;
                         }
@@ -144,6 +212,26 @@ impl Task {
                     Ok(0) | Err(_) => break,
                     Ok(n) => self.wbuf.advance(n),
                 },
+                () = &mut timer, if self.liveness.is_some() => {
+                    let Some(beat) = self.liveness.as_mut().map(Liveness::tick) else {
+                        continue;
+                    };
+                    let wait = match beat {
+                        Beat::Wait(wait) => wait,
+                        Beat::Ping(wait) => {
+                            let id = self.next_free_id();
+                            if let Some(ping) = self.protocol.heartbeat(id) {
+                                self.write(&ping);
+                            }
+                            wait
+                        }
+                        Beat::Dead => {
+                            debug!("upstream rpc connection: no answer to a heartbeat; closing");
+                            break;
+                        }
+                    };
+                    timer.as_mut().reset(Instant::now() + wait);
+                }
             }
             if !taking && self.pending.is_empty() && self.wbuf.is_empty() {
                 let _ = wr.shutdown().await;

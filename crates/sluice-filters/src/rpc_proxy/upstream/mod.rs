@@ -16,7 +16,7 @@ use sluice_config::Address;
 use sluice_upstream::{Cluster, Host};
 use sluice_xprotocol::Protocol;
 
-pub use conn::{Conn, Lost};
+pub use conn::{Conn, Heartbeat, Lost};
 
 /// Why no connection could be had.
 #[derive(Debug)]
@@ -60,11 +60,13 @@ impl HostConn {
     }
 
     /// An open connection: the current one, or a new one dialed under `cluster`'s
-    /// `connect_timeout`, TCP keepalive and `max_connections`.
+    /// `connect_timeout`, TCP keepalive and `max_connections`. The settings of the listener
+    /// that dials apply for the connection's life, whichever listener's calls it carries.
     pub async fn get(
         &self,
         cluster: &Cluster,
         max_frame_size: usize,
+        heartbeat: Option<Heartbeat>,
     ) -> Result<Arc<Conn>, ConnectError> {
         if let Some(conn) = self.current.load_full().filter(|c| c.is_open()) {
             return Ok(conn);
@@ -84,7 +86,13 @@ impl HostConn {
         )
         .await
         .map_err(ConnectError::Failed)?;
-        let conn = Conn::spawn(stream, self.protocol.clone(), max_frame_size, permit);
+        let conn = Conn::spawn(
+            stream,
+            self.protocol.clone(),
+            max_frame_size,
+            heartbeat,
+            permit,
+        );
         self.current.store(Some(conn.clone()));
         Ok(conn)
     }
