@@ -215,6 +215,36 @@ fn quiet_upstream_connections_are_kept_by_heartbeats_and_dropped_when_unanswered
 }
 
 #[test]
+fn route_header_mutations_rewrite_requests_and_responses() {
+    let server = KvServer::start("up");
+    let routes = r#"          - match: { prefix: / }
+            route: { cluster: up }
+            request_headers_to_add:
+              - header: { key: traceId, value: "%REQ(x-trace)%-%PROTOCOL%" }
+              - header: { key: x-env, value: prod }
+                append_action: OVERWRITE_IF_EXISTS_OR_ADD
+            request_headers_to_remove: [x-drop]
+            response_headers_to_add:
+              - header: { key: x-served-by, value: "%UPSTREAM_REMOTE_ADDRESS%" }
+"#;
+    let (_sluice, addr) = start("kv", routes, &one_cluster("up", &[server.addr]));
+    let mut c = KvClient::connect(addr);
+    let r = c.call_with(
+        "s",
+        "headers",
+        &[("x-trace", "t1"), ("X-Env", "dev"), ("x-drop", "1")],
+        "",
+    );
+    // Removals and overwrites ignore case; added keys keep theirs.
+    assert_eq!(
+        body(&r),
+        "service=s,method=headers,x-trace=t1,traceId=t1-kv,x-env=prod"
+    );
+    let served_by = server.addr.to_string();
+    assert_eq!(r.headers().get_str("x-served-by"), Some(served_by.as_str()));
+}
+
+#[test]
 fn bad_frames_close_only_their_connection() {
     let server = KvServer::start("up");
     let routes = "          - match: { prefix: / }\n            route: { cluster: up }\n";

@@ -281,6 +281,9 @@ impl HeaderMutations {
 pub struct HeaderToAdd {
     /// Lower-cased.
     pub key: String,
+    /// As the config wrote it: RPC header keys (Dubbo attachments such as `traceId`) are
+    /// case-sensitive.
+    pub key_as_written: String,
     pub value: HeaderFormat,
     pub append_action: AppendAction,
 }

@@ -507,7 +507,7 @@ impl Decode for HashPolicy {
             cx,
         ) {
             Some(("header", n)) => HeaderName::decode(n, &join(path, "header"), cx)
-                .map(|h| HashSource::Header(h.0.to_ascii_lowercase())),
+                .map(|h| HashSource::Header(h.lower)),
             Some(("cookie", n)) => decode_cookie(n, &join(path, "cookie"), cx),
             Some(("source_ip", n)) => {
                 let p = join(path, "source_ip");
@@ -742,14 +742,17 @@ fn decode_mutations(f: &mut Fields<'_>, cx: &mut Cx) -> Option<HeaderMutations> 
     let resp_remove = f.or("response_headers_to_remove", Vec::<HeaderName>::new(), cx);
     Some(HeaderMutations {
         request_headers_to_add: req_add?,
-        request_headers_to_remove: req_remove?.into_iter().map(|h| h.0).collect(),
+        request_headers_to_remove: req_remove?.into_iter().map(|h| h.lower).collect(),
         response_headers_to_add: resp_add?,
-        response_headers_to_remove: resp_remove?.into_iter().map(|h| h.0).collect(),
+        response_headers_to_remove: resp_remove?.into_iter().map(|h| h.lower).collect(),
     })
 }
 
-/// A header name, lower-cased.
-struct HeaderName(String);
+/// A header name, lower-cased and as written.
+struct HeaderName {
+    lower: String,
+    written: String,
+}
 
 impl Decode for HeaderName {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
@@ -758,7 +761,10 @@ impl Decode for HeaderName {
             cx.error(node.line, path, format!("invalid header name \"{name}\""));
             return None;
         }
-        Some(HeaderName(name.to_ascii_lowercase()))
+        Some(HeaderName {
+            lower: name.to_ascii_lowercase(),
+            written: name,
+        })
     }
 }
 
@@ -781,7 +787,7 @@ impl Decode for HeaderToAdd {
         let append = f.optional::<bool>("append", cx);
         let append_line = f.node("append").map(|n| n.line);
         f.finish(cx);
-        let (key, value) = header?;
+        let (name, value) = header?;
         let action = match (action.ok()?, append.ok()?) {
             (Some(_), Some(_)) => {
                 cx.error(
@@ -796,14 +802,15 @@ impl Decode for HeaderToAdd {
             (None, _) => AppendAction::AppendIfExistsOrAdd,
         };
         Some(HeaderToAdd {
-            key,
+            key: name.lower,
+            key_as_written: name.written,
             value,
             append_action: action,
         })
     }
 }
 
-fn decode_key_value(node: &Node, path: &str, cx: &mut Cx) -> Option<(String, HeaderFormat)> {
+fn decode_key_value(node: &Node, path: &str, cx: &mut Cx) -> Option<(HeaderName, HeaderFormat)> {
     let mut f = Fields::new(node, path, cx)?;
     let key = f.required::<HeaderName>("key", cx);
     let value = f.required::<String>("value", cx);
@@ -816,7 +823,7 @@ fn decode_key_value(node: &Node, path: &str, cx: &mut Cx) -> Option<(String, Hea
             return None;
         }
     };
-    Some((key?.0, format))
+    Some((key?, format))
 }
 
 struct AppendActionName(AppendAction);

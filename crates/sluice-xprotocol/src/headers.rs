@@ -67,6 +67,22 @@ impl Headers {
         before != self.entries.len()
     }
 
+    /// Removes every value whose name equals `name` ignoring ASCII case; whether there was
+    /// one. (Route config names headers in lower case, as HTTP does.)
+    pub fn remove_ignore_case(&mut self, name: &str) -> bool {
+        let before = self.entries.len();
+        self.entries
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name.as_bytes()));
+        before != self.entries.len()
+    }
+
+    /// Whether a value is there under `name`, ignoring ASCII case.
+    pub fn contains_ignore_case(&self, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
@@ -98,5 +114,9 @@ mod tests {
         assert!(h.remove("b"));
         assert!(!h.remove("b"));
         assert_eq!(h.get("b"), None);
+        h.push("traceId", "1");
+        assert!(h.contains_ignore_case("TRACEID") && !h.contains_ignore_case("trace"));
+        assert!(h.remove_ignore_case("traceid"));
+        assert!(!h.contains_ignore_case("traceId"));
     }
 }

@@ -13,7 +13,7 @@ pub(crate) mod hash;
 mod headers;
 mod local_reply;
 mod mirror;
-mod mutate;
+pub(crate) mod mutate;
 mod pool;
 mod recycle;
 mod retry;

@@ -12,7 +12,8 @@ use sluice_config::Address;
 /// What variables can refer to.
 pub struct Vars<'a> {
     pub client: Option<SocketAddr>,
-    pub version: Version,
+    /// `%PROTOCOL%`: `HTTP/1.1`, `HTTP/2`, or an RPC protocol's name.
+    pub protocol: &'a str,
     /// The request as the client sent it (for `%REQ(name)%`).
     pub request: &'a HeaderMap,
     pub upstream: Option<&'a Address>,
@@ -83,7 +84,17 @@ fn apply(headers: &mut HeaderMap, add: &[HeaderToAdd], remove: &[String], vars: 
     }
 }
 
-fn render(format: &HeaderFormat, vars: &Vars<'_>) -> String {
+/// `%PROTOCOL%` of an HTTP request.
+pub fn protocol_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// A value with its variables filled in.
+pub fn render(format: &HeaderFormat, vars: &Vars<'_>) -> String {
     let mut out = String::new();
     for part in &format.0 {
         match part {
@@ -98,11 +109,7 @@ fn render(format: &HeaderFormat, vars: &Vars<'_>) -> String {
                     out.push_str(&a.ip().to_string());
                 }
             }
-            FormatPart::Protocol => out.push_str(match vars.version {
-                Version::HTTP_2 => "HTTP/2",
-                Version::HTTP_10 => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            }),
+            FormatPart::Protocol => out.push_str(vars.protocol),
             FormatPart::Hostname => out.push_str(hostname()),
             FormatPart::UpstreamRemoteAddress => {
                 if let Some(a) = vars.upstream {
@@ -141,6 +148,7 @@ mod tests {
     fn add(key: &str, value: &str, action: AppendAction) -> HeaderToAdd {
         HeaderToAdd {
             key: key.into(),
+            key_as_written: key.into(),
             value: sluice_config::route_format(value).unwrap(),
             append_action: action,
         }
@@ -151,7 +159,7 @@ mod tests {
         let req = HeaderMap::new();
         let vars = Vars {
             client: Some("10.1.2.3:4567".parse().unwrap()),
-            version: Version::HTTP_2,
+            protocol: protocol_name(Version::HTTP_2),
             request: &req,
             upstream: None,
         };

@@ -186,7 +186,7 @@ impl Proxy {
             let upstream = resp.extensions().get::<UpstreamHost>().map(|h| h.0.clone());
             let vars = Vars {
                 client,
-                version,
+                protocol: mutate::protocol_name(version),
                 request,
                 upstream: upstream.as_ref(),
             };
@@ -305,7 +305,7 @@ impl Proxy {
             let original = headers.clone();
             let vars = Vars {
                 client: client_addr,
-                version: downstream_version,
+                protocol: mutate::protocol_name(downstream_version),
                 request: &original,
                 upstream: None,
             };

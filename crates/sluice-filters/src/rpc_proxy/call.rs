@@ -4,12 +4,13 @@
 //! method and headers; choose a cluster (weighted) and a host (subset, priority, zone,
 //! balancer, hash policy); take the circuit breakers; move the request onto the host's shared
 //! connection; wait under the route's timeout; report the outcome to outlier detection; retry
-//! on another host when the route's `retry_policy` says so; and answer in the protocol's own
-//! format when anything fails.
+//! on another host when the route's `retry_policy` says so; apply the route's header
+//! mutations; and answer in the protocol's own format when anything fails.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use sluice_config::route::{ForwardAction, RetryOn, RetryPolicy, RouteAction, RoutePriority};
 use sluice_proxy::route::{RequestView, RouteTable};
 use sluice_upstream::outlier::Outcome as HostOutcome;
@@ -17,10 +18,13 @@ use sluice_upstream::stats::ClusterStats;
 use sluice_upstream::{Cluster, ClusterManager, Host, LbContext, NoHost};
 use sluice_xprotocol::{Frame, FrameKind, LocalError, Protocol, ResponseClass};
 use tokio::time::Instant;
+use tracing::debug;
 
+use super::mutate;
 use super::request_view::RouteInputs;
 use super::upstream::{Conn, ConnectError, Heartbeat, HostConn, Lost};
 use crate::http_proxy::hash;
+use crate::http_proxy::mutate::Vars;
 
 /// What every call on a listener shares.
 pub struct Shared {
@@ -61,9 +65,9 @@ pub async fn handle(
     let method = request.method_str();
     let selected = shared.table.virtual_host(service).and_then(|vhost| {
         let view = RequestView::new(method, service, &inputs.path, &inputs.headers);
-        vhost.select(&view)
+        vhost.select(&view).map(|route| (vhost, route))
     });
-    let Some(route) = selected else {
+    let Some((vhost, route)) = selected else {
         let message = format!(
             "no route: listener \"{}\" has no route for service \"{service}\" method \"{method}\"",
             shared.listener
@@ -108,6 +112,27 @@ pub async fn handle(
             None
         },
     };
+    let levels = [
+        &route.config().headers,
+        vhost.headers(),
+        shared.table.headers(),
+    ];
+    let vars = |upstream| Vars {
+        client,
+        protocol: shared.protocol.name(),
+        request: &inputs.headers,
+        upstream,
+    };
+    let mut request = request;
+    if mutate::any(&levels, true) {
+        mutate::apply_request(&mut request, &levels, &vars(None));
+        // Checked here, once, so a frame the protocol cannot rebuild gets a clear answer
+        // rather than vanishing in the upstream connection's writer.
+        if let Err(e) = shared.protocol.encode(&request, &mut BytesMut::new()) {
+            let message = format!("the route's request header changes cannot be applied: {e}");
+            return reply(&template, LocalError::BadRequest, message);
+        }
+    }
     let subset = target.metadata_match.key.as_str();
     let policy = action.retry_policy.as_ref().filter(|p| p.num_retries > 0);
 
@@ -183,6 +208,15 @@ pub async fn handle(
         return match outcome {
             Try::Response(mut response) => {
                 response.id = downstream_id;
+                if mutate::any(&levels, false) {
+                    let unchanged = response.clone();
+                    mutate::apply_response(&mut response, &levels, &vars(Some(&host.address)));
+                    if let Err(e) = shared.protocol.encode(&response, &mut BytesMut::new()) {
+                        // The call succeeded: deliver it as it came rather than fail it.
+                        debug!(error = %e, "response header changes not applied");
+                        response = unchanged;
+                    }
+                }
                 Some(response)
             }
             failed => {

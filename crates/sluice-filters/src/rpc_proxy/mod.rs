@@ -9,6 +9,7 @@ mod call;
 mod config;
 mod detect;
 mod downstream;
+mod mutate;
 mod request_view;
 mod upstream;
 
