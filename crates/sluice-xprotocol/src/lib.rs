@@ -15,5 +15,5 @@ pub mod registry;
 
 pub use frame::{Frame, FrameKind};
 pub use headers::Headers;
-pub use protocol::{DecodeError, Detect, LocalError, Protocol, ResponseClass};
+pub use protocol::{DecodeError, Detect, LocalError, Protocol, ResponseClass, Skip};
 pub use registry::ProtocolRegistry;
