@@ -5,9 +5,13 @@
 //
 // Calls:  node client.js --address 127.0.0.1:P [--service com.example.Echo] [--version 1.0]
 //           [--method echo] [--arg hello] [--count 1] [--concurrency 1] [--timeout 3000]
-//           [--bolt 1|2] [--crc]
+//           [--bolt 1|2] [--crc] [--gather N] [--header name=value[,name=value...]]
 //   echo: call i sends arg + "-" + i and must get back "<tag>:" + arg + "-" + i, so a response
 //         delivered to the wrong call (crossed request ids) is counted in `mismatched`.
+//   gather: the same, sending (N, arg + "-" + i): the server holds every call until N are
+//         waiting (see server.js).
+//   --header adds entries to each request's Bolt header map (sofa-rpc-node's Hessian2
+//         requests otherwise carry only `service`), for routing on a raw header.
 //   slow: sends Number(arg) (milliseconds); fail: sends no argument; any other method: [arg].
 //   --bolt 2 speaks Bolt v2 (--crc adds the CRC32 trailer); the default is Bolt v1.
 //   Output: {ok, errors, mismatched, tags: {tag: count}, results: [first 5],
@@ -35,6 +39,8 @@ const args = parseArgs(process.argv.slice(2), {
   bolt: '1',
   crc: false,
   heartbeat: false,
+  gather: '1',
+  header: null,
 });
 if (!args.address) {
   process.stderr.write('usage: node client.js --address HOST:PORT [...] (see the header)\n');
@@ -49,6 +55,24 @@ function applyVersion(encoder) {
     encoder.crcEnable = !!args.crc;
   }
   return encoder;
+}
+
+// --header: the request's header map is `service` plus these pairs, written by sofa-bolt-node's
+// own map serializer (the Hessian2 server skips the map, so only the proxy reads them).
+if (args.header) {
+  const extra = {};
+  for (const pair of String(args.header).split(',')) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error('--header wants name=value, got ' + pair);
+    extra[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  const RpcRequestCommand = require('sofa-bolt-node/lib/protocol/rpc_req_cmd');
+  const SimpleMapSerializer = require('sofa-bolt-node/lib/simple_map_serializer');
+  const serializeHeader = RpcRequestCommand.prototype.serializeHeader;
+  RpcRequestCommand.prototype.serializeHeader = function(byteBuffer) {
+    if (this.codecType === 'protobuf') return serializeHeader.call(this, byteBuffer);
+    byteBuffer.put(SimpleMapSerializer.encode(Object.assign({ service: this.obj.serverSignature }, extra)));
+  };
 }
 
 const protocol = Object.assign({}, bolt, {
@@ -78,6 +102,7 @@ async function calls() {
   const out = { ok: 0, errors: 0, mismatched: 0, tags: {}, results: [], errorMessages: [], errorNames: [] };
   const argsFor = i => {
     if (args.method === 'echo') return [ args.arg + '-' + i ];
+    if (args.method === 'gather') return [ Number(args.gather), args.arg + '-' + i ];
     if (args.method === 'slow') return [ Number(args.arg) ];
     if (args.method === 'fail') return [];
     return [ args.arg ];
@@ -85,7 +110,7 @@ async function calls() {
   const record = (i, result) => {
     out.ok++;
     if (out.results.length < 5) out.results.push(result);
-    if (args.method === 'echo') {
+    if (args.method === 'echo' || args.method === 'gather') {
       const suffix = ':' + args.arg + '-' + i;
       if (typeof result !== 'string' || !result.endsWith(suffix)) {
         out.mismatched++;

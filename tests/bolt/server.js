@@ -4,6 +4,9 @@
 //   echo(s)   -> "<tag>:" + s      (the tag tells tests which server answered)
 //   fail()    -> throws Error("echo failed on purpose")   (a SERVER_EXCEPTION response)
 //   slow(ms)  -> "<tag>:slow:" + ms, after ms milliseconds
+//   gather(n, s) -> "<tag>:" + s, once n gather calls are waiting (then all are answered, in
+//             reverse order): proves n calls were in flight at once
+//   connections() -> "<tag>:connections:" + how many connections the server has accepted
 // Usage: node server.js --port P --tag T [--version 1.0]
 // Prints "ready" on stdout once listening on 127.0.0.1:P; exits on SIGTERM or SIGINT.
 
@@ -20,12 +23,19 @@ if (!args.port) {
 // sofa-rpc-node listens on every interface; a test peer listens on loopback only.
 class LoopbackRpcServer extends RpcServer {
   _startServer(port) {
-    const server = net.createServer(socket => this._handleSocket(socket));
+    const server = net.createServer(socket => {
+      accepted++;
+      this._handleSocket(socket);
+    });
     server.once('error', err => this.emit('error', err));
     server.listen(port, '127.0.0.1');
     return server;
   }
 }
+
+// Connections accepted, and the answers of the gather calls waiting for their company.
+let accepted = 0;
+const gathered = [];
 
 const server = new LoopbackRpcServer({ logger: quietLogger, port: Number(args.port) });
 server.addService({ interfaceName: 'com.example.Echo', version: args.version }, {
@@ -40,6 +50,17 @@ server.addService({ interfaceName: 'com.example.Echo', version: args.version }, 
   async slow(ms) {
     await new Promise(resolve => setTimeout(resolve, Number(ms)));
     return args.tag + ':slow:' + ms;
+  },
+  async gather(n, s) {
+    return new Promise(resolve => {
+      gathered.push(() => resolve(args.tag + ':' + s));
+      if (gathered.length >= Number(n)) {
+        for (const answer of gathered.splice(0).reverse()) answer();
+      }
+    });
+  },
+  async connections() {
+    return args.tag + ':connections:' + accepted;
   },
 });
 // A call to an unknown service or method is answered with an error and also emitted here.

@@ -172,9 +172,32 @@ impl BoltClient {
         self.arg("version", version)
     }
 
-    /// `echo` (the default), `fail` or `slow` (`call_arg` is then milliseconds).
+    /// `echo` (the default), `fail`, `slow` (`call_arg` is then milliseconds), `gather`
+    /// (see [`BoltClient::gather`]) or `connections` (the server's count of accepted
+    /// connections, as `"<tag>:connections:<n>"`).
     pub fn method(self, method: &str) -> BoltClient {
         self.arg("method", method)
+    }
+
+    /// Calls `gather`, which the server holds until `n` of them are waiting, then answers
+    /// like `echo`: with `n` equal to all the calls of all clients, they were all in flight.
+    pub fn gather(self, n: u32) -> BoltClient {
+        self.method("gather").arg("gather", n)
+    }
+
+    /// Adds `name: value` to every request's Bolt header map (sofa-rpc-node's Hessian2
+    /// requests otherwise carry only `service`).
+    pub fn header(mut self, name: &str, value: &str) -> BoltClient {
+        let pair = format!("{name}={value}");
+        match self.args.iter().position(|a| a == "--header") {
+            Some(at) => {
+                let pairs = &mut self.args[at + 1];
+                pairs.push(',');
+                pairs.push_str(&pair);
+                self
+            }
+            None => self.arg("header", pair),
+        }
     }
 
     pub fn call_arg(self, arg: &str) -> BoltClient {
@@ -292,4 +315,32 @@ impl BoltClient {
             .unwrap_or_else(|e| panic!("bolt client printed {out:?} ({e}); stderr: {err}"));
         (json, line)
     }
+}
+
+/// The first request a real client sends: `client` is pointed at a listener of this
+/// function's, which decodes that one frame with Sluice's codec and closes the connection (so
+/// the client's calls fail). For tests that hand-craft bad frames from a genuine one.
+pub fn capture_request(client: impl FnOnce(SocketAddr) -> BoltClient) -> sluice_xprotocol::Frame {
+    use sluice_xprotocol::{bolt::Bolt, FrameKind, Protocol};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = client(listener.local_addr().unwrap());
+    let run = thread::spawn(move || client.run());
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let frame = 'read: loop {
+        while let Some(frame) = Bolt.decode(&mut buf, 1 << 20).unwrap() {
+            if frame.kind == FrameKind::Request {
+                break 'read frame;
+            }
+        }
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "the client closed before sending a request");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    drop((conn, listener));
+    let run = run.join().unwrap();
+    assert_eq!(run.ok, 0, "{}", run.raw);
+    frame
 }

@@ -17,5 +17,5 @@ pub mod registry;
 pub use frame::{Frame, FrameKind};
 pub use headers::Headers;
 pub use installed::{protocols, register_protocol};
-pub use protocol::{DecodeError, Detect, LocalError, Protocol, ResponseClass};
+pub use protocol::{DecodeError, Detect, LocalError, Protocol, ResponseClass, Skip};
 pub use registry::ProtocolRegistry;

@@ -26,6 +26,18 @@ pub struct DecodeError {
     /// The id of the request the bad frame carried, when the fixed header was readable: the
     /// reply can then answer that request.
     pub request_id: Option<u64>,
+    /// Set with `TooLarge` when the rest of the fixed header is sound, whatever the frame's
+    /// kind: a connection that must outlive one oversized frame (a shared upstream connection,
+    /// whose other calls are not to blame) can fail that one call and pass over the frame's
+    /// bytes as they arrive, instead of closing.
+    pub skip: Option<Skip>,
+}
+
+/// An oversized frame that can be passed over: its id and its whole length in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skip {
+    pub id: u64,
+    pub len: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +67,7 @@ impl DecodeError {
             kind,
             message: message.into(),
             request_id: None,
+            skip: None,
         }
     }
 
@@ -64,6 +77,12 @@ impl DecodeError {
 
     pub fn with_request_id(mut self, id: u64) -> Self {
         self.request_id = Some(id);
+        self
+    }
+
+    /// Marks a `TooLarge` error as one a connection can get past (see [`DecodeError::skip`]).
+    pub fn with_skip(mut self, id: u64, len: usize) -> Self {
+        self.skip = Some(Skip { id, len });
         self
     }
 }

@@ -44,6 +44,8 @@ enum Try {
     Overflow,
     Reset,
     Timeout,
+    /// The response was over `max_frame_size` (its declared length): passed over.
+    TooLarge(usize),
 }
 
 /// Handles `request`; the response to write back (its id the client's), or `None` for a
@@ -220,7 +222,8 @@ pub async fn handle(
                 Some(response)
             }
             failed => {
-                let (error, message) = local_error(cluster_name, &host, failed, action);
+                let (error, message) =
+                    local_error(cluster_name, &host, failed, action, shared.max_frame_size);
                 reply(&template, error, message)
             }
         };
@@ -236,6 +239,7 @@ async fn send(shared: &Shared, cluster: &Cluster, host: &Arc<Host>, request: Fra
     match conn.call(request).await {
         Ok(response) => Try::Response(response),
         Err(Lost::Closed | Lost::Reset) => Try::Reset,
+        Err(Lost::TooLarge(len)) => Try::TooLarge(len),
     }
 }
 
@@ -280,8 +284,8 @@ fn report(cluster: &Cluster, host: &Arc<Host>, protocol: &Arc<dyn Protocol>, out
         Try::ConnectFailure(_) => HostOutcome::ConnectFailure,
         Try::Reset => HostOutcome::Reset,
         Try::Timeout => HostOutcome::Timeout,
-        // The breaker said no: nothing about the host.
-        Try::Overflow => return,
+        // The breaker said no, or our own limit did: nothing about the host.
+        Try::Overflow | Try::TooLarge(_) => return,
     };
     cluster.report(host, outcome);
 }
@@ -298,7 +302,8 @@ fn retriable(policy: &RetryPolicy, outcome: &Try, protocol: &Arc<dyn Protocol>) 
         }
         Try::Reset => on(RetryOn::Reset) || on(RetryOn::FiveXx) || on(RetryOn::GatewayError),
         Try::Timeout => on(RetryOn::FiveXx) || on(RetryOn::GatewayError),
-        Try::Overflow => false,
+        // The same request would get the same response from any host.
+        Try::Overflow | Try::TooLarge(_) => false,
         Try::Response(r) => {
             let by_code = on(RetryOn::RetriableStatusCodes)
                 && u16::try_from(r.status)
@@ -323,6 +328,7 @@ fn local_error(
     host: &Host,
     failed: Try,
     action: &ForwardAction,
+    max_frame_size: usize,
 ) -> (LocalError, String) {
     match failed {
         Try::Timeout => (
@@ -343,6 +349,13 @@ fn local_error(
         Try::Reset => (
             LocalError::UpstreamFailure,
             format!("upstream connection reset: {} (cluster \"{cluster}\")", host.address),
+        ),
+        Try::TooLarge(len) => (
+            LocalError::UpstreamFailure,
+            format!(
+                "upstream response too large: {len} bytes, over max_frame_size {max_frame_size} ({}, cluster \"{cluster}\")",
+                host.address
+            ),
         ),
         Try::Response(_) => (LocalError::UpstreamFailure, String::new()),
     }

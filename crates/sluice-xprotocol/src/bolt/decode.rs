@@ -35,10 +35,12 @@ pub fn decode(buf: &mut BytesMut, max_frame_size: usize) -> Result<Option<Frame>
         return Err(blame(DecodeError::malformed("Bolt frame length overflows")));
     };
     if len > max_frame_size {
+        // The header is sound (`validate` passed): the stream can resume after the frame.
         return Err(blame(DecodeError::new(
             DecodeErrorKind::TooLarge,
             format!("Bolt frame of {len} bytes is over the limit of {max_frame_size}"),
-        )));
+        ))
+        .with_skip(u64::from(fixed.id), len));
     }
     if buf.len() < len {
         return Ok(None);

@@ -87,10 +87,12 @@ impl Protocol for Dubbo {
         }
         let total = LEN + h.body_len as usize;
         if total > max_frame_size {
+            // The header is sound: the stream can resume after the frame.
             return Err(blame(DecodeError::new(
                 DecodeErrorKind::TooLarge,
                 format!("frame of {total} bytes is over the limit of {max_frame_size}"),
-            )));
+            ))
+            .with_skip(h.id, total));
         }
         if buf.len() < total {
             buf.reserve(total - buf.len());

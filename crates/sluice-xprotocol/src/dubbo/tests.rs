@@ -354,6 +354,15 @@ fn too_large_as_soon_as_the_header_is_read() {
         (err.kind, err.request_id),
         (DecodeErrorKind::TooLarge, None)
     );
+    // It can be passed over, though: its id and length say which call to fail and where the
+    // next frame starts.
+    let skip = err.skip.unwrap();
+    assert_eq!(
+        skip.len,
+        vector!("response_exception").len(),
+        "the whole frame"
+    );
+    assert_eq!(skip.id.to_be_bytes(), vector!("response_exception")[4..12]);
     // Exactly at the limit is fine.
     assert!(Dubbo
         .decode(&mut BytesMut::from(&v[..]), v.len())

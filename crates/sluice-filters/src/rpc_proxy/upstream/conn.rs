@@ -29,7 +29,7 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// What callers send the connection task.
 enum Outgoing {
     /// A request that waits for its response.
-    Call(Frame, oneshot::Sender<Frame>),
+    Call(Frame, oneshot::Sender<Answer>),
     /// A request with no response (one-way).
     Oneway(Frame),
 }
@@ -90,7 +90,13 @@ pub enum Lost {
     Closed,
     /// The connection closed (or failed) with the request sent or queued.
     Reset,
+    /// The response declared this many bytes, over `max_frame_size`: it was passed over
+    /// (the connection and its other calls carry on).
+    TooLarge(usize),
 }
+
+/// What a waiting call is handed: its response, or why there is none.
+type Answer = Result<Frame, Lost>;
 
 impl Conn {
     /// Starts the task that serves `stream`; it holds `permit` (a `max_connections` slot) for
@@ -117,6 +123,7 @@ impl Conn {
             protocol,
             max_frame_size,
             pending: FxHashMap::default(),
+            discard: 0,
             next_id: 1,
             sweep_at: 1024,
             wbuf: BytesMut::with_capacity(8 * 1024),
@@ -137,7 +144,7 @@ impl Conn {
         self.tx
             .send(Outgoing::Call(frame, tx))
             .map_err(|_| Lost::Closed)?;
-        rx.await.map_err(|_| Lost::Reset)
+        rx.await.map_err(|_| Lost::Reset)?
     }
 
     /// Sends a one-way request.
@@ -153,7 +160,9 @@ struct Task {
     protocol: Arc<dyn Protocol>,
     max_frame_size: usize,
     /// Calls sent and not answered, by the id this connection gave them.
-    pending: FxHashMap<u64, oneshot::Sender<Frame>>,
+    pending: FxHashMap<u64, oneshot::Sender<Answer>>,
+    /// Bytes of an oversized frame still to pass over.
+    discard: usize,
     next_id: u64,
     /// When `pending` reaches this size, calls whose callers gave up (timed out) are dropped.
     sweep_at: usize,
@@ -247,11 +256,19 @@ impl Task {
     /// Decodes what arrived; false when the connection must close.
     fn on_readable(&mut self, rbuf: &mut BytesMut) -> bool {
         loop {
+            if self.discard > 0 {
+                let n = self.discard.min(rbuf.len());
+                rbuf.advance(n);
+                self.discard -= n;
+                if self.discard > 0 {
+                    return true;
+                }
+            }
             match self.protocol.decode(rbuf, self.max_frame_size) {
                 Ok(Some(frame)) => match frame.kind {
                     FrameKind::Response => {
                         if let Some(caller) = self.pending.remove(&frame.id) {
-                            let _ = caller.send(frame);
+                            let _ = caller.send(Ok(frame));
                         }
                     }
                     FrameKind::HeartbeatRequest => {
@@ -263,10 +280,21 @@ impl Task {
                     _ => {}
                 },
                 Ok(None) => return true,
-                Err(e) => {
-                    debug!(error = %e, "upstream sent an undecodable frame; closing");
-                    return false;
-                }
+                // One response over the limit is that call's failure, not its neighbours':
+                // answer it and pass over the frame's bytes.
+                Err(e) => match e.skip {
+                    Some(skip) => {
+                        debug!(error = %e, "upstream frame over max_frame_size; skipped");
+                        if let Some(caller) = self.pending.remove(&skip.id) {
+                            let _ = caller.send(Err(Lost::TooLarge(skip.len)));
+                        }
+                        self.discard = skip.len;
+                    }
+                    None => {
+                        debug!(error = %e, "upstream sent an undecodable frame; closing");
+                        return false;
+                    }
+                },
             }
         }
     }

@@ -4,7 +4,7 @@ use super::vectors::*;
 use super::*;
 use crate::bolt::{class_name, fixed_header, status};
 use crate::frame::FrameKind;
-use crate::protocol::DecodeErrorKind;
+use crate::protocol::{DecodeErrorKind, Skip};
 
 #[test]
 fn decodes_what_sofa_rpc_node_sends() {
@@ -102,13 +102,28 @@ fn too_large_as_soon_as_the_fixed_header_is_read() {
     let e = Bolt.decode(&mut buf, 100).unwrap_err();
     assert_eq!(e.kind, DecodeErrorKind::TooLarge);
     assert_eq!(e.request_id, Some(1), "a request: the proxy can answer it");
+    assert_eq!(
+        e.skip,
+        Some(Skip {
+            id: 1,
+            len: bytes.len()
+        })
+    );
     // Exactly the limit is fine.
     let mut buf = BytesMut::from(&bytes[..]);
     assert!(Bolt.decode(&mut buf, bytes.len()).unwrap().is_some());
-    // A response has no one to answer.
+    // A response has no one to answer, but it can be passed over: its id and length say
+    // which call to fail and where the next frame starts.
     let resp = hex(V1_ECHO_RESPONSE);
     let e = Bolt.decode(&mut BytesMut::from(&resp[..]), 50).unwrap_err();
     assert_eq!((e.kind, e.request_id), (DecodeErrorKind::TooLarge, None));
+    assert_eq!(
+        e.skip,
+        Some(Skip {
+            id: 1,
+            len: resp.len()
+        })
+    );
     // Nor does a one-way request.
     let mut oneway = Spec::request(vec![], &[0; 100]);
     oneway.fixed.rpc_type = 2;
