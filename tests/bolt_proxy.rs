@@ -14,58 +14,18 @@ use std::thread;
 
 use bytes::BytesMut;
 use common::bolt::{capture_request, BoltClient, BoltServer, ClientRun};
-use common::{connect, free_port, http_get, refused_addr, Sluice};
+use common::rpc::{self, all_to, cluster};
+use common::{connect, http_get, refused_addr, Sluice};
 use sluice_xprotocol::bolt::{status, Bolt, FixedHeader};
 use sluice_xprotocol::{Frame, FrameKind, Protocol};
 
-/// Sluice with a `bolt` rpc_proxy listener; `listener_extra` adds keys to the filter (indented
-/// for it), `routes` and `clusters` are YAML list items.
+/// Sluice with a `bolt` rpc_proxy listener (see `common::rpc::start`).
 fn start_with(listener_extra: &str, routes: &str, clusters: &str) -> (Sluice, SocketAddr) {
-    let port = free_port();
-    let yaml = format!(
-        r#"
-admin: {{ address: "{{admin}}" }}
-listeners:
-  - name: rpc
-    address: "127.0.0.1:{port}"
-    filters:
-      - rpc_proxy:
-          protocol: bolt
-          route_config: rpc
-{listener_extra}
-route_configs:
-  - name: rpc
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-{routes}
-clusters:
-{clusters}
-"#
-    );
-    let sluice = Sluice::start(&yaml);
-    (sluice, format!("127.0.0.1:{port}").parse().unwrap())
+    rpc::start("bolt", listener_extra, routes, clusters)
 }
 
 fn start(routes: &str, clusters: &str) -> (Sluice, SocketAddr) {
     start_with("", routes, clusters)
-}
-
-/// Every request to `cluster`.
-fn all_to(cluster: &str) -> String {
-    format!("          - match: {{ prefix: / }}\n            route: {{ cluster: {cluster} }}\n")
-}
-
-fn cluster(name: &str, addrs: &[SocketAddr]) -> String {
-    let endpoints: Vec<String> = addrs
-        .iter()
-        .map(|a| format!("{{ address: \"{a}\" }}"))
-        .collect();
-    format!(
-        "  - name: {name}\n    endpoints: [{}]\n",
-        endpoints.join(", ")
-    )
 }
 
 /// Starts servers (tag, version) side by side: each takes node a second or so to come up.

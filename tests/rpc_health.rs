@@ -12,47 +12,18 @@ use std::net::SocketAddr;
 
 use common::bolt::{BoltClient, BoltServer};
 use common::dubbo::{Consumer, Provider};
-use common::{free_port, http_get, signal, Sluice};
+use common::rpc::{self, all_to, cluster};
+use common::{http_get, signal, Sluice};
 
 /// Sluice with one `rpc_proxy` listener for `protocol`, every call routed to the cluster
 /// `echo` of `hosts`, heartbeat-checked every 200ms (one missed answer takes a host out, one
 /// answer brings it back).
 fn start(protocol: &str, hosts: &[SocketAddr]) -> (Sluice, SocketAddr) {
-    let port = free_port();
-    let endpoints: Vec<String> = hosts
-        .iter()
-        .map(|a| format!("{{ address: \"{a}\" }}"))
-        .collect();
-    let yaml = format!(
-        r#"
-admin: {{ address: "{{admin}}" }}
-listeners:
-  - name: rpc
-    address: "127.0.0.1:{port}"
-    filters:
-      - rpc_proxy: {{ protocol: {protocol}, route_config: rpc }}
-route_configs:
-  - name: rpc
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {{ prefix: "/" }}
-            route: {{ cluster: echo, timeout: 5s }}
-clusters:
-  - name: echo
-    endpoints: [{}]
-    health_check:
-      heartbeat: {{ protocol: {protocol} }}
-      interval: 200ms
-      timeout: 300ms
-      unhealthy_threshold: 1
-      healthy_threshold: 1
-"#,
-        endpoints.join(", ")
+    let clusters = format!(
+        "{}    health_check:\n      heartbeat: {{ protocol: {protocol} }}\n      interval: 200ms\n      timeout: 300ms\n      unhealthy_threshold: 1\n      healthy_threshold: 1\n",
+        cluster("echo", hosts)
     );
-    let sluice = Sluice::start(&yaml);
-    (sluice, format!("127.0.0.1:{port}").parse().unwrap())
+    rpc::start(protocol, "", &all_to("echo"), &clusters)
 }
 
 /// The `/clusters` health flags of `host` in the cluster `echo`.

@@ -11,46 +11,13 @@ use std::sync::atomic::Ordering;
 use std::thread;
 
 use common::kv::{body, KvClient, KvServer};
-use common::{free_port, refused_addr, Sluice};
+use common::rpc::{self, cluster};
+use common::{refused_addr, Sluice};
 use sluice_xprotocol::FrameKind;
 
-/// Sluice with an rpc_proxy listener speaking `protocol`, routes and clusters given as YAML.
+/// Sluice with an rpc_proxy listener speaking `protocol` (see `common::rpc::start`).
 fn start(protocol: &str, routes: &str, clusters: &str) -> (Sluice, SocketAddr) {
-    let port = free_port();
-    let yaml = format!(
-        r#"
-admin: {{ address: "{{admin}}" }}
-listeners:
-  - name: rpc
-    address: "127.0.0.1:{port}"
-    filters:
-      - rpc_proxy:
-          protocol: {protocol}
-          route_config: rpc
-route_configs:
-  - name: rpc
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-{routes}
-clusters:
-{clusters}
-"#
-    );
-    let sluice = Sluice::start(&yaml);
-    (sluice, format!("127.0.0.1:{port}").parse().unwrap())
-}
-
-fn one_cluster(name: &str, addrs: &[SocketAddr]) -> String {
-    let endpoints: Vec<String> = addrs
-        .iter()
-        .map(|a| format!("{{ address: \"{a}\" }}"))
-        .collect();
-    format!(
-        "  - name: {name}\n    endpoints: [{}]\n",
-        endpoints.join(", ")
-    )
+    rpc::start(protocol, "", routes, clusters)
 }
 
 #[test]
@@ -66,9 +33,8 @@ fn routes_by_service_method_and_header() {
           - match: { headers: [{ name: service, prefix: "com.example." }] }
             route: { cluster: v1 }
 "#;
-    let clusters = one_cluster("v1", &[v1.addr])
-        + &one_cluster("v2", &[v2.addr])
-        + &one_cluster("gray", &[gray.addr]);
+    let clusters =
+        cluster("v1", &[v1.addr]) + &cluster("v2", &[v2.addr]) + &cluster("gray", &[gray.addr]);
     let (_sluice, addr) = start("kv", routes, &clusters);
     let mut c = KvClient::connect(addr);
     assert_eq!(body(&c.call("com.example.Echo:1.0", "echo", "a")), "v2:a");
@@ -94,7 +60,7 @@ fn routes_by_service_method_and_header() {
 fn a_thousand_calls_in_flight_share_one_upstream_connection_and_ids_never_cross() {
     let server = KvServer::start("up");
     let routes = "          - match: { prefix: / }\n            route: { cluster: up }\n";
-    let (_sluice, addr) = start("kv", routes, &one_cluster("up", &[server.addr]));
+    let (_sluice, addr) = start("kv", routes, &cluster("up", &[server.addr]));
     const CLIENTS: usize = 4;
     const PER_CLIENT: usize = 250;
     // Every call is a `gather` of all 1,000: the server answers none until it holds every
@@ -169,7 +135,7 @@ fn retries_move_off_a_dead_host_and_a_timeout_answers_in_protocol() {
 fn heartbeats_are_answered_oneways_delivered_and_application_errors_passed_through() {
     let server = KvServer::start("up");
     let routes = "          - match: { prefix: / }\n            route: { cluster: up }\n";
-    let (_sluice, addr) = start("kv", routes, &one_cluster("up", &[server.addr]));
+    let (_sluice, addr) = start("kv", routes, &cluster("up", &[server.addr]));
     let mut c = KvClient::connect(addr);
     c.send_raw(&sluice_protocol_kv::build(3, 0, 42, &[], b"").unwrap().raw);
     let pong = c.recv().unwrap();
@@ -190,9 +156,9 @@ fn heartbeats_are_answered_oneways_delivered_and_application_errors_passed_throu
 fn quiet_upstream_connections_are_kept_by_heartbeats_and_dropped_when_unanswered() {
     let server = KvServer::start("up");
     let routes = "          - match: { prefix: / }\n            route: { cluster: up }\n";
-    let protocol =
-        "kv\n          upstream_heartbeat_interval: 100ms\n          upstream_heartbeat_timeout: 300ms";
-    let (s, addr) = start(protocol, routes, &one_cluster("up", &[server.addr]));
+    let extra =
+        "          upstream_heartbeat_interval: 100ms\n          upstream_heartbeat_timeout: 300ms";
+    let (s, addr) = rpc::start("kv", extra, routes, &cluster("up", &[server.addr]));
     let mut c = KvClient::connect(addr);
     let load = |n: &std::sync::atomic::AtomicUsize| n.load(Ordering::SeqCst);
     assert_eq!(body(&c.call("s", "echo", "a")), "up:a");
@@ -227,7 +193,7 @@ fn route_header_mutations_rewrite_requests_and_responses() {
             response_headers_to_add:
               - header: { key: x-served-by, value: "%UPSTREAM_REMOTE_ADDRESS%" }
 "#;
-    let (_sluice, addr) = start("kv", routes, &one_cluster("up", &[server.addr]));
+    let (_sluice, addr) = start("kv", routes, &cluster("up", &[server.addr]));
     let mut c = KvClient::connect(addr);
     let r = c.call_with(
         "s",
@@ -248,7 +214,7 @@ fn route_header_mutations_rewrite_requests_and_responses() {
 fn bad_frames_close_only_their_connection() {
     let server = KvServer::start("up");
     let routes = "          - match: { prefix: / }\n            route: { cluster: up }\n";
-    let (_sluice, addr) = start("kv", routes, &one_cluster("up", &[server.addr]));
+    let (_sluice, addr) = start("kv", routes, &cluster("up", &[server.addr]));
     let mut good = KvClient::connect(addr);
     assert_eq!(body(&good.call("s", "echo", "1")), "up:1");
 
@@ -303,7 +269,7 @@ fn auto_detects_kv_and_http_on_one_port() {
           - match: { prefix: / }
             route: { cluster: web }
 "#;
-    let clusters = one_cluster("up", &[server.addr]) + &one_cluster("web", &[nginx_like]);
+    let clusters = cluster("up", &[server.addr]) + &cluster("web", &[nginx_like]);
     let (_sluice, addr) = start("auto", routes, &clusters);
     let mut c = KvClient::connect(addr);
     assert_eq!(body(&c.call("s", "echo", "rpc")), "up:rpc");

@@ -9,6 +9,7 @@ pub mod dubbo;
 pub mod http1;
 pub mod kv;
 pub mod nginx;
+pub mod rpc;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
