@@ -23,9 +23,46 @@ pub struct Vars<'a> {
 #[derive(Clone)]
 pub struct UpstreamHost(pub Address);
 
+/// A set of headers the mutations can change: an HTTP head's `HeaderMap`, or an RPC
+/// frame's headers (`rpc_proxy`).
+pub trait MutableHeaders {
+    /// Removes every value of `name` (lower case, as the config holds names).
+    fn remove_all(&mut self, name: &str) -> bool;
+    fn contains(&self, name: &str) -> bool;
+    /// Adds a value for `header`'s key (kept if the key or value cannot be a header).
+    fn append(&mut self, header: &HeaderToAdd, value: String);
+}
+
+impl MutableHeaders for HeaderMap {
+    fn remove_all(&mut self, name: &str) -> bool {
+        let mut removed = false;
+        while self.remove(name).is_some() {
+            removed = true;
+        }
+        removed
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.contains_key(name)
+    }
+
+    fn append(&mut self, header: &HeaderToAdd, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(header.key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            HeaderMap::append(self, name, value);
+        }
+    }
+}
+
 /// Applies each level's mutations in order (route, then virtual host, then route config):
 /// removals first, then additions, as Envoy does.
-pub fn apply_request(headers: &mut HeaderMap, levels: &[&HeaderMutations], vars: &Vars<'_>) {
+pub fn apply_request(
+    headers: &mut impl MutableHeaders,
+    levels: &[&HeaderMutations],
+    vars: &Vars<'_>,
+) {
     for m in levels {
         apply(
             headers,
@@ -36,7 +73,11 @@ pub fn apply_request(headers: &mut HeaderMap, levels: &[&HeaderMutations], vars:
     }
 }
 
-pub fn apply_response(headers: &mut HeaderMap, levels: &[&HeaderMutations], vars: &Vars<'_>) {
+pub fn apply_response(
+    headers: &mut impl MutableHeaders,
+    levels: &[&HeaderMutations],
+    vars: &Vars<'_>,
+) {
     for m in levels {
         apply(
             headers,
@@ -47,37 +88,35 @@ pub fn apply_response(headers: &mut HeaderMap, levels: &[&HeaderMutations], vars
     }
 }
 
-fn apply(headers: &mut HeaderMap, add: &[HeaderToAdd], remove: &[String], vars: &Vars<'_>) {
+fn apply(
+    headers: &mut impl MutableHeaders,
+    add: &[HeaderToAdd],
+    remove: &[String],
+    vars: &Vars<'_>,
+) {
     for name in remove {
-        headers.remove(name.as_str());
+        headers.remove_all(name);
     }
     for h in add {
         let value = render(&h.value, vars);
         // An empty value is skipped (Envoy's default), e.g. %REQ(x)% of an absent header.
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) else {
-            continue;
-        };
         if value.is_empty() {
             continue;
         }
         match h.append_action {
-            AppendAction::AppendIfExistsOrAdd => {
-                headers.append(name, value);
-            }
+            AppendAction::AppendIfExistsOrAdd => headers.append(h, value),
             AppendAction::AddIfAbsent => {
-                if !headers.contains_key(&name) {
-                    headers.insert(name, value);
+                if !headers.contains(&h.key) {
+                    headers.append(h, value);
                 }
             }
             AppendAction::OverwriteIfExistsOrAdd => {
-                headers.insert(name, value);
+                headers.remove_all(&h.key);
+                headers.append(h, value);
             }
             AppendAction::OverwriteIfExists => {
-                if headers.contains_key(&name) {
-                    headers.insert(name, value);
+                if headers.remove_all(&h.key) {
+                    headers.append(h, value);
                 }
             }
         }

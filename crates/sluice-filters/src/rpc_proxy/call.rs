@@ -127,7 +127,7 @@ pub async fn handle(
     };
     let mut request = request;
     if mutate::any(&levels, true) {
-        mutate::apply_request(&mut request, &levels, &vars(None));
+        mutate::apply_request(request.headers_mut(), &levels, &vars(None));
         // Checked here, once, so a frame the protocol cannot rebuild gets a clear answer
         // rather than vanishing in the upstream connection's writer.
         if let Err(e) = shared.protocol.encode(&request, &mut BytesMut::new()) {
@@ -212,7 +212,8 @@ pub async fn handle(
                 response.id = downstream_id;
                 if mutate::any(&levels, false) {
                     let unchanged = response.clone();
-                    mutate::apply_response(&mut response, &levels, &vars(Some(&host.address)));
+                    let vars = vars(Some(&host.address));
+                    mutate::apply_response(response.headers_mut(), &levels, &vars);
                     if let Err(e) = shared.protocol.encode(&response, &mut BytesMut::new()) {
                         // The call succeeded: deliver it as it came rather than fail it.
                         debug!(error = %e, "response header changes not applied");
