@@ -78,9 +78,14 @@ pub struct Host {
     pub(crate) ewma: Ewma,
     /// Outlier detection's counters (see [`crate::outlier`]).
     pub(crate) outlier: OutlierState,
-    /// A protocol's per-host state (the HTTP connection pool), made on first use.
-    slot: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Protocols' per-host state (the HTTP connection pool, an RPC connection), each made on
+    /// first use, one value per type.
+    slots: [OnceLock<Box<dyn Any + Send + Sync>>; SLOTS],
 }
+
+/// How many kinds of per-host state one host can carry at once: a cluster may serve
+/// `http_proxy` and `rpc_proxy` (an `auto` listener routes both to the same cluster).
+const SLOTS: usize = 4;
 
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,7 +116,7 @@ impl Host {
             active_requests: AtomicU32::new(0),
             ewma: Ewma::default(),
             outlier: OutlierState::default(),
-            slot: OnceLock::new(),
+            slots: Default::default(),
         }
     }
 
@@ -161,10 +166,30 @@ impl Host {
         ActiveRequest(self.clone())
     }
 
-    /// This host's `T`, made by `init` the first time any caller asks. One type per host:
-    /// the HTTP proxy keeps its connection pool here, so the pool lives and dies with the host.
+    /// This host's `T`, made by `init` the first time any caller asks; `None` when every
+    /// slot already holds another type. Proxies keep their connection pools here, so a pool
+    /// lives and dies with its host.
     pub fn slot<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
-        self.slot.get_or_init(|| Box::new(init())).downcast_ref()
+        let mut init = Some(init);
+        // A value made for a slot another type took meanwhile, for the next free one.
+        let mut made: Option<Box<dyn Any + Send + Sync>> = None;
+        for slot in &self.slots {
+            if slot.get().is_none() {
+                let value = made.take().or_else(|| {
+                    init.take()
+                        .map(|f| Box::new(f()) as Box<dyn Any + Send + Sync>)
+                });
+                if let Some(value) = value {
+                    made = slot.set(value).err();
+                }
+            }
+            match slot.get().map(|b| b.downcast_ref::<T>()) {
+                Some(Some(value)) => return Some(value),
+                Some(None) => continue,
+                None => return None,
+            }
+        }
+        None
     }
 }
 
@@ -226,9 +251,15 @@ mod tests {
     }
 
     #[test]
-    fn slot_is_made_once() {
+    fn slot_is_made_once_per_type() {
         let h = host();
         assert_eq!(h.slot(|| 1u32), Some(&1));
         assert_eq!(h.slot(|| 2u32), Some(&1));
+        assert_eq!(h.slot(|| "a"), Some(&"a"));
+        assert_eq!(h.slot(|| 3u32), Some(&1));
+        assert_eq!(h.slot(|| 1u8), Some(&1));
+        assert_eq!(h.slot(|| 1u16), Some(&1));
+        assert_eq!(h.slot(|| 1u64), None, "four types fill the slots");
+        assert_eq!(h.slot(|| "b"), Some(&"a"));
     }
 }

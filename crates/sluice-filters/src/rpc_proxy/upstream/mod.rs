@@ -52,7 +52,7 @@ impl HostConn {
                 current: ArcSwapOption::empty(),
                 dialing: tokio::sync::Mutex::new(()),
             })
-            .ok_or(ConnectError::WrongProtocol("another kind of pool"))?;
+            .ok_or(ConnectError::WrongProtocol("no free pool slot on the host"))?;
         if conn.protocol.name() != protocol.name() {
             return Err(ConnectError::WrongProtocol(conn.protocol.name()));
         }
