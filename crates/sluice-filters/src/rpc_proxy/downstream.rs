@@ -4,8 +4,9 @@
 //! One task per connection reads, decodes, writes and drives its calls (a `FuturesUnordered`),
 //! so a call costs no task spawn and no lock. Reading pauses while `max_concurrent_requests`
 //! calls are in flight: back-pressure on the client rather than unbounded queues. Heartbeats are
-//! answered here and never routed. A frame that does not decode ends the connection after the
-//! protocol's error reply, if it has one; other connections never notice.
+//! answered here and never routed. A frame that does not decode ends the connection: nothing more
+//! is read, the protocol's error reply (if it has one) goes out, then the responses to the
+//! valid requests before it, then the close; other connections never notice.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,10 +49,9 @@ pub async fn serve<S>(
     let mut wbuf = BytesMut::with_capacity(8 * 1024);
     let mut calls = FuturesUnordered::new();
     // Whether we still take requests: false once the client closed its side, a frame failed
-    // to decode, or the drain began.
+    // to decode, or the drain began. Then the calls in flight finish, their responses go out,
+    // and the connection closes.
     let mut reading = true;
-    // A decode error: close as soon as its reply is written, whatever is in flight.
-    let mut broken = false;
     let mut draining = false;
     let mut idle_since = Instant::now();
     let encode = |frame: &Frame, wbuf: &mut BytesMut| {
@@ -85,17 +85,11 @@ pub async fn serve<S>(
                         encode(&reply, &mut wbuf);
                     }
                     reading = false;
-                    broken = true;
                     break;
                 }
             }
         }
-        let done = if broken {
-            wbuf.is_empty()
-        } else {
-            !reading && calls.is_empty() && wbuf.is_empty()
-        };
-        if done {
+        if !reading && calls.is_empty() && wbuf.is_empty() {
             let _ = wr.shutdown().await;
             return;
         }
