@@ -248,6 +248,7 @@ fn bad_frames_close_only_their_connection() {
 
     // The first connection never noticed.
     assert_eq!(body(&good.call("s", "echo", "2")), "up:2");
+    // The valid call before the garbage got its answer before the close.
     let r = tail.recv().expect("the valid call's answer");
     assert_eq!((r.id, body(&r)), (3, "up:ok".to_string()));
     assert!(tail.recv().is_none());

@@ -59,6 +59,9 @@ pub struct ProviderOpts {
     pub group: Option<String>,
     /// Its thread pool (small, to make it answer SERVER_THREADPOOL_EXHAUSTED_ERROR).
     pub threads: Option<u32>,
+    /// Exports the service once per entry (`"2.0"`, `"1.0:a"`: version and optional group)
+    /// instead of `version`/`group`.
+    pub exports: Vec<String>,
 }
 
 impl ProviderOpts {
@@ -68,6 +71,7 @@ impl ProviderOpts {
             version: "1.0".into(),
             group: None,
             threads: None,
+            exports: Vec::new(),
         }
     }
 
@@ -85,6 +89,15 @@ impl ProviderOpts {
         self.threads = Some(n);
         self
     }
+
+    /// Also exports version `version` in `group` (if any); see [`ProviderOpts::exports`].
+    pub fn export(mut self, version: &str, group: Option<&str>) -> Self {
+        self.exports.push(match group {
+            Some(g) => format!("{version}:{g}"),
+            None => version.to_string(),
+        });
+        self
+    }
 }
 
 /// A running provider. Killed on drop.
@@ -92,6 +105,8 @@ pub struct Provider {
     child: Child,
     pub addr: SocketAddr,
     log: tempfile::NamedTempFile,
+    /// The lines it printed after "ready".
+    lines: mpsc::Receiver<String>,
 }
 
 impl Provider {
@@ -122,19 +137,31 @@ impl Provider {
         if let Some(n) = opts.threads {
             cmd.args(["--threads", &n.to_string()]);
         }
+        for e in &opts.exports {
+            cmd.args(["--export", e]);
+        }
         let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log.reopen().unwrap())
             .spawn()
             .expect("java must be installed (.ci/run builds the Dubbo fixture with Maven)");
         let stdout = child.stdout.take().unwrap();
-        let provider = Provider { child, addr, log };
         let (tx, rx) = mpsc::channel();
+        let (line_tx, lines) = mpsc::channel();
+        let provider = Provider {
+            child,
+            addr,
+            log,
+            lines,
+        };
         thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let _ = tx.send(lines.next());
             // Keep draining so the JVM never blocks on a full pipe.
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                let _ = line_tx.send(line);
+            }
         });
         match rx.recv_timeout(JVM_DEADLINE) {
             Ok(Some(Ok(line))) if line == "ready" => provider,
@@ -159,6 +186,28 @@ impl Provider {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
+
+    /// The connections calls have come in on so far, by their remote address (sorted), as
+    /// the provider counts them.
+    pub fn connections(&mut self) -> Vec<String> {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"connections\n").unwrap();
+        stdin.flush().unwrap();
+        loop {
+            match self.lines.recv_timeout(JVM_DEADLINE) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("connections") {
+                        return rest.split_whitespace().map(String::from).collect();
+                    }
+                }
+                Err(e) => panic!(
+                    "dubbo provider: no connections line ({e}); log:\n{}",
+                    self.log()
+                ),
+            }
+        }
+    }
 }
 
 impl Drop for Provider {
@@ -168,28 +217,55 @@ impl Drop for Provider {
     }
 }
 
-/// One consumer run: `count` calls of `method` on the `Echo` service at an address.
+/// One consumer JVM: calls of the `Echo` service at an address, in one or more steps that
+/// run one after the other on the same connection(s) (one JVM start for many checks).
 #[derive(Debug, Clone)]
 pub struct Consumer {
-    args: Vec<String>,
+    /// Options of the whole run (address, timeout, heartbeat, connections, linger).
+    global: Vec<String>,
+    /// Each step's options; the last is the one the step options go to.
+    steps: Vec<Vec<String>>,
 }
 
 impl Consumer {
     /// Calls `echo("x#i")` once on version 1.0 at `addr`.
+    /// A consumer of `addr` with a 15 s call timeout (Dubbo's own 3 s is too short on a loaded
+    /// CI machine; `timeout_ms` sets another).
     pub fn new(addr: SocketAddr) -> Consumer {
         Consumer {
-            args: vec!["--address".into(), addr.to_string()],
+            global: vec![
+                "--address".into(),
+                addr.to_string(),
+                "--timeout".into(),
+                "15000".into(),
+            ],
+            steps: vec![Vec::new()],
         }
     }
 
     fn opt(mut self, name: &str, value: impl ToString) -> Self {
-        self.args.push(format!("--{name}"));
-        self.args.push(value.to_string());
+        let step = self.steps.last_mut().unwrap();
+        step.push(format!("--{name}"));
+        step.push(value.to_string());
+        self
+    }
+
+    fn global(mut self, name: &str, value: impl ToString) -> Self {
+        self.global.push(format!("--{name}"));
+        self.global.push(value.to_string());
+        self
+    }
+
+    /// Starts another step: the step options that follow are its own (each step starts from
+    /// the defaults: one `echo` call on version 1.0, no group, no attachment).
+    pub fn then(mut self) -> Self {
+        self.steps.push(Vec::new());
         self
     }
 
     /// `echo` (answers "tag:arg#i"), `fail` (throws), `attachment` (answers the value of the
-    /// attachment named by `arg`) or `slow` (sleeps `arg` ms).
+    /// attachment named by `arg`), `slow` (sleeps `arg` ms) or `gather` (the provider holds
+    /// every call of the step until all `count` are in, then answers "tag:arg#i").
     pub fn method(self, m: &str) -> Self {
         self.opt("method", m)
     }
@@ -214,59 +290,180 @@ impl Consumer {
         self.opt("group", g)
     }
 
-    /// Sent with every call (each call also carries `call-index` = its index).
+    /// Sent with every call of the step (each call also carries `call-index` = its index).
     pub fn attachment(self, k: &str, v: &str) -> Self {
         self.opt("attachment", format!("{k}={v}"))
     }
 
+    /// Waits this long, connected, before the step.
+    pub fn idle_ms(self, ms: u64) -> Self {
+        self.opt("idle", ms)
+    }
+
+    /// Waits for [`RunningConsumer::go`] before the step.
+    pub fn await_go(self) -> Self {
+        self.opt("await", true)
+    }
+
     /// The consumer's per-call timeout (default 3000 ms).
     pub fn timeout_ms(self, ms: u64) -> Self {
-        self.opt("timeout", ms)
+        self.global("timeout", ms)
     }
 
     /// Dubbo's heartbeat interval on the connection (default 60 s).
     pub fn heartbeat_ms(self, ms: u64) -> Self {
-        self.opt("heartbeat", ms)
+        self.global("heartbeat", ms)
     }
 
-    /// Stays connected this long after the calls (to see heartbeats).
+    /// Connections to the address (Dubbo's `connections`; default one shared connection).
+    pub fn connections(self, n: u32) -> Self {
+        self.global("connections", n)
+    }
+
+    /// Stays connected this long after the last step (to see heartbeats).
     pub fn linger_ms(self, ms: u64) -> Self {
-        self.opt("linger", ms)
+        self.global("linger", ms)
     }
 
-    /// Runs the consumer to completion and parses its report; fails the test if it does not
-    /// finish within the deadline or prints no report.
-    pub fn run(&self) -> Report {
+    fn args(&self) -> Vec<String> {
+        let mut args = self.global.clone();
+        for (i, step) in self.steps.iter().enumerate() {
+            if i > 0 {
+                args.push("--then".into());
+            }
+            args.extend(step.iter().cloned());
+        }
+        args
+    }
+
+    /// Starts the JVM; read its step reports as they come with [`RunningConsumer::report`].
+    pub fn spawn(&self) -> RunningConsumer {
         let dir = tempfile::tempdir().unwrap();
-        let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+        let err = dir.path().join("stderr");
+        let args = self.args();
         let mut child = java("Consumer")
-            .args(&self.args)
-            .stdout(std::fs::File::create(&out).unwrap())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
             .expect("java must be installed (.ci/run builds the Dubbo fixture with Maven)");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
             }
-            if start.elapsed() > JVM_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
+        });
+        RunningConsumer {
+            child,
+            args,
+            lines,
+            stdout: Vec::new(),
+            _dir: dir,
+            err,
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs a one-step consumer to completion and returns its report; fails the test if it
+    /// does not finish within the deadline or prints no report.
+    pub fn run(&self) -> Report {
+        assert_eq!(
+            self.steps.len(),
+            1,
+            "a consumer of several steps: use run_steps"
+        );
+        self.run_steps().pop().unwrap()
+    }
+
+    /// Runs every step to completion: one report per step.
+    pub fn run_steps(&self) -> Vec<Report> {
+        let mut running = self.spawn();
+        let reports = (0..self.steps.len()).map(|_| running.report()).collect();
+        running.finish();
+        reports
+    }
+}
+
+/// A consumer JVM running its steps. Killed on drop.
+pub struct RunningConsumer {
+    child: Child,
+    args: Vec<String>,
+    lines: mpsc::Receiver<String>,
+    /// Every line it printed so far.
+    stdout: Vec<String>,
+    _dir: tempfile::TempDir,
+    err: PathBuf,
+    started: Instant,
+}
+
+impl RunningConsumer {
+    /// The next step's report; fails the test with the JVM's output if none comes within the
+    /// deadline (counted from the JVM's start) or the JVM exits first.
+    pub fn report(&mut self) -> Report {
+        loop {
+            let left = JVM_DEADLINE.saturating_sub(self.started.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout.push(line.clone());
+                    if line.starts_with('{') {
+                        return Report::parse(&line);
+                    }
+                }
+                Err(e) => self.fail(&format!("no step report ({e})")),
+            }
+        }
+    }
+
+    /// Lets a step made with [`Consumer::await_go`] begin.
+    pub fn go(&mut self) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        if stdin
+            .write_all(b"go\n")
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            self.fail("the consumer is gone (stdin closed)");
+        }
+    }
+
+    /// Waits for the JVM to exit (after its last step and linger); fails the test if it does
+    /// not exit cleanly within the deadline.
+    pub fn finish(mut self) {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                if !status.success() {
+                    self.fail(&format!("exited with {status}"));
+                }
+                return;
+            }
+            if self.started.elapsed() > JVM_DEADLINE {
+                self.fail("did not exit within the deadline");
             }
             thread::sleep(Duration::from_millis(20));
-        };
-        let stdout = std::fs::read_to_string(&out).unwrap_or_default();
-        let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-        let line = stdout.lines().rfind(|l| l.starts_with('{'));
-        match (status, line) {
-            (Some(s), Some(line)) if s.success() => Report::parse(line),
-            _ => panic!(
-                "dubbo consumer {:?}: status {status:?}, no report; stdout:\n{stdout}\nstderr:\n{stderr}",
-                self.args
-            ),
         }
+    }
+
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = std::fs::read_to_string(&self.err).unwrap_or_default();
+        panic!(
+            "dubbo consumer {:?}: {why}; stdout:\n{}\nstderr:\n{stderr}",
+            self.args,
+            self.stdout.join("\n")
+        );
+    }
+}
+
+impl Drop for RunningConsumer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -279,7 +476,9 @@ pub struct Report {
     pub errors: u64,
     /// Calls answered with another call's value (crossed request ids) or a wrong one.
     pub mismatches: u64,
-    /// Answers per provider tag (`echo` and `slow`).
+    /// Which step of its consumer this is (from 0).
+    pub step: u64,
+    /// Answers per provider tag (`echo`, `slow` and `gather`).
     pub tags: BTreeMap<String, u64>,
     /// Exceptions per Java class name.
     pub error_types: BTreeMap<String, u64>,
@@ -315,6 +514,7 @@ impl Report {
                 .unwrap_or_default()
         };
         Report {
+            step: num("step"),
             ok: num("ok"),
             errors: num("errors"),
             mismatches: num("mismatches"),

@@ -1,6 +1,10 @@
 package com.example;
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -19,14 +23,18 @@ import org.apache.dubbo.rpc.RpcContext;
 /**
  * Calls com.example.Echo on one address, many times, in one JVM (startup is the slow part):
  * <pre>
- * Consumer --address 127.0.0.1:P [--version 1.0] [--group g] --method echo|fail|attachment|slow
- *          [--arg x] [--count N] [--concurrency C] [--attachment k=v]... [--timeout ms]
- *          [--heartbeat ms] [--linger ms]
+ * Consumer --address 127.0.0.1:P [--timeout ms] [--heartbeat ms] [--connections N] [--linger ms]
+ *          STEP [--then STEP]...
+ * STEP:    [--version 1.0] [--group g] --method echo|fail|attachment|slow|gather [--arg x]
+ *          [--count N] [--concurrency C] [--attachment k=v]... [--idle ms] [--await true]
  * </pre>
- * Prints one JSON line: {"ok":..,"errors":..,"mismatches":..,"tags":{tag:count},
+ * Steps run one after the other on the same connection(s): `--idle` waits that long before
+ * the step, `--await` reads a line from stdin first (a test's go-ahead). After each step it
+ * prints one JSON line: {"step":..,"ok":..,"errors":..,"mismatches":..,"tags":{tag:count},
  * "error_types":{class:count},"error_messages":[..],"mismatch_examples":[..],"elapsed_ms":..}.
- * Every call carries the attachment "call-index" = its index, and echo's argument is
- * "arg#index": a reply that answers another call (crossed request ids) counts as a mismatch.
+ * Every call carries the attachment "call-index" = its index, and echo's (and gather's)
+ * argument is "arg#index": a reply that answers another call (crossed request ids) counts as a
+ * mismatch. `gather` calls gather(arg#index, count): the provider holds all `count` at once.
  */
 public final class Consumer {
     private static final int MAX_EXAMPLES = 10;
@@ -40,20 +48,16 @@ public final class Consumer {
     private final List<String> mismatchExamples = new ArrayList<>();
 
     public static void main(String[] argv) throws Exception {
-        Args args = new Args(argv);
-        String address = args.required("address");
-        String method = args.get("method", "echo");
-        String arg = args.get("arg", "x");
-        int count = args.getInt("count", 1);
-        int concurrency = Math.max(1, args.getInt("concurrency", 1));
-        Map<String, String> attachments = new HashMap<>();
-        for (String kv : args.all("attachment")) {
-            int eq = kv.indexOf('=');
-            if (eq < 0) {
-                throw new IllegalArgumentException("--attachment wants k=v, got " + kv);
+        List<Args> steps = new ArrayList<>();
+        int from = 0;
+        for (int i = 0; i <= argv.length; i++) {
+            if (i == argv.length || argv[i].equals("--then")) {
+                steps.add(new Args(Arrays.copyOfRange(argv, from, i)));
+                from = i + 1;
             }
-            attachments.put(kv.substring(0, eq), kv.substring(eq + 1));
         }
+        Args global = steps.get(0);
+        String address = global.required("address");
 
         ApplicationConfig app = new ApplicationConfig("sluice-echo-consumer");
         app.setQosEnable(false);
@@ -62,46 +66,90 @@ public final class Consumer {
         // fastjson2, which Sluice does not read.
         StringBuilder url = new StringBuilder("dubbo://" + dialable(address) + "/" + Echo.class.getName()
                 + "?serialization=hessian2&prefer.serialization=hessian2");
-        String heartbeat = args.get("heartbeat", null);
+        String heartbeat = global.get("heartbeat", null);
         if (heartbeat != null) {
             url.append("&heartbeat=").append(heartbeat);
         }
-        ReferenceConfig<Echo> reference = new ReferenceConfig<>();
-        reference.setInterface(Echo.class);
-        reference.setUrl(url.toString());
-        reference.setVersion(args.get("version", "1.0"));
-        String group = args.get("group", null);
-        if (group != null) {
-            reference.setGroup(group);
+        String connections = global.get("connections", null);
+        if (connections != null) {
+            url.append("&connections=").append(connections);
         }
-        reference.setTimeout(args.getInt("timeout", 3000));
-        // One try per call: a test through the proxy sees exactly what the proxy did.
-        reference.setRetries(0);
-        reference.setCheck(false);
+        int timeout = global.getInt("timeout", 3000);
 
-        DubboBootstrap bootstrap = DubboBootstrap.getInstance().application(app).reference(reference);
+        // One reference per version and group the steps name, all made before the start.
+        DubboBootstrap bootstrap = DubboBootstrap.getInstance().application(app);
+        Map<String, ReferenceConfig<Echo>> references = new HashMap<>();
+        for (Args step : steps) {
+            String version = step.get("version", "1.0");
+            String group = step.get("group", null);
+            references.computeIfAbsent(version + "/" + group, k -> {
+                ReferenceConfig<Echo> reference = new ReferenceConfig<>();
+                reference.setInterface(Echo.class);
+                reference.setUrl(url.toString());
+                reference.setVersion(version);
+                if (group != null) {
+                    reference.setGroup(group);
+                }
+                reference.setTimeout(timeout);
+                // One try per call: a test through the proxy sees exactly what the proxy did.
+                reference.setRetries(0);
+                reference.setCheck(false);
+                bootstrap.reference(reference);
+                return reference;
+            });
+        }
         bootstrap.start();
-        Echo echo = reference.get();
 
+        BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (int s = 0; s < steps.size(); s++) {
+            Args step = steps.get(s);
+            if (Boolean.parseBoolean(step.get("await", "false"))) {
+                stdin.readLine();
+            }
+            int idle = step.getInt("idle", 0);
+            if (idle > 0) {
+                Thread.sleep(idle);
+            }
+            Echo echo = references.get(step.get("version", "1.0") + "/" + step.get("group", null)).get();
+            System.out.println(runStep(echo, step).json(s));
+            System.out.flush();
+        }
+        int linger = global.getInt("linger", 0);
+        if (linger > 0) {
+            Thread.sleep(linger);
+        }
+        // Dubbo's non-daemon threads would keep the JVM up.
+        Runtime.getRuntime().halt(0);
+    }
+
+    /** Runs one step's calls and returns what they saw. */
+    private static Consumer runStep(Echo echo, Args step) throws InterruptedException {
+        String method = step.get("method", "echo");
+        String arg = step.get("arg", "x");
+        int count = step.getInt("count", 1);
+        int concurrency = Math.max(1, step.getInt("concurrency", 1));
+        Map<String, String> attachments = new HashMap<>();
+        for (String kv : step.all("attachment")) {
+            int eq = kv.indexOf('=');
+            if (eq < 0) {
+                throw new IllegalArgumentException("--attachment wants k=v, got " + kv);
+            }
+            attachments.put(kv.substring(0, eq), kv.substring(eq + 1));
+        }
         Consumer c = new Consumer();
         long start = System.nanoTime();
         ExecutorService pool = Executors.newFixedThreadPool(concurrency);
         for (int i = 0; i < count; i++) {
             final int index = i;
-            pool.execute(() -> c.call(echo, method, arg, index, attachments));
+            pool.execute(() -> c.call(echo, method, arg, index, count, attachments));
         }
         pool.shutdown();
         pool.awaitTermination(10, TimeUnit.MINUTES);
-        long elapsedMs = (System.nanoTime() - start) / 1_000_000;
-        int linger = args.getInt("linger", 0);
-        if (linger > 0) {
-            Thread.sleep(linger);
-        }
-        System.out.println(c.json(elapsedMs));
-        System.out.flush();
-        // Dubbo's non-daemon threads would keep the JVM up.
-        Runtime.getRuntime().halt(0);
+        c.elapsedMs = (System.nanoTime() - start) / 1_000_000;
+        return c;
     }
+
+    private long elapsedMs;
 
     /**
      * `address` in a form Dubbo dials as given: it swaps a 127.x host for the machine's own
@@ -121,7 +169,7 @@ public final class Consumer {
         return n + address.substring(colon);
     }
 
-    private void call(Echo echo, String method, String arg, int index, Map<String, String> attachments) {
+    private void call(Echo echo, String method, String arg, int index, int count, Map<String, String> attachments) {
         Map<String, String> sent = new HashMap<>(attachments);
         sent.put("call-index", Integer.toString(index));
         try {
@@ -146,6 +194,10 @@ public final class Consumer {
                 case "slow":
                     expectedSuffix = arg;
                     result = echo.slow(Integer.parseInt(arg));
+                    break;
+                case "gather":
+                    expectedSuffix = arg + "#" + index;
+                    result = echo.gather(expectedSuffix, count);
                     break;
                 default:
                     throw new IllegalArgumentException("unknown --method " + method);
@@ -185,9 +237,10 @@ public final class Consumer {
         }
     }
 
-    private synchronized String json(long elapsedMs) {
+    private synchronized String json(int step) {
         StringBuilder b = new StringBuilder("{");
-        b.append("\"ok\":").append(ok.get());
+        b.append("\"step\":").append(step);
+        b.append(",\"ok\":").append(ok.get());
         b.append(",\"errors\":").append(errors.get());
         b.append(",\"mismatches\":").append(mismatches.get());
         b.append(",\"tags\":").append(object(tags));

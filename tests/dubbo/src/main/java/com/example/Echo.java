@@ -13,4 +13,10 @@ public interface Echo {
 
     /** Sleeps `ms` milliseconds, then answers "tag:ms": for timeouts. */
     String slow(int ms);
+
+    /**
+     * Holds the call until `n` gather calls are held at once (all of them in flight together),
+     * then answers "tag:s"; throws if they do not all arrive within a minute.
+     */
+    String gather(String s, int n);
 }

@@ -1,5 +1,11 @@
 package com.example;
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
 import org.apache.dubbo.config.ApplicationConfig;
 import org.apache.dubbo.config.ProtocolConfig;
 import org.apache.dubbo.config.RegistryConfig;
@@ -8,8 +14,12 @@ import org.apache.dubbo.config.bootstrap.DubboBootstrap;
 
 /**
  * Exports com.example.Echo over the dubbo protocol with hessian2, no registry:
- * {@code Provider --port P --tag T [--version 1.0] [--group g] [--threads N]}.
- * Prints "ready" once the port accepts calls, then serves until killed.
+ * {@code Provider --port P --tag T [--version 1.0] [--group g] [--threads N] [--export VERSION[:GROUP]]...}.
+ * Each {@code --export} exports the service under that version and group (instead of
+ * {@code --version}/{@code --group}), so one JVM can serve every variant a routing test names.
+ * Prints "ready" once the port accepts calls, then serves until killed. A line "connections" on
+ * stdin prints "connections" followed by the remote address of every connection a call has come
+ * in on (a test counts the connections a proxy made).
  */
 public final class Provider {
     public static void main(String[] argv) throws Exception {
@@ -32,23 +42,40 @@ public final class Provider {
         // A small pool, so a test can exhaust it (SERVER_THREADPOOL_EXHAUSTED_ERROR).
         protocol.setThreads(args.getInt("threads", 50));
 
-        ServiceConfig<Echo> service = new ServiceConfig<>();
-        service.setInterface(Echo.class);
-        service.setRef(new EchoImpl(tag));
-        service.setVersion(args.get("version", "1.0"));
-        String group = args.get("group", null);
-        if (group != null) {
-            service.setGroup(group);
+        List<String> exports = new ArrayList<>(args.all("export"));
+        if (exports.isEmpty()) {
+            String group = args.get("group", null);
+            exports.add(args.get("version", "1.0") + (group == null ? "" : ":" + group));
         }
-
-        DubboBootstrap.getInstance()
+        DubboBootstrap bootstrap = DubboBootstrap.getInstance()
                 .application(app)
                 .registry(new RegistryConfig(RegistryConfig.NO_AVAILABLE))
-                .protocol(protocol)
-                .service(service)
-                .start();
+                .protocol(protocol);
+        EchoImpl impl = new EchoImpl(tag);
+        for (String export : exports) {
+            String[] versionGroup = export.split(":", 2);
+            ServiceConfig<Echo> service = new ServiceConfig<>();
+            service.setInterface(Echo.class);
+            service.setRef(impl);
+            service.setVersion(versionGroup[0]);
+            if (versionGroup.length == 2) {
+                service.setGroup(versionGroup[1]);
+            }
+            bootstrap.service(service);
+        }
+        bootstrap.start();
         System.out.println("ready");
         System.out.flush();
+        BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (String line = stdin.readLine(); line != null; line = stdin.readLine()) {
+            if (line.equals("connections")) {
+                List<String> seen = new ArrayList<>();
+                seen.add("connections");
+                seen.addAll(EchoImpl.connections());
+                System.out.println(String.join(" ", seen));
+                System.out.flush();
+            }
+        }
         Thread.currentThread().join();
     }
 }
