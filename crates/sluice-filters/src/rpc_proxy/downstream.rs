@@ -42,9 +42,6 @@ pub async fn serve<S>(
     let protocol = shared.protocol.clone();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut rbuf = early;
-    if rbuf.capacity() < 8 * 1024 {
-        rbuf.reserve(8 * 1024 - rbuf.len());
-    }
     let mut wbuf = BytesMut::with_capacity(8 * 1024);
     let mut calls = FuturesUnordered::new();
     // Whether we still take requests: false once the client closed its side, a frame failed
@@ -100,6 +97,9 @@ pub async fn serve<S>(
             return;
         }
         let can_read = reading && calls.len() < limits.max_concurrent_requests;
+        if can_read {
+            make_room(&mut rbuf);
+        }
         let idle_at = match limits.idle_timeout {
             Some(t) if calls.is_empty() && wbuf.is_empty() => Some(idle_since + t),
             _ => None,
@@ -140,6 +140,19 @@ pub async fn serve<S>(
                 reading = false;
             },
         }
+    }
+}
+
+/// How much a read asks for at least.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Makes `rbuf` hold at least `READ_CHUNK` free bytes before a read. Decoded frames keep
+/// slices of the buffer's memory while their calls are in flight, so it is rarely reclaimed in
+/// place; without this, `BytesMut`'s own growth (64 bytes at a time for a buffer that started
+/// empty) turns reads into one small `recv` per fragment of a frame.
+pub(super) fn make_room(rbuf: &mut BytesMut) {
+    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+        rbuf.reserve(READ_CHUNK);
     }
 }
 

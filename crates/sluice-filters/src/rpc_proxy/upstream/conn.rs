@@ -110,9 +110,10 @@ impl Task {
         _permit: ConnectionPermit,
     ) {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut rbuf = BytesMut::with_capacity(8 * 1024);
+        let mut rbuf = BytesMut::new();
         let mut taking = true;
         loop {
+            crate::rpc_proxy::downstream::make_room(&mut rbuf);
             tokio::select! {
                 read = rd.read_buf(&mut rbuf) => match read {
                     Ok(0) => break,
