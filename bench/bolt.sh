@@ -19,7 +19,7 @@
 #                      [--out DIR] [--check-only]
 # Environment: DURATION (10) WARMUP (2) REPS (3) SHAPES ("8x32 1x1") PAYLOAD (32) SLUICE
 # (target/release/sluice) PEER_MOSN (unset: no MOSN) BOLT_LOAD (bench/bolt-load's release
-# binary) OUT CHECK (1) NICE (0; e.g. -10 raises the priority of every benchmark process on a
+# binary) MOSN_VERSION (a label for the report) OUT CHECK (1) NICE (0; e.g. -10 raises the priority of every benchmark process on a
 # shared machine, root only) PORT_BASE (24700; 8 consecutive loopback ports).
 set -euo pipefail
 
@@ -242,7 +242,7 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
     echo "- sluice: $SLUICE, repo HEAD $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
     if [[ -n $PEER_MOSN ]]; then
-        echo "- mosn: $PEER_MOSN ($("$PEER_MOSN" version 2>/dev/null | grep -i -m1 'version' | sed 's/^ *//' || echo '?'))"
+        echo "- mosn: $PEER_MOSN (${MOSN_VERSION:-version not given: set MOSN_VERSION to label it}), GOMAXPROCS=1"
     else
         echo "- mosn: skipped (PEER_MOSN not set)"
     fi
@@ -253,9 +253,23 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 start_echo
 start_sluice
 [[ -n $PEER_MOSN ]] && start_mosn
-echo "peers up: echo $ECHO_PID, sluice $SLUICE_PID${MOSN_PID:+, mosn $MOSN_PID}"
 proxies=(sluice)
 [[ -n $PEER_MOSN ]] && proxies+=(mosn)
+# Ready means answering: one checked call through each proxy (a listening port is not enough
+# for MOSN, whose routes and cluster come up after its listener).
+for peer in "${proxies[@]}"; do
+    answered=0
+    for i in $(seq 50); do
+        if "$BOLT_LOAD" load --address "127.0.0.1:$(peer_port "$peer")" --requests 1 --connections 1 \
+            --inflight 1 --stall 2 >"$OUT/ready-$peer.json" 2>"$OUT/ready-$peer.err"; then
+            answered=1
+            break
+        fi
+        sleep 0.2
+    done
+    [[ $answered == 1 ]] || die "$peer does not answer a Bolt call after 10s; see $OUT/ready-$peer.err and $OUT/$peer.log"
+done
+echo "peers up: echo $ECHO_PID, sluice $SLUICE_PID${MOSN_PID:+, mosn $MOSN_PID}"
 IDLE_RSS=()
 for peer in "${proxies[@]}"; do IDLE_RSS+=("$peer=$(status_kb "$(peer_pid "$peer")" VmRSS)"); done
 
@@ -321,8 +335,14 @@ fi
 [[ $RUN_BENCH == 1 ]] || exit 0
 
 # --- the load ---------------------------------------------------------------------------
+# Syscalls per call of the proxy (perf's syscall tracepoint): a figure the machine's noise
+# barely moves, unlike req/s and latency. Skipped where perf cannot count it.
+PERF_OK=0
+if command -v perf >/dev/null && perf stat -x, -e raw_syscalls:sys_enter -o /dev/null -- true >/dev/null 2>&1; then
+    PERF_OK=1
+fi
 peers=(direct "${proxies[@]}")
-printf '# shape\tpeer\trep\trps\tp50_us\tp99_us\terrors\tproxy_cpu%%\trss_kb\thwm_kb\tcpu0_busy%%\tcpu1_busy%%\n' | tee "$OUT/runs.tsv"
+printf '# shape\tpeer\trep\trps\tp50_us\tp99_us\terrors\tproxy_cpu%%\trss_kb\thwm_kb\tcpu0_busy%%\tcpu1_busy%%\tsyscalls_per_call\n' | tee "$OUT/runs.tsv"
 for shape in $SHAPES; do
     conns=${shape%x*} inflight=${shape#*x}
     [[ $conns =~ ^[0-9]+$ && $inflight =~ ^[0-9]+$ ]] || die "a shape is CONNSxINFLIGHT, got $shape"
@@ -334,7 +354,15 @@ for shape in $SHAPES; do
         for peer in "${order[@]}"; do
             pid=$(peer_pid "$peer")
             json="$OUT/load-$shape-$peer-$rep.json"
-            [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
+            perf_pid=
+            if [[ -n $pid ]]; then
+                t0=$(cpu_ticks "$pid")
+                if [[ $PERF_OK == 1 ]]; then
+                    perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "${json%.json}.perf" &
+                    perf_pid=$!
+                    PIDS+=("$perf_pid")
+                fi
+            fi
             c0a=$(cpu_busy 0) c1a=$(cpu_busy 1)
             s0=$(date +%s.%N)
             run_waited timeout $((WARMUP + DURATION + 60)) nice -n "$NICE" taskset -c 1 "$BOLT_LOAD" load \
@@ -347,14 +375,23 @@ for shape in $SHAPES; do
             pct() { awk -v d="$1" -v hz="$CLK_TCK" -v s0="$s0" -v s1="$s1" 'BEGIN { printf "%.1f", 100 * d / hz / (s1 - s0) }'; }
             cpu0=$(pct $((c0b - c0a))) cpu1=$(pct $((c1b - c1a)))
             read -r rps p50 p99 errors < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["rps"], r["p50_us"], r["p99_us"], r["errors"])' "$json")
-            cpu=- rss=- hwm=-
+            cpu=- rss=- hwm=- syscalls=-
+            if [[ -n $perf_pid ]]; then
+                kill -INT "$perf_pid" 2>/dev/null || true
+                wait "$perf_pid" 2>/dev/null || true
+                stop_pid "$perf_pid"
+                syscalls=$(python3 -c 'import json,sys
+n = [l.split(",")[0] for l in open(sys.argv[1]) if "raw_syscalls:sys_enter" in l]
+ok = json.load(open(sys.argv[2]))["ok"]
+print("%.2f" % (int(n[0]) / ok) if n and n[0].isdigit() and ok else "-")' "${json%.json}.perf" "$json")
+            fi
             if [[ -n $pid ]]; then
                 t1=$(cpu_ticks "$pid")
                 cpu=$(pct $((t1 - t0)))
                 rss=$(status_kb "$pid" VmRSS)
                 hwm=$(status_kb "$pid" VmHWM)
             fi
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$shape" "$peer" "$rep" "$rps" "$p50" "$p99" "$errors" "$cpu" "$rss" "$hwm" "$cpu0" "$cpu1" | tee -a "$OUT/runs.tsv"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$shape" "$peer" "$rep" "$rps" "$p50" "$p99" "$errors" "$cpu" "$rss" "$hwm" "$cpu0" "$cpu1" "$syscalls" | tee -a "$OUT/runs.tsv"
         done
     done
 done

@@ -41,10 +41,10 @@ def main():
         for line in f:
             if line.startswith("#") or not line.strip():
                 continue
-            shape, peer, rep, rps, p50, p99, errors, cpu, rss, hwm, cpu0, cpu1 = line.rstrip("\n").split("\t")
+            shape, peer, rep, rps, p50, p99, errors, cpu, rss, hwm, cpu0, cpu1, syscalls = line.rstrip("\n").split("\t")
             rows.append(dict(shape=shape, peer=peer, rep=int(rep), rps=num(rps), p50=num(p50), p99=num(p99),
                              errors=num(errors), cpu=num(cpu), rss=num(rss), hwm=num(hwm), cpu0=num(cpu0),
-                             cpu1=num(cpu1)))
+                             cpu1=num(cpu1), syscalls=num(syscalls)))
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
     peers = list(dict.fromkeys(r["peer"] for r in rows))
     out = []
@@ -53,8 +53,8 @@ def main():
         out.append("")
         out.append(f"### {conns} connection(s) x {inflight} call(s) in flight each")
         out.append("")
-        out.append("| peer | runs (req/s) | median req/s | p50 us | p99 us | proxy CPU % | req/s per proxy core | CPU0 / CPU1 busy % | VmRSS after MiB | peak RSS (VmHWM) MiB |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        out.append("| peer | runs (req/s) | median req/s | p50 us | p99 us | proxy CPU % | req/s per proxy core | proxy syscalls per call | CPU0 / CPU1 busy % | VmRSS after MiB | peak RSS (VmHWM) MiB |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         summary = {}
         for peer in peers:
             rs = [r for r in rows if r["shape"] == shape and r["peer"] == peer]
@@ -70,13 +70,14 @@ def main():
                 hwm=max((r["hwm"] for r in rs if r["hwm"] is not None), default=None),
                 cpu0=med([r["cpu0"] for r in rs]),
                 cpu1=med([r["cpu1"] for r in rs]),
+                syscalls=med([r["syscalls"] for r in rs]),
             )
             summary[peer] = m
             runs = ", ".join(fmt(r["rps"]) for r in sorted(rs, key=lambda r: r["rep"]))
             mib = lambda kb: None if kb is None else kb / 1024
             out.append(
                 f"| {peer} | {runs} | {fmt(m['rps'])} | {fmt(m['p50'])} | {fmt(m['p99'])} | {fmt(m['cpu'], 1)} | "
-                f"{fmt(m['per_core'])} | {fmt(m['cpu0'])} / {fmt(m['cpu1'])} | {fmt(mib(m['rss']), 1)} | {fmt(mib(m['hwm']), 1)} |"
+                f"{fmt(m['per_core'])} | {fmt(m['syscalls'], 2)} | {fmt(m['cpu0'])} / {fmt(m['cpu1'])} | {fmt(mib(m['rss']), 1)} | {fmt(mib(m['hwm']), 1)} |"
             )
         out.append("")
         s, d, mo = summary.get("sluice"), summary.get("direct"), summary.get("mosn")
