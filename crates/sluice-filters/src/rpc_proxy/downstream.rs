@@ -8,8 +8,10 @@
 //! more is read, the protocol's error reply (if it has one) goes out, the calls decoded before
 //! it are still answered, then the connection closes; other connections never notice.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -21,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::call::{self, Shared};
+
+/// Responses gathered into the write buffer before it is written.
+const WRITE_BATCH: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -43,9 +48,6 @@ pub async fn serve<S>(
     let protocol = shared.protocol.clone();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut rbuf = early;
-    if rbuf.capacity() < 8 * 1024 {
-        rbuf.reserve(8 * 1024 - rbuf.len());
-    }
     let mut wbuf = BytesMut::with_capacity(8 * 1024);
     let mut calls = FuturesUnordered::new();
     // Whether we still take requests: false once the client closed its side, a frame failed
@@ -94,6 +96,9 @@ pub async fn serve<S>(
             return;
         }
         let can_read = reading && calls.len() < limits.max_concurrent_requests;
+        if can_read {
+            make_room(&mut rbuf);
+        }
         let idle_at = match limits.idle_timeout {
             Some(t) if calls.is_empty() && wbuf.is_empty() => Some(idle_since + t),
             _ => None,
@@ -116,6 +121,17 @@ pub async fn serve<S>(
                 if let Some(frame) = response {
                     encode(&frame, &mut wbuf);
                 }
+                // Take every other response that is ready too, so they leave in one write
+                // rather than one write (and one wakeup of the client) each. Polled with this
+                // task's own context, so a call that is not ready yet wakes this task later.
+                while wbuf.len() < WRITE_BATCH {
+                    let next = poll_fn(|cx| Poll::Ready(calls.poll_next_unpin(cx))).await;
+                    match next {
+                        Poll::Ready(Some(Some(frame))) => encode(&frame, &mut wbuf),
+                        Poll::Ready(Some(None)) => {}
+                        Poll::Ready(None) | Poll::Pending => break,
+                    }
+                }
                 idle_since = Instant::now();
             },
             written = wr.write(&wbuf), if !wbuf.is_empty() => match written {
@@ -134,6 +150,19 @@ pub async fn serve<S>(
                 reading = false;
             },
         }
+    }
+}
+
+/// How much a read asks for at least.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Makes `rbuf` hold at least `READ_CHUNK` free bytes before a read. Decoded frames keep
+/// slices of the buffer's memory while their calls are in flight, so it is rarely reclaimed in
+/// place; without this, `BytesMut`'s own growth (64 bytes at a time for a buffer that started
+/// empty) turns reads into one small `recv` per fragment of a frame.
+pub(super) fn make_room(rbuf: &mut BytesMut) {
+    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+        rbuf.reserve(READ_CHUNK);
     }
 }
 

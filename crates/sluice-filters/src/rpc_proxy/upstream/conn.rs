@@ -178,7 +178,7 @@ impl Task {
         _permit: ConnectionPermit,
     ) {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut rbuf = BytesMut::with_capacity(8 * 1024);
+        let mut rbuf = BytesMut::new();
         let mut taking = true;
         let first_wait = self
             .liveness
@@ -187,6 +187,7 @@ impl Task {
         let timer = sleep(first_wait);
         tokio::pin!(timer);
         loop {
+            crate::rpc_proxy::downstream::make_room(&mut rbuf);
             tokio::select! {
                 read = rd.read_buf(&mut rbuf) => match read {
                     Ok(0) => break,
