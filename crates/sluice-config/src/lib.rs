@@ -13,6 +13,7 @@ pub mod load;
 pub mod model;
 pub mod registry;
 pub mod route;
+pub mod tls;
 mod route_decode;
 
 pub use route_decode::decode_inline as decode_inline_route_config;
@@ -34,6 +35,7 @@ pub use health_check::{
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
 pub use model::*;
 pub use registry::Registry;
+pub use tls::*;
 pub use yaml::Node;
 
 /// The current config, readable from any thread without blocking, replaceable atomically (RCU):
