@@ -175,7 +175,7 @@ pub async fn transfer(mut a: Stream, mut b: Stream, settings: TransferSettings) 
 /// Makes the coming close send a TCP RST, so the peer learns the connection failed rather
 /// than seeing a clean end of stream.
 fn reset(s: &Stream) {
-    if let Stream::Tcp(t) = s {
+    if let Some(t) = s.tcp() {
         let _ = socket2::SockRef::from(t).set_linger(Some(Duration::ZERO));
     }
 }
