@@ -196,6 +196,7 @@ async fn serve_http1(
         },
         max_request_headers_kb: config.max_request_headers_kb,
         headers_timeout: config.request_headers_timeout,
+        tls: info.tls.is_some(),
     };
     let (stream, early) = io.into_parts();
     h1::server::serve(stream, &early, proxy, client, &settings, &info.drain).await;
