@@ -19,8 +19,7 @@ fn certs() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/certs/gen.sh");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/certs/gen.sh");
         let out = Command::new("bash")
             .arg(script)
             .arg(dir.path())
@@ -92,7 +91,15 @@ fn https_fails(addr: SocketAddr, host: &str, extra: &[&str]) -> String {
     let resolve = format!("{host}:{}:127.0.0.1", addr.port());
     let url = format!("https://{host}:{}/", addr.port());
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert", &ca, "--resolve", &resolve])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+        ])
         .args(extra)
         .arg(&url)
         .output()
@@ -185,12 +192,21 @@ fn sni_selects_the_certificate() {
         "",
     );
     let out = s_client(addr, &["-servername", "b.example.com"]);
-    assert!(out.contains("Peer certificate: CN = b.example.com"), "{out}");
+    assert!(
+        out.contains("Peer certificate: CN = b.example.com"),
+        "{out}"
+    );
     assert!(out.contains("Verification: OK"), "{out}");
     let out = s_client(addr, &["-servername", "a.example.com"]);
-    assert!(out.contains("Peer certificate: CN = a.example.com"), "{out}");
+    assert!(
+        out.contains("Peer certificate: CN = a.example.com"),
+        "{out}"
+    );
     let out = s_client(addr, &["-noservername"]);
-    assert!(out.contains("Peer certificate: CN = b.example.com"), "{out}");
+    assert!(
+        out.contains("Peer certificate: CN = b.example.com"),
+        "{out}"
+    );
     // And real clients that check the name succeed on both.
     assert_eq!(https(addr, "a.example.com", &[]).text(), "sni");
     assert_eq!(https(addr, "b.example.com", &[]).text(), "sni");
@@ -210,17 +226,17 @@ fn tls_1_2_and_1_3_and_min_version() {
     assert!(out.contains("Protocol version: TLSv1.3"), "{out}");
 
     let (_s13, addr13) = start_tls(
-        &format!("{{ certificates: [{}], min_version: TLS1_3 }}", server_cert()),
+        &format!(
+            "{{ certificates: [{}], min_version: TLS1_3 }}",
+            server_cert()
+        ),
         &answer("v13"),
         "",
     );
     let out = s_client(addr13, &["-servername", "a.example.com", "-tls1_3"]);
     assert!(out.contains("Protocol version: TLSv1.3"), "{out}");
     https_fails(addr13, "a.example.com", &["--tls-max", "1.2"]);
-    assert_eq!(
-        https(addr13, "a.example.com", &["--tlsv1.3"]).text(),
-        "v13"
-    );
+    assert_eq!(https(addr13, "a.example.com", &["--tlsv1.3"]).text(), "v13");
 }
 
 #[test]
@@ -240,7 +256,13 @@ fn cipher_suites_limit_what_is_negotiated() {
     // A client that only offers a suite left out is refused.
     let out = s_client(
         addr,
-        &["-servername", "a.example.com", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+        &[
+            "-servername",
+            "a.example.com",
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ],
     );
     assert!(!out.contains("CONNECTION ESTABLISHED"), "{out}");
 }
@@ -273,7 +295,15 @@ fn mtls_requires_a_client_certificate_from_the_ca() {
     https_fails(addr, "a.example.com", &["--cert", &oc, "--key", &ok]);
     let out = s_client(
         addr,
-        &["-servername", "a.example.com", "-tls1_2", "-cert", &oc, "-key", &ok],
+        &[
+            "-servername",
+            "a.example.com",
+            "-tls1_2",
+            "-cert",
+            &oc,
+            "-key",
+            &ok,
+        ],
     );
     assert!(!out.contains("CONNECTION ESTABLISHED"), "{out}");
     // Good clients still get through afterwards.
@@ -330,13 +360,22 @@ listeners:
     );
     let _s = Sluice::start(&yaml);
     let r = https(addr, "a.example.com", &[]);
-    assert_eq!((r.text().as_str(), r.version.as_str()), ("chain a", "HTTP/2"));
+    assert_eq!(
+        (r.text().as_str(), r.version.as_str()),
+        ("chain a", "HTTP/2")
+    );
     let r = https(addr, "b.example.com", &[]);
-    assert_eq!((r.text().as_str(), r.version.as_str()), ("chain tls", "HTTP/1.1"));
+    assert_eq!(
+        (r.text().as_str(), r.version.as_str()),
+        ("chain tls", "HTTP/1.1")
+    );
     let r = curl(&[&format!("http://{addr}/")]);
     assert_eq!(r.text(), "chain plain");
     let out = s_client(addr, &["-servername", "b.example.com"]);
-    assert!(out.contains("Peer certificate: CN = b.example.com"), "{out}");
+    assert!(
+        out.contains("Peer certificate: CN = b.example.com"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -372,7 +411,10 @@ fn tcp_proxy_behind_tls() {
     });
     let mut back = vec![0u8; 200_001];
     stdout.read_exact(&mut back).unwrap();
-    assert!(back[..200_000].iter().enumerate().all(|(i, b)| *b == b'a' + (i % 26) as u8));
+    assert!(back[..200_000]
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == b'a' + (i % 26) as u8));
     drop(writer.join().unwrap());
     // s_client -quiet ignores the end of its input: stop it.
     let _ = child.kill();
@@ -399,8 +441,10 @@ fn bad_input_is_closed_and_others_unaffected() {
     assert!(!got.starts_with(b"HTTP"), "answered plaintext: {got:?}");
     // A ClientHello cut short: a record header that promises 512 bytes, then a few, then EOF.
     let mut c = connect(addr);
-    c.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])
-        .unwrap();
+    c.write_all(&[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ])
+    .unwrap();
     c.shutdown(std::net::Shutdown::Write).unwrap();
     let mut got = Vec::new();
     let _ = c.read_to_end(&mut got);
@@ -488,8 +532,14 @@ clusters: [{{ name: c, endpoints: [{{ address: \"127.0.0.1:2\" }}] }}]
         "{out}"
     );
     assert!(out.contains("needs client_ca"), "{out}");
-    assert!(out.contains("unknown cipher suite \"TLS_RSA_WITH_RC4\""), "{out}");
-    assert!(!out.contains(&key_line), "key material in the output: {out}");
+    assert!(
+        out.contains("unknown cipher suite \"TLS_RSA_WITH_RC4\""),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&key_line),
+        "key material in the output: {out}"
+    );
 
     // Chains that match on TLS need the inspector.
     let (code, out) = check(&format!(
@@ -530,6 +580,9 @@ listeners:
     let status = s.wait_exit();
     assert!(!status.success());
     let log = s.log();
-    assert!(log.contains("the key does not match the certificate"), "{log}");
+    assert!(
+        log.contains("the key does not match the certificate"),
+        "{log}"
+    );
     assert!(log.contains("b.key"), "{log}");
 }

@@ -13,8 +13,8 @@ pub mod load;
 pub mod model;
 pub mod registry;
 pub mod route;
-pub mod tls;
 mod route_decode;
+pub mod tls;
 
 pub use route_decode::decode_inline as decode_inline_route_config;
 pub use route_decode::parse_format as route_format;

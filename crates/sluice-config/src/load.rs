@@ -586,7 +586,11 @@ fn validate(config: &Config, cx: &mut Cx) {
 fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
     let inspector = l.listener_filters.contains(&ListenerFilter::TlsInspector);
     if l.filter_chains.is_empty() {
-        cx.error(l.line, &join(path, "filter_chains"), "needs at least one chain");
+        cx.error(
+            l.line,
+            &join(path, "filter_chains"),
+            "needs at least one chain",
+        );
     }
     for (i, chain) in l.filter_chains.iter().enumerate() {
         check_chain(chain, cx);
@@ -598,7 +602,8 @@ fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
                 "matching on server_names or transport_protocol needs listener_filters: [tls_inspector]",
             );
         }
-        let tls_chain = m.transport_protocol == Some(TransportProtocol::Tls) || !m.server_names.is_empty();
+        let tls_chain =
+            m.transport_protocol == Some(TransportProtocol::Tls) || !m.server_names.is_empty();
         if chain.tls.is_some() && m.transport_protocol == Some(TransportProtocol::RawBuffer) {
             cx.error(
                 chain.line,

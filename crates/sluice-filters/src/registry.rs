@@ -9,9 +9,7 @@ use sluice_config::registry::NetworkFilterDecoder;
 use sluice_config::{
     Config, ListenerConfig, ListenerFilter, NetworkFilterConfig, NetworkFilterSpec, Registry,
 };
-use sluice_net::{
-    Chain, ConnectionHandler, FilterChain, ListenerChains, NetworkFilter, TlsServer,
-};
+use sluice_net::{Chain, ConnectionHandler, FilterChain, ListenerChains, NetworkFilter, TlsServer};
 use sluice_upstream::ClusterManager;
 
 use crate::{http_proxy, rpc_proxy, tcp_proxy};

@@ -55,7 +55,9 @@ enum Refused {
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refused::Timeout => f.write_str("handshake_timeout passed before the handshake finished"),
+            Refused::Timeout => {
+                f.write_str("handshake_timeout passed before the handshake finished")
+            }
             Refused::Closed => f.write_str("the client closed before its ClientHello"),
             Refused::NotTls(e) => write!(f, "not a TLS ClientHello: {e}"),
             Refused::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
@@ -129,7 +131,10 @@ impl ListenerChains {
             Ok(Err(e)) => return refused(&info, Refused::NotTls(e)),
             Err(_) => return refused(&info, Refused::Timeout),
         };
-        let sni = start.client_hello().server_name().map(str::to_ascii_lowercase);
+        let sni = start
+            .client_hello()
+            .server_name()
+            .map(str::to_ascii_lowercase);
         let Some(chain) = self.select(true, sni.as_deref()) else {
             return refused(&info, Refused::NoChain);
         };

@@ -147,9 +147,9 @@ impl ConnectionHandler for RpcProxy {
                 (Ok(Detected::Rpc(protocol)), _) => {
                     let shared = inner.shared(info.listener.clone(), protocol);
                     let limits = Limits {
-                flush: info.tls.is_some(),
-                ..inner.limits
-            };
+                        flush: info.tls.is_some(),
+                        ..inner.limits
+                    };
                     downstream::serve(stream, early, shared, client, limits, info.drain).await;
                 }
                 (Ok(Detected::Http), Speaks::Auto(http)) => {

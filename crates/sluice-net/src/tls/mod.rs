@@ -77,7 +77,7 @@ impl TlsServer {
         if !tls.cipher_suites.is_empty() {
             provider.cipher_suites.retain(|s| {
                 let name = format!("{:?}", s.suite());
-                tls.cipher_suites.iter().any(|want| *want == name)
+                tls.cipher_suites.contains(&name)
             });
             if provider.cipher_suites.is_empty() {
                 return Err("none of cipher_suites is available".into());
@@ -96,7 +96,10 @@ impl TlsServer {
                 let mut roots = RootCertStore::empty();
                 for ca in cas {
                     roots.add(ca.clone()).map_err(|e| {
-                        format!("client_ca \"{}\": unusable CA certificate: {e}", file.display())
+                        format!(
+                            "client_ca \"{}\": unusable CA certificate: {e}",
+                            file.display()
+                        )
                     })?;
                 }
                 let verifier =
@@ -127,9 +130,9 @@ impl TlsServer {
                 .load_private_key(cert.private_key.der())
                 .map_err(|e| format!("{}: unusable private key: {e}", shown()))?;
             let certified = CertifiedKey::new(cert.chain.clone(), key);
-            certified
-                .keys_match()
-                .map_err(|e| format!("{}: the key does not match the certificate ({e})", shown()))?;
+            certified.keys_match().map_err(|e| {
+                format!("{}: the key does not match the certificate ({e})", shown())
+            })?;
             let names = cert
                 .chain
                 .first()
