@@ -586,3 +586,33 @@ listeners:
     );
     assert!(log.contains("b.key"), "{log}");
 }
+
+#[test]
+fn a_key_readable_by_others_is_warned_about_without_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("open.key");
+    std::fs::copy(certs().join("server.key"), &key).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (s, addr) = start_tls(
+        &format!(
+            "{{ certificates: [{{ cert_chain: \"{}\", private_key: \"{}\" }}] }}",
+            cert("server.pem"),
+            key.display()
+        ),
+        &answer("open"),
+        "",
+    );
+    assert_eq!(https(addr, "a.example.com", &[]).text(), "open");
+    let log = s.log();
+    assert!(
+        log.contains("private key file is readable by group or others"),
+        "{log}"
+    );
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    for line in key_text.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!log.contains(line), "key material in the log");
+    }
+}

@@ -242,3 +242,92 @@ fn refused(info: &ConnectionInfo, why: Refused) {
     // hammering a TLS port cannot flood the log.
     debug!(listener = %info.listener, peer = %info.peer, reason = %why, "connection closed before its filter chain");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{BoxFuture, ConnectionHandler};
+
+    struct Nothing;
+    impl ConnectionHandler for Nothing {
+        fn serve(&self, _: Stream, _: ConnectionInfo) -> BoxFuture {
+            Box::pin(async {})
+        }
+    }
+
+    fn chain(names: &[&str], transport: Option<TransportProtocol>, tls: bool) -> Chain {
+        let tls = tls.then(|| {
+            // A config is never used by `select`; any will do.
+            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(crate::tls::NoCert));
+            Arc::new(TlsServer {
+                config: Arc::new(config),
+                handshake_timeout: Duration::from_secs(1),
+            })
+        });
+        Chain {
+            matcher: FilterChainMatch {
+                server_names: names.iter().map(|n| n.to_string()).collect(),
+                transport_protocol: transport,
+            },
+            tls,
+            filters: FilterChain {
+                filters: Vec::new(),
+                handler: Arc::new(Nothing),
+            },
+        }
+    }
+
+    fn index_of(chains: &ListenerChains, tls: bool, sni: Option<&str>) -> Option<usize> {
+        let picked = chains.select(tls, sni)?;
+        chains.chains.iter().position(|c| std::ptr::eq(c, picked))
+    }
+
+    #[test]
+    fn the_most_specific_chain_wins() {
+        use TransportProtocol::*;
+        let chains = ListenerChains::new(
+            vec![
+                chain(&[], None, true),                     // 0: any TLS
+                chain(&["*.example.com"], Some(Tls), true), // 1
+                chain(&["*.b.example.com"], None, true),    // 2
+                chain(&["a.example.com"], None, true),      // 3
+                chain(&[], Some(RawBuffer), false),         // 4
+                chain(&[], Some(Tls), true),                // 5: any TLS, named transport
+            ],
+            true,
+        );
+        assert_eq!(index_of(&chains, true, Some("a.example.com")), Some(3));
+        assert_eq!(index_of(&chains, true, Some("x.b.example.com")), Some(2));
+        assert_eq!(index_of(&chains, true, Some("c.example.com")), Some(1));
+        assert_eq!(index_of(&chains, true, Some("example.com")), Some(5));
+        assert_eq!(index_of(&chains, true, None), Some(5));
+        assert_eq!(index_of(&chains, false, None), Some(4));
+    }
+
+    #[test]
+    fn no_chain_for_the_other_transport() {
+        let chains = ListenerChains::new(
+            vec![chain(
+                &["a.example.com"],
+                Some(TransportProtocol::Tls),
+                true,
+            )],
+            true,
+        );
+        assert_eq!(index_of(&chains, false, None), None);
+        assert_eq!(index_of(&chains, true, Some("b.example.com")), None);
+        assert!(chains.plain().is_none());
+    }
+
+    #[test]
+    fn a_single_plain_chain_is_the_fast_path() {
+        let chains = ListenerChains::new(vec![chain(&[], None, false)], false);
+        assert!(chains.plain().is_some());
+    }
+}

@@ -125,6 +125,7 @@ impl TlsServer {
                     cert.private_key_file.display()
                 )
             };
+            warn_if_readable_by_others(&cert.private_key_file);
             let key = provider
                 .key_provider
                 .load_private_key(cert.private_key.der())
@@ -146,5 +147,33 @@ impl TlsServer {
             config: Arc::new(config),
             handshake_timeout: tls.handshake_timeout,
         })
+    }
+}
+
+/// A private key file anyone but its owner may read is worth a warning (not an error: a
+/// container may mount secrets with wide modes on purpose).
+fn warn_if_readable_by_others(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(file) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %file.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "private key file is readable by group or others; chmod 600 it"
+            );
+        }
+    }
+}
+
+/// A resolver with no certificate, for tests that need a config they never handshake with.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct NoCert;
+
+#[cfg(test)]
+impl rustls::server::ResolvesServerCert for NoCert {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        None
     }
 }
