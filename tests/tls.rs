@@ -559,6 +559,38 @@ clusters: [{{ name: c, endpoints: [{{ address: \"127.0.0.1:2\" }}] }}]
         out.contains("listeners[0].filter_chains[0].match: matching on server_names or transport_protocol needs listener_filters: [tls_inspector]"),
         "{out}"
     );
+
+    // Without the inspector, a TLS chain and a plaintext one cannot be told apart.
+    let (code, out) = check(&format!(
+        "listeners:
+  - name: edge
+    address: 127.0.0.1:1
+    filter_chains:
+      - tls: {{ certificates: [{}] }}
+        filters: [{{ tcp_proxy: {{ cluster: c }} }}]
+      - filters: [{{ tcp_proxy: {{ cluster: c }} }}]
+      - match: {{ transport_protocol: raw_buffer }}
+        tls: {{ certificates: [{}] }}
+        filters: [{{ tcp_proxy: {{ cluster: c }} }}]
+    tls: {{ certificates: [] }}
+clusters: [{{ name: c, endpoints: [{{ address: \"127.0.0.1:2\" }}] }}]
+",
+        server_cert(),
+        server_cert()
+    ));
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("listeners[0].filter_chains[1]: matches the same connections as filter_chains[0]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("listeners[0].filter_chains[2].tls: a raw_buffer chain cannot terminate TLS"),
+        "{out}"
+    );
+    assert!(
+        out.contains("listeners[0].tls: with filter_chains, put tls: inside the chain it applies to"),
+        "{out}"
+    );
 }
 
 #[test]

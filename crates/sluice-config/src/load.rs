@@ -624,7 +624,9 @@ fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
             b.sort();
             a == b
                 && other.matcher.transport_protocol == m.transport_protocol
-                && other.tls.is_some() == chain.tls.is_some()
+                // With the inspector, TLS and plaintext clients go to different chains;
+                // without it, every client goes to the one chain.
+                && (!inspector || other.tls.is_some() == chain.tls.is_some())
         };
         if let Some(j) = l.filter_chains[..i].iter().position(same) {
             cx.error(
