@@ -138,7 +138,8 @@ fn s_client_full(addr: SocketAddr, args: &[&str]) -> String {
 
 #[test]
 fn terminates_tls_and_proxies_http1_and_h2_by_alpn() {
-    let nginx = Nginx::start();
+    let nginx =
+        Nginx::serving(r#"location / { return 200 "from nginx, $http_x_forwarded_proto"; }"#);
     let (_s, addr) = start_tls(
         &format!("{{ certificates: [{}], alpn: [h2, http/1.1] }}", server_cert()),
         "{ http_proxy: { route_config: main } }",
@@ -156,10 +157,10 @@ clusters:
     // curl offers h2 and http/1.1 by ALPN; h2 wins.
     let r = https(addr, "a.example.com", &[]);
     assert_eq!((r.status, r.version.as_str()), (200, "HTTP/2"));
-    assert_eq!(r.text(), "from nginx");
+    assert_eq!(r.text(), "from nginx, https");
     let r = https(addr, "localhost", &["--http1.1"]);
     assert_eq!((r.status, r.version.as_str()), (200, "HTTP/1.1"));
-    assert_eq!(r.text(), "from nginx");
+    assert_eq!(r.text(), "from nginx, https");
     let out = s_client_full(addr, &["-servername", "a.example.com", "-alpn", "h2"]);
     assert!(out.contains("ALPN protocol: h2"), "{out}");
     let out = s_client_full(addr, &["-servername", "a.example.com", "-alpn", "http/1.1"]);
@@ -580,7 +581,9 @@ clusters: [{{ name: c, endpoints: [{{ address: \"127.0.0.1:2\" }}] }}]
     ));
     assert_ne!(code, 0);
     assert!(
-        out.contains("listeners[0].filter_chains[1]: matches the same connections as filter_chains[0]"),
+        out.contains(
+            "listeners[0].filter_chains[1]: matches the same connections as filter_chains[0]"
+        ),
         "{out}"
     );
     assert!(
@@ -588,7 +591,9 @@ clusters: [{{ name: c, endpoints: [{{ address: \"127.0.0.1:2\" }}] }}]
         "{out}"
     );
     assert!(
-        out.contains("listeners[0].tls: with filter_chains, put tls: inside the chain it applies to"),
+        out.contains(
+            "listeners[0].tls: with filter_chains, put tls: inside the chain it applies to"
+        ),
         "{out}"
     );
 }

@@ -206,11 +206,7 @@ fn decode_listener(
             }
         }
         (None, None) => {
-            cx.error(
-                f.line(),
-                path,
-                "missing required field \"filters\" (or \"filter_chains\")",
-            );
+            cx.error(f.line(), path, "missing required field \"filters\"");
             None
         }
     };

@@ -127,6 +127,7 @@ impl HttpProxy {
             table: self.table.clone(),
             upstreams: self.upstreams.clone(),
             client_ip: headers::client_ip_value(client.map(|a| a.ip())),
+            https: info.tls.is_some(),
         });
         let config = self.config.clone();
         Box::pin(async move {
