@@ -14,6 +14,7 @@ pub mod model;
 pub mod registry;
 pub mod route;
 mod route_decode;
+pub mod tls;
 
 pub use route_decode::decode_inline as decode_inline_route_config;
 pub use route_decode::parse_format as route_format;
@@ -34,6 +35,7 @@ pub use health_check::{
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
 pub use model::*;
 pub use registry::Registry;
+pub use tls::*;
 pub use yaml::Node;
 
 /// The current config, readable from any thread without blocking, replaceable atomically (RCU):

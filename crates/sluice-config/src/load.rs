@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::address::Address;
@@ -11,6 +12,7 @@ use crate::decode::{
 };
 use crate::model::*;
 use crate::registry::Registry;
+use crate::tls::*;
 use crate::units::parse_size;
 use crate::yaml::{self, Node};
 
@@ -159,11 +161,51 @@ fn decode_listener(
     let reuse_port = f.or("reuse_port", false, cx);
     let backlog = f.or("backlog", 1024u32, cx);
     let socket_mode = f.optional::<FileMode>("socket_mode", cx);
-    let filters = match f.node("filters") {
-        Some(n) => seq(n, &join(path, "filters"), cx, |n, p, cx| {
-            decode_network_filter(n, p, registry, cx)
-        }),
-        None => {
+    let listener_filters = f.or("listener_filters", Vec::<ListenerFilter>::new(), cx);
+    let short_filters = f.node("filters");
+    let short_tls = f.node("tls");
+    let chains_node = f.node("filter_chains");
+    let filter_chains = match (chains_node, short_filters) {
+        (Some(n), None) => {
+            if let Some(t) = short_tls {
+                cx.error(
+                    t.line,
+                    &join(path, "tls"),
+                    "with filter_chains, put tls: inside the chain it applies to",
+                );
+            }
+            seq(n, &join(path, "filter_chains"), cx, |n, p, cx| {
+                decode_filter_chain(n, p, registry, cx)
+            })
+        }
+        (Some(n), Some(_)) => {
+            cx.error(
+                n.line,
+                path,
+                "has both filters and filter_chains: use filter_chains alone (or filters, with tls, as the short form of one chain)",
+            );
+            None
+        }
+        (None, Some(n)) => {
+            let filters = seq(n, &join(path, "filters"), cx, |n, p, cx| {
+                decode_network_filter(n, p, registry, cx)
+            });
+            let tls = match short_tls {
+                Some(t) => TlsConfig::decode(t, &join(path, "tls"), cx).map(|t| Some(Arc::new(t))),
+                None => Some(None),
+            };
+            match (filters, tls) {
+                (Some(filters), Some(tls)) => Some(vec![FilterChainConfig {
+                    matcher: FilterChainMatch::default(),
+                    tls,
+                    filters,
+                    path: path.to_string(),
+                    line: node.line,
+                }]),
+                _ => None,
+            }
+        }
+        (None, None) => {
             cx.error(f.line(), path, "missing required field \"filters\"");
             None
         }
@@ -184,8 +226,68 @@ fn decode_listener(
         reuse_port: reuse_port?,
         backlog: backlog?,
         socket_mode,
-        filters: filters?,
+        listener_filters: listener_filters?,
+        filter_chains: filter_chains?,
         line: node.line,
+    })
+}
+
+fn decode_filter_chain(
+    node: &Node,
+    path: &str,
+    registry: &Registry,
+    cx: &mut Cx,
+) -> Option<FilterChainConfig> {
+    let mut f = Fields::new(node, path, cx)?;
+    let matcher = match f.node("match") {
+        Some(n) => decode_chain_match(n, &join(path, "match"), cx),
+        None => Some(FilterChainMatch::default()),
+    };
+    let tls = f
+        .optional::<TlsConfig>("tls", cx)
+        .map(|t| t.map(Arc::new))
+        .ok();
+    let filters = match f.node("filters") {
+        Some(n) => seq(n, &join(path, "filters"), cx, |n, p, cx| {
+            decode_network_filter(n, p, registry, cx)
+        }),
+        None => {
+            cx.error(f.line(), path, "missing required field \"filters\"");
+            None
+        }
+    };
+    f.finish(cx);
+    Some(FilterChainConfig {
+        matcher: matcher?,
+        tls: tls?,
+        filters: filters?,
+        path: path.to_string(),
+        line: node.line,
+    })
+}
+
+fn decode_chain_match(node: &Node, path: &str, cx: &mut Cx) -> Option<FilterChainMatch> {
+    let mut f = Fields::new(node, path, cx)?;
+    let server_names = f.or("server_names", Vec::<String>::new(), cx);
+    let transport_protocol = f.optional::<TransportProtocol>("transport_protocol", cx);
+    f.finish(cx);
+    let server_names: Vec<String> = server_names?
+        .into_iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    for (i, n) in server_names.iter().enumerate() {
+        let bare = n.strip_prefix("*.").unwrap_or(n);
+        if bare.is_empty() || bare.contains('*') {
+            cx.error(
+                node.line,
+                &index(&join(path, "server_names"), i),
+                format!("\"{n}\" is not a host name or a leading wildcard such as *.example.com"),
+            );
+        }
+    }
+    Some(FilterChainMatch {
+        server_names,
+        transport_protocol: transport_protocol.ok()?,
     })
 }
 
@@ -471,26 +573,84 @@ fn validate(config: &Config, cx: &mut Cx) {
                 ),
             );
         }
-        check_chain(l, &path, cx);
+        check_chains(l, &path, cx);
+    }
+}
+
+/// Chains of a listener: told apart by their matches, and the matches usable (the TLS
+/// inspector is what sees SNI and the transport); each needs one terminal filter, last.
+fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
+    let inspector = l.listener_filters.contains(&ListenerFilter::TlsInspector);
+    if l.filter_chains.is_empty() {
+        cx.error(
+            l.line,
+            &join(path, "filter_chains"),
+            "needs at least one chain",
+        );
+    }
+    for (i, chain) in l.filter_chains.iter().enumerate() {
+        check_chain(chain, cx);
+        let m = &chain.matcher;
+        if !m.is_empty() && !inspector {
+            cx.error(
+                chain.line,
+                &join(&chain.path, "match"),
+                "matching on server_names or transport_protocol needs listener_filters: [tls_inspector]",
+            );
+        }
+        let tls_chain =
+            m.transport_protocol == Some(TransportProtocol::Tls) || !m.server_names.is_empty();
+        if chain.tls.is_some() && m.transport_protocol == Some(TransportProtocol::RawBuffer) {
+            cx.error(
+                chain.line,
+                &join(&chain.path, "tls"),
+                "a raw_buffer chain cannot terminate TLS",
+            );
+        } else if tls_chain && chain.tls.is_none() {
+            cx.error(
+                chain.line,
+                &chain.path,
+                "a chain for TLS clients needs a tls: block (TLS passthrough is not supported yet)",
+            );
+        }
+        let same = |other: &FilterChainConfig| {
+            let mut a = other.matcher.server_names.clone();
+            let mut b = m.server_names.clone();
+            a.sort();
+            b.sort();
+            a == b
+                && other.matcher.transport_protocol == m.transport_protocol
+                // With the inspector, TLS and plaintext clients go to different chains;
+                // without it, every client goes to the one chain.
+                && (!inspector || other.tls.is_some() == chain.tls.is_some())
+        };
+        if let Some(j) = l.filter_chains[..i].iter().position(same) {
+            cx.error(
+                chain.line,
+                &chain.path,
+                format!("matches the same connections as filter_chains[{j}]"),
+            );
+        }
     }
 }
 
 /// A chain needs exactly one terminal filter, and it must come last.
-fn check_chain(l: &ListenerConfig, path: &str, cx: &mut Cx) {
-    let path = join(path, "filters");
-    match l.filters.iter().position(|f| f.config.is_terminal()) {
+fn check_chain(chain: &FilterChainConfig, cx: &mut Cx) {
+    let path = join(&chain.path, "filters");
+    let filters = &chain.filters;
+    match filters.iter().position(|f| f.config.is_terminal()) {
         None => cx.error(
-            l.line,
+            chain.line,
             &path,
             "needs a terminal filter (such as tcp_proxy) to handle connections",
         ),
-        Some(t) if t + 1 != l.filters.len() => cx.error(
-            l.line,
+        Some(t) if t + 1 != filters.len() => cx.error(
+            chain.line,
             &index(&path, t + 1),
             format!(
                 "filter \"{}\" comes after the terminal filter \"{}\" and would never run",
-                l.filters[t + 1].name,
-                l.filters[t].name
+                filters[t + 1].name,
+                filters[t].name
             ),
         ),
         Some(_) => {}

@@ -89,7 +89,11 @@ pub struct ListenerConfig {
     pub backlog: u32,
     /// File mode for a Unix-socket listener (e.g. 0o660); `None` keeps the umask's.
     pub socket_mode: Option<u32>,
-    pub filters: Vec<NetworkFilterSpec>,
+    /// Run on each new connection before a filter chain is chosen.
+    pub listener_filters: Vec<crate::tls::ListenerFilter>,
+    /// At least one. The short form (`filters:` with an optional `tls:`) is one chain that
+    /// matches every connection.
+    pub filter_chains: Vec<crate::tls::FilterChainConfig>,
     /// Line in the config file, for messages.
     pub line: usize,
 }

@@ -5,4 +5,4 @@ pub mod registry;
 pub mod rpc_proxy;
 pub mod tcp_proxy;
 
-pub use registry::{build_chain, config_registry, BuildContext, BuildError};
+pub use registry::{build_chain, build_listener, config_registry, BuildContext, BuildError};

@@ -6,8 +6,10 @@ use std::any::Any;
 use std::sync::Arc;
 
 use sluice_config::registry::NetworkFilterDecoder;
-use sluice_config::{Config, ListenerConfig, NetworkFilterConfig, Registry};
-use sluice_net::{ConnectionHandler, FilterChain, NetworkFilter};
+use sluice_config::{
+    Config, ListenerConfig, ListenerFilter, NetworkFilterConfig, NetworkFilterSpec, Registry,
+};
+use sluice_net::{Chain, ConnectionHandler, FilterChain, ListenerChains, NetworkFilter, TlsServer};
 use sluice_upstream::ClusterManager;
 
 use crate::{http_proxy, rpc_proxy, tcp_proxy};
@@ -67,16 +69,46 @@ pub fn config_registry() -> Registry {
     r
 }
 
-/// Builds a listener's filter chain from its (validated) config.
-pub fn build_chain(
+/// Builds a listener's filter chains, with their TLS, from its (validated) config.
+pub fn build_listener(
     listener: &ListenerConfig,
+    ctx: &BuildContext,
+) -> Result<ListenerChains, BuildError> {
+    let mut chains = Vec::with_capacity(listener.filter_chains.len());
+    for chain in &listener.filter_chains {
+        let tls = match &chain.tls {
+            Some(tls) => Some(Arc::new(TlsServer::build(tls).map_err(|message| {
+                BuildError {
+                    listener: listener.name.clone(),
+                    filter: format!("{}.tls", chain.path),
+                    message,
+                }
+            })?)),
+            None => None,
+        };
+        chains.push(Chain {
+            matcher: chain.matcher.clone(),
+            tls,
+            filters: build_chain(&listener.name, &chain.filters, ctx)?,
+        });
+    }
+    let inspector = listener
+        .listener_filters
+        .contains(&ListenerFilter::TlsInspector);
+    Ok(ListenerChains::new(chains, inspector))
+}
+
+/// Builds one filter chain's network filters.
+pub fn build_chain(
+    listener: &str,
+    specs: &[NetworkFilterSpec],
     ctx: &BuildContext,
 ) -> Result<FilterChain, BuildError> {
     let mut filters = Vec::new();
     let mut handler = None;
-    for spec in &listener.filters {
+    for spec in specs {
         let err = |message: String| BuildError {
-            listener: listener.name.clone(),
+            listener: listener.to_string(),
             filter: spec.name.clone(),
             message,
         };
@@ -91,7 +123,7 @@ pub fn build_chain(
         }
     }
     let handler = handler.ok_or_else(|| BuildError {
-        listener: listener.name.clone(),
+        listener: listener.to_string(),
         filter: String::new(),
         message: "no terminal filter".into(),
     })?;

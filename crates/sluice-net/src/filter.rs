@@ -26,6 +26,8 @@ pub struct ConnectionInfo {
     /// long-lived connection (HTTP keep-alive, HTTP/2) finishes what is in flight and closes,
     /// instead of holding the drain open until its deadline.
     pub drain: tokio_util::sync::CancellationToken,
+    /// Set when the chain terminated TLS: SNI, ALPN, version, the client's identity.
+    pub tls: Option<Arc<crate::tls::TlsInfo>>,
 }
 
 /// A non-terminal network filter.

@@ -1,14 +1,18 @@
 //! The network layer: listening sockets, byte streams, and the network filter chain a
 //! connection walks through once accepted.
 
+pub mod chains;
 pub mod connect;
 pub mod filter;
 pub mod listener;
 pub mod serve;
 pub mod stream;
+pub mod tls;
 
+pub use chains::{Chain, ListenerChains};
 pub use connect::{connect, set_keepalive};
 pub use filter::{ConnectionHandler, ConnectionInfo, FilterChain, NetworkFilter, Verdict};
 pub use listener::{bind, bind_per_worker, BindError, BoundListener, Listener};
 pub use serve::serve;
 pub use stream::{PeerAddr, Stream};
+pub use tls::{PeerIdentity, TlsInfo, TlsServer};

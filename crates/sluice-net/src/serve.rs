@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn, Instrument};
 
-use crate::filter::{ConnectionInfo, FilterChain};
+use crate::chains::ListenerChains;
+use crate::filter::ConnectionInfo;
 use crate::listener::Listener;
 
 /// Accepts connections until `shutdown` fires, then closes the socket (so new connections are
@@ -19,7 +20,7 @@ use crate::listener::Listener;
 pub async fn serve(
     name: Arc<str>,
     listener: Listener,
-    chain: Arc<ArcSwap<FilterChain>>,
+    chains: Arc<ArcSwap<ListenerChains>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -45,10 +46,17 @@ pub async fn serve(
             listener: name.clone(),
             peer,
             drain: shutdown.clone(),
+            tls: None,
         };
         let span = tracing::debug_span!("conn", listener = %name, peer = %info.peer);
-        if let Some(fut) = chain.load().accept(stream, info) {
-            tracker.spawn(fut.instrument(span));
+        let chains = chains.load_full();
+        if let Some(chain) = chains.plain() {
+            if let Some(fut) = chain.accept(stream, info) {
+                tracker.spawn(fut.instrument(span));
+            }
+        } else {
+            // Inspection and handshakes run in the connection's task, never in this loop.
+            tracker.spawn(chains.serve(stream, info).instrument(span));
         }
     }
     debug!(listener = %name, "listener closed");

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use sluice_admin::{AdminState, Phase};
 use sluice_config::Config;
 use sluice_filters::BuildContext;
-use sluice_net::{BoundListener, FilterChain};
+use sluice_net::{BoundListener, ListenerChains};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -68,8 +68,9 @@ async fn serve(
     let accept_loops = TaskTracker::new();
     let mut addresses = Vec::new();
     for (l, sockets) in config.listeners.iter().zip(bound) {
-        let chain: Arc<ArcSwap<FilterChain>> =
-            Arc::new(ArcSwap::from_pointee(sluice_filters::build_chain(l, &ctx)?));
+        let chain: Arc<ArcSwap<ListenerChains>> = Arc::new(ArcSwap::from_pointee(
+            sluice_filters::build_listener(l, &ctx)?,
+        ));
         let shown = sockets
             .first()
             .and_then(|s| s.local_addr().ok())

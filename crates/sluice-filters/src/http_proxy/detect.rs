@@ -120,6 +120,15 @@ pub struct Rewind {
 }
 
 impl Rewind {
+    /// A stream whose protocol is already known, with `early` bytes to replay first.
+    pub fn new(inner: Stream, early: Vec<u8>) -> Rewind {
+        Rewind {
+            prefix: early,
+            pos: 0,
+            inner,
+        }
+    }
+
     /// The stream, and the bytes read from it that were not replayed yet.
     pub fn into_parts(mut self) -> (Stream, Vec<u8>) {
         self.prefix.drain(..self.pos);

@@ -96,7 +96,7 @@ pub fn client_ip_value(client: Option<IpAddr>) -> Option<HeaderValue> {
 }
 
 /// Appends the client address to `x-forwarded-for` and sets `x-forwarded-proto`.
-pub fn add_forwarded(headers: &mut HeaderMap, client_ip: Option<&HeaderValue>) {
+pub fn add_forwarded(headers: &mut HeaderMap, client_ip: Option<&HeaderValue>, https: bool) {
     if let Some(ip) = client_ip {
         // One lookup (the entry) instead of a get and an insert: every request goes through.
         match headers.entry(&X_FORWARDED_FOR) {
@@ -116,7 +116,8 @@ pub fn add_forwarded(headers: &mut HeaderMap, client_ip: Option<&HeaderValue>) {
             }
         }
     }
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let proto = if https { "https" } else { "http" };
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
 }
 
 /// The request's `x-request-id`, generated (128 random bits, hex) when the client sent none.
@@ -186,11 +187,11 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         let ip = client_ip_value(Some("127.0.0.1".parse().unwrap()));
-        add_forwarded(&mut h, ip.as_ref());
+        add_forwarded(&mut h, ip.as_ref(), false);
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         let mut h = HeaderMap::new();
-        add_forwarded(&mut h, ip.as_ref());
+        add_forwarded(&mut h, ip.as_ref(), false);
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     }
 

@@ -127,19 +127,34 @@ impl HttpProxy {
             table: self.table.clone(),
             upstreams: self.upstreams.clone(),
             client_ip: headers::client_ip_value(client.map(|a| a.ip())),
+            https: info.tls.is_some(),
         });
         let config = self.config.clone();
         Box::pin(async move {
             // Read the opening bytes under the header deadline: an idle or half-open client
             // is dropped here, and a listener only speaks the protocol it was configured for.
-            let (protocol, io) =
+            // Over TLS, ALPN decides: `http/1.1` needs no sniffing; `h2` still reads the
+            // preface under the deadline, and a client that then speaks HTTP/1 is closed.
+            let alpn = info.tls.as_ref().and_then(|t| match t.alpn.as_deref() {
+                Some(b"h2") => Some(Protocol::Http2),
+                Some(b"http/1.1") => Some(Protocol::Http1),
+                _ => None,
+            });
+            let (protocol, io) = if alpn == Some(Protocol::Http1) {
+                (Protocol::Http1, detect::Rewind::new(stream, early))
+            } else {
                 match detect::detect(stream, early, config.request_headers_timeout).await {
+                    Ok((Protocol::Http1, _)) if alpn == Some(Protocol::Http2) => {
+                        debug!(listener = %info.listener, "ALPN said h2 but no HTTP/2 preface came; closing");
+                        return;
+                    }
                     Ok(found) => found,
                     Err(why) => {
                         debug!(listener = %info.listener, ?why, "closed before a request");
                         return;
                     }
-                };
+                }
+            };
             let allowed = !matches!(
                 (config.codec, protocol),
                 (Codec::Http1, Protocol::Http2) | (Codec::Http2, Protocol::Http1)
@@ -182,6 +197,7 @@ async fn serve_http1(
         },
         max_request_headers_kb: config.max_request_headers_kb,
         headers_timeout: config.request_headers_timeout,
+        tls: info.tls.is_some(),
     };
     let (stream, early) = io.into_parts();
     h1::server::serve(stream, &early, proxy, client, &settings, &info.drain).await;

@@ -62,6 +62,8 @@ pub struct Proxy {
     pub upstreams: Arc<Upstreams>,
     /// The client's IP for `x-forwarded-for`, made once per connection.
     pub client_ip: Option<HeaderValue>,
+    /// The client came over TLS: `x-forwarded-proto: https`.
+    pub https: bool,
 }
 
 impl Proxy {
@@ -296,7 +298,7 @@ impl Proxy {
         if let Some((protocol, _)) = &upgrade {
             upgrade::restore_request_headers(headers, protocol.clone());
         }
-        add_forwarded(headers, self.client_ip.as_ref());
+        add_forwarded(headers, self.client_ip.as_ref(), self.https);
         if let Some(via) = &self.via {
             headers.append(http::header::VIA, via.clone());
         }

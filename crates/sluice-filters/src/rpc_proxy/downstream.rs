@@ -31,6 +31,9 @@ const WRITE_BATCH: usize = 64 * 1024;
 pub struct Limits {
     pub max_concurrent_requests: usize,
     pub idle_timeout: Option<Duration>,
+    /// The stream is TLS: flush after writing (records may wait in the TLS layer when the
+    /// socket was full; a TCP socket holds nothing back).
+    pub flush: bool,
 }
 
 /// Serves the connection until the client closes it, it fails, it idles out or the drain ends
@@ -55,6 +58,7 @@ pub async fn serve<S>(
     // taken has been answered.
     let mut reading = true;
     let mut draining = false;
+    let mut unflushed = false;
     let mut idle_since = Instant::now();
     let encode = |frame: &Frame, wbuf: &mut BytesMut| {
         let before = wbuf.len();
@@ -134,9 +138,19 @@ pub async fn serve<S>(
                 }
                 idle_since = Instant::now();
             },
-            written = wr.write(&wbuf), if !wbuf.is_empty() => match written {
-                Ok(0) | Err(_) => return,
-                Ok(n) => wbuf.advance(n),
+            written = async {
+                if wbuf.is_empty() {
+                    wr.flush().await.map(|()| None)
+                } else {
+                    wr.write(&wbuf).await.map(Some)
+                }
+            }, if !wbuf.is_empty() || unflushed => match written {
+                Ok(Some(0)) | Err(_) => return,
+                Ok(Some(n)) => {
+                    wbuf.advance(n);
+                    unflushed = limits.flush;
+                }
+                Ok(None) => unflushed = false,
             },
             () = drain.cancelled(), if !draining => {
                 draining = true;

@@ -81,6 +81,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         limits: Limits {
             max_concurrent_requests: config.max_concurrent_requests as usize,
             idle_timeout: config.idle_timeout,
+            flush: false,
         },
     })))))
 }
@@ -128,7 +129,10 @@ impl ConnectionHandler for RpcProxy {
         if let Speaks::One(protocol) = &inner.speaks {
             let shared = inner.shared(info.listener.clone(), protocol.clone());
             let early = BytesMut::new();
-            let limits = inner.limits;
+            let limits = Limits {
+                flush: info.tls.is_some(),
+                ..inner.limits
+            };
             return Box::pin(downstream::serve(
                 stream, early, shared, client, limits, info.drain,
             ));
@@ -142,7 +146,10 @@ impl ConnectionHandler for RpcProxy {
             match (detected, &inner.speaks) {
                 (Ok(Detected::Rpc(protocol)), _) => {
                     let shared = inner.shared(info.listener.clone(), protocol);
-                    let limits = inner.limits;
+                    let limits = Limits {
+                        flush: info.tls.is_some(),
+                        ..inner.limits
+                    };
                     downstream::serve(stream, early, shared, client, limits, info.drain).await;
                 }
                 (Ok(Detected::Http), Speaks::Auto(http)) => {

@@ -46,6 +46,9 @@ struct Direction {
     eof: bool,
     done: bool,
     bytes: u64,
+    /// Written since the last flush: a TLS stream may hold records back when the socket was
+    /// full, and must be flushed before the direction waits on its source again.
+    unflushed: bool,
 }
 
 impl Direction {
@@ -57,6 +60,7 @@ impl Direction {
             eof: false,
             done: false,
             bytes: 0,
+            unflushed: false,
         }
     }
 
@@ -72,6 +76,10 @@ impl Direction {
         loop {
             if self.done {
                 return Poll::Ready(Ok(()));
+            }
+            if self.unflushed && self.pos == self.cap {
+                ready!(Pin::new(&mut *to).poll_flush(cx))?;
+                self.unflushed = false;
             }
             if self.pos == self.cap && !self.eof {
                 // Empty: the buffer is only borrowed for the read and kept if bytes arrive.
@@ -106,6 +114,7 @@ impl Direction {
                 }
                 self.pos += n;
                 self.bytes += n as u64;
+                self.unflushed = matches!(to, Stream::Tls(_));
                 *moved = true;
             }
             if self.eof {
@@ -175,7 +184,7 @@ pub async fn transfer(mut a: Stream, mut b: Stream, settings: TransferSettings) 
 /// Makes the coming close send a TCP RST, so the peer learns the connection failed rather
 /// than seeing a clean end of stream.
 fn reset(s: &Stream) {
-    if let Stream::Tcp(t) = s {
+    if let Some(t) = s.tcp() {
         let _ = socket2::SockRef::from(t).set_linger(Some(Duration::ZERO));
     }
 }

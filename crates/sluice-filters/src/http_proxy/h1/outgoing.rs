@@ -40,6 +40,9 @@ pub struct Outgoing {
     scratch: BytesMut,
     /// Trailers go out in the last chunk (else they are dropped).
     trailers: bool,
+    /// Flush once everything is written and while waiting for the body: a TLS stream may
+    /// hold the last records when the socket was full (a TCP socket holds nothing).
+    flush: bool,
 }
 
 impl Outgoing {
@@ -61,6 +64,7 @@ impl Outgoing {
             },
             scratch: BytesMut::new(),
             trailers: true,
+            flush: false,
         }
     }
 
@@ -73,6 +77,12 @@ impl Outgoing {
 
     /// Writes until everything is out, or the socket or the body has to be waited for.
     /// Frames that are ready are gathered into the write of the head or of the frame before.
+    /// Makes sending flush the stream (see the `flush` field); for TLS streams.
+    pub fn flushing(mut self, flush: bool) -> Self {
+        self.flush = flush;
+        self
+    }
+
     pub fn poll_send<W: AsyncWrite + Unpin>(
         &mut self,
         io: &mut W,
@@ -89,8 +99,15 @@ impl Outgoing {
             }
             if self.pending.is_empty() {
                 return if self.body.is_none() {
+                    if self.flush {
+                        ready!(Pin::new(&mut *io).poll_flush(cx)).map_err(SendError::Io)?;
+                    }
                     Poll::Ready(Ok(()))
                 } else {
+                    if self.flush {
+                        // Errors show on the next write; here only the wake-up matters.
+                        let _ = Pin::new(&mut *io).poll_flush(cx);
+                    }
                     Poll::Pending
                 };
             }

@@ -68,6 +68,8 @@ pub struct Settings {
     /// `max_request_headers_kb` as configured, for the 431's body.
     pub max_request_headers_kb: u32,
     pub headers_timeout: Option<Duration>,
+    /// The connection is TLS: responses are flushed (see `Outgoing::flushing`).
+    pub tls: bool,
 }
 
 /// The client connection once a `101 Switching Protocols` has gone out, with the bytes the
@@ -194,7 +196,8 @@ pub async fn serve(
             &mut wbuf,
         );
         recycle::give_back(parts.headers);
-        let mut out = Outgoing::new(wbuf.split().freeze(), framing, Some(body));
+        let mut out =
+            Outgoing::new(wbuf.split().freeze(), framing, Some(body)).flushing(settings.tls);
         if !takes_trailers {
             out = out.without_trailers();
         }

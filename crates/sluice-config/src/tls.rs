@@ -1,0 +1,402 @@
+//! Filter chains and downstream TLS: the model and its decoding.
+//!
+//! A listener holds one or more filter chains; each may terminate TLS (`tls:`) before its
+//! network filters see the bytes. PEM files are read and parsed here, while the config loads,
+//! so a missing or broken file is a config error naming the file and the YAML path, reported by
+//! `sluice check` like any other. Private key bytes are kept in [`PrivateKey`], whose `Debug`
+//! never shows them, and no message built here quotes a file's content.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::decode::{join, keyword, seq, Cx, Decode, Fields};
+use crate::model::NetworkFilterSpec;
+use crate::yaml::Node;
+
+/// How long a client may take from connecting to finishing its TLS handshake, by default.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A listener filter: runs on a new connection before a filter chain is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerFilter {
+    /// Peeks at the first bytes: TLS or not, and for TLS the ClientHello's SNI and ALPN, so
+    /// chains can match on them.
+    TlsInspector,
+}
+
+impl ListenerFilter {
+    pub const NAMES: [&'static str; 1] = ["tls_inspector"];
+
+    pub fn from_name(name: &str) -> Option<ListenerFilter> {
+        match name {
+            "tls_inspector" => Some(ListenerFilter::TlsInspector),
+            _ => None,
+        }
+    }
+}
+
+impl Decode for ListenerFilter {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        // Written as a bare name or as a one-key mapping with no settings (`{ tls_inspector: {} }`).
+        let (name, body) = crate::decode::single_key(node, path, cx)?;
+        if let Some(f) = Fields::new(body, &join(path, name), cx) {
+            f.finish(cx);
+        }
+        let name_node = Node {
+            kind: crate::yaml::NodeKind::Scalar {
+                text: name.to_string(),
+                quoted: false,
+            },
+            line: node.line,
+        };
+        keyword(
+            &name_node,
+            path,
+            cx,
+            "listener filter",
+            &ListenerFilter::NAMES,
+            ListenerFilter::from_name,
+        )
+    }
+}
+
+/// What the connection carries, as the TLS inspector saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportProtocol {
+    Tls,
+    RawBuffer,
+}
+
+impl TransportProtocol {
+    pub const NAMES: [&'static str; 2] = ["tls", "raw_buffer"];
+
+    pub fn from_name(name: &str) -> Option<TransportProtocol> {
+        match name {
+            "tls" => Some(TransportProtocol::Tls),
+            "raw_buffer" => Some(TransportProtocol::RawBuffer),
+            _ => None,
+        }
+    }
+}
+
+impl Decode for TransportProtocol {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        keyword(
+            node,
+            path,
+            cx,
+            "transport protocol",
+            &TransportProtocol::NAMES,
+            TransportProtocol::from_name,
+        )
+    }
+}
+
+/// Which connections a filter chain takes. Empty: any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterChainMatch {
+    /// SNI names, exact (`a.example.com`) or a leading wildcard (`*.example.com`).
+    pub server_names: Vec<String>,
+    pub transport_protocol: Option<TransportProtocol>,
+}
+
+impl FilterChainMatch {
+    pub fn is_empty(&self) -> bool {
+        self.server_names.is_empty() && self.transport_protocol.is_none()
+    }
+}
+
+/// One filter chain of a listener.
+#[derive(Debug, Clone)]
+pub struct FilterChainConfig {
+    pub matcher: FilterChainMatch,
+    pub tls: Option<Arc<TlsConfig>>,
+    pub filters: Vec<NetworkFilterSpec>,
+    /// YAML path (`listeners[0].filter_chains[1]`) and line, for messages.
+    pub path: String,
+    pub line: usize,
+}
+
+/// Lowest TLS version a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    pub const NAMES: [&'static str; 2] = ["TLS1_2", "TLS1_3"];
+
+    pub fn from_name(name: &str) -> Option<TlsVersion> {
+        match name {
+            "TLS1_2" => Some(TlsVersion::Tls12),
+            "TLS1_3" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+impl Decode for TlsVersion {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        keyword(
+            node,
+            path,
+            cx,
+            "TLS version",
+            &TlsVersion::NAMES,
+            TlsVersion::from_name,
+        )
+    }
+}
+
+/// Cipher suites Sluice can offer (rustls with aws-lc-rs), by their IANA names.
+pub const CIPHER_SUITES: [&str; 9] = [
+    "TLS13_AES_256_GCM_SHA384",
+    "TLS13_AES_128_GCM_SHA256",
+    "TLS13_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+];
+
+/// A certificate chain and its private key, read from PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsCertificate {
+    pub cert_chain_file: PathBuf,
+    pub private_key_file: PathBuf,
+    /// The chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    pub private_key: PrivateKey,
+}
+
+/// Private key bytes (DER). `Debug` prints a placeholder: keys never reach logs or messages.
+#[derive(Clone)]
+pub struct PrivateKey(Arc<PrivateKeyDer<'static>>);
+
+impl PrivateKey {
+    pub fn der(&self) -> PrivateKeyDer<'static> {
+        self.0.clone_key()
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey(<redacted>)")
+    }
+}
+
+/// A chain's `tls:` block: downstream TLS termination.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// At least one; with several, the client's SNI picks the one whose names match it (the
+    /// first is the default).
+    pub certificates: Vec<TlsCertificate>,
+    /// ALPN protocols offered, in preference order (`h2`, `http/1.1`).
+    pub alpn: Vec<String>,
+    /// CA certificates that client certificates must chain to.
+    pub client_ca: Option<(PathBuf, Vec<CertificateDer<'static>>)>,
+    pub require_client_certificate: bool,
+    pub min_version: TlsVersion,
+    /// IANA names; empty: the provider's defaults.
+    pub cipher_suites: Vec<String>,
+    pub handshake_timeout: Duration,
+}
+
+impl Decode for TlsConfig {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let certificates = match f.node("certificates") {
+            Some(n) => seq(n, &join(path, "certificates"), cx, decode_certificate),
+            None => {
+                cx.error(f.line(), path, "missing required field \"certificates\"");
+                None
+            }
+        };
+        let certs_line = f.line_of("certificates");
+        let alpn = f.or("alpn", Vec::<String>::new(), cx);
+        let alpn_line = f.line_of("alpn");
+        let client_ca = match f.node("client_ca") {
+            Some(n) => {
+                let p = join(path, "client_ca");
+                let file = String::decode(n, &p, cx).map(PathBuf::from);
+                file.and_then(|file| read_certs(&file, n.line, &p, cx).map(|c| Some((file, c))))
+            }
+            None => Some(None),
+        };
+        let require = f.or("require_client_certificate", false, cx);
+        let require_line = f.line_of("require_client_certificate");
+        let min_version = f.or("min_version", TlsVersion::Tls12, cx);
+        let cipher_suites = match f.node("cipher_suites") {
+            Some(n) => seq(n, &join(path, "cipher_suites"), cx, |n, p, cx| {
+                keyword(n, p, cx, "cipher suite", &CIPHER_SUITES, |s| {
+                    CIPHER_SUITES.contains(&s).then(|| s.to_string())
+                })
+            }),
+            None => Some(Vec::new()),
+        };
+        let handshake_timeout = f.or("handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT, cx);
+        let timeout_line = f.line_of("handshake_timeout");
+        f.finish(cx);
+        if let Some(alpn) = &alpn {
+            for (i, p) in alpn.iter().enumerate() {
+                if p.is_empty() || p.len() > 255 {
+                    cx.error(
+                        alpn_line,
+                        &crate::decode::index(&join(path, "alpn"), i),
+                        "an ALPN protocol name is 1 to 255 bytes",
+                    );
+                }
+            }
+        }
+        if let Some(certs) = &certificates {
+            if certs.is_empty() {
+                cx.error(
+                    certs_line,
+                    &join(path, "certificates"),
+                    "needs at least one { cert_chain, private_key }",
+                );
+            }
+        }
+        if require == Some(true) && matches!(client_ca, Some(None)) {
+            cx.error(
+                require_line,
+                &join(path, "require_client_certificate"),
+                "needs client_ca (the CA bundle client certificates are verified against)",
+            );
+        }
+        if handshake_timeout == Some(Duration::ZERO) {
+            cx.error(
+                timeout_line,
+                &join(path, "handshake_timeout"),
+                "must be more than 0",
+            );
+        }
+        if let (Some(TlsVersion::Tls13), Some(suites)) = (min_version, &cipher_suites) {
+            if !suites.is_empty() && !suites.iter().any(|s| s.starts_with("TLS13_")) {
+                cx.error(
+                    node.line,
+                    &join(path, "cipher_suites"),
+                    "min_version TLS1_3 needs at least one TLS13_ suite",
+                );
+            }
+        }
+        Some(TlsConfig {
+            certificates: certificates?,
+            alpn: alpn?,
+            client_ca: client_ca?,
+            require_client_certificate: require?,
+            min_version: min_version?,
+            cipher_suites: cipher_suites?,
+            handshake_timeout: handshake_timeout?,
+        })
+    }
+}
+
+fn decode_certificate(node: &Node, path: &str, cx: &mut Cx) -> Option<TlsCertificate> {
+    let mut f = Fields::new(node, path, cx)?;
+    let chain_node = f.node("cert_chain");
+    let key_node = f.node("private_key");
+    let chain_file = f.required::<String>("cert_chain", cx).map(PathBuf::from);
+    let key_file = f.required::<String>("private_key", cx).map(PathBuf::from);
+    f.finish(cx);
+    let chain = match (&chain_file, chain_node) {
+        (Some(file), Some(n)) => read_certs(file, n.line, &join(path, "cert_chain"), cx),
+        _ => None,
+    };
+    let key = match (&key_file, key_node) {
+        (Some(file), Some(n)) => read_key(file, n.line, &join(path, "private_key"), cx),
+        _ => None,
+    };
+    Some(TlsCertificate {
+        cert_chain_file: chain_file?,
+        private_key_file: key_file?,
+        chain: chain?,
+        private_key: key?,
+    })
+}
+
+/// Reads every certificate of a PEM file; none at all is an error.
+fn read_certs(
+    file: &Path,
+    line: usize,
+    path: &str,
+    cx: &mut Cx,
+) -> Option<Vec<CertificateDer<'static>>> {
+    let shown = file.display();
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            cx.error(line, path, format!("cannot read \"{shown}\": {e}"));
+            return None;
+        }
+    };
+    let mut certs = Vec::new();
+    for item in CertificateDer::pem_slice_iter(&bytes) {
+        match item {
+            Ok(c) => certs.push(c),
+            Err(e) => {
+                cx.error(
+                    line,
+                    path,
+                    format!("\"{shown}\": invalid PEM certificate ({})", pem_error(&e)),
+                );
+                return None;
+            }
+        }
+    }
+    if certs.is_empty() {
+        cx.error(
+            line,
+            path,
+            format!("\"{shown}\": no PEM certificate (BEGIN CERTIFICATE) found"),
+        );
+        return None;
+    }
+    Some(certs)
+}
+
+/// Reads the first private key of a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC).
+fn read_key(file: &Path, line: usize, path: &str, cx: &mut Cx) -> Option<PrivateKey> {
+    let shown = file.display();
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            cx.error(line, path, format!("cannot read \"{shown}\": {e}"));
+            return None;
+        }
+    };
+    match PrivateKeyDer::from_pem_slice(&bytes) {
+        Ok(k) => Some(PrivateKey(Arc::new(k))),
+        Err(e) => {
+            cx.error(
+                line,
+                path,
+                format!(
+                    "\"{shown}\": no usable PEM private key (PKCS#8, RSA or EC) found ({})",
+                    pem_error(&e)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A PEM error in words that never quote the file's bytes.
+fn pem_error(e: &rustls_pki_types::pem::Error) -> &'static str {
+    use rustls_pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { .. } => "a section has no END line",
+        Error::IllegalSectionStart { .. } => "malformed BEGIN line",
+        Error::Base64Decode(_) => "invalid base64",
+        Error::NoItemsFound => "nothing found",
+        _ => "unreadable",
+    }
+}

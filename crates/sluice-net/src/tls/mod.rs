@@ -1,0 +1,179 @@
+//! Downstream TLS termination (rustls with the aws-lc-rs provider).
+//!
+//! A [`TlsServer`] is built once per filter chain from its validated `tls:` block: the
+//! certificates with their names (for SNI), ALPN, client verification, versions and cipher
+//! suites. The handshake itself runs in [`crate::chains`], before the chain's network filters
+//! see the connection; they get a [`crate::Stream::Tls`] and a [`TlsInfo`] in the connection's
+//! info, and need not know TLS is there.
+
+mod identity;
+mod resolver;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::server::{ServerConnection, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig};
+use sluice_config::{TlsConfig, TlsVersion};
+
+pub use identity::PeerIdentity;
+use resolver::SniResolver;
+
+/// What the handshake settled, for filters, logs and (later) RBAC and XFCC.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// The SNI the client sent (lower case).
+    pub server_name: Option<String>,
+    /// The negotiated ALPN protocol (`h2`, `http/1.1`), if any.
+    pub alpn: Option<Vec<u8>>,
+    /// `TLSv1_2` or `TLSv1_3`.
+    pub version: &'static str,
+    /// IANA name of the cipher suite.
+    pub cipher_suite: String,
+    /// The client certificate's identity, when the client presented one (it was verified).
+    pub peer: Option<PeerIdentity>,
+}
+
+impl TlsInfo {
+    pub(crate) fn from_connection(conn: &ServerConnection) -> TlsInfo {
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1_3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1_2",
+            _ => "unknown",
+        };
+        TlsInfo {
+            server_name: conn.server_name().map(str::to_string),
+            alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+            version,
+            cipher_suite: conn
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default(),
+            peer: conn
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|leaf| PeerIdentity::from_der(leaf.as_ref())),
+        }
+    }
+
+    /// Whether the client and Sluice agreed on HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.alpn.as_deref() == Some(b"h2")
+    }
+}
+
+/// A filter chain's TLS settings, ready for handshakes.
+#[derive(Debug)]
+pub struct TlsServer {
+    pub config: Arc<ServerConfig>,
+    pub handshake_timeout: Duration,
+}
+
+impl TlsServer {
+    /// Builds the rustls server config. Errors name the file at fault, never key bytes.
+    pub fn build(tls: &TlsConfig) -> Result<TlsServer, String> {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        if !tls.cipher_suites.is_empty() {
+            provider.cipher_suites.retain(|s| {
+                let name = format!("{:?}", s.suite());
+                tls.cipher_suites.contains(&name)
+            });
+            if provider.cipher_suites.is_empty() {
+                return Err("none of cipher_suites is available".into());
+            }
+        }
+        let provider = Arc::new(provider);
+        let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("cipher_suites and min_version do not fit together: {e}"))?;
+        let builder = match &tls.client_ca {
+            Some((file, cas)) => {
+                let mut roots = RootCertStore::empty();
+                for ca in cas {
+                    roots.add(ca.clone()).map_err(|e| {
+                        format!(
+                            "client_ca \"{}\": unusable CA certificate: {e}",
+                            file.display()
+                        )
+                    })?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                let verifier = if tls.require_client_certificate {
+                    verifier
+                } else {
+                    verifier.allow_unauthenticated()
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| format!("client_ca \"{}\": {e}", file.display()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut resolver = SniResolver::default();
+        for cert in &tls.certificates {
+            let shown = || {
+                format!(
+                    "certificate \"{}\" with key \"{}\"",
+                    cert.cert_chain_file.display(),
+                    cert.private_key_file.display()
+                )
+            };
+            warn_if_readable_by_others(&cert.private_key_file);
+            let key = provider
+                .key_provider
+                .load_private_key(cert.private_key.der())
+                .map_err(|e| format!("{}: unusable private key: {e}", shown()))?;
+            let certified = CertifiedKey::new(cert.chain.clone(), key);
+            certified.keys_match().map_err(|e| {
+                format!("{}: the key does not match the certificate ({e})", shown())
+            })?;
+            let names = cert
+                .chain
+                .first()
+                .map(|leaf| PeerIdentity::from_der(leaf.as_ref()).server_names())
+                .unwrap_or_default();
+            resolver.add(names, Arc::new(certified));
+        }
+        let mut config = builder.with_cert_resolver(Arc::new(resolver));
+        config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        Ok(TlsServer {
+            config: Arc::new(config),
+            handshake_timeout: tls.handshake_timeout,
+        })
+    }
+}
+
+/// A private key file anyone but its owner may read is worth a warning (not an error: a
+/// container may mount secrets with wide modes on purpose).
+fn warn_if_readable_by_others(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(file) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %file.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "private key file is readable by group or others; chmod 600 it"
+            );
+        }
+    }
+}
+
+/// A resolver with no certificate, for tests that need a config they never handshake with.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct NoCert;
+
+#[cfg(test)]
+impl rustls::server::ResolvesServerCert for NoCert {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        None
+    }
+}
