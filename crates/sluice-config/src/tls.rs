@@ -323,6 +323,19 @@ fn decode_certificate(node: &Node, path: &str, cx: &mut Cx) -> Option<TlsCertifi
     })
 }
 
+/// A PEM file's bytes; a file that cannot be read is an error naming it.
+fn read_file(file: &Path, line: usize, path: &str, cx: &mut Cx) -> Option<Vec<u8>> {
+    std::fs::read(file)
+        .map_err(|e| {
+            cx.error(
+                line,
+                path,
+                format!("cannot read \"{}\": {e}", file.display()),
+            )
+        })
+        .ok()
+}
+
 /// Reads every certificate of a PEM file; none at all is an error.
 fn read_certs(
     file: &Path,
@@ -330,14 +343,8 @@ fn read_certs(
     path: &str,
     cx: &mut Cx,
 ) -> Option<Vec<CertificateDer<'static>>> {
+    let bytes = read_file(file, line, path, cx)?;
     let shown = file.display();
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
-        Err(e) => {
-            cx.error(line, path, format!("cannot read \"{shown}\": {e}"));
-            return None;
-        }
-    };
     let mut certs = Vec::new();
     for item in CertificateDer::pem_slice_iter(&bytes) {
         match item {
@@ -365,14 +372,8 @@ fn read_certs(
 
 /// Reads the first private key of a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC).
 fn read_key(file: &Path, line: usize, path: &str, cx: &mut Cx) -> Option<PrivateKey> {
+    let bytes = read_file(file, line, path, cx)?;
     let shown = file.display();
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
-        Err(e) => {
-            cx.error(line, path, format!("cannot read \"{shown}\": {e}"));
-            return None;
-        }
-    };
     match PrivateKeyDer::from_pem_slice(&bytes) {
         Ok(k) => Some(PrivateKey(Arc::new(k))),
         Err(e) => {
