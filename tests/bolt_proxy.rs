@@ -149,6 +149,34 @@ fn heartbeats_are_answered_by_sluice_and_errors_reach_the_client() {
 }
 
 #[test]
+fn a_header_change_the_protocol_cannot_carry_gets_a_bad_request_reply() {
+    let server = BoltServer::start("big");
+    // Bolt's header map has a 15-bit length: this added value cannot be encoded.
+    let big = "y".repeat(40_000);
+    let (s, addr) = start(
+        &format!(
+            r#"
+          - match: {{ headers: [{{ name: service, prefix: "com.example." }}] }}
+            route: {{ cluster: up, retry_policy: {{ retry_on: "5xx,reset", num_retries: 2 }} }}
+            request_headers_to_add:
+              - header: {{ key: x-big, value: "{big}" }}
+"#
+        ),
+        &cluster("up", &[server.addr]),
+    );
+    let run = BoltClient::new(addr).run();
+    assert_eq!(run.errors, 1, "{}", run.raw);
+    assert!(
+        run.has_error("the request cannot be sent upstream (cluster \"up\")")
+            && run.has_error("header map over 32767 bytes"),
+        "{}",
+        run.raw
+    );
+    // Not retried, and not held against the host.
+    assert_eq!(stat(&s, "cluster.up.upstream_rq_retry"), 0);
+}
+
+#[test]
 fn a_call_slower_than_the_route_timeout_gets_sluices_timeout_error() {
     let server = BoltServer::start("t");
     let (_sluice, addr) = start(

@@ -46,6 +46,8 @@ enum Try {
     Timeout,
     /// The response was over `max_frame_size` (its declared length): passed over.
     TooLarge(usize),
+    /// The protocol could not encode the request: nothing was sent.
+    Unencodable(String),
 }
 
 /// Handles `request`; the response to write back (its id the client's), or `None` for a
@@ -127,13 +129,9 @@ pub async fn handle(
     };
     let mut request = request;
     if mutate::any(&levels, true) {
+        // A frame the protocol cannot rebuild is answered when the upstream connection fails
+        // to encode it (`Lost::Unencodable`).
         mutate::apply_request(request.headers_mut(), &levels, &vars(None));
-        // Checked here, once, so a frame the protocol cannot rebuild gets a clear answer
-        // rather than vanishing in the upstream connection's writer.
-        if let Err(e) = shared.protocol.encode(&request, &mut BytesMut::new()) {
-            let message = format!("the route's request header changes cannot be applied: {e}");
-            return reply(&template, LocalError::BadRequest, message);
-        }
     }
     let subset = target.metadata_match.key.as_str();
     let policy = action.retry_policy.as_ref().filter(|p| p.num_retries > 0);
@@ -241,6 +239,7 @@ async fn send(shared: &Shared, cluster: &Cluster, host: &Arc<Host>, request: Fra
         Ok(response) => Try::Response(response),
         Err(Lost::Closed | Lost::Reset) => Try::Reset,
         Err(Lost::TooLarge(len)) => Try::TooLarge(len),
+        Err(Lost::Unencodable(why)) => Try::Unencodable(why),
     }
 }
 
@@ -285,8 +284,8 @@ fn report(cluster: &Cluster, host: &Arc<Host>, protocol: &Arc<dyn Protocol>, out
         Try::ConnectFailure(_) => HostOutcome::ConnectFailure,
         Try::Reset => HostOutcome::Reset,
         Try::Timeout => HostOutcome::Timeout,
-        // The breaker said no, or our own limit did: nothing about the host.
-        Try::Overflow | Try::TooLarge(_) => return,
+        // The breaker said no, or our own limit or codec did: nothing about the host.
+        Try::Overflow | Try::TooLarge(_) | Try::Unencodable(_) => return,
     };
     cluster.report(host, outcome);
 }
@@ -304,7 +303,7 @@ fn retriable(policy: &RetryPolicy, outcome: &Try, protocol: &Arc<dyn Protocol>) 
         Try::Reset => on(RetryOn::Reset) || on(RetryOn::FiveXx) || on(RetryOn::GatewayError),
         Try::Timeout => on(RetryOn::FiveXx) || on(RetryOn::GatewayError),
         // The same request would get the same response from any host.
-        Try::Overflow | Try::TooLarge(_) => false,
+        Try::Overflow | Try::TooLarge(_) | Try::Unencodable(_) => false,
         Try::Response(r) => {
             let by_code = on(RetryOn::RetriableStatusCodes)
                 && u16::try_from(r.status)
@@ -357,6 +356,10 @@ fn local_error(
                 "upstream response too large: {len} bytes, over max_frame_size {max_frame_size} ({}, cluster \"{cluster}\")",
                 host.address
             ),
+        ),
+        Try::Unencodable(why) => (
+            LocalError::BadRequest,
+            format!("the request cannot be sent upstream (cluster \"{cluster}\"): {why}"),
         ),
         Try::Response(_) => (LocalError::UpstreamFailure, String::new()),
     }

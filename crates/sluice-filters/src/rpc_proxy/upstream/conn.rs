@@ -84,7 +84,7 @@ pub struct Conn {
 }
 
 /// Why a call got no response on this connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lost {
     /// The connection had already closed: the request was not sent.
     Closed,
@@ -93,6 +93,9 @@ pub enum Lost {
     /// The response declared this many bytes, over `max_frame_size`: it was passed over
     /// (the connection and its other calls carry on).
     TooLarge(usize),
+    /// The protocol could not encode the request (a header change it cannot carry): it was
+    /// not sent.
+    Unencodable(String),
 }
 
 /// What a waiting call is handed: its response, or why there is none.
@@ -231,7 +234,7 @@ impl Task {
                         Beat::Ping(wait) => {
                             let id = self.next_free_id();
                             if let Some(ping) = self.protocol.heartbeat(id) {
-                                self.write(&ping);
+                                let _ = self.write(&ping);
                             }
                             wait
                         }
@@ -274,7 +277,7 @@ impl Task {
                     }
                     FrameKind::HeartbeatRequest => {
                         if let Some(reply) = self.protocol.heartbeat_reply(&frame) {
-                            self.write(&reply);
+                            let _ = self.write(&reply);
                         }
                     }
                     // Our own heartbeats' answers, and requests an upstream should not send.
@@ -308,17 +311,19 @@ impl Task {
                 }
                 let id = self.next_free_id();
                 frame.id = id;
-                if self.write(&frame) {
-                    if self.pending.len() >= self.sweep_at {
-                        self.pending.retain(|_, c| !c.is_closed());
-                        self.sweep_at = (self.pending.len() * 2).max(1024);
-                    }
-                    self.pending.insert(id, caller);
+                if let Err(e) = self.write(&frame) {
+                    let _ = caller.send(Err(Lost::Unencodable(e)));
+                    return;
                 }
+                if self.pending.len() >= self.sweep_at {
+                    self.pending.retain(|_, c| !c.is_closed());
+                    self.sweep_at = (self.pending.len() * 2).max(1024);
+                }
+                self.pending.insert(id, caller);
             }
             Outgoing::Oneway(mut frame) => {
                 frame.id = self.next_free_id();
-                self.write(&frame);
+                let _ = self.write(&frame);
             }
         }
     }
@@ -335,15 +340,14 @@ impl Task {
         }
     }
 
-    fn write(&mut self, frame: &Frame) -> bool {
+    /// Appends `frame`; on an encode error nothing of it stays in the buffer, and the frame
+    /// is dropped (a waiting caller is told why).
+    fn write(&mut self, frame: &Frame) -> Result<(), String> {
         let before = self.wbuf.len();
-        match self.protocol.encode(frame, &mut self.wbuf) {
-            Ok(()) => true,
-            Err(e) => {
-                self.wbuf.truncate(before);
-                debug!(error = %e, "request could not be encoded; dropped");
-                false
-            }
-        }
+        self.protocol.encode(frame, &mut self.wbuf).map_err(|e| {
+            self.wbuf.truncate(before);
+            debug!(error = %e, "frame could not be encoded; dropped");
+            e.to_string()
+        })
     }
 }
