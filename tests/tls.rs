@@ -136,6 +136,60 @@ fn s_client_full(addr: SocketAddr, args: &[&str]) -> String {
     )
 }
 
+/// One counter from the admin's `/stats` (0 when absent).
+fn stat(s: &Sluice, name: &str) -> u64 {
+    let (code, body) = http_get(s.admin, "/stats").unwrap();
+    assert_eq!(code, 200);
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `listener.<addr>.` prefix of a listener's counters.
+fn listener_stat(addr: SocketAddr, name: &str) -> String {
+    format!("listener.127.0.0.1_{}.{name}", addr.port())
+}
+
+/// A client certificate from the test CA that expired in 2020 (`openssl ca` can set dates
+/// in the past; `x509 -req` cannot).
+fn expired_client() -> (String, String) {
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let dir = certs();
+        std::fs::write(
+            dir.join("expired.cnf"),
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = expired.db\nnew_certs_dir = .\nserial = expired.srl\npolicy = p\ndefault_md = sha256\ncopy_extensions = copy\n[p]\ncommonName = supplied\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("expired.db"), "").unwrap();
+        std::fs::write(dir.join("expired.srl"), "01\n").unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
+            "/CN=expired", "-keyout", "expired.key", "-out", "expired.csr", "-addext",
+            "subjectAltName=URI:spiffe://cluster.local/ns/default/sa/expired", "-addext",
+            "extendedKeyUsage=clientAuth",
+        ]);
+        run(&[
+            "ca", "-batch", "-config", "expired.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
+            "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-in",
+            "expired.csr", "-out", "expired.pem", "-notext",
+        ]);
+    });
+    (cert("expired.pem"), cert("expired.key"))
+}
+
 #[test]
 fn terminates_tls_and_proxies_http1_and_h2_by_alpn() {
     let nginx =
@@ -467,9 +521,139 @@ fn bad_input_is_closed_and_others_unaffected() {
             .contains("handshake_timeout passed before the handshake finished")
             .then_some(())
     });
+    // An oversized handshake: a ClientHello that claims 16 MiB, sent in full-size records
+    // until Sluice closes the connection (it must not buffer it all).
+    let mut big = connect(addr);
+    let mut record = vec![0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0xff, 0xff, 0xff];
+    record.resize(5 + 0x4000, 0x41);
+    let mut sent = 0usize;
+    while sent < 16 << 20 {
+        match big.write_all(&record) {
+            Ok(()) => sent += record.len(),
+            Err(_) => break,
+        }
+        if sent == record.len() {
+            // Later records carry no header of their own in this stream of junk.
+            record.truncate(5);
+            record[..5].copy_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+            record.resize(5 + 0x4000, 0x41);
+        }
+    }
+    assert!(sent < 16 << 20, "16 MiB of ClientHello were all taken in");
     let log = s.log();
     assert!(log.contains("not a TLS ClientHello"), "{log}");
     assert_eq!(https(addr, "a.example.com", &[]).text(), "fine");
+    // Each refusal was counted, under Envoy's names where Envoy has one.
+    assert!(stat(&s, &listener_stat(addr, "ssl.client_hello_error")) >= 2);
+    assert!(stat(&s, &listener_stat(addr, "ssl.connection_error")) >= 2);
+    assert!(
+        stat(
+            &s,
+            &listener_stat(addr, "downstream_cx_transport_socket_connect_timeout")
+        ) >= 1
+    );
+    assert!(stat(&s, &listener_stat(addr, "ssl.handshake")) >= 2);
+}
+
+#[test]
+fn refused_client_certificates_get_the_right_alert_and_are_counted() {
+    let (s, addr) = start_tls(
+        &format!(
+            "{{ certificates: [{}], client_ca: \"{}\", require_client_certificate: true }}",
+            server_cert(),
+            cert("ca.pem")
+        ),
+        &answer("mtls"),
+        "",
+    );
+    // s_client waits for the server (-ign_eof), so a TLS 1.3 refusal, which comes after the
+    // client's Finished, is read and reported too.
+    let refused = |version: &str, cert: Option<(&str, &str)>| {
+        let mut args = vec!["-servername", "a.example.com", "-ign_eof", version];
+        if let Some((c, k)) = cert {
+            args.extend_from_slice(&["-cert", c, "-key", k]);
+        }
+        s_client(addr, &args)
+    };
+    let (oc, ok) = (cert("other-client.pem"), cert("other-client.key"));
+    let (ec, ek) = expired_client();
+    for version in ["-tls1_2", "-tls1_3"] {
+        let out = refused(version, None);
+        assert!(
+            out.contains("alert certificate required"),
+            "{version}: {out}"
+        );
+        let out = refused(version, Some((&oc, &ok)));
+        assert!(out.contains("alert unknown ca"), "{version}: {out}");
+        let out = refused(version, Some((&ec, &ek)));
+        assert!(
+            out.contains("alert certificate expired"),
+            "{version}: {out}"
+        );
+    }
+    let (c, k) = (cert("client.pem"), cert("client.key"));
+    assert_eq!(
+        https(addr, "a.example.com", &["--cert", &c, "--key", &k]).text(),
+        "mtls"
+    );
+    assert_eq!(stat(&s, &listener_stat(addr, "ssl.fail_verify_no_cert")), 2);
+    assert_eq!(stat(&s, &listener_stat(addr, "ssl.fail_verify_error")), 4);
+    assert_eq!(stat(&s, &listener_stat(addr, "ssl.connection_error")), 6);
+    assert_eq!(stat(&s, &listener_stat(addr, "ssl.handshake")), 1);
+    // A refusal is logged at info with its reason (the first in each second).
+    let log = s.log();
+    assert!(log.contains("TLS handshake failed"), "{log}");
+}
+
+#[test]
+fn chains_match_on_alpn_and_source_address() {
+    let addr = local(free_port());
+    let chain = |m: &str, body: &str| {
+        format!(
+            "      - match: {m}\n        tls: {{ certificates: [{}], alpn: [h2, http/1.1] }}\n        filters: [{}]\n",
+            server_cert(),
+            answer(body)
+        )
+    };
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: edge
+    address: \"{addr}\"
+    listener_filters: [tls_inspector]
+    filter_chains:
+{}{}{}",
+        chain("{}", "any"),
+        chain("{ application_protocols: [h2] }", "h2-chain"),
+        chain("{ source_prefix_ranges: [127.0.0.2/32] }", "from-2"),
+    );
+    let s = Sluice::start(&yaml);
+    assert_eq!(https(addr, "a.example.com", &["--http1.1"]).text(), "any");
+    assert_eq!(
+        https(addr, "a.example.com", &["--http2"]).text(),
+        "h2-chain"
+    );
+    // The source address is looked at after ALPN: an h2 client from 127.0.0.2 gets the h2
+    // chain, an HTTP/1.1 one the chain for its address.
+    assert_eq!(
+        https(
+            addr,
+            "a.example.com",
+            &["--http1.1", "--interface", "127.0.0.2"]
+        )
+        .text(),
+        "from-2"
+    );
+    assert_eq!(
+        https(
+            addr,
+            "a.example.com",
+            &["--http2", "--interface", "127.0.0.2"]
+        )
+        .text(),
+        "h2-chain"
+    );
+    assert_eq!(stat(&s, &listener_stat(addr, "tls_inspector.tls_found")), 4);
 }
 
 fn check(yaml: &str) -> (i32, String) {
@@ -557,7 +741,7 @@ clusters: [{{ name: c, endpoints: [{{ address: \"127.0.0.1:2\" }}] }}]
     ));
     assert_ne!(code, 0);
     assert!(
-        out.contains("listeners[0].filter_chains[0].match: matching on server_names or transport_protocol needs listener_filters: [tls_inspector]"),
+        out.contains("listeners[0].filter_chains[0].match: matching on server_names, transport_protocol or application_protocols needs listener_filters: [tls_inspector]"),
         "{out}"
     );
 

@@ -21,7 +21,7 @@ const INDEX: &[(&str, &str)] = &[
     ),
     (
         "/stats",
-        "cluster counters and gauges, `cluster.<name>.<stat>: value` (Envoy's names)",
+        "counters and gauges, `cluster.<name>.<stat>: value`, `listener.<address>.<stat>: value` (Envoy's names)",
     ),
 ];
 
@@ -57,12 +57,15 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
             text(StatusCode::OK, body)
         }
         "/stats" => {
-            let body: String = state
+            let mut lines = state
                 .clusters
                 .load()
                 .as_deref()
                 .map(crate::clusters::stats)
-                .unwrap_or_default()
+                .unwrap_or_default();
+            lines.extend(sluice_stats::store().counters());
+            lines.sort();
+            let body: String = lines
                 .into_iter()
                 .map(|(name, value)| format!("{name}: {value}\n"))
                 .collect();

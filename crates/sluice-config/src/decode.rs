@@ -165,7 +165,7 @@ pub trait Decode: Sized {
 }
 
 /// Reads a scalar or reports that one was expected.
-fn scalar<'n>(node: &'n Node, path: &str, cx: &mut Cx, what: &str) -> Option<&'n str> {
+pub(crate) fn scalar<'n>(node: &'n Node, path: &str, cx: &mut Cx, what: &str) -> Option<&'n str> {
     match node.as_scalar() {
         Some(s) => Some(s),
         None => {
@@ -220,7 +220,7 @@ macro_rules! decode_int {
         }
     )*};
 }
-decode_int!(u16, u32, u64, usize);
+decode_int!(u8, u16, u32, u64, usize);
 
 impl Decode for Duration {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {

@@ -5,6 +5,7 @@
 //! and published through a [`ConfigStore`] so later changes (reload, xDS) swap it without locks.
 
 pub mod address;
+pub mod cidr;
 pub mod cluster;
 mod cluster_decode;
 pub mod decode;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 pub use address::Address;
+pub use cidr::Cidr;
 pub use cluster::*;
 pub use decode::{Cx, Decode, Diagnostic, Fields};
 pub use health_check::{

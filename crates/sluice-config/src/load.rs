@@ -268,8 +268,13 @@ fn decode_filter_chain(
 
 fn decode_chain_match(node: &Node, path: &str, cx: &mut Cx) -> Option<FilterChainMatch> {
     let mut f = Fields::new(node, path, cx)?;
+    let destination_port = f.optional::<u16>("destination_port", cx);
+    let prefix_ranges = f.or("prefix_ranges", Vec::<crate::Cidr>::new(), cx);
     let server_names = f.or("server_names", Vec::<String>::new(), cx);
     let transport_protocol = f.optional::<TransportProtocol>("transport_protocol", cx);
+    let application_protocols = f.or("application_protocols", Vec::<String>::new(), cx);
+    let source_prefix_ranges = f.or("source_prefix_ranges", Vec::<crate::Cidr>::new(), cx);
+    let source_ports = f.or("source_ports", Vec::<u16>::new(), cx);
     f.finish(cx);
     let server_names: Vec<String> = server_names?
         .into_iter()
@@ -286,8 +291,13 @@ fn decode_chain_match(node: &Node, path: &str, cx: &mut Cx) -> Option<FilterChai
         }
     }
     Some(FilterChainMatch {
+        destination_port: destination_port.ok()?,
+        prefix_ranges: prefix_ranges?,
         server_names,
         transport_protocol: transport_protocol.ok()?,
+        application_protocols: application_protocols?,
+        source_prefix_ranges: source_prefix_ranges?,
+        source_ports: source_ports?,
     })
 }
 
@@ -591,11 +601,11 @@ fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
     for (i, chain) in l.filter_chains.iter().enumerate() {
         check_chain(chain, cx);
         let m = &chain.matcher;
-        if !m.is_empty() && !inspector {
+        if m.needs_inspector() && !inspector {
             cx.error(
                 chain.line,
                 &join(&chain.path, "match"),
-                "matching on server_names or transport_protocol needs listener_filters: [tls_inspector]",
+                "matching on server_names, transport_protocol or application_protocols needs listener_filters: [tls_inspector]",
             );
         }
         let tls_chain =
@@ -614,12 +624,21 @@ fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
             );
         }
         let same = |other: &FilterChainConfig| {
-            let mut a = other.matcher.server_names.clone();
-            let mut b = m.server_names.clone();
-            a.sort();
-            b.sort();
-            a == b
-                && other.matcher.transport_protocol == m.transport_protocol
+            fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+                let mut v = v.to_vec();
+                v.sort();
+                v
+            }
+            let (a, b) = (&other.matcher, m);
+            sorted(&a.server_names) == sorted(&b.server_names)
+                && sorted(&a.application_protocols) == sorted(&b.application_protocols)
+                && sorted(&a.source_ports) == sorted(&b.source_ports)
+                && sorted(&a.prefix_ranges.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    == sorted(&b.prefix_ranges.iter().map(ToString::to_string).collect::<Vec<_>>())
+                && sorted(&a.source_prefix_ranges.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    == sorted(&b.source_prefix_ranges.iter().map(ToString::to_string).collect::<Vec<_>>())
+                && a.destination_port == b.destination_port
+                && a.transport_protocol == b.transport_protocol
                 // With the inspector, TLS and plaintext clients go to different chains;
                 // without it, every client goes to the one chain.
                 && (!inspector || other.tls.is_some() == chain.tls.is_some())

@@ -100,14 +100,30 @@ impl Decode for TransportProtocol {
 /// Which connections a filter chain takes. Empty: any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FilterChainMatch {
+    /// The port the client connected to.
+    pub destination_port: Option<u16>,
+    /// The address the client connected to.
+    pub prefix_ranges: Vec<crate::Cidr>,
     /// SNI names, exact (`a.example.com`) or a leading wildcard (`*.example.com`).
     pub server_names: Vec<String>,
     pub transport_protocol: Option<TransportProtocol>,
+    /// ALPN protocols the client offers (any one of them matches).
+    pub application_protocols: Vec<String>,
+    /// The client's address.
+    pub source_prefix_ranges: Vec<crate::Cidr>,
+    pub source_ports: Vec<u16>,
 }
 
 impl FilterChainMatch {
     pub fn is_empty(&self) -> bool {
-        self.server_names.is_empty() && self.transport_protocol.is_none()
+        self == &FilterChainMatch::default()
+    }
+
+    /// Whether the match reads the ClientHello (and so needs the TLS inspector).
+    pub fn needs_inspector(&self) -> bool {
+        !self.server_names.is_empty()
+            || self.transport_protocol.is_some()
+            || !self.application_protocols.is_empty()
     }
 }
 

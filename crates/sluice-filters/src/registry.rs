@@ -95,7 +95,8 @@ pub fn build_listener(
     let inspector = listener
         .listener_filters
         .contains(&ListenerFilter::TlsInspector);
-    Ok(ListenerChains::new(chains, inspector))
+    let scope = sluice_stats::Scope::listener(&listener.address.to_string());
+    Ok(ListenerChains::new(chains, inspector, &scope))
 }
 
 /// Builds one filter chain's network filters.

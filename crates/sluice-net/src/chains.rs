@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_config::{FilterChainMatch, TransportProtocol, DEFAULT_HANDSHAKE_TIMEOUT};
+use sluice_stats::Scope;
 use tokio_rustls::LazyConfigAcceptor;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::filter::{ConnectionInfo, FilterChain};
+use crate::listener_stats::ListenerStats;
 use crate::stream::Stream;
 use crate::tls::{TlsInfo, TlsServer};
 
@@ -40,6 +42,7 @@ pub struct ListenerChains {
     /// Bounds reading the ClientHello, before a chain (and its own timeout) is known: the
     /// longest `handshake_timeout` of the listener's chains.
     hello_timeout: Duration,
+    stats: ListenerStats,
 }
 
 /// Why a connection was closed before reaching a chain (logged at debug).
@@ -67,7 +70,7 @@ impl std::fmt::Display for Refused {
 }
 
 impl ListenerChains {
-    pub fn new(chains: Vec<Chain>, tls_inspector: bool) -> ListenerChains {
+    pub fn new(chains: Vec<Chain>, tls_inspector: bool, scope: &Scope) -> ListenerChains {
         let hello_timeout = chains
             .iter()
             .filter_map(|c| c.tls.as_ref().map(|t| t.handshake_timeout))
@@ -77,25 +80,16 @@ impl ListenerChains {
             chains,
             inspector: tls_inspector,
             hello_timeout,
+            stats: ListenerStats::new(scope, tls_inspector),
         }
-    }
-
-    /// A listener of one plaintext chain, the common case before TLS.
-    pub fn single(filters: FilterChain) -> ListenerChains {
-        ListenerChains::new(
-            vec![Chain {
-                matcher: FilterChainMatch::default(),
-                tls: None,
-                filters,
-            }],
-            false,
-        )
     }
 
     /// The chain every connection goes to when nothing needs to be looked at first.
     pub fn plain(&self) -> Option<&FilterChain> {
         match self.chains.as_slice() {
-            [only] if only.tls.is_none() && !self.inspector => Some(&only.filters),
+            [only] if only.tls.is_none() && !self.inspector && only.matcher.is_empty() => {
+                Some(&only.filters)
+            }
             _ => None,
         }
     }
@@ -103,51 +97,73 @@ impl ListenerChains {
     /// Inspects, matches and handshakes, then serves the connection on its chain.
     pub async fn serve(self: Arc<Self>, stream: Stream, mut info: ConnectionInfo) {
         let started = tokio::time::Instant::now();
-        let is_tls = if self.inspector {
-            match tokio::time::timeout(self.hello_timeout, first_byte(&stream)).await {
-                Ok(Ok(Some(b))) => b == TLS_HANDSHAKE_RECORD,
-                Ok(Ok(None) | Err(_)) => return refused(&info, Refused::Closed),
-                Err(_) => return refused(&info, Refused::Timeout),
-            }
-        } else {
-            // Without the inspector there is one chain (config validation sees to it).
-            self.chains.first().is_some_and(|c| c.tls.is_some())
+        let mut facts = Facts {
+            tls: None,
+            sni: None,
+            alpn: Vec::new(),
+            local: info.local,
+            peer: match info.peer {
+                crate::PeerAddr::Tcp(a) => Some(a),
+                crate::PeerAddr::Unix => None,
+            },
         };
-        if !is_tls {
-            let Some(chain) = self.select(false, None) else {
-                return refused(&info, Refused::NoChain);
+        if self.inspector {
+            let is_tls = match tokio::time::timeout(self.hello_timeout, first_byte(&stream)).await {
+                Ok(Ok(Some(b))) => b == TLS_HANDSHAKE_RECORD,
+                Ok(Ok(None) | Err(_)) => return self.refused(&info, Refused::Closed),
+                Err(_) => return self.refused(&info, Refused::Timeout),
             };
-            if let Some(fut) = chain.filters.accept(stream, info) {
-                fut.await;
+            if is_tls {
+                &self.stats.tls_found
+            } else {
+                &self.stats.tls_not_found
             }
-            return;
+            .inc();
+            facts.tls = Some(is_tls);
+        }
+        if facts.tls != Some(true) {
+            // Plaintext, or no inspector: the chain is chosen without the ClientHello, and
+            // its `tls:` says whether a handshake comes (validation keeps that consistent).
+            let Some(chain) = self.select(&facts) else {
+                return self.refused(&info, Refused::NoChain);
+            };
+            if chain.tls.is_none() {
+                if let Some(fut) = chain.filters.accept(stream, info) {
+                    fut.await;
+                }
+                return;
+            }
         }
         let hello = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
         let start = match tokio::time::timeout(self.hello_timeout, hello).await {
             Ok(Ok(start)) => start,
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return refused(&info, Refused::Closed)
+                return self.refused(&info, Refused::Closed)
             }
-            Ok(Err(e)) => return refused(&info, Refused::NotTls(e)),
-            Err(_) => return refused(&info, Refused::Timeout),
+            Ok(Err(e)) => return self.refused(&info, Refused::NotTls(e)),
+            Err(_) => return self.refused(&info, Refused::Timeout),
         };
-        let sni = start
-            .client_hello()
-            .server_name()
-            .map(str::to_ascii_lowercase);
-        let Some(chain) = self.select(true, sni.as_deref()) else {
-            return refused(&info, Refused::NoChain);
+        let hello = start.client_hello();
+        facts.tls = Some(true);
+        facts.sni = hello.server_name().map(str::to_ascii_lowercase);
+        facts.alpn = hello
+            .alpn()
+            .map(|protocols| protocols.map(<[u8]>::to_vec).collect())
+            .unwrap_or_default();
+        let Some(chain) = self.select(&facts) else {
+            return self.refused(&info, Refused::NoChain);
         };
         let Some(tls) = &chain.tls else {
-            return refused(&info, Refused::NoChain);
+            return self.refused(&info, Refused::NoChain);
         };
         let left = tls.handshake_timeout.saturating_sub(started.elapsed());
         let accept = start.into_stream(tls.config.clone());
         let stream = match tokio::time::timeout(left, accept).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return refused(&info, Refused::Handshake(e)),
-            Err(_) => return refused(&info, Refused::Timeout),
+            Ok(Err(e)) => return self.refused(&info, Refused::Handshake(e)),
+            Err(_) => return self.refused(&info, Refused::Timeout),
         };
+        self.stats.ssl_handshake.inc();
         let tls_info = TlsInfo::from_connection(stream.get_ref().1);
         debug!(
             listener = %info.listener,
@@ -163,38 +179,137 @@ impl ListenerChains {
         }
     }
 
-    /// The most specific chain for this connection: an exact server name beats a wildcard
-    /// (the longer the better), which beats a chain without names; then a chain that names
-    /// its transport beats one that does not; then the first in config order. A TLS client
-    /// only gets a chain with `tls:`, a plaintext one only a chain without.
-    fn select(&self, tls: bool, sni: Option<&str>) -> Option<&Chain> {
-        let mut best: Option<(&Chain, (usize, bool))> = None;
-        for chain in &self.chains {
-            if chain.tls.is_some() != tls && self.inspector {
-                continue;
+    /// Counts a connection closed before a chain took it, and logs it: at info for the first
+    /// in a second, at debug for the rest (a scanner hammering a TLS port cannot flood the
+    /// log, yet an operator sees that it happens and why).
+    fn refused(&self, info: &ConnectionInfo, why: Refused) {
+        let stats = &self.stats;
+        match &why {
+            Refused::Timeout => stats.handshake_timeout.inc(),
+            Refused::Closed => {}
+            Refused::NotTls(_) => {
+                stats.ssl_connection_error.inc();
+                stats.client_hello_error.inc()
             }
-            let m = &chain.matcher;
-            let transport = if tls {
-                TransportProtocol::Tls
-            } else {
-                TransportProtocol::RawBuffer
-            };
-            if m.transport_protocol.is_some_and(|t| t != transport) {
-                continue;
+            Refused::Handshake(e) => {
+                stats.ssl_connection_error.inc();
+                match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                    Some(rustls::Error::NoCertificatesPresented) => {
+                        stats.ssl_fail_verify_no_cert.inc()
+                    }
+                    Some(rustls::Error::InvalidCertificate(_)) => stats.ssl_fail_verify_error.inc(),
+                    _ => {}
+                }
             }
-            let name_rank = if m.server_names.is_empty() {
-                Some(0)
-            } else {
-                sni.and_then(|sni| name_rank(&m.server_names, sni))
-            };
-            let Some(name_rank) = name_rank else { continue };
-            let rank = (name_rank, m.transport_protocol.is_some());
-            if best.is_none_or(|(_, r)| rank > r) {
-                best = Some((chain, rank));
-            }
+            Refused::NoChain => stats.no_filter_chain_match.inc(),
         }
-        best.map(|(c, _)| c)
+        if stats.log_now() {
+            info!(listener = %info.listener, peer = %info.peer, reason = %why, "connection closed before its filter chain");
+        } else {
+            debug!(listener = %info.listener, peer = %info.peer, reason = %why, "connection closed before its filter chain");
+        }
     }
+
+    /// The chain for this connection, chosen as Envoy chooses: criterion by criterion, in
+    /// the order destination port, destination address, server name, transport protocol,
+    /// application protocols, source address, source port. At each step the chains that name
+    /// a matching value most specifically stay (an exact port; the longest address prefix;
+    /// an exact name, then the longest wildcard); when none does, the chains that leave the
+    /// criterion out stay. Nothing backtracks: a specific match at one step that fails at a
+    /// later one means no chain. Ties go to config order. With the inspector, a TLS client
+    /// only gets a chain with `tls:` and a plaintext one only a chain without.
+    fn select(&self, facts: &Facts) -> Option<&Chain> {
+        let mut candidates: Vec<&Chain> = self
+            .chains
+            .iter()
+            .filter(|c| facts.tls.is_none_or(|tls| c.tls.is_some() == tls))
+            .collect();
+        let local_ip = facts.local.map(|a| a.ip());
+        let peer_ip = facts.peer.map(|a| a.ip());
+        narrow(&mut candidates, |m| {
+            m.destination_port
+                .map(|p| (facts.local.map(|a| a.port()) == Some(p)).then_some(0))
+        });
+        narrow(&mut candidates, |m| prefix_rank(&m.prefix_ranges, local_ip));
+        narrow(&mut candidates, |m| {
+            (!m.server_names.is_empty()).then(|| {
+                facts
+                    .sni
+                    .as_deref()
+                    .and_then(|sni| name_rank(&m.server_names, sni))
+            })
+        });
+        narrow(&mut candidates, |m| {
+            m.transport_protocol.map(|t| {
+                let tls = facts.tls == Some(true);
+                (tls == (t == TransportProtocol::Tls)).then_some(0)
+            })
+        });
+        narrow(&mut candidates, |m| {
+            (!m.application_protocols.is_empty()).then(|| {
+                m.application_protocols
+                    .iter()
+                    .any(|p| facts.alpn.iter().any(|a| a == p.as_bytes()))
+                    .then_some(0)
+            })
+        });
+        narrow(&mut candidates, |m| {
+            prefix_rank(&m.source_prefix_ranges, peer_ip)
+        });
+        narrow(&mut candidates, |m| {
+            (!m.source_ports.is_empty()).then(|| {
+                let port = facts.peer.map(|a| a.port());
+                port.is_some_and(|p| m.source_ports.contains(&p))
+                    .then_some(0)
+            })
+        });
+        candidates.first().copied()
+    }
+}
+
+/// What is known of a connection when its chain is chosen.
+struct Facts {
+    /// `None` without the inspector: not looked at.
+    tls: Option<bool>,
+    sni: Option<String>,
+    alpn: Vec<Vec<u8>>,
+    local: Option<std::net::SocketAddr>,
+    peer: Option<std::net::SocketAddr>,
+}
+
+/// One step of chain selection. `rank` says, for a chain's match: `None`, the criterion is
+/// not set; `Some(None)`, set and not matching; `Some(Some(r))`, matching with specificity
+/// `r`. Keeps the matching chains of the highest `r`, or else the chains without the
+/// criterion.
+fn narrow(candidates: &mut Vec<&Chain>, rank: impl Fn(&FilterChainMatch) -> Option<Option<usize>>) {
+    let ranks: Vec<Option<Option<usize>>> = candidates.iter().map(|c| rank(&c.matcher)).collect();
+    let best = ranks.iter().filter_map(|r| r.flatten()).max();
+    let mut i = 0;
+    candidates.retain(|_| {
+        let keep = match best {
+            Some(b) => ranks[i] == Some(Some(b)),
+            None => ranks[i].is_none(),
+        };
+        i += 1;
+        keep
+    });
+}
+
+/// The longest of `ranges` holding `ip`, as a rank for [`narrow`].
+fn prefix_rank(
+    ranges: &[sluice_config::Cidr],
+    ip: Option<std::net::IpAddr>,
+) -> Option<Option<usize>> {
+    if ranges.is_empty() {
+        return None;
+    }
+    Some(ip.and_then(|ip| {
+        ranges
+            .iter()
+            .filter(|r| r.contains(ip))
+            .map(|r| usize::from(r.prefix_len()))
+            .max()
+    }))
 }
 
 /// How well `names` match `sni`: `usize::MAX` exactly, the wildcard's length for a
@@ -237,12 +352,6 @@ async fn first_byte(stream: &Stream) -> io::Result<Option<u8>> {
     Ok((n == 1).then_some(b[0]))
 }
 
-fn refused(info: &ConnectionInfo, why: Refused) {
-    // Bad input from a client is the client's problem: debug, not warn, so a scanner
-    // hammering a TLS port cannot flood the log.
-    debug!(listener = %info.listener, peer = %info.peer, reason = %why, "connection closed before its filter chain");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +365,17 @@ mod tests {
     }
 
     fn chain(names: &[&str], transport: Option<TransportProtocol>, tls: bool) -> Chain {
+        with_match(
+            FilterChainMatch {
+                server_names: names.iter().map(|n| n.to_string()).collect(),
+                transport_protocol: transport,
+                ..Default::default()
+            },
+            tls,
+        )
+    }
+
+    fn with_match(matcher: FilterChainMatch, tls: bool) -> Chain {
         let tls = tls.then(|| {
             // A config is never used by `select`; any will do.
             let config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -271,10 +391,7 @@ mod tests {
             })
         });
         Chain {
-            matcher: FilterChainMatch {
-                server_names: names.iter().map(|n| n.to_string()).collect(),
-                transport_protocol: transport,
-            },
+            matcher,
             tls,
             filters: FilterChain {
                 filters: Vec::new(),
@@ -283,15 +400,39 @@ mod tests {
         }
     }
 
-    fn index_of(chains: &ListenerChains, tls: bool, sni: Option<&str>) -> Option<usize> {
-        let picked = chains.select(tls, sni)?;
+    fn listener(chains: Vec<Chain>, inspector: bool) -> ListenerChains {
+        ListenerChains::new(chains, inspector, &Scope::new("test"))
+    }
+
+    fn facts(tls: Option<bool>, sni: Option<&str>) -> Facts {
+        Facts {
+            tls,
+            sni: sni.map(str::to_string),
+            alpn: Vec::new(),
+            local: "127.0.0.1:8443".parse().ok(),
+            peer: "10.1.2.3:40000".parse().ok(),
+        }
+    }
+
+    fn picked(chains: &ListenerChains, facts: &Facts) -> Option<usize> {
+        let picked = chains.select(facts)?;
         chains.chains.iter().position(|c| std::ptr::eq(c, picked))
+    }
+
+    fn index_of(chains: &ListenerChains, tls: bool, sni: Option<&str>) -> Option<usize> {
+        picked(chains, &facts(Some(tls), sni))
+    }
+
+    fn cidrs(list: &[&str]) -> Vec<sluice_config::Cidr> {
+        list.iter()
+            .map(|c| sluice_config::Cidr::parse(c).unwrap())
+            .collect()
     }
 
     #[test]
     fn the_most_specific_chain_wins() {
         use TransportProtocol::*;
-        let chains = ListenerChains::new(
+        let chains = listener(
             vec![
                 chain(&[], None, true),                     // 0: any TLS
                 chain(&["*.example.com"], Some(Tls), true), // 1
@@ -312,7 +453,7 @@ mod tests {
 
     #[test]
     fn no_chain_for_the_other_transport() {
-        let chains = ListenerChains::new(
+        let chains = listener(
             vec![chain(
                 &["a.example.com"],
                 Some(TransportProtocol::Tls),
@@ -326,8 +467,80 @@ mod tests {
     }
 
     #[test]
+    fn ports_and_addresses_narrow_in_envoys_order() {
+        let m = |f: fn(&mut FilterChainMatch)| {
+            let mut m = FilterChainMatch::default();
+            f(&mut m);
+            with_match(m, false)
+        };
+        let chains = listener(
+            vec![
+                m(|_| {}),                                               // 0
+                m(|m| m.source_prefix_ranges = cidrs(&["10.0.0.0/8"])),  // 1
+                m(|m| m.source_prefix_ranges = cidrs(&["10.1.0.0/16"])), // 2
+                m(|m| m.destination_port = Some(9000)),                  // 3
+                m(|m| {
+                    m.destination_port = Some(9001);
+                    m.source_ports = vec![1]
+                }), // 4
+                m(|m| m.prefix_ranges = cidrs(&["127.0.0.2"])),          // 5
+            ],
+            false,
+        );
+        let mut f = facts(None, None);
+        // The longest source prefix wins among chains without a port.
+        assert_eq!(picked(&chains, &f), Some(2));
+        f.peer = "10.9.9.9:1".parse().ok();
+        assert_eq!(picked(&chains, &f), Some(1));
+        f.peer = "192.168.0.1:1".parse().ok();
+        assert_eq!(picked(&chains, &f), Some(0));
+        // A port match is taken before anything else is looked at.
+        f.local = "127.0.0.1:9000".parse().ok();
+        assert_eq!(picked(&chains, &f), Some(3));
+        // Port 9001 narrows to chain 4, whose source port then fails: no backtracking.
+        f.local = "127.0.0.1:9001".parse().ok();
+        f.peer = "192.168.0.1:2".parse().ok();
+        assert_eq!(picked(&chains, &f), None);
+        f.peer = "192.168.0.1:1".parse().ok();
+        assert_eq!(picked(&chains, &f), Some(4));
+        f.local = "127.0.0.2:80".parse().ok();
+        assert_eq!(picked(&chains, &f), Some(5));
+        assert!(chains.plain().is_none());
+    }
+
+    #[test]
+    fn alpn_narrows_after_the_server_name() {
+        let alpn = |names: &[&str], protocols: &[&str]| {
+            with_match(
+                FilterChainMatch {
+                    server_names: names.iter().map(|n| n.to_string()).collect(),
+                    application_protocols: protocols.iter().map(|p| p.to_string()).collect(),
+                    ..Default::default()
+                },
+                true,
+            )
+        };
+        let chains = listener(
+            vec![
+                alpn(&[], &[]),                          // 0
+                alpn(&[], &["h2"]),                      // 1
+                alpn(&["a.example.com"], &["http/1.1"]), // 2
+            ],
+            true,
+        );
+        let mut f = facts(Some(true), None);
+        assert_eq!(picked(&chains, &f), Some(0));
+        f.alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        assert_eq!(picked(&chains, &f), Some(1));
+        f.sni = Some("a.example.com".into());
+        assert_eq!(picked(&chains, &f), Some(2));
+        f.alpn = vec![b"h2".to_vec()];
+        assert_eq!(picked(&chains, &f), None);
+    }
+
+    #[test]
     fn a_single_plain_chain_is_the_fast_path() {
-        let chains = ListenerChains::new(vec![chain(&[], None, false)], false);
+        let chains = listener(vec![chain(&[], None, false)], false);
         assert!(chains.plain().is_some());
     }
 }

@@ -22,6 +22,9 @@ pub enum Verdict {
 pub struct ConnectionInfo {
     pub listener: Arc<str>,
     pub peer: PeerAddr,
+    /// The address the client connected to (TCP only): chain matching on destination port
+    /// and RBAC's `destination_port` read it.
+    pub local: Option<std::net::SocketAddr>,
     /// Fires when the process starts draining: a handler that multiplexes requests on a
     /// long-lived connection (HTTP keep-alive, HTTP/2) finishes what is in flight and closes,
     /// instead of holding the drain open until its deadline.

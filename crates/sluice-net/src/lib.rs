@@ -5,6 +5,7 @@ pub mod chains;
 pub mod connect;
 pub mod filter;
 pub mod listener;
+pub mod listener_stats;
 pub mod serve;
 pub mod stream;
 pub mod tls;

@@ -12,6 +12,7 @@ use tracing::{debug, warn, Instrument};
 use crate::chains::ListenerChains;
 use crate::filter::ConnectionInfo;
 use crate::listener::Listener;
+use crate::stream::Stream;
 
 /// Accepts connections until `shutdown` fires, then closes the socket (so new connections are
 /// refused) and returns. Each connection runs as its own task in `tracker`, which the caller
@@ -24,6 +25,13 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    // The address connections arrive at: the bound one, unless bound to a wildcard IP, when
+    // each connection's own (one getsockname) is the only way to know it.
+    let bound = match &listener {
+        Listener::Tcp(l) => l.local_addr().ok(),
+        Listener::Unix(..) => None,
+    };
+    let specific = bound.filter(|a| !a.ip().is_unspecified());
     loop {
         let accepted = tokio::select! {
             biased;
@@ -45,6 +53,11 @@ pub async fn serve(
         let info = ConnectionInfo {
             listener: name.clone(),
             peer,
+            local: match (specific, &stream) {
+                (Some(a), _) => Some(a),
+                (None, Stream::Tcp(s)) => s.local_addr().ok(),
+                _ => None,
+            },
             drain: shutdown.clone(),
             tls: None,
         };
