@@ -656,6 +656,64 @@ listeners:
     assert_eq!(stat(&s, &listener_stat(addr, "tls_inspector.tls_found")), 4);
 }
 
+#[test]
+fn a_server_first_protocol_passes_the_inspector_on_its_timeout() {
+    // An upstream that speaks first, as SMTP or MySQL do: its client sends nothing before
+    // the greeting, so the inspector has nothing to look at.
+    let upstream = spawn_server(|mut c| {
+        c.write_all(b"220 hello\r\n").unwrap();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 || c.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let listener = |name: &str, addr: SocketAddr, go_on: bool| {
+        format!(
+            "  - name: {name}
+    address: \"{addr}\"
+    listener_filters: [tls_inspector]
+    listener_filters_timeout: 300ms
+    continue_on_listener_filters_timeout: {go_on}
+    filter_chains:
+      - match: {{ transport_protocol: raw_buffer }}
+        filters: [{{ tcp_proxy: {{ cluster: up }} }}]
+      - match: {{ transport_protocol: tls }}
+        tls: {{ certificates: [{}] }}
+        filters: [{answer}]
+",
+            server_cert(),
+            answer = answer("tls")
+        )
+    };
+    let (on, off) = (local(free_port()), local(free_port()));
+    let s = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+{}{}clusters: [{{ name: up, endpoints: [{{ address: \"{upstream}\" }}] }}]
+",
+        listener("on", on, true),
+        listener("off", off, false)
+    ));
+    let mut c = connect(on);
+    let mut greeting = [0u8; 11];
+    c.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"220 hello\r\n");
+    roundtrip(&mut c, b"EHLO me\r\n");
+    // TLS clients of the same port are still told apart.
+    assert_eq!(https(on, "a.example.com", &[]).text(), "tls");
+    // Without continue_on_listener_filters_timeout the silent client is closed.
+    let mut c = connect(off);
+    assert_closed(&mut c, "a client silent past listener_filters_timeout");
+    assert!(
+        stat(
+            &s,
+            &listener_stat(off, "downstream_cx_transport_socket_connect_timeout")
+        ) >= 1
+    );
+}
+
 fn check(yaml: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sluice.yaml");
@@ -778,6 +836,24 @@ clusters: [{{ name: c, endpoints: [{{ address: \"127.0.0.1:2\" }}] }}]
         out.contains(
             "listeners[0].tls: with filter_chains, put tls: inside the chain it applies to"
         ),
+        "{out}"
+    );
+}
+
+#[test]
+fn listener_filter_timeouts_need_listener_filters() {
+    let (code, out) = check(
+        "listeners:
+  - name: l
+    address: 127.0.0.1:1
+    listener_filters_timeout: 1s
+    filters: [{ tcp_proxy: { cluster: c } }]
+clusters: [{ name: c, endpoints: [{ address: \"127.0.0.1:2\" }] }]
+",
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("listeners[0].listener_filters_timeout: applies only with listener_filters"),
         "{out}"
     );
 }

@@ -162,6 +162,22 @@ fn decode_listener(
     let backlog = f.or("backlog", 1024u32, cx);
     let socket_mode = f.optional::<FileMode>("socket_mode", cx);
     let listener_filters = f.or("listener_filters", Vec::<ListenerFilter>::new(), cx);
+    let listener_filters_timeout =
+        f.optional::<std::time::Duration>("listener_filters_timeout", cx);
+    let continue_on_timeout = f.or("continue_on_listener_filters_timeout", false, cx);
+    for key in [
+        "listener_filters_timeout",
+        "continue_on_listener_filters_timeout",
+    ] {
+        let without_filters = listener_filters.as_ref().is_some_and(Vec::is_empty);
+        if let (Some(n), true) = (f.node(key), without_filters) {
+            cx.error(
+                n.line,
+                &join(path, key),
+                "applies only with listener_filters (e.g. [tls_inspector])",
+            );
+        }
+    }
     let short_filters = f.node("filters");
     let short_tls = f.node("tls");
     let chains_node = f.node("filter_chains");
@@ -227,6 +243,8 @@ fn decode_listener(
         backlog: backlog?,
         socket_mode,
         listener_filters: listener_filters?,
+        listener_filters_timeout: listener_filters_timeout.ok()?,
+        continue_on_listener_filters_timeout: continue_on_timeout?,
         filter_chains: filter_chains?,
         line: node.line,
     })

@@ -91,6 +91,12 @@ pub struct ListenerConfig {
     pub socket_mode: Option<u32>,
     /// Run on each new connection before a filter chain is chosen.
     pub listener_filters: Vec<crate::tls::ListenerFilter>,
+    /// How long the listener filters may wait for the client's first bytes; `None`: the
+    /// longest `handshake_timeout` of the listener's chains.
+    pub listener_filters_timeout: Option<std::time::Duration>,
+    /// On that timeout, go on as a plaintext connection (a protocol where the server speaks
+    /// first) instead of closing.
+    pub continue_on_listener_filters_timeout: bool,
     /// At least one. The short form (`filters:` with an optional `tls:`) is one chain that
     /// matches every connection.
     pub filter_chains: Vec<crate::tls::FilterChainConfig>,

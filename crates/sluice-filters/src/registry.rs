@@ -96,7 +96,12 @@ pub fn build_listener(
         .listener_filters
         .contains(&ListenerFilter::TlsInspector);
     let scope = sluice_stats::Scope::listener(&listener.address.to_string());
-    Ok(ListenerChains::new(chains, inspector, &scope))
+    Ok(
+        ListenerChains::new(chains, inspector, &scope).with_inspector_timeout(
+            listener.listener_filters_timeout,
+            listener.continue_on_listener_filters_timeout,
+        ),
+    )
 }
 
 /// Builds one filter chain's network filters.

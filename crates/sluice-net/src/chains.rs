@@ -39,9 +39,12 @@ pub struct Chain {
 pub struct ListenerChains {
     chains: Vec<Chain>,
     inspector: bool,
-    /// Bounds reading the ClientHello, before a chain (and its own timeout) is known: the
-    /// longest `handshake_timeout` of the listener's chains.
+    /// Bounds waiting for the first byte and reading the ClientHello, before a chain (and its
+    /// own timeout) is known: `listener_filters_timeout`, by default the longest
+    /// `handshake_timeout` of the listener's chains.
     hello_timeout: Duration,
+    /// A client silent for `hello_timeout` is served as plaintext instead of closed.
+    continue_on_timeout: bool,
     stats: ListenerStats,
 }
 
@@ -80,8 +83,18 @@ impl ListenerChains {
             chains,
             inspector: tls_inspector,
             hello_timeout,
+            continue_on_timeout: false,
             stats: ListenerStats::new(scope, tls_inspector),
         }
+    }
+
+    /// Sets `listener_filters_timeout` and `continue_on_listener_filters_timeout`.
+    pub fn with_inspector_timeout(mut self, timeout: Option<Duration>, continue_on: bool) -> Self {
+        if let Some(t) = timeout {
+            self.hello_timeout = t;
+        }
+        self.continue_on_timeout = continue_on;
+        self
     }
 
     /// The chain every connection goes to when nothing needs to be looked at first.
@@ -111,6 +124,8 @@ impl ListenerChains {
             let is_tls = match tokio::time::timeout(self.hello_timeout, first_byte(&stream)).await {
                 Ok(Ok(Some(b))) => b == TLS_HANDSHAKE_RECORD,
                 Ok(Ok(None) | Err(_)) => return self.refused(&info, Refused::Closed),
+                // A server-speaks-first protocol (SMTP, MySQL): the client waits for us.
+                Err(_) if self.continue_on_timeout => false,
                 Err(_) => return self.refused(&info, Refused::Timeout),
             };
             if is_tls {
