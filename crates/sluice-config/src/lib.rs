@@ -7,6 +7,7 @@
 pub mod address;
 pub mod cluster;
 mod cluster_decode;
+pub mod cluster_tls;
 pub mod decode;
 pub mod health_check;
 pub mod load;
@@ -27,6 +28,7 @@ use arc_swap::ArcSwap;
 
 pub use address::Address;
 pub use cluster::*;
+pub use cluster_tls::{SanMatcher, UpstreamTlsConfig, UpstreamTrust};
 pub use decode::{Cx, Decode, Diagnostic, Fields};
 pub use health_check::{
     GrpcCheck, HealthCheckConfig, HeartbeatCheck, HttpCheck, HttpCheckMethod, ProbeConfig,
