@@ -149,9 +149,8 @@ impl Decode for UpstreamTlsConfig {
             (Some(Some(chain_file)), Some(Some(key_file))) => {
                 let chain_file = PathBuf::from(chain_file);
                 let key_file = PathBuf::from(key_file);
-                let chain = chain_node.and_then(|n| {
-                    read_certs(&chain_file, n.line, &join(path, "cert_chain"), cx)
-                });
+                let chain = chain_node
+                    .and_then(|n| read_certs(&chain_file, n.line, &join(path, "cert_chain"), cx));
                 let key = key_node
                     .and_then(|n| read_key(&key_file, n.line, &join(path, "private_key"), cx));
                 match (chain, key) {
@@ -222,7 +221,11 @@ fn decode_san(node: &Node, path: &str, cx: &mut Cx) -> Option<SanMatcher> {
         NodeKind::Map(_) => {
             let (kind, value) = single_key(node, path, cx)?;
             let value_path = join(path, kind);
-            (Some(kind), String::decode(value, &value_path, cx)?, value_path)
+            (
+                Some(kind),
+                String::decode(value, &value_path, cx)?,
+                value_path,
+            )
         }
         _ => (None, String::decode(node, path, cx)?, path.to_string()),
     };
@@ -291,10 +294,8 @@ mod tests {
 
     impl Files {
         fn new(name: &str) -> Files {
-            let dir = std::env::temp_dir().join(format!(
-                "sluice-cluster-tls-{}-{name}",
-                std::process::id()
-            ));
+            let dir = std::env::temp_dir()
+                .join(format!("sluice-cluster-tls-{}-{name}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let cert = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
             let key = "-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n";
@@ -398,9 +399,9 @@ mod tests {
         let e = error(&files.yaml("{ ca: DIR/empty.pem }"));
         assert!(e.contains("clusters[0].tls.ca:"), "{e}");
         assert!(e.contains("no PEM certificate"), "{e}");
-        let e = error(&files.yaml(
-            "{ ca: DIR/ca.pem, cert_chain: DIR/c.pem, private_key: DIR/ca.pem }",
-        ));
+        let e = error(
+            &files.yaml("{ ca: DIR/ca.pem, cert_chain: DIR/c.pem, private_key: DIR/ca.pem }"),
+        );
         assert!(e.contains("clusters[0].tls.private_key:"), "{e}");
         assert!(e.contains("no usable PEM private key"), "{e}");
     }
@@ -423,7 +424,10 @@ mod tests {
             "{e}"
         );
         let e = error(&files.yaml("{ ca: DIR/ca.pem, verify_san: [{ ip: nope }] }"));
-        assert!(e.contains("verify_san[0].ip: \"nope\" is not an IP address"), "{e}");
+        assert!(
+            e.contains("verify_san[0].ip: \"nope\" is not an IP address"),
+            "{e}"
+        );
         let e = error(&files.yaml("{ ca: DIR/ca.pem, verify_san: [\"not a name\"] }"));
         assert!(e.contains("verify_san[0]: \"not a name\" is not"), "{e}");
         let e = error(&files.yaml("{ ca: DIR/ca.pem, sni: \"bad name!\" }"));

@@ -65,6 +65,8 @@ pub mod health {
 /// An upstream endpoint.
 pub struct Host {
     pub address: Address,
+    /// The DNS name the address was resolved from (DNS clusters): the default TLS server name.
+    pub hostname: Option<Arc<str>>,
     /// Relative share of traffic, at least 1.
     pub weight: u32,
     pub metadata: Metadata,
@@ -108,6 +110,7 @@ impl Host {
     ) -> Self {
         Host {
             address,
+            hostname: None,
             weight: weight.max(1),
             metadata,
             locality,
@@ -120,6 +123,12 @@ impl Host {
         }
     }
 
+    /// The host, resolved from `hostname`.
+    pub fn with_hostname(mut self, hostname: Option<Arc<str>>) -> Self {
+        self.hostname = hostname;
+        self
+    }
+
     /// A plain host: weight 1, no metadata or locality, priority 0 (tests and benches).
     pub fn plain(address: Address) -> Self {
         Host::new(address, 1, Metadata::default(), Locality::default(), 0)
@@ -128,6 +137,7 @@ impl Host {
     /// Whether `other` describes the same endpoint (everything but live state).
     pub fn same_endpoint(&self, other: &Host) -> bool {
         self.address == other.address
+            && self.hostname == other.hostname
             && self.weight == other.weight
             && self.metadata == other.metadata
             && self.locality == other.locality
