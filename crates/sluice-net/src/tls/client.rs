@@ -201,7 +201,7 @@ impl TlsClient {
             .map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("TLS handshake with \"{shown}\" failed: {e}"),
+                    format!("TLS handshake with \"{shown}\" failed: {}", describe(&e)),
                 )
             })?;
         let (_, conn) = tls.get_ref();
@@ -226,6 +226,18 @@ impl TlsClient {
             "upstream tls handshake done"
         );
         Ok(Stream::TlsClient(Box::new(tls)))
+    }
+}
+
+/// A handshake error in words: rustls shows its `Other` certificate errors (our SAN
+/// mismatch) by `Debug`, so those are unwrapped to their own message.
+fn describe(e: &io::Error) -> String {
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) => {
+            format!("invalid peer certificate: {}", other.0)
+        }
+        _ => e.to_string(),
     }
 }
 

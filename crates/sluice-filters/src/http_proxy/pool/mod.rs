@@ -297,7 +297,10 @@ impl HostPool {
                 "connect to {} timed out after {timeout:?}",
                 self.address
             ))),
-            Err(e) => Err(PoolError::connect(e)),
+            Err(e) => Err(PoolError::connect(format!(
+                "connect to {} failed: {e}",
+                self.address
+            ))),
         }
     }
 
