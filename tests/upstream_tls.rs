@@ -620,3 +620,78 @@ fn sidecar_to_sidecar_mtls_carries_http_and_bolt() {
         "a plaintext client got through"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Start-up errors
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_client_key_that_does_not_match_its_certificate_fails_the_start() {
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: tcp
+    address: \"{}\"
+    filters: [{{ tcp_proxy: {{ cluster: secure }} }}]
+clusters:
+  - name: secure
+    tls: {{ {}, cert_chain: \"{}\", private_key: \"{}\" }}
+    endpoints: [{{ address: \"127.0.0.1:9\" }}]
+",
+        local(free_port()),
+        ca("ca.pem"),
+        cert("client.pem"),
+        cert("server.key")
+    );
+    let mut s = Sluice::spawn(&yaml, &[]);
+    assert!(!s.wait_exit().success());
+    let log = s.log();
+    assert!(log.contains("cluster \"secure\": tls:"), "{log}");
+    assert!(
+        log.contains("the key does not match the certificate"),
+        "{log}"
+    );
+    assert!(
+        log.contains("client.pem") && log.contains("server.key"),
+        "{log}"
+    );
+    assert!(!log.contains("BEGIN"), "no key material in messages: {log}");
+}
+
+#[test]
+fn sluice_check_reports_tls_file_errors_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "clusters:
+  - name: secure
+    tls: {{ ca: \"{}\", cert_chain: \"{}\" }}
+    endpoints: [{{ address: \"127.0.0.1:9\" }}]
+  - name: unix
+    tls: {{ {} }}
+    endpoints: [{{ address: \"unix:/tmp/sluice-nowhere.sock\" }}]
+",
+            dir.path().join("missing.pem").display(),
+            cert("client.pem"),
+            ca("ca.pem")
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = sluice_cmd(&["check", "-c", config.to_str().unwrap()], dir.path());
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("clusters[0].tls.ca: cannot read"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing.pem"), "{stderr}");
+    assert!(
+        stderr.contains("clusters[0].tls: cert_chain needs private_key"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("clusters[1].tls.sni: needed with Unix socket endpoints"),
+        "{stderr}"
+    );
+}

@@ -66,6 +66,8 @@ pub mod health {
 pub struct Host {
     pub address: Address,
     /// The DNS name the address was resolved from (DNS clusters): the default TLS server name.
+    /// Not part of the endpoint's identity: two names resolving to one address make one host,
+    /// which keeps the first name.
     pub hostname: Option<Arc<str>>,
     /// Relative share of traffic, at least 1.
     pub weight: u32,
@@ -137,7 +139,6 @@ impl Host {
     /// Whether `other` describes the same endpoint (everything but live state).
     pub fn same_endpoint(&self, other: &Host) -> bool {
         self.address == other.address
-            && self.hostname == other.hostname
             && self.weight == other.weight
             && self.metadata == other.metadata
             && self.locality == other.locality
