@@ -9,6 +9,8 @@
 #   server.pem server.key      DNS: a.example.com, b.example.com, localhost; IP 127.0.0.1
 #   b.pem b.key                DNS: b.example.com only (for SNI selection)
 #   client.pem client.key      URI: spiffe://cluster.local/ns/default/sa/client, DNS: client.local
+#   backend.pem backend.key    URI: spiffe://cluster.local/ns/default/sa/backend, DNS: backend.local
+#                              (a server certificate with a workload identity, for upstream TLS)
 #   other-ca.pem other-ca.key  an unrelated CA
 #   other-client.pem/.key      a client certificate from the unrelated CA
 set -euo pipefail
@@ -40,6 +42,8 @@ ca other-ca "/O=Elsewhere/CN=Unrelated CA"
 leaf server ca "/CN=a.example.com" \
     "DNS:a.example.com,DNS:b.example.com,DNS:localhost,IP:127.0.0.1" serverAuth
 leaf b ca "/CN=b.example.com" "DNS:b.example.com" serverAuth
+leaf backend ca "/CN=backend.local" \
+    "URI:spiffe://cluster.local/ns/default/sa/backend,DNS:backend.local" serverAuth
 leaf client ca "/O=Sluice test/CN=client" \
     "URI:spiffe://cluster.local/ns/default/sa/client,DNS:client.local" clientAuth
 leaf other-client other-ca "/CN=intruder" \

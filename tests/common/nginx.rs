@@ -32,6 +32,18 @@ impl Nginx {
     /// Serves the given `location` blocks on `addr`: for hosts that share a port on distinct
     /// loopback addresses (127.0.0.2, 127.0.0.3, ...), as the addresses of one DNS name do.
     pub fn serving_on(addr: SocketAddr, locations: &str) -> Nginx {
+        Nginx::with_listen(addr, "", locations)
+    }
+
+    /// Serves HTTPS on a free loopback port: `server` holds the `ssl_*` directives and the
+    /// `location` blocks.
+    pub fn serving_tls(server: &str) -> Nginx {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Nginx::with_listen(addr, " ssl", server)
+    }
+
+    /// `listen {addr}{params};` then `server`'s directives.
+    fn with_listen(addr: SocketAddr, params: &str, locations: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         std::fs::write(
@@ -43,7 +55,7 @@ http {{
     access_log off;
     client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    server {{ listen {addr}; {locations} }}
+    server {{ listen {addr}{params}; {locations} }}
 }}
 "
             ),

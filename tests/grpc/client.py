@@ -3,10 +3,14 @@ echo server of server.py (directly or through Sluice) and prints its result as p
 
 Usage: client.py TARGET SCENARIO      (TARGET is host:port)
 
+With the environment variable GRPC_TLS_CA (a PEM CA file) the channel uses TLS, verifying the
+server against that CA and the name in GRPC_TLS_NAME.
+
 Exits non-zero with a message on stderr when a call fails unexpectedly. Every call has a
 deadline, so the script never hangs.
 """
 
+import os
 import queue
 import sys
 
@@ -181,7 +185,14 @@ def main():
         # One attempt per call: a retry would hide a proxy failure.
         ("grpc.enable_retries", 0),
     ]
-    with grpc.insecure_channel(target, options=options) as channel:
+    if "GRPC_TLS_CA" in os.environ:
+        with open(os.environ["GRPC_TLS_CA"], "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        options.append(("grpc.ssl_target_name_override", os.environ["GRPC_TLS_NAME"]))
+        channel = grpc.secure_channel(target, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
+    with channel:
         try:
             SCENARIOS[scenario](channel)
         except grpc.RpcError as err:

@@ -4,7 +4,8 @@ handlers with raw bytes, so neither protoc nor grpcio-tools is needed.
 Usage: server.py PORT NAME [MAX_STREAMS]
 
 Serves `echo.Echo` on 127.0.0.1:PORT (insecure, HTTP/2 prior knowledge) and prints "ready"
-on stdout once it accepts calls. With MAX_STREAMS the server advertises that
+on stdout once it accepts calls. With the environment variables GRPC_TLS_CERT and GRPC_TLS_KEY
+(PEM files) it serves over TLS instead. With MAX_STREAMS the server advertises that
 SETTINGS_MAX_CONCURRENT_STREAMS per connection. Methods (all bytes in, bytes out):
   Unary         echoes the request; b"fail" aborts with INVALID_ARGUMENT, details
                 "asked to fail" and trailing metadata x-why: because
@@ -20,6 +21,7 @@ SETTINGS_MAX_CONCURRENT_STREAMS per connection. Methods (all bytes in, bytes out
                 and whether all N were there together
 """
 
+import os
 import sys
 import threading
 from concurrent import futures
@@ -102,7 +104,16 @@ def main():
         options.append(("grpc.max_concurrent_streams", max_streams))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=options)
     server.add_generic_rpc_handlers((handler,))
-    if server.add_insecure_port("127.0.0.1:%s" % port) == 0:
+    address = "127.0.0.1:%s" % port
+    if "GRPC_TLS_CERT" in os.environ:
+        with open(os.environ["GRPC_TLS_KEY"], "rb") as f:
+            key = f.read()
+        with open(os.environ["GRPC_TLS_CERT"], "rb") as f:
+            chain = f.read()
+        bound = server.add_secure_port(address, grpc.ssl_server_credentials([(key, chain)]))
+    else:
+        bound = server.add_insecure_port(address)
+    if bound == 0:
         sys.exit("cannot bind 127.0.0.1:%s" % port)
     server.start()
     print("ready", flush=True)

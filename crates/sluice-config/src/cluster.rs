@@ -45,6 +45,8 @@ pub struct ClusterConfig {
     pub tcp_keepalive: Option<TcpKeepalive>,
     /// Bytes an upstream connection may buffer; sizes the HTTP/2 flow-control windows.
     pub per_connection_buffer_limit: Option<u64>,
+    /// TLS to the endpoints (`tls:`); plaintext when absent.
+    pub tls: Option<std::sync::Arc<crate::cluster_tls::UpstreamTlsConfig>>,
     pub endpoints: Vec<EndpointConfig>,
     pub line: usize,
 }

@@ -46,6 +46,8 @@ impl Decode for ClusterConfig {
         let buffer_line = f.line_of("per_connection_buffer_limit");
         let max_requests = f.optional::<u32>("max_requests_per_connection", cx);
         let max_requests_line = f.line_of("max_requests_per_connection");
+        let tls = f.optional::<crate::cluster_tls::UpstreamTlsConfig>("tls", cx);
+        let tls_line = f.line_of("tls");
         let endpoints_line = f.line_of("endpoints");
         let endpoints = match (f.node("endpoints"), discovery) {
             (None, _) => Some(Vec::new()),
@@ -137,6 +139,23 @@ impl Decode for ClusterConfig {
             }
             (_, endpoints) => endpoints,
         };
+        // A Unix socket has no name or address to verify a certificate against.
+        let tls = match (tls, &endpoints) {
+            (Ok(Some(t)), Some(e))
+                if t.sni.is_none()
+                    && e.iter().any(|e| {
+                        matches!(e.address, EndpointAddress::Socket(Address::Unix(_)))
+                    }) =>
+            {
+                cx.error(
+                    tls_line,
+                    &path_of("tls.sni"),
+                    "needed with Unix socket endpoints (the name the server's certificate is verified against)",
+                );
+                Err(crate::decode::Reported)
+            }
+            (tls, _) => tls,
+        };
         Some(ClusterConfig {
             name: name?,
             discovery: discovery?,
@@ -158,6 +177,7 @@ impl Decode for ClusterConfig {
             circuit_breakers: breakers?,
             tcp_keepalive: keepalive?,
             per_connection_buffer_limit: buffer_limit?,
+            tls: tls.ok()?.map(std::sync::Arc::new),
             endpoints: endpoints?,
             line: node.line,
         })

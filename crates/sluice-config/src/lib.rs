@@ -8,6 +8,7 @@ pub mod address;
 pub mod cidr;
 pub mod cluster;
 mod cluster_decode;
+pub mod cluster_tls;
 pub mod decode;
 pub mod health_check;
 pub mod load;
@@ -29,6 +30,7 @@ use arc_swap::ArcSwap;
 pub use address::Address;
 pub use cidr::Cidr;
 pub use cluster::*;
+pub use cluster_tls::{SanMatcher, UpstreamTlsConfig, UpstreamTrust};
 pub use decode::{Cx, Decode, Diagnostic, Fields};
 pub use health_check::{
     GrpcCheck, HealthCheckConfig, HeartbeatCheck, HttpCheck, HttpCheckMethod, ProbeConfig,

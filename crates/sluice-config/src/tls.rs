@@ -353,7 +353,7 @@ fn read_file(file: &Path, line: usize, path: &str, cx: &mut Cx) -> Option<Vec<u8
 }
 
 /// Reads every certificate of a PEM file; none at all is an error.
-fn read_certs(
+pub(crate) fn read_certs(
     file: &Path,
     line: usize,
     path: &str,
@@ -387,7 +387,7 @@ fn read_certs(
 }
 
 /// Reads the first private key of a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC).
-fn read_key(file: &Path, line: usize, path: &str, cx: &mut Cx) -> Option<PrivateKey> {
+pub(crate) fn read_key(file: &Path, line: usize, path: &str, cx: &mut Cx) -> Option<PrivateKey> {
     let bytes = read_file(file, line, path, cx)?;
     let shown = file.display();
     match PrivateKeyDer::from_pem_slice(&bytes) {

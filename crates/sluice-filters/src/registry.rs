@@ -30,14 +30,15 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
-    pub fn new(config: Arc<Config>) -> Self {
-        let clusters = Arc::new(ClusterManager::new(&config));
+    /// Fails when a cluster cannot be built (its TLS settings), naming the cluster.
+    pub fn new(config: Arc<Config>) -> Result<Self, String> {
+        let clusters = Arc::new(ClusterManager::new(&config)?);
         let http_upstreams = Arc::new(http_proxy::Upstreams::new(&clusters));
-        BuildContext {
+        Ok(BuildContext {
             config,
             clusters,
             http_upstreams,
-        }
+        })
     }
 }
 

@@ -362,7 +362,7 @@ async fn first_byte(stream: &Stream) -> io::Result<Option<u8>> {
                 Err(e) => return Err(e),
             }
         },
-        Stream::Tls(_) => return Err(io::ErrorKind::Unsupported.into()),
+        Stream::Tls(_) | Stream::TlsClient(_) => return Err(io::ErrorKind::Unsupported.into()),
     };
     Ok((n == 1).then_some(b[0]))
 }

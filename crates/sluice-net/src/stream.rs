@@ -19,6 +19,8 @@ pub enum Stream {
     Unix(UnixStream),
     /// A downstream connection whose TLS handshake is done; reads and writes are plaintext.
     Tls(Box<tokio_rustls::server::TlsStream<Stream>>),
+    /// An upstream connection whose TLS handshake (as the client) is done.
+    TlsClient(Box<tokio_rustls::client::TlsStream<Stream>>),
 }
 
 /// The other end of a connection, as far as we know it.
@@ -42,13 +44,29 @@ impl Stream {
     /// Reads whatever is already readable, without waiting: `WouldBlock` when nothing is
     /// (tokio answers that from its readiness flags, without a syscall, when the last read
     /// drained the socket). Pools use it to tell an idle connection the peer has closed.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    ///
+    /// Under TLS this reads through the TLS layer, once, with a waker that does nothing: records
+    /// that carry no data (TLS 1.3 session tickets, key updates) are consumed and leave it
+    /// `WouldBlock`, while the peer's close (`close_notify` or FIN) reads as 0.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.try_read(buf),
             Stream::Unix(s) => s.try_read(buf),
-            // Decrypting needs `&mut`; only upstream pools use this, and they dial in plaintext.
-            Stream::Tls(_) => Err(io::ErrorKind::Unsupported.into()),
+            Stream::Tls(_) | Stream::TlsClient(_) => {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                let mut read = ReadBuf::new(buf);
+                match Pin::new(self).poll_read(&mut cx, &mut read) {
+                    Poll::Ready(Ok(())) => Ok(read.filled().len()),
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
         }
+    }
+
+    /// Whether TLS runs over the stream (either side).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_) | Stream::TlsClient(_))
     }
 
     /// The TCP socket underneath, TLS or not.
@@ -57,6 +75,7 @@ impl Stream {
             Stream::Tcp(s) => Some(s),
             Stream::Unix(_) => None,
             Stream::Tls(s) => s.get_ref().0.tcp(),
+            Stream::TlsClient(s) => s.get_ref().0.tcp(),
         }
     }
 
@@ -68,6 +87,7 @@ impl Stream {
             Stream::Unix(s) => s.poll_read_ready(cx),
             // The socket's readiness: new records (data, or the peer's close_notify) arrived.
             Stream::Tls(s) => s.get_ref().0.poll_read_ready(cx),
+            Stream::TlsClient(s) => s.get_ref().0.poll_read_ready(cx),
         }
     }
 }
@@ -82,6 +102,7 @@ impl AsyncRead for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -96,6 +117,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -104,6 +126,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -113,6 +136,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -125,6 +149,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 

@@ -105,7 +105,8 @@ fn cluster_pick(c: &mut Criterion) {
     );
     let config = sluice_config::load_str(&yaml, "bench.yaml", &sluice_config::Registry::default())
         .unwrap_or_else(|e| panic!("{e}"));
-    let cluster = sluice_upstream::Cluster::from_config(&config.clusters[0]);
+    let cluster = sluice_upstream::Cluster::from_config(&config.clusters[0])
+        .unwrap_or_else(|e| panic!("{e}"));
     for h in cluster
         .hosts()
         .iter()

@@ -32,6 +32,8 @@ pub struct Cluster {
     pub config: Arc<ClusterConfig>,
     pub stats: Arc<ClusterStats>,
     pub breakers: Arc<Breakers>,
+    /// TLS to the hosts (the cluster's `tls:`), built once; `None`: plaintext.
+    pub tls: Option<Arc<sluice_net::TlsClient>>,
     params: GroupParams,
     snapshot: ArcSwap<ClusterSnapshot>,
     /// Where rebuilds asked for from the data path run (the control runtime), and this
@@ -52,8 +54,16 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// The cluster with its configured socket endpoints as members. A DNS cluster starts
-    /// with only its IP-literal endpoints; its resolver adds the rest.
-    pub fn from_config(config: &ClusterConfig) -> Cluster {
+    /// with only its IP-literal endpoints; its resolver adds the rest. Fails when its TLS
+    /// settings cannot be built (a key that does not match its certificate).
+    pub fn from_config(config: &ClusterConfig) -> Result<Cluster, String> {
+        let tls = match &config.tls {
+            Some(tls) => Some(Arc::new(
+                sluice_net::TlsClient::build(tls)
+                    .map_err(|e| format!("cluster \"{}\": tls: {e}", config.name))?,
+            )),
+            None => None,
+        };
         let hosts: Vec<Arc<Host>> = config
             .endpoints
             .iter()
@@ -67,16 +77,17 @@ impl Cluster {
             healthy_panic_threshold: config.healthy_panic_threshold,
         };
         let snapshot = ClusterSnapshot::new(hosts, &params, &config.subset);
-        Cluster {
+        Ok(Cluster {
             name: config.name.as_str().into(),
             config: Arc::new(config.clone()),
             stats: Arc::new(ClusterStats::default()),
             breakers: Arc::new(Breakers::new(config.circuit_breakers)),
+            tls,
             params,
             snapshot: ArcSwap::from_pointee(snapshot),
             background: OnceLock::new(),
             rebuild_queued: AtomicBool::new(false),
-        }
+        })
     }
 
     /// The current arrangement. Hold it briefly: take what you need and drop it.
@@ -168,6 +179,10 @@ impl Cluster {
 
 /// The host an endpoint describes, at `address`.
 pub fn host_of(e: &sluice_config::EndpointConfig, address: sluice_config::Address) -> Host {
+    let hostname = match &e.address {
+        sluice_config::EndpointAddress::Name { host, .. } => Some(host.as_str().into()),
+        sluice_config::EndpointAddress::Socket(_) => None,
+    };
     Host::new(
         address,
         e.weight,
@@ -183,6 +198,7 @@ pub fn host_of(e: &sluice_config::EndpointConfig, address: sluice_config::Addres
         },
         e.priority,
     )
+    .with_hostname(hostname)
 }
 
 #[cfg(test)]
@@ -192,7 +208,7 @@ mod tests {
     use crate::lb::LbContext;
 
     fn cluster(yaml: &str) -> Cluster {
-        Cluster::from_config(&crate::testing::cluster_config(yaml))
+        Cluster::from_config(&crate::testing::cluster_config(yaml)).unwrap()
     }
 
     #[test]

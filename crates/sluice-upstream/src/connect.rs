@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_config::{Address, TcpKeepalive};
-use sluice_net::Stream;
+use sluice_net::{AppProtocol, Stream, TlsClient};
 use tracing::debug;
 
 use crate::cluster::Cluster;
@@ -29,34 +29,76 @@ pub enum ConnectError {
     },
 }
 
+/// The TLS of one dial: the cluster's client settings, the DNS name the host was resolved
+/// from (the server name when the cluster sets no `sni`), and what the connection will carry
+/// (which decides the ALPN offered and accepted).
+#[derive(Debug, Clone, Copy)]
+pub struct DialTls<'a> {
+    pub client: &'a TlsClient,
+    pub hostname: Option<&'a str>,
+    pub protocol: AppProtocol,
+}
+
+impl<'a> DialTls<'a> {
+    /// The TLS for a connection of `protocol` to `host` of `cluster`, if the cluster has any.
+    pub fn of(cluster: &'a Cluster, host: &'a Host, protocol: AppProtocol) -> Option<Self> {
+        Self::with(cluster.tls.as_deref(), host.hostname.as_deref(), protocol)
+    }
+
+    pub fn with(
+        client: Option<&'a TlsClient>,
+        hostname: Option<&'a str>,
+        protocol: AppProtocol,
+    ) -> Option<Self> {
+        client.map(|client| DialTls {
+            client,
+            hostname,
+            protocol,
+        })
+    }
+}
+
 /// A connection to `address` within `timeout` (an error of kind `TimedOut` past it), with the
-/// cluster's TCP keepalive turned on if it has one: how every upstream connection is made,
-/// by `tcp_proxy` and by the HTTP pools alike.
+/// cluster's TCP keepalive turned on if it has one, and its TLS handshake done if it has TLS
+/// (within the same `timeout`): how every upstream connection is made, by `tcp_proxy`, the
+/// HTTP pools and `rpc_proxy` alike. A failed handshake is a failed connect.
 pub async fn dial(
     address: &Address,
     timeout: Duration,
     keepalive: Option<&TcpKeepalive>,
+    tls: Option<DialTls<'_>>,
 ) -> io::Result<Stream> {
-    let stream = match tokio::time::timeout(timeout, sluice_net::connect(address)).await {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("connect timed out after {timeout:?}"),
-            ))
+    let connect = async {
+        let stream = sluice_net::connect(address).await?;
+        if let Some(k) = keepalive {
+            if let Err(e) = sluice_net::set_keepalive(
+                &stream,
+                k.keepalive_time,
+                k.keepalive_interval,
+                k.keepalive_probes,
+            ) {
+                debug!(host = %address, error = %e, "cannot set TCP keepalive");
+            }
+        }
+        match tls {
+            Some(tls) => {
+                tls.client
+                    .connect(stream, address, tls.hostname, tls.protocol)
+                    .await
+            }
+            None => Ok(stream),
         }
     };
-    if let Some(k) = keepalive {
-        if let Err(e) = sluice_net::set_keepalive(
-            &stream,
-            k.keepalive_time,
-            k.keepalive_interval,
-            k.keepalive_probes,
-        ) {
-            debug!(host = %address, error = %e, "cannot set TCP keepalive");
-        }
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            match tls {
+                Some(_) => format!("connect and TLS handshake timed out after {timeout:?}"),
+                None => format!("connect timed out after {timeout:?}"),
+            },
+        )),
     }
-    Ok(stream)
 }
 
 impl Cluster {
@@ -87,7 +129,9 @@ impl Cluster {
                 }
             };
             tried.push(host.clone());
-            let err = match dial(&host.address, timeout, self.config.tcp_keepalive.as_ref()).await {
+            let tls = DialTls::of(self, &host, AppProtocol::Opaque);
+            let keepalive = self.config.tcp_keepalive.as_ref();
+            let err = match dial(&host.address, timeout, keepalive, tls).await {
                 Ok(stream) => {
                     // A connection made counts as a success for outlier detection.
                     self.report(&host, Outcome::Status(200));

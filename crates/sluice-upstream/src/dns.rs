@@ -227,7 +227,7 @@ mod tests {
     }
 
     fn cluster(yaml: &str) -> Arc<Cluster> {
-        Arc::new(Cluster::from_config(&crate::testing::cluster_config(yaml)))
+        Arc::new(Cluster::from_config(&crate::testing::cluster_config(yaml)).unwrap())
     }
 
     fn addresses(c: &Cluster) -> Vec<String> {

@@ -65,6 +65,10 @@ pub mod health {
 /// An upstream endpoint.
 pub struct Host {
     pub address: Address,
+    /// The DNS name the address was resolved from (DNS clusters): the default TLS server name.
+    /// Not part of the endpoint's identity: two names resolving to one address make one host,
+    /// which keeps the first name.
+    pub hostname: Option<Arc<str>>,
     /// Relative share of traffic, at least 1.
     pub weight: u32,
     pub metadata: Metadata,
@@ -108,6 +112,7 @@ impl Host {
     ) -> Self {
         Host {
             address,
+            hostname: None,
             weight: weight.max(1),
             metadata,
             locality,
@@ -118,6 +123,12 @@ impl Host {
             outlier: OutlierState::default(),
             slots: Default::default(),
         }
+    }
+
+    /// The host, resolved from `hostname`.
+    pub fn with_hostname(mut self, hostname: Option<Arc<str>>) -> Self {
+        self.hostname = hostname;
+        self
     }
 
     /// A plain host: weight 1, no metadata or locality, priority 0 (tests and benches).

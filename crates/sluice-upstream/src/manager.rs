@@ -15,27 +15,28 @@ pub struct ClusterManager {
 }
 
 impl ClusterManager {
-    pub fn new(config: &Config) -> Self {
-        ClusterManager {
-            clusters: ArcSwap::from_pointee(Self::build(config)),
-        }
+    /// Fails when a cluster cannot be built (its TLS settings), naming the cluster.
+    pub fn new(config: &Config) -> Result<Self, String> {
+        Ok(ClusterManager {
+            clusters: ArcSwap::from_pointee(Self::build(config)?),
+        })
     }
 
     /// Background work (outlier sweeps, health checks, DNS refreshes) runs on the runtime
     /// current when this is called; without one, none runs.
-    fn build(config: &Config) -> HashMap<Arc<str>, Arc<Cluster>> {
+    fn build(config: &Config) -> Result<HashMap<Arc<str>, Arc<Cluster>>, String> {
         config
             .clusters
             .iter()
             .map(|c| {
-                let cluster = Arc::new(Cluster::from_config(c));
+                let cluster = Arc::new(Cluster::from_config(c)?);
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     cluster.run_rebuilds_on(runtime);
                 }
                 crate::outlier::spawn_sweep(&cluster);
                 crate::health::spawn_for(&cluster);
                 crate::dns::spawn_for(&cluster);
-                (cluster.name.clone(), cluster)
+                Ok((cluster.name.clone(), cluster))
             })
             .collect()
     }
@@ -52,7 +53,8 @@ impl ClusterManager {
     }
 
     /// Replaces every cluster with the ones `config` describes.
-    pub fn update(&self, config: &Config) {
-        self.clusters.store(Arc::new(Self::build(config)));
+    pub fn update(&self, config: &Config) -> Result<(), String> {
+        self.clusters.store(Arc::new(Self::build(config)?));
+        Ok(())
     }
 }

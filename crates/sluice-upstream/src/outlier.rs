@@ -244,9 +244,12 @@ mod tests {
         let endpoints: String = (0..hosts)
             .map(|i| format!("{{ address: \"127.0.0.1:{}\" }}, ", 9000 + i))
             .collect();
-        Arc::new(Cluster::from_config(&crate::testing::cluster_config(
-            &format!("{{ name: c, outlier_detection: {outlier}, endpoints: [{endpoints}] }}"),
-        )))
+        Arc::new(
+            Cluster::from_config(&crate::testing::cluster_config(&format!(
+                "{{ name: c, outlier_detection: {outlier}, endpoints: [{endpoints}] }}"
+            )))
+            .unwrap(),
+        )
     }
 
     fn chosen(c: &Cluster) -> std::collections::BTreeSet<u16> {

@@ -61,7 +61,7 @@ async fn serve(
     workers: &Workers,
     admin: &AdminState,
 ) -> anyhow::Result<()> {
-    let ctx = BuildContext::new(config.clone());
+    let ctx = BuildContext::new(config.clone()).map_err(anyhow::Error::msg)?;
     admin.set_clusters(ctx.clusters.clone());
     let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();

@@ -45,6 +45,7 @@ impl Upstreams {
                     .map(|b| u32::try_from(b).unwrap_or(u32::MAX).min((1 << 31) - 1)),
                 breakers: cluster.breakers.clone(),
                 stats: cluster.stats.clone(),
+                tls: cluster.tls.clone(),
             };
             map.insert(cluster.name.clone(), UpstreamCluster { cluster, options });
         }
@@ -78,6 +79,12 @@ impl UpstreamCluster {
 
     /// The connection pool of `host`, made on first use.
     pub fn pool<'h>(&self, host: &'h Host) -> Option<&'h Arc<HostPool>> {
-        host.slot(|| HostPool::new(host.address.clone(), self.options.clone()))
+        host.slot(|| {
+            HostPool::new(
+                host.address.clone(),
+                host.hostname.clone(),
+                self.options.clone(),
+            )
+        })
     }
 }

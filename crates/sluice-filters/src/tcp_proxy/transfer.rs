@@ -114,7 +114,7 @@ impl Direction {
                 }
                 self.pos += n;
                 self.bytes += n as u64;
-                self.unflushed = matches!(to, Stream::Tls(_));
+                self.unflushed = to.is_tls();
                 *moved = true;
             }
             if self.eof {

@@ -6,6 +6,7 @@
 //! see the connection; they get a [`crate::Stream::Tls`] and a [`TlsInfo`] in the connection's
 //! info, and need not know TLS is there.
 
+mod client;
 mod identity;
 mod resolver;
 
@@ -17,6 +18,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use sluice_config::{TlsConfig, TlsVersion};
 
+pub use client::{AppProtocol, TlsClient};
 pub use identity::PeerIdentity;
 use resolver::SniResolver;
 

@@ -85,7 +85,7 @@ mod tests {
     use super::*;
 
     fn cluster(yaml: &str) -> Cluster {
-        Cluster::from_config(&crate::testing::cluster_config(yaml))
+        Cluster::from_config(&crate::testing::cluster_config(yaml)).unwrap()
     }
 
     fn ips(list: &[&str]) -> Option<Vec<IpAddr>> {

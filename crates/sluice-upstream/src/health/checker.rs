@@ -110,8 +110,13 @@ impl Checker {
         for address in due.iter().cloned() {
             let probe = self.probe.clone();
             let timeout = self.config.timeout;
+            let hostname = self
+                .states
+                .get(&address)
+                .and_then(|s| s.hostname().cloned());
             checks.spawn(async move {
-                let result = tokio::time::timeout(timeout, probe.check(&address))
+                let check = probe.check(&address, hostname.as_deref());
+                let result = tokio::time::timeout(timeout, check)
                     .await
                     .unwrap_or(Err(ProbeError::TimedOut(timeout)));
                 (address, result)
@@ -219,7 +224,7 @@ mod tests {
     }
 
     impl Probe for FakeProbe {
-        fn check<'a>(&'a self, address: &'a Address) -> ProbeFuture<'a> {
+        fn check<'a>(&'a self, address: &'a Address, _: Option<&'a str>) -> ProbeFuture<'a> {
             let (host, script, count) = self
                 .scripts
                 .iter()

@@ -14,10 +14,10 @@ pub struct Counted {
 }
 
 impl Probe for Counted {
-    fn check<'a>(&'a self, address: &'a Address) -> ProbeFuture<'a> {
+    fn check<'a>(&'a self, address: &'a Address, hostname: Option<&'a str>) -> ProbeFuture<'a> {
         Box::pin(async move {
             ClusterStats::add(&self.stats.health_check_attempt);
-            let result = self.inner.check(address).await;
+            let result = self.inner.check(address, hostname).await;
             ClusterStats::add(match &result {
                 Ok(()) => &self.stats.health_check_success,
                 Err(_) => &self.stats.health_check_failure,

@@ -7,7 +7,9 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use sluice_config::{Address, GrpcCheck};
 
-use super::probe::{Probe, ProbeError, ProbeFuture};
+use sluice_net::AppProtocol;
+
+use super::probe::{Connector, Probe, ProbeError, ProbeFuture};
 
 const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 
@@ -18,6 +20,8 @@ const MAX_RESPONSE: usize = 4 * 1024;
 const SERVING: u64 = 1;
 
 pub struct GrpcProbe {
+    /// Plain TCP, or the cluster's TLS.
+    pub(super) connector: Connector,
     /// `http://{authority}/grpc.health.v1.Health/Check`, or why it could not be made.
     uri: Result<Uri, String>,
     /// The framed `HealthCheckRequest`, built once.
@@ -35,16 +39,23 @@ impl GrpcProbe {
             .build()
             .map_err(|e| format!("cannot use \"{authority}\" as the :authority: {e}"));
         GrpcProbe {
+            connector: Connector::default(),
             uri,
             message: request_message(&check.service_name),
         }
     }
 
-    async fn run(&self, address: &Address) -> Result<(), ProbeError> {
-        let uri = self.uri.clone().map_err(ProbeError::Protocol)?;
-        let io = sluice_net::connect(address)
-            .await
-            .map_err(ProbeError::Connect)?;
+    async fn run(&self, address: &Address, hostname: Option<&str>) -> Result<(), ProbeError> {
+        let mut uri = self.uri.clone().map_err(ProbeError::Protocol)?;
+        if self.connector.tls.is_some() {
+            let mut parts = uri.into_parts();
+            parts.scheme = Some(http::uri::Scheme::HTTPS);
+            uri = Uri::from_parts(parts).map_err(|e| ProbeError::Protocol(e.to_string()))?;
+        }
+        let io = self
+            .connector
+            .connect(address, hostname, AppProtocol::Http2)
+            .await?;
         let (client, connection) = h2::client::handshake(io).await.map_err(h2_error)?;
         // The connection is driven here, not spawned, so a check that times out (and is
         // dropped) takes its connection with it.
@@ -63,8 +74,8 @@ impl GrpcProbe {
 }
 
 impl Probe for GrpcProbe {
-    fn check<'a>(&'a self, address: &'a Address) -> ProbeFuture<'a> {
-        Box::pin(self.run(address))
+    fn check<'a>(&'a self, address: &'a Address, hostname: Option<&'a str>) -> ProbeFuture<'a> {
+        Box::pin(self.run(address, hostname))
     }
 }
 
@@ -328,7 +339,7 @@ mod tests {
     #[tokio::test]
     async fn serving_passes() {
         let (address, mut seen) = server(Answer::Status(SERVING)).await;
-        probe("", None).check(&address).await.unwrap();
+        probe("", None).check(&address, None).await.unwrap();
         let (service, headers) = seen.recv().await.unwrap();
         assert_eq!(service, "");
         assert_eq!(headers["content-type"], "application/grpc");
@@ -336,7 +347,7 @@ mod tests {
         assert_eq!(headers["x-authority"], "api");
 
         probe("pkg.Orders", Some("orders.local"))
-            .check(&address)
+            .check(&address, None)
             .await
             .unwrap();
         let (service, headers) = seen.recv().await.unwrap();
@@ -347,7 +358,7 @@ mod tests {
     #[tokio::test]
     async fn not_serving_fails() {
         let (address, _seen) = server(Answer::Status(2)).await;
-        let err = probe("", None).check(&address).await.unwrap_err();
+        let err = probe("", None).check(&address, None).await.unwrap_err();
         assert!(matches!(err, ProbeError::NotServing(2)), "{err}");
         assert_eq!(
             err.to_string(),
@@ -358,7 +369,7 @@ mod tests {
     #[tokio::test]
     async fn a_trailers_only_error_fails_with_its_status() {
         let (address, _seen) = server(Answer::Error(12)).await;
-        let err = probe("", None).check(&address).await.unwrap_err();
+        let err = probe("", None).check(&address, None).await.unwrap_err();
         assert!(
             matches!(&err, ProbeError::GrpcStatus { code: 12, message } if message == "no such method"),
             "{err}"
@@ -368,7 +379,7 @@ mod tests {
     #[tokio::test]
     async fn a_non_200_fails_with_its_status() {
         let (address, _seen) = server(Answer::Http(404)).await;
-        let err = probe("", None).check(&address).await.unwrap_err();
+        let err = probe("", None).check(&address, None).await.unwrap_err();
         assert!(matches!(err, ProbeError::BadStatus(404)), "{err}");
     }
 
@@ -383,7 +394,7 @@ mod tests {
                 .write_all(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
                 .await;
         });
-        let err = probe("", None).check(&address).await.unwrap_err();
+        let err = probe("", None).check(&address, None).await.unwrap_err();
         assert!(matches!(err, ProbeError::Protocol(_)), "{err}");
     }
 
@@ -392,7 +403,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = Address::Tcp(listener.local_addr().unwrap());
         drop(listener);
-        let err = probe("", None).check(&address).await.unwrap_err();
+        let err = probe("", None).check(&address, None).await.unwrap_err();
         assert!(matches!(err, ProbeError::Connect(_)), "{err}");
     }
 

@@ -9,7 +9,9 @@ use sluice_config::{Address, HeartbeatCheck};
 use sluice_xprotocol::{FrameKind, Protocol, ResponseClass};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::probe::{Probe, ProbeError, ProbeFuture};
+use sluice_net::AppProtocol;
+
+use super::probe::{Connector, Probe, ProbeError, ProbeFuture};
 
 /// The request id of the probe's heartbeat; the connection carries nothing else.
 const PING_ID: u64 = 1;
@@ -21,6 +23,8 @@ const MAX_REPLY_FRAME: usize = 64 * 1024;
 const MAX_OTHER_FRAMES: usize = 16;
 
 pub struct HeartbeatProbe {
+    /// Plain TCP, or the cluster's TLS.
+    pub(super) connector: Connector,
     /// The protocol, or why the check cannot run (it was unregistered after the config
     /// was checked, or has no heartbeat).
     protocol: Result<Arc<dyn Protocol>, String>,
@@ -33,10 +37,13 @@ impl HeartbeatProbe {
             Some(_) => Err(format!("protocol \"{}\" has no heartbeat", check.protocol)),
             None => Err(format!("unknown protocol \"{}\"", check.protocol)),
         };
-        HeartbeatProbe { protocol }
+        HeartbeatProbe {
+            connector: Connector::default(),
+            protocol,
+        }
     }
 
-    async fn run(&self, address: &Address) -> Result<(), ProbeError> {
+    async fn run(&self, address: &Address, hostname: Option<&str>) -> Result<(), ProbeError> {
         let protocol = self
             .protocol
             .as_ref()
@@ -48,9 +55,10 @@ impl HeartbeatProbe {
         protocol
             .encode(&ping, &mut out)
             .map_err(|e| ProbeError::Protocol(format!("cannot encode the heartbeat: {e}")))?;
-        let mut stream = sluice_net::connect(address)
-            .await
-            .map_err(ProbeError::Connect)?;
+        let mut stream = self
+            .connector
+            .connect(address, hostname, AppProtocol::Opaque)
+            .await?;
         stream.write_all(&out).await.map_err(ProbeError::Io)?;
 
         let mut buf = BytesMut::with_capacity(256);
@@ -98,8 +106,8 @@ fn answers(kind: FrameKind) -> bool {
 }
 
 impl Probe for HeartbeatProbe {
-    fn check<'a>(&'a self, address: &'a Address) -> ProbeFuture<'a> {
-        Box::pin(self.run(address))
+    fn check<'a>(&'a self, address: &'a Address, hostname: Option<&'a str>) -> ProbeFuture<'a> {
+        Box::pin(self.run(address, hostname))
     }
 }
 
@@ -165,7 +173,7 @@ mod tests {
         for name in ["bolt", "dubbo"] {
             let (probe, protocol) = probe(name);
             let address = serve(protocol, Server::Answers).await;
-            probe.check(&address).await.unwrap();
+            probe.check(&address, None).await.unwrap();
         }
     }
 
@@ -173,7 +181,7 @@ mod tests {
     async fn a_close_before_the_answer_fails() {
         let (probe, protocol) = probe("bolt");
         let address = serve(protocol, Server::Closes).await;
-        let err = probe.check(&address).await.unwrap_err();
+        let err = probe.check(&address, None).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             "protocol error: the connection closed before the heartbeat was answered"
@@ -184,7 +192,7 @@ mod tests {
     async fn a_reply_in_another_protocol_fails() {
         let (probe, protocol) = probe("dubbo");
         let address = serve(protocol, Server::Garbage).await;
-        let err = probe.check(&address).await.unwrap_err();
+        let err = probe.check(&address, None).await.unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("protocol error: the reply does not decode"),
@@ -198,7 +206,7 @@ mod tests {
             protocol: "nope".into(),
         });
         let address = Address::parse("127.0.0.1:1").unwrap();
-        let err = probe.check(&address).await.unwrap_err();
+        let err = probe.check(&address, None).await.unwrap_err();
         assert_eq!(err.to_string(), "protocol error: unknown protocol \"nope\"");
     }
 }

@@ -7,7 +7,9 @@
 use sluice_config::{Address, HttpCheck, HttpCheckMethod, StatusRange};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::probe::{Probe, ProbeError, ProbeFuture};
+use sluice_net::AppProtocol;
+
+use super::probe::{Connector, Probe, ProbeError, ProbeFuture};
 
 /// The most of a response read before its status line must have been found (interim 1xx heads
 /// included).
@@ -17,6 +19,8 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 pub struct HttpProbe {
+    /// Plain TCP, or the cluster's TLS.
+    pub(super) connector: Connector,
     /// The whole request, built once.
     request: Vec<u8>,
     expected: Vec<StatusRange>,
@@ -41,15 +45,17 @@ impl HttpProbe {
             check.path,
         );
         HttpProbe {
+            connector: Connector::default(),
             request: request.into_bytes(),
             expected: check.expected_statuses.clone(),
         }
     }
 
-    async fn run(&self, address: &Address) -> Result<(), ProbeError> {
-        let mut stream = sluice_net::connect(address)
-            .await
-            .map_err(ProbeError::Connect)?;
+    async fn run(&self, address: &Address, hostname: Option<&str>) -> Result<(), ProbeError> {
+        let mut stream = self
+            .connector
+            .connect(address, hostname, AppProtocol::Http1)
+            .await?;
         stream
             .write_all(&self.request)
             .await
@@ -64,8 +70,8 @@ impl HttpProbe {
 }
 
 impl Probe for HttpProbe {
-    fn check<'a>(&'a self, address: &'a Address) -> ProbeFuture<'a> {
-        Box::pin(self.run(address))
+    fn check<'a>(&'a self, address: &'a Address, hostname: Option<&'a str>) -> ProbeFuture<'a> {
+        Box::pin(self.run(address, hostname))
     }
 }
 
@@ -156,7 +162,7 @@ mod tests {
     async fn a_2xx_passes_and_the_request_is_well_formed() {
         let (address, request) = server(b"HTTP/1.1 204 No Content\r\n\r\n").await;
         let probe = HttpProbe::new(&check(None), "api");
-        probe.check(&address).await.unwrap();
+        probe.check(&address, None).await.unwrap();
         assert_eq!(
             request.await.unwrap(),
             "GET /healthz HTTP/1.1\r\nHost: api\r\nUser-Agent: sluice-health-check\r\nConnection: close\r\n\r\n"
@@ -169,7 +175,10 @@ mod tests {
         let mut check = check(None);
         check.host = Some("health.local".into());
         check.method = HttpCheckMethod::Post;
-        HttpProbe::new(&check, "api").check(&address).await.unwrap();
+        HttpProbe::new(&check, "api")
+            .check(&address, None)
+            .await
+            .unwrap();
         let request = request.await.unwrap();
         assert!(request.starts_with("POST /healthz HTTP/1.1\r\nHost: health.local\r\n"));
         assert!(request.ends_with("Content-Length: 0\r\n\r\n"));
@@ -179,7 +188,7 @@ mod tests {
     async fn a_status_outside_the_ranges_fails() {
         let (address, _) = server(b"HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
         let err = HttpProbe::new(&check(None), "api")
-            .check(&address)
+            .check(&address, None)
             .await
             .unwrap_err();
         assert!(matches!(err, ProbeError::BadStatus(503)), "{err}");
@@ -190,7 +199,7 @@ mod tests {
             end: 201,
         }]));
         let err = HttpProbe::new(&only_200, "api")
-            .check(&address)
+            .check(&address, None)
             .await
             .unwrap_err();
         assert!(matches!(err, ProbeError::BadStatus(204)), "{err}");
@@ -201,7 +210,7 @@ mod tests {
         let (address, _) =
             server(b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n\r\n").await;
         HttpProbe::new(&check(None), "api")
-            .check(&address)
+            .check(&address, None)
             .await
             .unwrap();
     }
@@ -210,14 +219,14 @@ mod tests {
     async fn garbage_and_silence_are_protocol_errors() {
         let (address, _) = server(b"SSH-2.0-OpenSSH\r\n\r\n").await;
         let err = HttpProbe::new(&check(None), "api")
-            .check(&address)
+            .check(&address, None)
             .await
             .unwrap_err();
         assert!(matches!(err, ProbeError::Protocol(_)), "{err}");
 
         let (address, _) = server(b"").await;
         let err = HttpProbe::new(&check(None), "api")
-            .check(&address)
+            .check(&address, None)
             .await
             .unwrap_err();
         assert!(matches!(err, ProbeError::Protocol(_)), "{err}");
@@ -239,7 +248,7 @@ mod tests {
         let address = Address::Tcp(listener.local_addr().unwrap());
         drop(listener);
         let err = HttpProbe::new(&check(None), "api")
-            .check(&address)
+            .check(&address, None)
             .await
             .unwrap_err();
         assert!(matches!(err, ProbeError::Connect(_)), "{err}");

@@ -40,7 +40,7 @@ pub fn spawn_for(cluster: &Arc<Cluster>) {
         return;
     }
     let probe = Arc::new(counted::Counted {
-        inner: probe_for(&config, &cluster.name),
+        inner: probe_for(&config, &cluster.name, cluster.tls.clone()),
         stats: cluster.stats.clone(),
     });
     let weak: Weak<Cluster> = Arc::downgrade(cluster);

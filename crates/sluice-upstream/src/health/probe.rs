@@ -5,7 +5,10 @@ use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use sluice_config::Address;
+use sluice_net::{AppProtocol, Stream, TlsClient};
 
 /// What [`Probe::check`] returns: boxed so probes can be trait objects chosen by config.
 pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProbeError>> + Send + 'a>>;
@@ -16,7 +19,38 @@ pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProbeError>> +
 /// Probes need not bound their own time: the checker drops a check that outlives the
 /// configured timeout (which closes its connection) and counts it as [`ProbeError::TimedOut`].
 pub trait Probe: Send + Sync + 'static {
-    fn check<'a>(&'a self, address: &'a Address) -> ProbeFuture<'a>;
+    /// Checks the host at `address`; `hostname` is the DNS name it was resolved from, if any
+    /// (the TLS server name when the cluster sets no `sni`).
+    fn check<'a>(&'a self, address: &'a Address, hostname: Option<&'a str>) -> ProbeFuture<'a>;
+}
+
+/// How a probe opens its connection: plain TCP, or TLS when the cluster has a `tls:` block
+/// (checks go over the same transport as traffic, so they see what traffic would see).
+#[derive(Clone, Default)]
+pub struct Connector {
+    pub tls: Option<Arc<TlsClient>>,
+}
+
+impl Connector {
+    /// A connection to `address`, with the TLS handshake done for `protocol` if any. The
+    /// checker's timeout bounds it.
+    pub async fn connect(
+        &self,
+        address: &Address,
+        hostname: Option<&str>,
+        protocol: AppProtocol,
+    ) -> Result<Stream, ProbeError> {
+        let stream = sluice_net::connect(address)
+            .await
+            .map_err(ProbeError::Connect)?;
+        match &self.tls {
+            Some(tls) => tls
+                .connect(stream, address, hostname, protocol)
+                .await
+                .map_err(ProbeError::Connect),
+            None => Ok(stream),
+        }
+    }
 }
 
 /// Why a host failed a check; logged when the host's health changes.

@@ -43,6 +43,11 @@ impl HostState {
         }
     }
 
+    /// The DNS name the members' address was resolved from, if any.
+    pub(super) fn hostname(&self) -> Option<&std::sync::Arc<str>> {
+        self.hosts.iter().find_map(|h| h.hostname.as_ref())
+    }
+
     pub(super) fn failing(&self) -> bool {
         self.failing
     }

@@ -4,12 +4,16 @@
 use sluice_config::{Address, TcpCheck};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::probe::{Probe, ProbeError, ProbeFuture};
+use sluice_net::AppProtocol;
+
+use super::probe::{Connector, Probe, ProbeError, ProbeFuture};
 
 /// The most of a reply read while looking for the expected blocks.
 const MAX_REPLY: usize = 16 * 1024;
 
 pub struct TcpProbe {
+    /// Plain TCP, or the cluster's TLS.
+    pub(super) connector: Connector,
     send: Vec<u8>,
     receive: Vec<Vec<u8>>,
 }
@@ -17,15 +21,17 @@ pub struct TcpProbe {
 impl TcpProbe {
     pub fn new(check: &TcpCheck) -> TcpProbe {
         TcpProbe {
+            connector: Connector::default(),
             send: check.send.clone(),
             receive: check.receive.clone(),
         }
     }
 
-    async fn run(&self, address: &Address) -> Result<(), ProbeError> {
-        let mut stream = sluice_net::connect(address)
-            .await
-            .map_err(ProbeError::Connect)?;
+    async fn run(&self, address: &Address, hostname: Option<&str>) -> Result<(), ProbeError> {
+        let mut stream = self
+            .connector
+            .connect(address, hostname, AppProtocol::Opaque)
+            .await?;
         if !self.send.is_empty() {
             stream.write_all(&self.send).await.map_err(ProbeError::Io)?;
         }
@@ -37,8 +43,8 @@ impl TcpProbe {
 }
 
 impl Probe for TcpProbe {
-    fn check<'a>(&'a self, address: &'a Address) -> ProbeFuture<'a> {
-        Box::pin(self.run(address))
+    fn check<'a>(&'a self, address: &'a Address, hostname: Option<&'a str>) -> ProbeFuture<'a> {
+        Box::pin(self.run(address, hostname))
     }
 }
 
@@ -112,7 +118,7 @@ mod tests {
     async fn connect_only() {
         let address = server(0, &[]).await;
         TcpProbe::new(&TcpCheck::default())
-            .check(&address)
+            .check(&address, None)
             .await
             .unwrap();
     }
@@ -120,15 +126,15 @@ mod tests {
     #[tokio::test]
     async fn the_expected_blocks_are_found_across_reads() {
         let address = server(6, &[b"+PO", b"NG\r\n"]).await;
-        ping(&[b"+PONG"]).check(&address).await.unwrap();
+        ping(&[b"+PONG"]).check(&address, None).await.unwrap();
         let address = server(6, &[b"+PONG", b"\r\n"]).await;
-        ping(&[b"+", b"\r\n"]).check(&address).await.unwrap();
+        ping(&[b"+", b"\r\n"]).check(&address, None).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_wrong_reply_is_payload_not_found() {
         let address = server(6, &[b"-ERR unknown\r\n"]).await;
-        let err = ping(&[b"+PONG"]).check(&address).await.unwrap_err();
+        let err = ping(&[b"+PONG"]).check(&address, None).await.unwrap_err();
         assert!(
             matches!(err, ProbeError::PayloadNotFound { read: 14 }),
             "{err}"
@@ -138,7 +144,10 @@ mod tests {
     #[tokio::test]
     async fn blocks_out_of_order_are_not_found() {
         let address = server(6, &[b"NG+PO"]).await;
-        let err = ping(&[b"+PO", b"NG"]).check(&address).await.unwrap_err();
+        let err = ping(&[b"+PO", b"NG"])
+            .check(&address, None)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ProbeError::PayloadNotFound { .. }), "{err}");
     }
 
@@ -159,7 +168,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = Address::Tcp(listener.local_addr().unwrap());
         drop(listener);
-        let err = ping(&[]).check(&address).await.unwrap_err();
+        let err = ping(&[]).check(&address, None).await.unwrap_err();
         assert!(matches!(err, ProbeError::Connect(_)), "{err}");
     }
 
@@ -176,7 +185,7 @@ mod tests {
             send: Vec::new(),
             receive: vec![b"ready".to_vec()],
         });
-        let result = probe.check(&Address::Unix(path.clone())).await;
+        let result = probe.check(&Address::Unix(path.clone()), None).await;
         let _ = std::fs::remove_file(&path);
         result.unwrap();
     }

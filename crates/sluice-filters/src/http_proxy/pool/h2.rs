@@ -199,7 +199,7 @@ async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
     let Ok(permit) = pool.permit_or(|| None::<()>).await? else {
         return Err(PoolError::connect("no connection permit"));
     };
-    let stream = pool.dial().await?;
+    let stream = pool.dial(sluice_net::AppProtocol::Http2).await?;
     let (sender, mut connection) = h2::client::Builder::new()
         .initial_max_send_streams(ASSUMED_MAX_STREAMS)
         .initial_window_size(pool.options.h2_window.unwrap_or(STREAM_WINDOW))

@@ -14,7 +14,8 @@
 //! per pool, alive only while the pool holds connections), `max_requests_per_connection`
 //! (both protocols) and `max_idle_connections` (HTTP/1).
 //!
-//! Dialling goes through `sluice_net::connect`, so Unix-socket endpoints work. Both halves are
+//! Dialling goes through `sluice_upstream::connect::dial`, so Unix-socket endpoints and the
+//! cluster's TLS (with ALPN offering the pool's protocol) work. Both halves are
 //! ours rather than hyper-util's generic client because that client keeps one HTTP/2
 //! connection per host whatever the stream limit, and spends a task per request on returning
 //! HTTP/1 connections.
@@ -36,9 +37,9 @@ use tokio::time::{Instant, Sleep};
 
 use http::{Request, Response};
 use sluice_config::Address;
-use sluice_net::Stream;
+use sluice_net::{AppProtocol, Stream, TlsClient};
 use sluice_upstream::breakers::{Breakers, ConnectionPermit};
-use sluice_upstream::connect::dial;
+use sluice_upstream::connect::{dial, DialTls};
 use sluice_upstream::stats::ClusterStats;
 
 use super::body::{Body, BoxError};
@@ -65,11 +66,15 @@ pub struct PoolOptions {
     /// The cluster's circuit breakers (`max_connections`, `max_pending_requests`).
     pub breakers: Arc<Breakers>,
     pub stats: Arc<ClusterStats>,
+    /// The cluster's TLS; `None`: plaintext.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 /// The pools to one upstream host.
 pub struct HostPool {
     address: Arc<Address>,
+    /// The DNS name the address was resolved from: the TLS server name without `sni`.
+    hostname: Option<Arc<str>>,
     options: PoolOptions,
     h1: h1::Idle,
     h2: h2::Conns,
@@ -210,9 +215,10 @@ fn poll_with_deadline<T>(
 }
 
 impl HostPool {
-    pub fn new(address: Address, options: PoolOptions) -> Arc<Self> {
+    pub fn new(address: Address, hostname: Option<Arc<str>>, options: PoolOptions) -> Arc<Self> {
         Arc::new(HostPool {
             address: Arc::new(address),
+            hostname,
             options,
             h1: h1::Idle::default(),
             h2: h2::Conns::default(),
@@ -269,17 +275,32 @@ impl HostPool {
         }
     }
 
-    /// A new connection to the host, within `connect_timeout` (the caller holds its
-    /// `max_connections` permit).
-    async fn dial(&self) -> Result<Stream, PoolError> {
+    /// A new connection to the host for `protocol`, within `connect_timeout`, TLS handshake
+    /// included (the caller holds its `max_connections` permit).
+    async fn dial(&self, protocol: AppProtocol) -> Result<Stream, PoolError> {
         let timeout = self.options.connect_timeout;
-        match dial(&self.address, timeout, self.options.tcp_keepalive.as_ref()).await {
+        let tls = DialTls::with(
+            self.options.tls.as_deref(),
+            self.hostname.as_deref(),
+            protocol,
+        );
+        match dial(
+            &self.address,
+            timeout,
+            self.options.tcp_keepalive.as_ref(),
+            tls,
+        )
+        .await
+        {
             Ok(stream) => Ok(stream),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(PoolError::connect(format!(
                 "connect to {} timed out after {timeout:?}",
                 self.address
             ))),
-            Err(e) => Err(PoolError::connect(e)),
+            Err(e) => Err(PoolError::connect(format!(
+                "connect to {} failed: {e}",
+                self.address
+            ))),
         }
     }
 

@@ -33,6 +33,8 @@ pub enum ConnectError {
 /// A host's connection, made on first use and remade when it closes.
 pub struct HostConn {
     address: Address,
+    /// The DNS name the address was resolved from: the TLS server name without `sni`.
+    hostname: Option<Arc<str>>,
     protocol: Arc<dyn Protocol>,
     current: ArcSwapOption<Conn>,
     /// One dial at a time: callers that find no open connection wait for it.
@@ -48,6 +50,7 @@ impl HostConn {
         let conn = host
             .slot(|| HostConn {
                 address: host.address.clone(),
+                hostname: host.hostname.clone(),
                 protocol: protocol.clone(),
                 current: ArcSwapOption::empty(),
                 dialing: tokio::sync::Mutex::new(()),
@@ -79,10 +82,16 @@ impl HostConn {
             .breakers
             .connection()
             .ok_or(ConnectError::Overflow)?;
+        let tls = sluice_upstream::connect::DialTls::with(
+            cluster.tls.as_deref(),
+            self.hostname.as_deref(),
+            sluice_net::AppProtocol::Opaque,
+        );
         let stream = sluice_upstream::connect::dial(
             &self.address,
             cluster.config.connect_timeout,
             cluster.config.tcp_keepalive.as_ref(),
+            tls,
         )
         .await
         .map_err(ConnectError::Failed)?;

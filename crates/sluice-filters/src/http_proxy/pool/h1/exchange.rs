@@ -57,8 +57,8 @@ impl Conn {
 
     /// Whether an idle connection can carry a request: the upstream has neither closed it
     /// nor sent anything unasked (answered from tokio's readiness flags, usually without a
-    /// syscall).
-    pub fn is_usable(&self) -> bool {
+    /// syscall; under TLS, records without data such as session tickets are consumed).
+    pub fn is_usable(&mut self) -> bool {
         let mut probe = [0u8; 1];
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }

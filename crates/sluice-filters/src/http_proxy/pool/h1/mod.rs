@@ -24,7 +24,7 @@ use crossbeam_queue::SegQueue;
 use http::{Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
-use sluice_net::Stream;
+use sluice_net::{AppProtocol, Stream};
 use tracing::debug;
 
 use self::exchange::{exchange, Conn, ExchangeError, ResponseBody};
@@ -48,7 +48,7 @@ struct IdleConn {
 impl Idle {
     /// An idle connection that is still open, if any.
     fn take(&self) -> Option<Conn> {
-        while let Some(c) = self.queue.pop() {
+        while let Some(mut c) = self.queue.pop() {
             if c.conn.is_usable() {
                 return Some(c.conn);
             }
@@ -76,7 +76,7 @@ impl Idle {
     /// Closes connections idle for `timeout` or closed by the upstream; returns how many stay.
     pub fn reap(&self, timeout: Duration) -> usize {
         for _ in 0..self.queue.len() {
-            let Some(c) = self.queue.pop() else { break };
+            let Some(mut c) = self.queue.pop() else { break };
             if c.conn.is_usable() && c.since.elapsed() < timeout {
                 self.queue.push(c);
             }
@@ -142,7 +142,10 @@ pub async fn send(
             // Boxed: dialling is rare, and its state would otherwise sit in (and be copied
             // with) every request's future.
             None => match Box::pin(pool.permit_or(|| pool.h1.take())).await? {
-                Ok(permit) => (Conn::new(Box::pin(pool.dial()).await?, permit), false),
+                Ok(permit) => (
+                    Conn::new(Box::pin(pool.dial(AppProtocol::Http1)).await?, permit),
+                    false,
+                ),
                 Err(idle) => (idle, true),
             },
         };

@@ -1,0 +1,404 @@
+//! Upstream TLS: the client side, one [`TlsClient`] per cluster with a `tls:` block.
+//!
+//! The rustls configs are built once, when the cluster is made: one per kind of connection
+//! ([`AppProtocol`]), differing only in the ALPN list they offer. A handshake then costs a
+//! lookup, not a config build.
+//!
+//! Verification: the server's chain must lead to the `ca` certificates (webpki); then either
+//! the certificate must be valid for the server name (no `verify_san`), or it must carry one
+//! of the `verify_san` names (the name check is skipped: a workload identity such as a SPIFFE
+//! ID says who the server is better than the address we dialed).
+
+use std::io;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
+    SignatureScheme,
+};
+use sluice_config::{Address, SanMatcher, TlsVersion, UpstreamTlsConfig, UpstreamTrust};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::stream::Stream;
+
+/// What a connection will carry, which decides the ALPN it offers and accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppProtocol {
+    /// Anything (`tcp_proxy`, RPC, TCP and heartbeat checks): no protocol is implied.
+    Opaque,
+    Http1,
+    Http2,
+}
+
+impl AppProtocol {
+    fn alpn_id(self) -> Option<&'static [u8]> {
+        match self {
+            AppProtocol::Opaque => None,
+            AppProtocol::Http1 => Some(b"http/1.1"),
+            AppProtocol::Http2 => Some(b"h2"),
+        }
+    }
+}
+
+/// A cluster's TLS client settings, ready for handshakes.
+pub struct TlsClient {
+    opaque: Arc<ClientConfig>,
+    http1: Arc<ClientConfig>,
+    http2: Arc<ClientConfig>,
+    sni: Option<ServerName<'static>>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("sni", &self.sni)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsClient {
+    /// Builds the rustls client configs. Errors name the files at fault, never key bytes.
+    pub fn build(tls: &UpstreamTlsConfig) -> Result<TlsClient, String> {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        if !tls.cipher_suites.is_empty() {
+            provider
+                .cipher_suites
+                .retain(|s| tls.cipher_suites.contains(&format!("{:?}", s.suite())));
+            if provider.cipher_suites.is_empty() {
+                return Err("none of cipher_suites is available".into());
+            }
+        }
+        let algorithms = provider.signature_verification_algorithms;
+        let provider = Arc::new(provider);
+        let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match &tls.trust {
+            UpstreamTrust::Ca { file, certs } => {
+                let mut roots = RootCertStore::empty();
+                for ca in certs {
+                    roots.add(ca.clone()).map_err(|e| {
+                        format!("ca \"{}\": unusable CA certificate: {e}", file.display())
+                    })?;
+                }
+                Arc::new(Verifier {
+                    roots: Arc::new(roots),
+                    sans: tls.verify_san.clone(),
+                    algorithms,
+                })
+            }
+            UpstreamTrust::InsecureSkipVerify => {
+                tracing::warn!(
+                    "an upstream tls block has insecure_skip_verify: true; servers' certificates are not verified"
+                );
+                Arc::new(SkipVerify { algorithms })
+            }
+        };
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("cipher_suites and min_version do not fit together: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match &tls.client_certificate {
+            Some(cert) => {
+                let shown = format!(
+                    "certificate \"{}\" with key \"{}\"",
+                    cert.cert_chain_file.display(),
+                    cert.private_key_file.display()
+                );
+                super::warn_if_readable_by_others(&cert.private_key_file);
+                let key = provider
+                    .key_provider
+                    .load_private_key(cert.private_key.der())
+                    .map_err(|e| format!("{shown}: unusable private key: {e}"))?;
+                rustls::sign::CertifiedKey::new(cert.chain.clone(), key)
+                    .keys_match()
+                    .map_err(|e| {
+                        format!("{shown}: the key does not match the certificate ({e})")
+                    })?;
+                builder
+                    .with_client_auth_cert(cert.chain.clone(), cert.private_key.der())
+                    .map_err(|e| format!("{shown}: {e}"))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let offered = |protocol: AppProtocol| -> Vec<Vec<u8>> {
+            match (&tls.alpn, protocol.alpn_id()) {
+                (Some(list), _) => list.iter().map(|p| p.as_bytes().to_vec()).collect(),
+                (None, Some(id)) => vec![id.to_vec()],
+                (None, None) => Vec::new(),
+            }
+        };
+        config.alpn_protocols = offered(AppProtocol::Opaque);
+        let opaque = Arc::new(config.clone());
+        config.alpn_protocols = offered(AppProtocol::Http1);
+        let http1 = Arc::new(config.clone());
+        config.alpn_protocols = offered(AppProtocol::Http2);
+        let http2 = Arc::new(config);
+        let sni = tls
+            .sni
+            .as_deref()
+            .map(|s| ServerName::try_from(s.to_string()))
+            .transpose()
+            .map_err(|e| format!("sni: {e}"))?;
+        Ok(TlsClient {
+            opaque,
+            http1,
+            http2,
+            sni,
+        })
+    }
+
+    /// The name sent and verified: `sni`, else the endpoint's DNS name, else its IP address.
+    fn server_name(
+        &self,
+        address: &Address,
+        hostname: Option<&str>,
+    ) -> io::Result<ServerName<'static>> {
+        if let Some(sni) = &self.sni {
+            return Ok(sni.clone());
+        }
+        if let Some(name) = hostname {
+            return ServerName::try_from(name.to_string())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+        }
+        match address {
+            Address::Tcp(a) => Ok(ServerName::IpAddress(a.ip().into())),
+            Address::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a Unix socket endpoint needs tls.sni",
+            )),
+        }
+    }
+
+    /// Runs the client handshake over `stream` (connected to `address`; `hostname` is the name
+    /// it was resolved from, if any). A failure is an error naming the server name and why
+    /// (unknown issuer, not valid for the name, SAN mismatch, or an ALPN choice that is not
+    /// `protocol`).
+    pub async fn connect(
+        &self,
+        stream: Stream,
+        address: &Address,
+        hostname: Option<&str>,
+        protocol: AppProtocol,
+    ) -> io::Result<Stream> {
+        let name = self.server_name(address, hostname)?;
+        let config = match protocol {
+            AppProtocol::Opaque => &self.opaque,
+            AppProtocol::Http1 => &self.http1,
+            AppProtocol::Http2 => &self.http2,
+        };
+        let shown = name.to_str().into_owned();
+        let tls = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name, stream)
+            .await
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("TLS handshake with \"{shown}\" failed: {}", describe(&e)),
+                )
+            })?;
+        let (_, conn) = tls.get_ref();
+        let chosen = conn.alpn_protocol();
+        if let (Some(chosen), Some(wanted)) = (chosen, protocol.alpn_id()) {
+            if chosen != wanted {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "TLS with \"{shown}\": the server chose ALPN \"{}\", but the cluster speaks \"{}\" here",
+                        String::from_utf8_lossy(chosen),
+                        String::from_utf8_lossy(wanted)
+                    ),
+                ));
+            }
+        }
+        tracing::debug!(
+            server_name = %shown,
+            address = %address,
+            version = ?conn.protocol_version(),
+            alpn = chosen.map(String::from_utf8_lossy).as_deref(),
+            "upstream tls handshake done"
+        );
+        Ok(Stream::TlsClient(Box::new(tls)))
+    }
+}
+
+/// A handshake error in words: rustls shows its `Other` certificate errors (our SAN
+/// mismatch) by `Debug`, so those are unwrapped to their own message.
+fn describe(e: &io::Error) -> String {
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) => {
+            format!("invalid peer certificate: {}", other.0)
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Chain to the `ca` roots, then the server name or the `verify_san` names.
+#[derive(Debug)]
+struct Verifier {
+    roots: Arc<RootCertStore>,
+    sans: Vec<SanMatcher>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        if self.sans.is_empty() {
+            verify_server_name(&cert, server_name)?;
+        } else {
+            check_sans(end_entity, &self.sans)?;
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// `insecure_skip_verify`: any certificate, but the handshake signatures still must verify.
+#[derive(Debug)]
+struct SkipVerify {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for SkipVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The certificate carries none of the `verify_san` names.
+#[derive(Debug)]
+struct SanMismatch {
+    found: Vec<String>,
+    wanted: Vec<String>,
+}
+
+impl std::fmt::Display for SanMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SAN mismatch: the certificate has [{}], verify_san wants one of [{}]",
+            self.found.join(", "),
+            self.wanted.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for SanMismatch {}
+
+/// Whether the leaf carries one of `wanted` (any-of, exact; DNS names without ASCII case).
+fn check_sans(leaf: &CertificateDer<'_>, wanted: &[SanMatcher]) -> Result<(), rustls::Error> {
+    let bad = || rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref()).map_err(|_| bad())?;
+    let mut found = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            let have = match name {
+                GeneralName::URI(u) => SanMatcher::Uri((*u).to_string()),
+                GeneralName::DNSName(d) => SanMatcher::Dns((*d).to_string()),
+                GeneralName::IPAddress(bytes) => match ip_of(bytes) {
+                    Some(ip) => SanMatcher::Ip(ip),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            if wanted.iter().any(|w| san_matches(w, &have)) {
+                return Ok(());
+            }
+            found.push(have.to_string());
+        }
+    }
+    Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+        OtherError(Arc::new(SanMismatch {
+            found,
+            wanted: wanted.iter().map(ToString::to_string).collect(),
+        })),
+    )))
+}
+
+fn san_matches(wanted: &SanMatcher, have: &SanMatcher) -> bool {
+    match (wanted, have) {
+        (SanMatcher::Dns(w), SanMatcher::Dns(h)) => w.eq_ignore_ascii_case(h),
+        (w, h) => w == h,
+    }
+}
+
+fn ip_of(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
