@@ -15,4 +15,4 @@ pub use filter::{ConnectionHandler, ConnectionInfo, FilterChain, NetworkFilter, 
 pub use listener::{bind, bind_per_worker, BindError, BoundListener, Listener};
 pub use serve::serve;
 pub use stream::{PeerAddr, Stream};
-pub use tls::{PeerIdentity, TlsInfo, TlsServer};
+pub use tls::{PeerIdentity, Secrets, TlsInfo, TlsServer};
