@@ -70,15 +70,31 @@ func main() {
 	}
 	push()
 
+	sent := newSentVersions()
 	callbacks := server.CallbackFuncs{
 		StreamOpenFunc: func(_ context.Context, id int64, typeURL string) error {
 			logf("stream %d open %s", id, typeURL)
 			return nil
 		},
-		StreamClosedFunc: func(id int64, _ *core.Node) { logf("stream %d closed", id) },
+		StreamClosedFunc: func(id int64, _ *core.Node) {
+			sent.forget(id)
+			logf("stream %d closed", id)
+		},
 		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
 			logRequest(id, req)
+			if req.GetErrorDetail() != nil {
+				// The snapshot cache answers a request whose version differs from the
+				// snapshot's at once, so a NACK (which carries the last version the client
+				// accepted) would get the rejected version back in a loop. Treat the
+				// rejected version as the client's: the watch then waits for a new snapshot.
+				if v, ok := sent.version(id, req.GetResponseNonce()); ok {
+					req.VersionInfo = v
+				}
+			}
 			return nil
+		},
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+			sent.record(id, resp.GetNonce(), resp.GetVersionInfo())
 		},
 	}
 	srv := server.NewServer(ctx, snapshots, callbacks)
@@ -116,6 +132,38 @@ func main() {
 		fmt.Fprintf(os.Stderr, "serve: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// sentVersions remembers which version each response (stream, nonce) carried.
+type sentVersions struct {
+	mu       sync.Mutex
+	byStream map[int64]map[string]string
+}
+
+func newSentVersions() *sentVersions {
+	return &sentVersions{byStream: map[int64]map[string]string{}}
+}
+
+func (s *sentVersions) record(stream int64, nonce, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byStream[stream] == nil {
+		s.byStream[stream] = map[string]string{}
+	}
+	s.byStream[stream][nonce] = version
+}
+
+func (s *sentVersions) version(stream int64, nonce string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.byStream[stream][nonce]
+	return v, ok
+}
+
+func (s *sentVersions) forget(stream int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byStream, stream)
 }
 
 func listenOn(addr string) (net.Listener, error) {
