@@ -13,6 +13,7 @@ mod identity;
 mod resolver;
 pub mod secret;
 mod secrets;
+mod sessions;
 pub mod verify;
 mod watch;
 
@@ -136,6 +137,9 @@ impl TlsServer {
         }
         let resolver = SecretResolver::new(certificates.clone());
         let mut config = builder.with_cert_resolver(Arc::new(resolver));
+        if let Some(ca) = &client_ca {
+            config.session_storage = Arc::new(sessions::CaBoundSessions::new(ca.clone()));
+        }
         config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         Ok(TlsServer {
             config: Arc::new(config),
