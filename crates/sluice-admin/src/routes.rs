@@ -9,7 +9,7 @@ use crate::{AdminState, Phase};
 const INDEX: &[(&str, &str)] = &[
     (
         "/ready",
-        "200 LIVE once every listener is bound; 503 while starting or draining",
+        "200 LIVE once every listener accepts (bound, its SDS secrets arrived or timed out); 503 while starting or draining",
     ),
     (
         "/listeners",

@@ -319,6 +319,11 @@ impl<'n> Fields<'n> {
         self.node(key).map_or(self.line(), |n| n.line)
     }
 
+    /// Whether `key` is present (marks nothing: the form of a mapping may depend on it).
+    pub fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k == key)
+    }
+
     /// The raw node of `key`, marking it known and used. Explicit nulls read as absent.
     pub fn node(&mut self, key: &'static str) -> Option<&'n Node> {
         self.known.push(key);

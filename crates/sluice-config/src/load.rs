@@ -108,8 +108,35 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
     };
     let route_configs = f.or("route_configs", Vec::new(), cx);
     let clusters = f.or("clusters", Vec::new(), cx);
+    let node = match f.node("node") {
+        Some(n) => decode_node(n, "node", cx),
+        None => Some(NodeConfig::default()),
+    };
+    let sds = match f.node("sds") {
+        Some(n) => decode_sds(n, "sds", cx).map(Some),
+        None => Some(None),
+    };
     f.finish(cx);
+    if let (Some(None), Some(listeners)) = (&sds, &listeners) {
+        for r in listeners
+            .iter()
+            .flat_map(|l| &l.filter_chains)
+            .filter_map(|c| c.tls.as_deref())
+            .flat_map(|t| t.sds_refs())
+        {
+            cx.error(
+                r.line,
+                &r.path,
+                format!(
+                    "secret \"{}\" comes from SDS, but there is no top-level sds: {{ address }}",
+                    r.name
+                ),
+            );
+        }
+    }
     Some(Config {
+        node: node?,
+        sds: sds?,
         admin: admin?,
         workers: workers?,
         worker_mode: worker_mode?,
@@ -117,6 +144,33 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         listeners: listeners?,
         route_configs: route_configs?,
         clusters: clusters?,
+    })
+}
+
+fn decode_node(node: &Node, path: &str, cx: &mut Cx) -> Option<NodeConfig> {
+    let mut f = Fields::new(node, path, cx)?;
+    let id = f.or("id", DEFAULT_NODE_ID.to_string(), cx);
+    let id_line = f.line_of("id");
+    let cluster = f.or("cluster", String::new(), cx);
+    f.finish(cx);
+    if id.as_deref() == Some("") {
+        cx.error(id_line, &join(path, "id"), "cannot be empty");
+        return None;
+    }
+    Some(NodeConfig {
+        id: id?,
+        cluster: cluster?,
+    })
+}
+
+fn decode_sds(node: &Node, path: &str, cx: &mut Cx) -> Option<SdsConfig> {
+    let mut f = Fields::new(node, path, cx)?;
+    let address = f.required::<Address>("address", cx);
+    let timeout = f.or("initial_fetch_timeout", DEFAULT_INITIAL_FETCH_TIMEOUT, cx);
+    f.finish(cx);
+    Some(SdsConfig {
+        address: address?,
+        initial_fetch_timeout: timeout?,
     })
 }
 

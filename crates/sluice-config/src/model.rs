@@ -26,7 +26,40 @@ pub struct Config {
     /// HTTP route tables, referred to by name from `http_proxy` filters.
     pub route_configs: Vec<RouteConfig>,
     pub clusters: Vec<ClusterConfig>,
+    /// Who this proxy is to a control plane (SDS today, xDS later).
+    pub node: NodeConfig,
+    /// The SDS server, when some `tls:` block names a secret with `{ sds: NAME }`.
+    pub sds: Option<SdsConfig>,
 }
+
+/// `node:`, the identity sent in every discovery request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub id: String,
+    pub cluster: String,
+}
+
+pub const DEFAULT_NODE_ID: &str = "sluice";
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            id: DEFAULT_NODE_ID.to_string(),
+            cluster: String::new(),
+        }
+    }
+}
+
+/// `sds:`, the Secret Discovery Service server certificates and CA bundles come from.
+#[derive(Debug, Clone)]
+pub struct SdsConfig {
+    /// `host:port` (plaintext gRPC) or `unix:/path`.
+    pub address: Address,
+    /// How long a listener waits for its first secrets before it serves without them.
+    pub initial_fetch_timeout: Duration,
+}
+
+pub const DEFAULT_INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Config {
     pub fn cluster(&self, name: &str) -> Option<&ClusterConfig> {

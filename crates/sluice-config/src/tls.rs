@@ -183,6 +183,33 @@ pub const CIPHER_SUITES: [&str; 9] = [
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
 ];
 
+/// Where a `certificates[]` entry comes from: PEM files (watched for changes at run time) or
+/// a secret of the SDS server.
+#[derive(Debug, Clone)]
+pub enum CertificateSource {
+    Files(TlsCertificate),
+    Sds(SdsSecretRef),
+}
+
+/// Where `client_ca` comes from: a PEM file (watched at run time) or an SDS validation context.
+#[derive(Debug, Clone)]
+pub enum CaSource {
+    File {
+        file: PathBuf,
+        certs: Vec<CertificateDer<'static>>,
+    },
+    Sds(SdsSecretRef),
+}
+
+/// `{ sds: NAME }`: a secret the SDS server (top-level `sds:`) supplies by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdsSecretRef {
+    pub name: String,
+    /// YAML path and line of the reference, for messages (a missing top-level `sds:`).
+    pub path: String,
+    pub line: usize,
+}
+
 /// A certificate chain and its private key, read from PEM files.
 #[derive(Debug, Clone)]
 pub struct TlsCertificate {
@@ -214,11 +241,11 @@ impl fmt::Debug for PrivateKey {
 pub struct TlsConfig {
     /// At least one; with several, the client's SNI picks the one whose names match it (the
     /// first is the default).
-    pub certificates: Vec<TlsCertificate>,
+    pub certificates: Vec<CertificateSource>,
     /// ALPN protocols offered, in preference order (`h2`, `http/1.1`).
     pub alpn: Vec<String>,
     /// CA certificates that client certificates must chain to.
-    pub client_ca: Option<(PathBuf, Vec<CertificateDer<'static>>)>,
+    pub client_ca: Option<CaSource>,
     pub require_client_certificate: bool,
     pub min_version: TlsVersion,
     /// IANA names; empty: the provider's defaults.
@@ -240,11 +267,7 @@ impl Decode for TlsConfig {
         let alpn = f.or("alpn", Vec::<String>::new(), cx);
         let alpn_line = f.line_of("alpn");
         let client_ca = match f.node("client_ca") {
-            Some(n) => {
-                let p = join(path, "client_ca");
-                let file = String::decode(n, &p, cx).map(PathBuf::from);
-                file.and_then(|file| read_certs(&file, n.line, &p, cx).map(|c| Some((file, c))))
-            }
+            Some(n) => decode_ca(n, &join(path, "client_ca"), cx).map(Some),
             None => Some(None),
         };
         let require = f.or("require_client_certificate", false, cx);
@@ -277,7 +300,7 @@ impl Decode for TlsConfig {
                 cx.error(
                     certs_line,
                     &join(path, "certificates"),
-                    "needs at least one { cert_chain, private_key }",
+                    "needs at least one { cert_chain, private_key } or { sds: NAME }",
                 );
             }
         }
@@ -316,8 +339,56 @@ impl Decode for TlsConfig {
     }
 }
 
-fn decode_certificate(node: &Node, path: &str, cx: &mut Cx) -> Option<TlsCertificate> {
+impl TlsConfig {
+    /// Every `{ sds: NAME }` this block refers to.
+    pub fn sds_refs(&self) -> impl Iterator<Item = &SdsSecretRef> {
+        let certs = self.certificates.iter().filter_map(|c| match c {
+            CertificateSource::Sds(r) => Some(r),
+            CertificateSource::Files(_) => None,
+        });
+        let ca = match &self.client_ca {
+            Some(CaSource::Sds(r)) => Some(r),
+            _ => None,
+        };
+        certs.chain(ca)
+    }
+}
+
+/// `{ sds: NAME }`, already known to be a mapping with an `sds` key.
+fn decode_sds_ref(f: &mut Fields<'_>, path: &str, cx: &mut Cx) -> Option<SdsSecretRef> {
+    let line = f.line_of("sds");
+    let name = f.required::<String>("sds", cx)?;
+    if name.is_empty() {
+        cx.error(line, &join(path, "sds"), "a secret name cannot be empty");
+        return None;
+    }
+    Some(SdsSecretRef {
+        name,
+        path: join(path, "sds"),
+        line,
+    })
+}
+
+/// `client_ca`: a PEM file's path, or `{ sds: NAME }`.
+fn decode_ca(node: &Node, path: &str, cx: &mut Cx) -> Option<CaSource> {
+    if matches!(node.kind, crate::yaml::NodeKind::Map(_)) {
+        let mut f = Fields::new(node, path, cx)?;
+        let r = decode_sds_ref(&mut f, path, cx);
+        f.finish(cx);
+        return r.map(CaSource::Sds);
+    }
+    let file = String::decode(node, path, cx).map(PathBuf::from)?;
+    let certs = read_certs(&file, node.line, path, cx)?;
+    Some(CaSource::File { file, certs })
+}
+
+fn decode_certificate(node: &Node, path: &str, cx: &mut Cx) -> Option<CertificateSource> {
     let mut f = Fields::new(node, path, cx)?;
+    if f.has("sds") {
+        let r = decode_sds_ref(&mut f, path, cx);
+        f.finish(cx);
+        return r.map(CertificateSource::Sds);
+    }
     let chain_node = f.node("cert_chain");
     let key_node = f.node("private_key");
     let chain_file = f.required::<String>("cert_chain", cx).map(PathBuf::from);
@@ -331,12 +402,12 @@ fn decode_certificate(node: &Node, path: &str, cx: &mut Cx) -> Option<TlsCertifi
         (Some(file), Some(n)) => read_key(file, n.line, &join(path, "private_key"), cx),
         _ => None,
     };
-    Some(TlsCertificate {
+    Some(CertificateSource::Files(TlsCertificate {
         cert_chain_file: chain_file?,
         private_key_file: key_file?,
         chain: chain?,
         private_key: key?,
-    })
+    }))
 }
 
 /// A PEM file's bytes; a file that cannot be read is an error naming it.
@@ -352,6 +423,42 @@ fn read_file(file: &Path, line: usize, path: &str, cx: &mut Cx) -> Option<Vec<u8
         .ok()
 }
 
+/// Parses every certificate of PEM bytes (`what` names their origin in the message, which
+/// never quotes the bytes); none at all is an error.
+pub fn parse_certs(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut certs = Vec::new();
+    for item in CertificateDer::pem_slice_iter(bytes) {
+        match item {
+            Ok(c) => certs.push(c),
+            Err(e) => {
+                return Err(format!(
+                    "{what}: invalid PEM certificate ({})",
+                    pem_error(&e)
+                ))
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "{what}: no PEM certificate (BEGIN CERTIFICATE) found"
+        ));
+    }
+    Ok(certs)
+}
+
+/// Parses the first private key of PEM bytes (PKCS#8, PKCS#1 RSA or SEC1 EC); the message
+/// names `what`, never the bytes.
+pub fn parse_key(bytes: &[u8], what: &str) -> Result<PrivateKey, String> {
+    PrivateKeyDer::from_pem_slice(bytes)
+        .map(|k| PrivateKey(Arc::new(k)))
+        .map_err(|e| {
+            format!(
+                "{what}: no usable PEM private key (PKCS#8, RSA or EC) found ({})",
+                pem_error(&e)
+            )
+        })
+}
+
 /// Reads every certificate of a PEM file; none at all is an error.
 pub(crate) fn read_certs(
     file: &Path,
@@ -360,50 +467,17 @@ pub(crate) fn read_certs(
     cx: &mut Cx,
 ) -> Option<Vec<CertificateDer<'static>>> {
     let bytes = read_file(file, line, path, cx)?;
-    let shown = file.display();
-    let mut certs = Vec::new();
-    for item in CertificateDer::pem_slice_iter(&bytes) {
-        match item {
-            Ok(c) => certs.push(c),
-            Err(e) => {
-                cx.error(
-                    line,
-                    path,
-                    format!("\"{shown}\": invalid PEM certificate ({})", pem_error(&e)),
-                );
-                return None;
-            }
-        }
-    }
-    if certs.is_empty() {
-        cx.error(
-            line,
-            path,
-            format!("\"{shown}\": no PEM certificate (BEGIN CERTIFICATE) found"),
-        );
-        return None;
-    }
-    Some(certs)
+    parse_certs(&bytes, &format!("\"{}\"", file.display()))
+        .map_err(|e| cx.error(line, path, e))
+        .ok()
 }
 
 /// Reads the first private key of a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC).
 pub(crate) fn read_key(file: &Path, line: usize, path: &str, cx: &mut Cx) -> Option<PrivateKey> {
     let bytes = read_file(file, line, path, cx)?;
-    let shown = file.display();
-    match PrivateKeyDer::from_pem_slice(&bytes) {
-        Ok(k) => Some(PrivateKey(Arc::new(k))),
-        Err(e) => {
-            cx.error(
-                line,
-                path,
-                format!(
-                    "\"{shown}\": no usable PEM private key (PKCS#8, RSA or EC) found ({})",
-                    pem_error(&e)
-                ),
-            );
-            None
-        }
-    }
+    parse_key(&bytes, &format!("\"{}\"", file.display()))
+        .map_err(|e| cx.error(line, path, e))
+        .ok()
 }
 
 /// A PEM error in words that never quote the file's bytes.

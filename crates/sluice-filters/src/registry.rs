@@ -9,7 +9,9 @@ use sluice_config::registry::NetworkFilterDecoder;
 use sluice_config::{
     Config, ListenerConfig, ListenerFilter, NetworkFilterConfig, NetworkFilterSpec, Registry,
 };
-use sluice_net::{Chain, ConnectionHandler, FilterChain, ListenerChains, NetworkFilter, TlsServer};
+use sluice_net::{
+    Chain, ConnectionHandler, FilterChain, ListenerChains, NetworkFilter, Secrets, TlsServer,
+};
 use sluice_upstream::ClusterManager;
 
 use crate::{http_proxy, rpc_proxy, tcp_proxy};
@@ -27,6 +29,8 @@ pub struct BuildContext {
     pub clusters: Arc<ClusterManager>,
     /// HTTP connection pools per upstream host, shared by every listener and worker.
     pub http_upstreams: Arc<http_proxy::Upstreams>,
+    /// Certificates and CA bundles (files or SDS), shared by every chain that names them.
+    pub secrets: Arc<Secrets>,
 }
 
 impl BuildContext {
@@ -38,6 +42,7 @@ impl BuildContext {
             config,
             clusters,
             http_upstreams,
+            secrets: Secrets::new(),
         })
     }
 }
@@ -78,13 +83,13 @@ pub fn build_listener(
     let mut chains = Vec::with_capacity(listener.filter_chains.len());
     for chain in &listener.filter_chains {
         let tls = match &chain.tls {
-            Some(tls) => Some(Arc::new(TlsServer::build(tls).map_err(|message| {
-                BuildError {
+            Some(tls) => Some(Arc::new(TlsServer::build(tls, &ctx.secrets).map_err(
+                |message| BuildError {
                     listener: listener.name.clone(),
                     filter: format!("{}.tls", chain.path),
                     message,
-                }
-            })?)),
+                },
+            )?)),
             None => None,
         };
         chains.push(Chain {

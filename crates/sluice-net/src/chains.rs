@@ -73,6 +73,22 @@ impl std::fmt::Display for Refused {
 }
 
 impl ListenerChains {
+    /// Resolves once every chain's TLS secrets have a value (listener warming).
+    pub async fn ready(&self) {
+        for tls in self.chains.iter().filter_map(|c| c.tls.as_ref()) {
+            tls.ready().await;
+        }
+    }
+
+    /// The secrets still without a value, for a warning when warming gives up.
+    pub fn missing_secrets(&self) -> Vec<String> {
+        self.chains
+            .iter()
+            .filter_map(|c| c.tls.as_ref())
+            .flat_map(|t| t.missing())
+            .collect()
+    }
+
     pub fn new(chains: Vec<Chain>, tls_inspector: bool, scope: &Scope) -> ListenerChains {
         let hello_timeout = chains
             .iter()
@@ -403,6 +419,8 @@ mod tests {
             Arc::new(TlsServer {
                 config: Arc::new(config),
                 handshake_timeout: Duration::from_secs(1),
+                certificates: Vec::new(),
+                client_ca: None,
             })
         });
         Chain {

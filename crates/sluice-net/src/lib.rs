@@ -16,4 +16,4 @@ pub use filter::{ConnectionHandler, ConnectionInfo, FilterChain, NetworkFilter, 
 pub use listener::{bind, bind_per_worker, BindError, BoundListener, Listener};
 pub use serve::serve;
 pub use stream::{PeerAddr, Stream};
-pub use tls::{AppProtocol, PeerIdentity, TlsClient, TlsInfo, TlsServer};
+pub use tls::{AppProtocol, PeerIdentity, Secrets, TlsClient, TlsInfo, TlsServer};

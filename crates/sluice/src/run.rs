@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use sluice_admin::{AdminState, Phase};
 use sluice_config::Config;
 use sluice_filters::BuildContext;
-use sluice_net::{BoundListener, ListenerChains};
+use sluice_net::BoundListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -67,36 +67,71 @@ async fn serve(
     let connections = TaskTracker::new();
     let accept_loops = TaskTracker::new();
     let mut addresses = Vec::new();
-    for (l, sockets) in config.listeners.iter().zip(bound) {
-        let chain: Arc<ArcSwap<ListenerChains>> = Arc::new(ArcSwap::from_pointee(
-            sluice_filters::build_listener(l, &ctx)?,
-        ));
+    let mut built = Vec::with_capacity(config.listeners.len());
+    for l in &config.listeners {
+        let chains = sluice_filters::build_listener(l, &ctx)?;
+        built.push(Arc::new(ArcSwap::from_pointee(chains)));
+    }
+    // Every secret is registered now: watch the files, subscribe to the SDS ones.
+    ctx.secrets
+        .watch_files(sluice_net::tls::DEFAULT_POLL_INTERVAL)
+        .context("cannot start the certificate file watcher")?;
+    if let Some(sds) = &config.sds {
+        sluice_xds::sds::start(&config.node, sds, ctx.secrets.clone());
+    }
+    let warm_until = config
+        .sds
+        .as_ref()
+        .map(|s| tokio::time::Instant::now() + s.initial_fetch_timeout);
+    let mut warming = tokio::task::JoinSet::new();
+    for ((l, sockets), chain) in config.listeners.iter().zip(bound).zip(built) {
         let shown = sockets
             .first()
             .and_then(|s| s.local_addr().ok())
             .map_or_else(|| l.address.to_string(), |a| a.to_string());
         info!(listener = %l.name, address = %shown, sockets = sockets.len(), "listener bound");
         addresses.push((l.name.clone(), shown));
+        let mut listeners = Vec::with_capacity(sockets.len());
         for (i, socket) in sockets.into_iter().enumerate() {
-            let rt = workers.handle(i);
+            let rt = workers.handle(i).clone();
             let listener = {
                 let _enter = rt.enter();
                 socket
                     .into_listener()
                     .with_context(|| format!("listener \"{}\": cannot register socket", l.name))?
             };
-            accept_loops.spawn_on(
-                sluice_net::serve(
-                    l.name.as_str().into(),
-                    listener,
-                    chain.clone(),
-                    stop_accepting.clone(),
-                    connections.clone(),
-                ),
-                rt,
-            );
+            listeners.push((rt, listener));
         }
+        // Accepting starts once the listener's secrets are all there (or the SDS
+        // initial_fetch_timeout passed); meanwhile clients wait in the accept backlog.
+        let name: Arc<str> = l.name.as_str().into();
+        let (stop, conns, loops) = (
+            stop_accepting.clone(),
+            connections.clone(),
+            accept_loops.clone(),
+        );
+        warming.spawn(async move {
+            if let Some(deadline) = warm_until {
+                let ready = chain.load_full();
+                if tokio::time::timeout_at(deadline, ready.ready()).await.is_err() {
+                    warn!(listener = %name, missing = ?ready.missing_secrets(), "initial_fetch_timeout passed before these secrets arrived; serving: handshakes that need them fail until they do");
+                }
+            }
+            for (rt, listener) in listeners {
+                loops.spawn_on(
+                    sluice_net::serve(
+                        name.clone(),
+                        listener,
+                        chain.clone(),
+                        stop.clone(),
+                        conns.clone(),
+                    ),
+                    &rt,
+                );
+            }
+        });
     }
+    while warming.join_next().await.is_some() {}
     admin.set_listeners(addresses);
     admin.set_phase(Phase::Live);
     info!(workers = config.workers, mode = ?config.worker_mode, "sluice ready");

@@ -5,22 +5,35 @@
 //! suites. The handshake itself runs in [`crate::chains`], before the chain's network filters
 //! see the connection; they get a [`crate::Stream::Tls`] and a [`TlsInfo`] in the connection's
 //! info, and need not know TLS is there.
+//!
+//! Certificates and CA bundles are [secrets](secret): fed by watched files or by SDS, read at
+//! each handshake, so they rotate without a restart and without touching open connections.
 
 mod client;
 mod identity;
 mod resolver;
+pub mod secret;
+mod secrets;
+mod sessions;
+pub mod verify;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::server::{ServerConnection, WebPkiClientVerifier};
+use rustls::server::ServerConnection;
+#[cfg(test)]
 use rustls::sign::CertifiedKey;
-use rustls::{RootCertStore, ServerConfig};
-use sluice_config::{TlsConfig, TlsVersion};
+use rustls::ServerConfig;
+use sluice_config::{CaSource, CertificateSource, TlsConfig, TlsVersion};
 
 pub use client::{AppProtocol, TlsClient};
 pub use identity::PeerIdentity;
-use resolver::SniResolver;
+use resolver::SecretResolver;
+pub use secret::{CaSecret, CertSecret, SecretOrigin};
+pub use secrets::Secrets;
+use verify::SecretClientVerifier;
+pub use watch::DEFAULT_POLL_INTERVAL;
 
 /// What the handshake settled, for filters, logs and (later) RBAC and XFCC.
 #[derive(Debug, Clone)]
@@ -70,11 +83,16 @@ impl TlsInfo {
 pub struct TlsServer {
     pub config: Arc<ServerConfig>,
     pub handshake_timeout: Duration,
+    /// The secrets the resolver and verifier read, for warming.
+    pub certificates: Vec<Arc<CertSecret>>,
+    pub client_ca: Option<Arc<CaSecret>>,
 }
 
 impl TlsServer {
-    /// Builds the rustls server config. Errors name the file at fault, never key bytes.
-    pub fn build(tls: &TlsConfig) -> Result<TlsServer, String> {
+    /// Builds the rustls server config over the chain's secrets, registered in `secrets`
+    /// (files are checked now: a key that does not match fails the build; SDS secrets may
+    /// arrive later). Errors name the file at fault, never key bytes.
+    pub fn build(tls: &TlsConfig, secrets: &Secrets) -> Result<TlsServer, String> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         if !tls.cipher_suites.is_empty() {
             provider.cipher_suites.retain(|s| {
@@ -93,62 +111,70 @@ impl TlsServer {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(|e| format!("cipher_suites and min_version do not fit together: {e}"))?;
+        let mut client_ca = None;
         let builder = match &tls.client_ca {
-            Some((file, cas)) => {
-                let mut roots = RootCertStore::empty();
-                for ca in cas {
-                    roots.add(ca.clone()).map_err(|e| {
-                        format!(
-                            "client_ca \"{}\": unusable CA certificate: {e}",
-                            file.display()
-                        )
-                    })?;
-                }
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-                let verifier = if tls.require_client_certificate {
-                    verifier
-                } else {
-                    verifier.allow_unauthenticated()
+            Some(source) => {
+                let ca = match source {
+                    CaSource::File { file, certs } => secrets.file_ca(file, certs)?,
+                    CaSource::Sds(r) => secrets.sds_ca(&r.name),
                 };
-                let verifier = verifier
-                    .build()
-                    .map_err(|e| format!("client_ca \"{}\": {e}", file.display()))?;
-                builder.with_client_cert_verifier(verifier)
+                client_ca = Some(ca.clone());
+                builder.with_client_cert_verifier(Arc::new(SecretClientVerifier::new(
+                    ca,
+                    provider.clone(),
+                    tls.require_client_certificate,
+                )))
             }
             None => builder.with_no_client_auth(),
         };
-        let mut resolver = SniResolver::default();
+        let mut certificates = Vec::with_capacity(tls.certificates.len());
         for cert in &tls.certificates {
-            let shown = || {
-                format!(
-                    "certificate \"{}\" with key \"{}\"",
-                    cert.cert_chain_file.display(),
-                    cert.private_key_file.display()
-                )
-            };
-            warn_if_readable_by_others(&cert.private_key_file);
-            let key = provider
-                .key_provider
-                .load_private_key(cert.private_key.der())
-                .map_err(|e| format!("{}: unusable private key: {e}", shown()))?;
-            let certified = CertifiedKey::new(cert.chain.clone(), key);
-            certified.keys_match().map_err(|e| {
-                format!("{}: the key does not match the certificate ({e})", shown())
-            })?;
-            let names = cert
-                .chain
-                .first()
-                .map(|leaf| PeerIdentity::from_der(leaf.as_ref()).server_names())
-                .unwrap_or_default();
-            resolver.add(names, Arc::new(certified));
+            certificates.push(match cert {
+                CertificateSource::Files(files) => {
+                    warn_if_readable_by_others(&files.private_key_file);
+                    secrets.file_cert(files)?
+                }
+                CertificateSource::Sds(r) => secrets.sds_cert(&r.name),
+            });
         }
+        let resolver = SecretResolver::new(certificates.clone());
         let mut config = builder.with_cert_resolver(Arc::new(resolver));
+        if let Some(ca) = &client_ca {
+            config.session_storage = Arc::new(sessions::CaBoundSessions::new(ca.clone()));
+        }
         config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         Ok(TlsServer {
             config: Arc::new(config),
             handshake_timeout: tls.handshake_timeout,
+            certificates,
+            client_ca,
         })
+    }
+
+    /// Resolves once every secret of the chain has a value (SDS secrets may come later than
+    /// the listener is built; files are there from the start).
+    pub async fn ready(&self) {
+        for c in &self.certificates {
+            c.ready().await;
+        }
+        if let Some(ca) = &self.client_ca {
+            ca.ready().await;
+        }
+    }
+
+    /// The secrets that have no value yet, for a warning.
+    pub fn missing(&self) -> Vec<String> {
+        let certs = self
+            .certificates
+            .iter()
+            .filter(|c| c.current().is_none())
+            .map(|c| c.origin().to_string());
+        let ca = self
+            .client_ca
+            .iter()
+            .filter(|c| c.current().is_none())
+            .map(|c| c.origin().to_string());
+        certs.chain(ca).collect()
     }
 }
 

@@ -8,8 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+
+use super::secret::{CertMaterial, CertSecret};
 
 #[derive(Debug, Default)]
 pub(crate) struct SniResolver {
@@ -51,5 +54,64 @@ impl ResolvesServerCert for SniResolver {
             .and_then(|sni| self.lookup(sni))
             .or(self.default.as_ref())
             .cloned()
+    }
+}
+
+/// An SNI resolver over secrets: the index is rebuilt when one of them changes, checked at
+/// each handshake by comparing pointers (a handful of atomic loads), so the newest
+/// certificates serve new handshakes without any push from the secrets.
+#[derive(Debug)]
+pub(crate) struct SecretResolver {
+    sources: Vec<Arc<CertSecret>>,
+    index: ArcSwap<Indexed>,
+}
+
+#[derive(Debug, Default)]
+struct Indexed {
+    /// The material the index was built from, one per source (`None`: not received yet).
+    from: Vec<Option<Arc<CertMaterial>>>,
+    sni: SniResolver,
+}
+
+impl SecretResolver {
+    pub(crate) fn new(sources: Vec<Arc<CertSecret>>) -> SecretResolver {
+        let index = ArcSwap::from_pointee(Indexed::build(&sources));
+        SecretResolver { sources, index }
+    }
+
+    fn current(&self) -> Arc<Indexed> {
+        let index = self.index.load_full();
+        let unchanged =
+            self.sources.len() == index.from.len()
+                && self.sources.iter().zip(&index.from).all(|(s, seen)| {
+                    match (s.current(), seen) {
+                        (Some(now), Some(seen)) => Arc::ptr_eq(&now, seen),
+                        (None, None) => true,
+                        _ => false,
+                    }
+                });
+        if unchanged {
+            return index;
+        }
+        let fresh = Arc::new(Indexed::build(&self.sources));
+        self.index.store(fresh.clone());
+        fresh
+    }
+}
+
+impl Indexed {
+    fn build(sources: &[Arc<CertSecret>]) -> Indexed {
+        let from: Vec<_> = sources.iter().map(|s| s.current()).collect();
+        let mut sni = SniResolver::default();
+        for m in from.iter().flatten() {
+            sni.add(m.names.clone(), m.key.clone());
+        }
+        Indexed { from, sni }
+    }
+}
+
+impl ResolvesServerCert for SecretResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current().sni.resolve(hello)
     }
 }
