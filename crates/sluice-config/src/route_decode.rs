@@ -301,7 +301,7 @@ impl Decode for RouteMatch {
 }
 
 /// The value rule shared by header and query parameter matchers.
-fn decode_value_match(f: &mut Fields<'_>, cx: &mut Cx) -> Option<ValueMatch> {
+pub fn decode_value_match(f: &mut Fields<'_>, cx: &mut Cx) -> Option<ValueMatch> {
     let (key, node) = one_of(
         f,
         &["exact", "prefix", "suffix", "contains", "regex", "present"],
@@ -333,7 +333,15 @@ impl Decode for HeaderMatch {
         let mut f = Fields::new(node, path, cx)?;
         let name = f.required::<String>("name", cx);
         let value = decode_value_match(&mut f, cx);
-        let invert = f.or("invert", false, cx);
+        // `invert_match` is Envoy's name (RBAC configs copied from Envoy use it).
+        let invert = match (f.node("invert"), f.node("invert_match")) {
+            (Some(_), Some(n)) => {
+                cx.error(n.line, path, "use only one of: invert, invert_match");
+                None
+            }
+            (_, Some(_)) => f.or("invert_match", false, cx),
+            _ => f.or("invert", false, cx),
+        };
         f.finish(cx);
         let name = name?;
         if !is_header_name(&name) {

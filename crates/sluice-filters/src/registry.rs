@@ -12,7 +12,7 @@ use sluice_config::{
 use sluice_net::{Chain, ConnectionHandler, FilterChain, ListenerChains, NetworkFilter, TlsServer};
 use sluice_upstream::ClusterManager;
 
-use crate::{http_proxy, rpc_proxy, tcp_proxy};
+use crate::{http_proxy, rbac, rpc_proxy, tcp_proxy};
 
 /// What a built filter is: a connection-level check, or the terminal handler.
 pub enum Built {
@@ -27,6 +27,8 @@ pub struct BuildContext {
     pub clusters: Arc<ClusterManager>,
     /// HTTP connection pools per upstream host, shared by every listener and worker.
     pub http_upstreams: Arc<http_proxy::Upstreams>,
+    /// The listener whose chain is being built (names counters); set by [`build_chain`].
+    pub listener: Arc<str>,
 }
 
 impl BuildContext {
@@ -37,6 +39,7 @@ impl BuildContext {
             config,
             clusters,
             http_upstreams,
+            listener: Arc::from(""),
         }
     }
 }
@@ -57,8 +60,12 @@ pub struct NetworkFilterKind {
     pub build: Builder,
 }
 
-pub static NETWORK_FILTERS: &[NetworkFilterKind] =
-    &[tcp_proxy::KIND, http_proxy::KIND, rpc_proxy::KIND];
+pub static NETWORK_FILTERS: &[NetworkFilterKind] = &[
+    tcp_proxy::KIND,
+    http_proxy::KIND,
+    rpc_proxy::KIND,
+    rbac::KIND,
+];
 
 /// The config registry with every built-in filter's decoder.
 pub fn config_registry() -> Registry {
@@ -105,6 +112,10 @@ pub fn build_chain(
     specs: &[NetworkFilterSpec],
     ctx: &BuildContext,
 ) -> Result<FilterChain, BuildError> {
+    let ctx = &BuildContext {
+        listener: Arc::from(listener),
+        ..ctx.clone()
+    };
     let mut filters = Vec::new();
     let mut handler = None;
     for spec in specs {

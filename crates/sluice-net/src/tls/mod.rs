@@ -7,6 +7,7 @@
 //! info, and need not know TLS is there.
 
 mod identity;
+mod local_uri;
 mod resolver;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use rustls::{RootCertStore, ServerConfig};
 use sluice_config::{TlsConfig, TlsVersion};
 
 pub use identity::PeerIdentity;
+pub(crate) use local_uri::LocalUris;
 use resolver::SniResolver;
 
 /// What the handshake settled, for filters, logs and (later) RBAC and XFCC.
@@ -33,6 +35,11 @@ pub struct TlsInfo {
     pub cipher_suite: String,
     /// The client certificate's identity, when the client presented one (it was verified).
     pub peer: Option<PeerIdentity>,
+    /// The client's certificate chain, leaf first (empty without one), for
+    /// `x-forwarded-client-cert` (`Hash`, `Cert`, `Chain`).
+    pub peer_chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// The URI SAN of the certificate Sluice presented (`By` in `x-forwarded-client-cert`).
+    pub local_uri_san: Option<String>,
 }
 
 impl TlsInfo {
@@ -54,6 +61,11 @@ impl TlsInfo {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|leaf| PeerIdentity::from_der(leaf.as_ref())),
+            peer_chain: conn
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+            local_uri_san: None,
         }
     }
 
@@ -68,6 +80,15 @@ impl TlsInfo {
 pub struct TlsServer {
     pub config: Arc<ServerConfig>,
     pub handshake_timeout: Duration,
+    /// The URI SAN of each certificate, chosen by SNI as the resolver chooses.
+    pub(crate) local_uris: LocalUris,
+}
+
+impl TlsServer {
+    /// The URI SAN of the certificate presented for `sni`.
+    pub fn local_uri_san(&self, sni: Option<&str>) -> Option<String> {
+        self.local_uris.lookup(sni)
+    }
 }
 
 impl TlsServer {
@@ -117,6 +138,7 @@ impl TlsServer {
             None => builder.with_no_client_auth(),
         };
         let mut resolver = SniResolver::default();
+        let mut local_uris = LocalUris::default();
         for cert in &tls.certificates {
             let shown = || {
                 format!(
@@ -134,11 +156,13 @@ impl TlsServer {
             certified.keys_match().map_err(|e| {
                 format!("{}: the key does not match the certificate ({e})", shown())
             })?;
-            let names = cert
+            let id = cert
                 .chain
                 .first()
-                .map(|leaf| PeerIdentity::from_der(leaf.as_ref()).server_names())
+                .map(|leaf| PeerIdentity::from_der(leaf.as_ref()))
                 .unwrap_or_default();
+            local_uris.add(&id);
+            let names = id.server_names();
             resolver.add(names, Arc::new(certified));
         }
         let mut config = builder.with_cert_resolver(Arc::new(resolver));
@@ -146,6 +170,7 @@ impl TlsServer {
         Ok(TlsServer {
             config: Arc::new(config),
             handshake_timeout: tls.handshake_timeout,
+            local_uris,
         })
     }
 }
