@@ -6,7 +6,8 @@
 #
 # OUT_DIR/
 #   ca.pem ca.key              the CA that signs everything below
-#   server.pem server.key      DNS: a.example.com, b.example.com, localhost; IP 127.0.0.1
+#   server.pem server.key      DNS: a.example.com, b.example.com, localhost; IP 127.0.0.1;
+#                              URI: spiffe://cluster.local/ns/default/sa/sluice
 #   b.pem b.key                DNS: b.example.com only (for SNI selection)
 #   client.pem client.key      URI: spiffe://cluster.local/ns/default/sa/client, DNS: client.local
 #   other-ca.pem other-ca.key  an unrelated CA
@@ -38,7 +39,7 @@ leaf() { # name ca subject san usage
 ca ca "/O=Sluice test/CN=Sluice test CA"
 ca other-ca "/O=Elsewhere/CN=Unrelated CA"
 leaf server ca "/CN=a.example.com" \
-    "DNS:a.example.com,DNS:b.example.com,DNS:localhost,IP:127.0.0.1" serverAuth
+    "DNS:a.example.com,DNS:b.example.com,DNS:localhost,IP:127.0.0.1,URI:spiffe://cluster.local/ns/default/sa/sluice" serverAuth
 leaf b ca "/CN=b.example.com" "DNS:b.example.com" serverAuth
 leaf client ca "/O=Sluice test/CN=client" \
     "URI:spiffe://cluster.local/ns/default/sa/client,DNS:client.local" clientAuth
