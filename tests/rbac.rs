@@ -396,3 +396,35 @@ fn config_errors_name_the_yaml_path() {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
 }
+
+#[test]
+fn http_rbac_works_on_http2_too() {
+    let tls = mtls(true).replace(", client_ca", ", alpn: [h2, http/1.1], client_ca");
+    let rbac = ", http_filters: [ { rbac: { rules: { action: DENY, policies: { no-post: {
+            permissions: [ { header: { name: \":method\", exact: POST } } ], principals: [ { authenticated: {} } ] } } } } } ]";
+    let (s, addr) = start(Some(&tls), &answering(rbac), "");
+    let c = with_client_cert();
+    let mut get = args(&c);
+    get.push("--http2");
+    let r = request(addr, true, "/", &get).unwrap();
+    assert_eq!((r.version.as_str(), r.status), ("HTTP/2", 200));
+    let mut post = get.clone();
+    post.extend_from_slice(&["-X", "POST"]);
+    let r = request(addr, true, "/", &post).unwrap();
+    assert_eq!((r.version.as_str(), r.status), ("HTTP/2", 403));
+    assert_eq!(r.text(), "RBAC: access denied");
+    assert_eq!(stat(&s, "http.edge.rbac.denied"), 1);
+}
+
+#[test]
+fn rpc_stream_filters_also_guard_http_on_an_auto_listener() {
+    let extra = "          stream_filters:
+            - rbac: { rules: { action: DENY, policies: { p: { permissions: [ { header: { name: x-forbidden, present: true } } ], principals: [ { any: true } ] } } } }
+";
+    let routes = "          - match: { prefix: / }\n            direct_response: { status: 200, body: ok }\n";
+    let (s, addr) = rpc::start("auto", extra, routes, "  []\n");
+    assert_eq!(request(addr, false, "/", &[]).unwrap().status, 200);
+    let r = request(addr, false, "/", &["-H", "x-forbidden: 1"]).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (403, "RBAC: access denied"));
+    assert_eq!(stat(&s, "rpc.rpc.rbac.denied"), 1);
+}

@@ -907,6 +907,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn header_match_reads_envoys_invert_match() {
+        let decode = |text: &str| {
+            let node = crate::yaml::parse(text).map_err(|e| format!("{e:?}"))?;
+            let mut cx = Cx::default();
+            let m = HeaderMatch::decode(&node, "h", &mut cx);
+            match m {
+                Some(m) if !cx.has_errors() => Ok(m.invert),
+                _ => Err(cx
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<String>()),
+            }
+        };
+        assert_eq!(
+            decode("{ name: x, present: true, invert_match: true }"),
+            Ok(true)
+        );
+        assert_eq!(decode("{ name: x, present: true, invert: true }"), Ok(true));
+        assert_eq!(decode("{ name: x, present: true }"), Ok(false));
+        let both = decode("{ name: x, present: true, invert: true, invert_match: true }");
+        assert!(both
+            .unwrap_err()
+            .contains("use only one of: invert, invert_match"));
+    }
+
+    #[test]
     fn formats() {
         assert_eq!(
             parse_format("ip=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% 100%% %REQ(X-Id)%"),
