@@ -3,7 +3,8 @@
 //!
 //! Served: routing, local actions, rewrites, standard proxy headers, per-route timeouts,
 //! retries, request mirroring, protocol upgrades (WebSocket), header mutations, head and body
-//! limits, and pooled upstream connections (see docs/configuration.md).
+//! limits, stream filters (`http_filters`, e.g. RBAC), `x-forwarded-client-cert`, and pooled
+//! upstream connections (see docs/configuration.md).
 
 mod body;
 mod config;
