@@ -106,7 +106,8 @@ impl CompiledPolicy {
     }
 }
 
-/// A compiled string matcher; `ignore_case` compares lower-cased (regexes get `(?i)`).
+/// A compiled string matcher; `ignore_case` compares ASCII-lower-cased, as Envoy does
+/// (regexes get `(?i)`).
 #[derive(Debug)]
 struct Text {
     matcher: ValueMatcher,
@@ -117,10 +118,10 @@ impl Text {
     fn compile(m: &StringMatch) -> Result<Text, String> {
         let value = if m.ignore_case {
             match &m.value {
-                ValueMatch::Exact(s) => ValueMatch::Exact(s.to_lowercase()),
-                ValueMatch::Prefix(s) => ValueMatch::Prefix(s.to_lowercase()),
-                ValueMatch::Suffix(s) => ValueMatch::Suffix(s.to_lowercase()),
-                ValueMatch::Contains(s) => ValueMatch::Contains(s.to_lowercase()),
+                ValueMatch::Exact(s) => ValueMatch::Exact(s.to_ascii_lowercase()),
+                ValueMatch::Prefix(s) => ValueMatch::Prefix(s.to_ascii_lowercase()),
+                ValueMatch::Suffix(s) => ValueMatch::Suffix(s.to_ascii_lowercase()),
+                ValueMatch::Contains(s) => ValueMatch::Contains(s.to_ascii_lowercase()),
                 ValueMatch::Regex(s) => ValueMatch::Regex(format!("(?i:{s})")),
                 other => other.clone(),
             }
@@ -137,7 +138,9 @@ impl Text {
 
     fn matches(&self, value: &str) -> bool {
         if self.ignore_case && value.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self.matcher.matches(Some(value.to_lowercase().as_bytes()));
+            return self
+                .matcher
+                .matches(Some(value.to_ascii_lowercase().as_bytes()));
         }
         self.matcher.matches(Some(value.as_bytes()))
     }
