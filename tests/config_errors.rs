@@ -134,7 +134,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
     (
         "unknown filter",
         "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    filters: [{ tcp_prox: { cluster: c } }]\nclusters: [{ name: c }]\n",
-        &["cfg.yaml:4: listeners[0].filters[0]: unknown network filter \"tcp_prox\" (did you mean \"tcp_proxy\"?); known filters: tcp_proxy, http_proxy, rpc_proxy"],
+        &["cfg.yaml:4: listeners[0].filters[0]: unknown network filter \"tcp_prox\" (did you mean \"tcp_proxy\"?); known filters: tcp_proxy, http_proxy, rpc_proxy, rbac"],
     ),
     (
         "duplicate names",

@@ -6,7 +6,8 @@
 #
 # OUT_DIR/
 #   ca.pem ca.key              the CA that signs everything below
-#   server.pem server.key      DNS: a.example.com, b.example.com, localhost; IP 127.0.0.1
+#   server.pem server.key      DNS: a.example.com, b.example.com, localhost; IP 127.0.0.1;
+#                              URI: spiffe://cluster.local/ns/default/sa/sluice
 #   b.pem b.key                DNS: b.example.com only (for SNI selection)
 #   client.pem client.key      URI: spiffe://cluster.local/ns/default/sa/client, DNS: client.local
 #   backend.pem backend.key    URI: spiffe://cluster.local/ns/default/sa/backend, DNS: backend.local
@@ -40,7 +41,7 @@ leaf() { # name ca subject san usage
 ca ca "/O=Sluice test/CN=Sluice test CA"
 ca other-ca "/O=Elsewhere/CN=Unrelated CA"
 leaf server ca "/CN=a.example.com" \
-    "DNS:a.example.com,DNS:b.example.com,DNS:localhost,IP:127.0.0.1" serverAuth
+    "DNS:a.example.com,DNS:b.example.com,DNS:localhost,IP:127.0.0.1,URI:spiffe://cluster.local/ns/default/sa/sluice" serverAuth
 leaf b ca "/CN=b.example.com" "DNS:b.example.com" serverAuth
 leaf backend ca "/CN=backend.local" \
     "URI:spiffe://cluster.local/ns/default/sa/backend,DNS:backend.local" serverAuth

@@ -19,6 +19,7 @@ mod route_decode;
 pub mod tls;
 
 pub use route_decode::decode_inline as decode_inline_route_config;
+pub use route_decode::decode_value_match;
 pub use route_decode::parse_format as route_format;
 pub mod units;
 pub mod yaml;

@@ -301,7 +301,7 @@ impl Decode for RouteMatch {
 }
 
 /// The value rule shared by header and query parameter matchers.
-fn decode_value_match(f: &mut Fields<'_>, cx: &mut Cx) -> Option<ValueMatch> {
+pub fn decode_value_match(f: &mut Fields<'_>, cx: &mut Cx) -> Option<ValueMatch> {
     let (key, node) = one_of(
         f,
         &["exact", "prefix", "suffix", "contains", "regex", "present"],
@@ -333,7 +333,15 @@ impl Decode for HeaderMatch {
         let mut f = Fields::new(node, path, cx)?;
         let name = f.required::<String>("name", cx);
         let value = decode_value_match(&mut f, cx);
-        let invert = f.or("invert", false, cx);
+        // `invert_match` is Envoy's name (RBAC configs copied from Envoy use it).
+        let invert = match (f.node("invert"), f.node("invert_match")) {
+            (Some(_), Some(n)) => {
+                cx.error(n.line, path, "use only one of: invert, invert_match");
+                None
+            }
+            (_, Some(_)) => f.or("invert_match", false, cx),
+            _ => f.or("invert", false, cx),
+        };
         f.finish(cx);
         let name = name?;
         if !is_header_name(&name) {
@@ -897,6 +905,33 @@ pub fn parse_format(text: &str) -> Result<HeaderFormat, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_match_reads_envoys_invert_match() {
+        let decode = |text: &str| {
+            let node = crate::yaml::parse(text).map_err(|e| format!("{e:?}"))?;
+            let mut cx = Cx::default();
+            let m = HeaderMatch::decode(&node, "h", &mut cx);
+            match m {
+                Some(m) if !cx.has_errors() => Ok(m.invert),
+                _ => Err(cx
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<String>()),
+            }
+        };
+        assert_eq!(
+            decode("{ name: x, present: true, invert_match: true }"),
+            Ok(true)
+        );
+        assert_eq!(decode("{ name: x, present: true, invert: true }"), Ok(true));
+        assert_eq!(decode("{ name: x, present: true }"), Ok(false));
+        let both = decode("{ name: x, present: true, invert: true, invert_match: true }");
+        assert!(both
+            .unwrap_err()
+            .contains("use only one of: invert, invert_match"));
+    }
 
     #[test]
     fn formats() {

@@ -1,8 +1,11 @@
-//! Built-in network filters, each registered by name (see [`registry`]).
+//! Built-in network filters, each registered by name (see [`registry`]), and the stream
+//! filters `http_proxy` and `rpc_proxy` run per request (see [`stream`]).
 
 pub mod http_proxy;
+pub mod rbac;
 pub mod registry;
 pub mod rpc_proxy;
+pub mod stream;
 pub mod tcp_proxy;
 
 pub use registry::{build_chain, build_listener, config_registry, BuildContext, BuildError};

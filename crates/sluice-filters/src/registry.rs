@@ -14,7 +14,7 @@ use sluice_net::{
 };
 use sluice_upstream::ClusterManager;
 
-use crate::{http_proxy, rpc_proxy, tcp_proxy};
+use crate::{http_proxy, rbac, rpc_proxy, tcp_proxy};
 
 /// What a built filter is: a connection-level check, or the terminal handler.
 pub enum Built {
@@ -31,6 +31,8 @@ pub struct BuildContext {
     pub http_upstreams: Arc<http_proxy::Upstreams>,
     /// Certificates and CA bundles (files or SDS), shared by every chain that names them.
     pub secrets: Arc<Secrets>,
+    /// The listener whose chain is being built (names counters); set by [`build_chain`].
+    pub listener: Arc<str>,
 }
 
 impl BuildContext {
@@ -43,6 +45,7 @@ impl BuildContext {
             clusters,
             http_upstreams,
             secrets: Secrets::new(),
+            listener: Arc::from(""),
         })
     }
 }
@@ -63,8 +66,12 @@ pub struct NetworkFilterKind {
     pub build: Builder,
 }
 
-pub static NETWORK_FILTERS: &[NetworkFilterKind] =
-    &[tcp_proxy::KIND, http_proxy::KIND, rpc_proxy::KIND];
+pub static NETWORK_FILTERS: &[NetworkFilterKind] = &[
+    tcp_proxy::KIND,
+    http_proxy::KIND,
+    rpc_proxy::KIND,
+    rbac::KIND,
+];
 
 /// The config registry with every built-in filter's decoder.
 pub fn config_registry() -> Registry {
@@ -116,6 +123,10 @@ pub fn build_chain(
     specs: &[NetworkFilterSpec],
     ctx: &BuildContext,
 ) -> Result<FilterChain, BuildError> {
+    let ctx = &BuildContext {
+        listener: Arc::from(listener),
+        ..ctx.clone()
+    };
     let mut filters = Vec::new();
     let mut handler = None;
     for spec in specs {

@@ -195,7 +195,8 @@ impl ListenerChains {
             Err(_) => return self.refused(&info, Refused::Timeout),
         };
         self.stats.ssl_handshake.inc();
-        let tls_info = TlsInfo::from_connection(stream.get_ref().1);
+        let mut tls_info = TlsInfo::from_connection(stream.get_ref().1);
+        tls_info.local_uri_san = tls.local_uri_san(tls_info.server_name.as_deref());
         debug!(
             listener = %info.listener,
             sni = tls_info.server_name.as_deref().unwrap_or(""),
@@ -421,6 +422,7 @@ mod tests {
                 handshake_timeout: Duration::from_secs(1),
                 certificates: Vec::new(),
                 client_ca: None,
+                resolver: Arc::new(crate::tls::SecretResolver::new(Vec::new())),
             })
         });
         Chain {

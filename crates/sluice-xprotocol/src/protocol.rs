@@ -120,6 +120,8 @@ pub enum LocalError {
     UpstreamFailure,
     /// The request could not be forwarded (bad frame, encode failure).
     BadRequest,
+    /// A filter refused the request (RBAC).
+    Forbidden,
 }
 
 impl LocalError {
@@ -131,6 +133,7 @@ impl LocalError {
             LocalError::Timeout => "upstream timeout",
             LocalError::UpstreamFailure => "upstream connection failure",
             LocalError::BadRequest => "bad request",
+            LocalError::Forbidden => "forbidden",
         }
     }
 }

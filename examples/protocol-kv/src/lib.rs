@@ -167,6 +167,7 @@ impl Protocol for Kv {
             LocalError::BadRequest => 6,
             LocalError::Overflow => 3,
             LocalError::NoHealthyUpstream | LocalError::UpstreamFailure => 2,
+            LocalError::Forbidden => 7,
         };
         let id = u32::try_from(request.id).ok()?;
         let headers = [("error", error.as_str())];

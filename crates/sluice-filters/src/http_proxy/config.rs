@@ -58,6 +58,10 @@ pub struct HttpProxyConfig {
     pub max_request_body: Option<u64>,
     /// Appended as a `via` header to requests and responses (Envoy's `via`); `None` adds none.
     pub via: Option<http::HeaderValue>,
+    /// `http_filters`: run on each request before routing.
+    pub http_filters: Vec<crate::stream::StreamFilterSpec>,
+    /// `forward_client_cert_details` and `set_current_client_cert_details`.
+    pub xfcc: super::xfcc::XfccConfig,
 }
 
 pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
@@ -76,6 +80,8 @@ impl HttpProxyConfig {
             request_headers_timeout: Some(DEFAULT_REQUEST_HEADERS_TIMEOUT),
             max_request_body: None,
             via: None,
+            http_filters: Vec::new(),
+            xfcc: super::xfcc::XfccConfig::default(),
         }
     }
 }
@@ -129,6 +135,11 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     let body_limit = f.optional::<ByteSize>("max_request_body", cx);
     let via = f.optional::<String>("via", cx);
     let via_line = f.line_of("via");
+    let http_filters = match f.node("http_filters") {
+        Some(n) => crate::stream::decode_list(n, &join(path, "http_filters"), cx),
+        None => Some(Vec::new()),
+    };
+    let xfcc = super::xfcc::decode(&mut f, cx);
     f.finish(cx);
     let kb = in_range(
         kb,
@@ -167,6 +178,8 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         request_headers_timeout: timeout.map(|t| (!t.is_zero()).then_some(t))?,
         max_request_body: body_limit.ok()?.map(|b| b.0),
         via: via.ok()?,
+        http_filters: http_filters?,
+        xfcc: xfcc?,
     }))
 }
 

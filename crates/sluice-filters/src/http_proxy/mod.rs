@@ -3,7 +3,8 @@
 //!
 //! Served: routing, local actions, rewrites, standard proxy headers, per-route timeouts,
 //! retries, request mirroring, protocol upgrades (WebSocket), header mutations, head and body
-//! limits, and pooled upstream connections (see docs/configuration.md).
+//! limits, stream filters (`http_filters`, e.g. RBAC), `x-forwarded-client-cert`, and pooled
+//! upstream connections (see docs/configuration.md).
 
 mod body;
 mod config;
@@ -21,6 +22,7 @@ mod service;
 mod timer;
 mod upgrade;
 mod upstream;
+mod xfcc;
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -41,6 +43,7 @@ pub(crate) use retry::backoff as retry_backoff;
 pub use upstream::Upstreams;
 
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
+use crate::stream::StreamFilters;
 use detect::Protocol;
 use service::Proxy;
 
@@ -72,10 +75,13 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         .ok_or("config of another filter type")?;
     let routes = config.routes.resolve(&ctx.config)?;
     let table = RouteTable::compile(&routes).map_err(|e| e.to_string())?;
+    let scope = sluice_stats::Scope::new(&format!("http.{}", ctx.listener));
+    let filters = crate::stream::build_list(&config.http_filters, &scope)?;
     Ok(Built::Handler(Arc::new(HttpProxy::new(
         config.clone(),
         Arc::new(table),
         ctx.http_upstreams.clone(),
+        filters,
     ))))
 }
 
@@ -83,6 +89,7 @@ pub(crate) struct HttpProxy {
     config: HttpProxyConfig,
     table: Arc<RouteTable>,
     upstreams: Arc<Upstreams>,
+    filters: StreamFilters,
 }
 
 impl HttpProxy {
@@ -90,11 +97,13 @@ impl HttpProxy {
         config: HttpProxyConfig,
         table: Arc<RouteTable>,
         upstreams: Arc<Upstreams>,
+        filters: StreamFilters,
     ) -> Self {
         HttpProxy {
             config,
             table,
             upstreams,
+            filters,
         }
     }
 }
@@ -128,6 +137,10 @@ impl HttpProxy {
             upstreams: self.upstreams.clone(),
             client_ip: headers::client_ip_value(client.map(|a| a.ip())),
             https: info.tls.is_some(),
+            filters: self.filters.clone(),
+            xfcc: xfcc::ConnectionXfcc::new(&self.config.xfcc, info.tls.as_deref()),
+            // Kept for the filters only: a listener without them holds nothing more.
+            info: (!self.filters.is_empty()).then(|| info.clone()),
         });
         let config = self.config.clone();
         Box::pin(async move {

@@ -26,7 +26,10 @@ use super::retry::{self, Outcome};
 use super::timer::LazyTimer;
 use super::upgrade;
 use super::upstream::{NoHost, Upstreams};
+use super::xfcc::ConnectionXfcc;
+use crate::stream::StreamFilters;
 use sluice_config::LbPolicy;
+use sluice_net::ConnectionInfo;
 use sluice_upstream::outlier::Outcome as HostOutcome;
 use sluice_upstream::stats::ClusterStats;
 use sluice_upstream::{Host, LbContext};
@@ -64,6 +67,12 @@ pub struct Proxy {
     pub client_ip: Option<HeaderValue>,
     /// The client came over TLS: `x-forwarded-proto: https`.
     pub https: bool,
+    /// `http_filters`, run before routing.
+    pub filters: StreamFilters,
+    /// What this connection does to `x-forwarded-client-cert`.
+    pub xfcc: ConnectionXfcc,
+    /// The connection, for the filters (`None` without filters).
+    pub info: Option<ConnectionInfo>,
 }
 
 impl Proxy {
@@ -113,6 +122,19 @@ impl Proxy {
         let authority = authority_handle.as_str();
         let path_handle = parts.uri.path_and_query().cloned();
         let path_and_query = path_handle.as_ref().map_or("/", |pq| pq.as_str());
+        // Before filters and routes look at the headers: a forged header is gone by then.
+        self.xfcc.apply(&mut parts.headers);
+        if let (false, Some(info)) = (self.filters.is_empty(), &self.info) {
+            let view = RequestView::new(
+                parts.method.as_str(),
+                authority,
+                path_and_query,
+                &parts.headers,
+            );
+            if let Some(denial) = self.filters.on_request(&view, info) {
+                return text(denial.status, denial.message.to_string());
+            }
+        }
         let vhost = self.table.virtual_host(authority);
         let selected = vhost.and_then(|vhost| {
             let view = RequestView::new(

@@ -25,12 +25,18 @@ use super::request_view::RouteInputs;
 use super::upstream::{Conn, ConnectError, Heartbeat, HostConn, Lost};
 use crate::http_proxy::hash;
 use crate::http_proxy::mutate::Vars;
+use crate::stream::StreamFilters;
+use sluice_net::ConnectionInfo;
 
 /// What every call on a listener shares.
 pub struct Shared {
     pub listener: Arc<str>,
     pub protocol: Arc<dyn Protocol>,
     pub table: Arc<RouteTable>,
+    /// `stream_filters`, run before routing.
+    pub filters: StreamFilters,
+    /// The connection, for the filters (`None` without filters).
+    pub info: Option<ConnectionInfo>,
     pub clusters: Arc<ClusterManager>,
     pub max_frame_size: usize,
     /// Heartbeats on quiet upstream connections.
@@ -67,6 +73,12 @@ pub async fn handle(
     let inputs = RouteInputs::of(&request);
     let service = request.service_str();
     let method = request.method_str();
+    if let (false, Some(info)) = (shared.filters.is_empty(), &shared.info) {
+        let view = RequestView::new(method, service, &inputs.path, &inputs.headers);
+        if let Some(denial) = shared.filters.on_request(&view, info) {
+            return reply(&request, LocalError::Forbidden, denial.message.to_string());
+        }
+    }
     let selected = shared.table.virtual_host(service).and_then(|vhost| {
         let view = RequestView::new(method, service, &inputs.path, &inputs.headers);
         vhost.select(&view).map(|route| (vhost, route))

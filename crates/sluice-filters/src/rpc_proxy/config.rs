@@ -41,6 +41,8 @@ pub struct RpcProxyConfig {
     /// A heartbeat with nothing read back within this closes its upstream connection (the
     /// calls on it fail as resets, which retry policies may retry).
     pub upstream_heartbeat_timeout: Duration,
+    /// `stream_filters`: run on each request before routing.
+    pub stream_filters: Vec<crate::stream::StreamFilterSpec>,
 }
 
 pub const DEFAULT_MAX_FRAME_SIZE: u64 = 16 * 1024 * 1024;
@@ -97,6 +99,12 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         DEFAULT_UPSTREAM_HEARTBEAT_TIMEOUT,
         cx,
     );
+    let stream_filters = match f.node("stream_filters") {
+        Some(n) => {
+            crate::stream::decode_list(n, &sluice_config::decode::join(path, "stream_filters"), cx)
+        }
+        None => Some(Vec::new()),
+    };
     f.finish(cx);
 
     let protocol = protocol.and_then(|name| {
@@ -162,5 +170,6 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         idle_timeout: idle_timeout.ok()?.filter(|t| !t.is_zero()),
         upstream_heartbeat_interval: Some(heartbeat_interval?).filter(|d| !d.is_zero()),
         upstream_heartbeat_timeout: heartbeat_timeout?,
+        stream_filters: stream_filters?,
     }))
 }

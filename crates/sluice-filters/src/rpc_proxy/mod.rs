@@ -30,6 +30,7 @@ pub use sluice_xprotocol::{protocols, register_protocol};
 
 use crate::http_proxy::{HttpProxy, HttpProxyConfig};
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
+use crate::stream::StreamFilters;
 use call::Shared;
 use detect::Detected;
 use downstream::Limits;
@@ -47,6 +48,8 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         .ok_or("config of another filter type")?;
     let routes = config.routes.resolve(&ctx.config)?;
     let table = Arc::new(RouteTable::compile(&routes).map_err(|e| e.to_string())?);
+    let scope = sluice_stats::Scope::new(&format!("rpc.{}", ctx.listener));
+    let filters = crate::stream::build_list(&config.stream_filters, &scope)?;
     let registry = protocols();
     let protocol = match &config.protocol {
         ProtocolChoice::Named(name) => Some(
@@ -63,11 +66,14 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
             HttpProxyConfig::with_routes(config.routes.clone()),
             table.clone(),
             ctx.http_upstreams.clone(),
+            // HTTP on this listener passes the same checks as RPC.
+            filters.clone(),
         )),
     };
     Ok(Built::Handler(Arc::new(RpcProxy(Arc::new(Inner {
         speaks,
         table,
+        filters,
         clusters: ctx.clusters.clone(),
         // Checked against usize when the config was read.
         max_frame_size: usize::try_from(config.max_frame_size).unwrap_or(usize::MAX),
@@ -99,6 +105,7 @@ struct RpcProxy(Arc<Inner>);
 struct Inner {
     speaks: Speaks,
     table: Arc<RouteTable>,
+    filters: StreamFilters,
     clusters: Arc<ClusterManager>,
     max_frame_size: usize,
     upstream_heartbeat: Option<Heartbeat>,
@@ -107,11 +114,13 @@ struct Inner {
 }
 
 impl Inner {
-    fn shared(&self, listener: Arc<str>, protocol: Arc<dyn Protocol>) -> Arc<Shared> {
+    fn shared(&self, info: &ConnectionInfo, protocol: Arc<dyn Protocol>) -> Arc<Shared> {
         Arc::new(Shared {
-            listener,
+            listener: info.listener.clone(),
             protocol,
             table: self.table.clone(),
+            filters: self.filters.clone(),
+            info: (!self.filters.is_empty()).then(|| info.clone()),
             clusters: self.clusters.clone(),
             max_frame_size: self.max_frame_size,
             upstream_heartbeat: self.upstream_heartbeat,
@@ -127,7 +136,7 @@ impl ConnectionHandler for RpcProxy {
         };
         let inner = &self.0;
         if let Speaks::One(protocol) = &inner.speaks {
-            let shared = inner.shared(info.listener.clone(), protocol.clone());
+            let shared = inner.shared(&info, protocol.clone());
             let early = BytesMut::new();
             let limits = Limits {
                 flush: info.tls.is_some(),
@@ -145,7 +154,7 @@ impl ConnectionHandler for RpcProxy {
                 detect::detect(&mut stream, &mut early, &registry, inner.detect_timeout).await;
             match (detected, &inner.speaks) {
                 (Ok(Detected::Rpc(protocol)), _) => {
-                    let shared = inner.shared(info.listener.clone(), protocol);
+                    let shared = inner.shared(&info, protocol);
                     let limits = Limits {
                         flush: info.tls.is_some(),
                         ..inner.limits

@@ -11,6 +11,7 @@
 
 mod client;
 mod identity;
+mod local_uri;
 mod resolver;
 pub mod secret;
 mod secrets;
@@ -29,7 +30,8 @@ use sluice_config::{CaSource, CertificateSource, TlsConfig, TlsVersion};
 
 pub use client::{AppProtocol, TlsClient};
 pub use identity::PeerIdentity;
-use resolver::SecretResolver;
+pub(crate) use local_uri::LocalUris;
+pub(crate) use resolver::SecretResolver;
 pub use secret::{CaSecret, CertSecret, SecretOrigin};
 pub use secrets::Secrets;
 use verify::SecretClientVerifier;
@@ -48,6 +50,11 @@ pub struct TlsInfo {
     pub cipher_suite: String,
     /// The client certificate's identity, when the client presented one (it was verified).
     pub peer: Option<PeerIdentity>,
+    /// The client's certificate chain, leaf first (empty without one), for
+    /// `x-forwarded-client-cert` (`Hash`, `Cert`, `Chain`).
+    pub peer_chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// The URI SAN of the certificate Sluice presented (`By` in `x-forwarded-client-cert`).
+    pub local_uri_san: Option<String>,
 }
 
 impl TlsInfo {
@@ -69,6 +76,11 @@ impl TlsInfo {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|leaf| PeerIdentity::from_der(leaf.as_ref())),
+            peer_chain: conn
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+            local_uri_san: None,
         }
     }
 
@@ -86,6 +98,15 @@ pub struct TlsServer {
     /// The secrets the resolver and verifier read, for warming.
     pub certificates: Vec<Arc<CertSecret>>,
     pub client_ca: Option<Arc<CaSecret>>,
+    /// The certificate resolver, also asked for `By=` of `x-forwarded-client-cert`.
+    pub(crate) resolver: Arc<SecretResolver>,
+}
+
+impl TlsServer {
+    /// The URI SAN of the certificate presented for `sni` (the current one, if rotated).
+    pub fn local_uri_san(&self, sni: Option<&str>) -> Option<String> {
+        self.resolver.local_uri(sni)
+    }
 }
 
 impl TlsServer {
@@ -137,8 +158,8 @@ impl TlsServer {
                 CertificateSource::Sds(r) => secrets.sds_cert(&r.name),
             });
         }
-        let resolver = SecretResolver::new(certificates.clone());
-        let mut config = builder.with_cert_resolver(Arc::new(resolver));
+        let resolver = Arc::new(SecretResolver::new(certificates.clone()));
+        let mut config = builder.with_cert_resolver(resolver.clone());
         if let Some(ca) = &client_ca {
             config.session_storage = Arc::new(sessions::CaBoundSessions::new(ca.clone()));
         }
@@ -148,6 +169,7 @@ impl TlsServer {
             handshake_timeout: tls.handshake_timeout,
             certificates,
             client_ca,
+            resolver,
         })
     }
 

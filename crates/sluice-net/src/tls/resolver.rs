@@ -71,6 +71,8 @@ struct Indexed {
     /// The material the index was built from, one per source (`None`: not received yet).
     from: Vec<Option<Arc<CertMaterial>>>,
     sni: SniResolver,
+    /// The URI SAN of each certificate, by the same SNI choice.
+    uris: super::LocalUris,
 }
 
 impl SecretResolver {
@@ -99,14 +101,25 @@ impl SecretResolver {
     }
 }
 
+impl SecretResolver {
+    /// The first URI SAN of the certificate a client asking for `sni` gets now.
+    pub(crate) fn local_uri(&self, sni: Option<&str>) -> Option<String> {
+        self.current().uris.lookup(sni)
+    }
+}
+
 impl Indexed {
     fn build(sources: &[Arc<CertSecret>]) -> Indexed {
         let from: Vec<_> = sources.iter().map(|s| s.current()).collect();
         let mut sni = SniResolver::default();
+        let mut uris = super::LocalUris::default();
         for m in from.iter().flatten() {
             sni.add(m.names.clone(), m.key.clone());
+            if let Some(leaf) = m.key.cert.first() {
+                uris.add(&super::PeerIdentity::from_der(leaf.as_ref()));
+            }
         }
-        Indexed { from, sni }
+        Indexed { from, sni, uris }
     }
 }
 

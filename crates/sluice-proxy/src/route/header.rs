@@ -21,8 +21,9 @@ use super::error::CompileError;
 use super::request::RequestView;
 use super::value::ValueMatcher;
 
+/// A compiled [`HeaderMatch`]; also RBAC's `header` permission and principal.
 #[derive(Debug)]
-pub(crate) struct HeaderMatcher {
+pub struct HeaderMatcher {
     source: Source,
     value: ValueMatcher,
     invert: bool,
@@ -39,7 +40,7 @@ enum Source {
 
 impl HeaderMatcher {
     /// `route` names the route in errors.
-    pub(crate) fn compile(m: &HeaderMatch, route: &str) -> Result<Self, CompileError> {
+    pub fn compile(m: &HeaderMatch, route: &str) -> Result<Self, CompileError> {
         let bad_name = || CompileError::InvalidHeaderName {
             route: route.to_string(),
             name: m.name.clone(),
@@ -69,7 +70,7 @@ impl HeaderMatcher {
         })
     }
 
-    pub(crate) fn matches(&self, req: &RequestView<'_>) -> bool {
+    pub fn matches(&self, req: &RequestView<'_>) -> bool {
         let matched = match &self.source {
             Source::Method => self.value.matches(Some(req.method().as_bytes())),
             Source::Scheme => self.value.matches(req.scheme().map(str::as_bytes)),

@@ -33,7 +33,9 @@ use regex::Regex;
 use sluice_config::route::{HeaderMutations, Route, RouteAction, RouteConfig, VirtualHost};
 
 pub use error::CompileError;
+pub use header::HeaderMatcher;
 pub use request::RequestView;
+pub use value::ValueMatcher;
 pub use weighted::{ClusterChoice, WeightedClusters};
 
 use domains::{DomainError, DomainIndex};

@@ -10,7 +10,7 @@ use regex::bytes::Regex;
 use sluice_config::route::ValueMatch;
 
 #[derive(Debug)]
-pub(crate) enum ValueMatcher {
+pub enum ValueMatcher {
     Exact(Box<[u8]>),
     Prefix(Box<[u8]>),
     Suffix(Box<[u8]>),
@@ -27,7 +27,7 @@ pub(crate) enum ValueMatcher {
 impl ValueMatcher {
     /// Fails only on a regex that does not compile; the error is `(pattern, error)` so the
     /// caller can say which route and field it belongs to.
-    pub(crate) fn compile(value: &ValueMatch) -> Result<Self, (String, regex::Error)> {
+    pub fn compile(value: &ValueMatch) -> Result<Self, (String, regex::Error)> {
         Ok(match value {
             ValueMatch::Exact(s) => ValueMatcher::Exact(s.as_bytes().into()),
             ValueMatch::Prefix(s) => ValueMatcher::Prefix(s.as_bytes().into()),
@@ -45,13 +45,13 @@ impl ValueMatcher {
 
     /// Whether the test looks at the value at all (`present`/`absent` only ask whether there
     /// is one), so callers can skip assembling it.
-    pub(crate) fn needs_value(&self) -> bool {
+    pub fn needs_value(&self) -> bool {
         !matches!(self, ValueMatcher::Present | ValueMatcher::Absent)
     }
 
     /// `value` is `None` when the header or parameter is not in the request at all, which
     /// only `Absent` accepts; every other kind needs a value to test.
-    pub(crate) fn matches(&self, value: Option<&[u8]>) -> bool {
+    pub fn matches(&self, value: Option<&[u8]>) -> bool {
         let Some(v) = value else {
             return matches!(self, ValueMatcher::Absent);
         };

@@ -66,5 +66,8 @@ pub fn for_local_error(error: LocalError) -> u16 {
         LocalError::Timeout => TIMEOUT,
         LocalError::UpstreamFailure => CONNECTION_CLOSED,
         LocalError::BadRequest => CODEC_EXCEPTION,
+        // Bolt has no "forbidden": the server refused to run the call, as a service that
+        // throws does; the client shows the message.
+        LocalError::Forbidden => SERVER_EXCEPTION,
     }
 }

@@ -53,5 +53,8 @@ pub fn for_local_error(error: LocalError) -> u8 {
         LocalError::Timeout => SERVER_TIMEOUT,
         LocalError::UpstreamFailure => SERVER_ERROR,
         LocalError::BadRequest => BAD_REQUEST,
+        // Dubbo has no "forbidden"; its own access checks (tokens) fail the call as a
+        // service error.
+        LocalError::Forbidden => SERVICE_ERROR,
     }
 }
