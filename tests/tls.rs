@@ -714,6 +714,141 @@ listeners:
     );
 }
 
+/// `openssl s_client` sending one `Connection: close` request (so it reads to the end,
+/// session tickets included), with `args`; everything it printed.
+fn s_client_request(addr: SocketAddr, args: &[&str]) -> String {
+    let connect = addr.to_string();
+    let ca = cert("ca.pem");
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &connect, "-CAfile", &ca, "-ign_eof"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET / HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn sessions_resume_with_tickets_unless_turned_off() {
+    let (_s, addr) = start_tls(
+        &format!("{{ certificates: [{}] }}", server_cert()),
+        &answer("t"),
+        "",
+    );
+    let (_s2, no_tickets) = start_tls(
+        &format!(
+            "{{ certificates: [{}], session_tickets: false }}",
+            server_cert()
+        ),
+        &answer("t"),
+        "",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for version in ["-tls1_2", "-tls1_3"] {
+        let session = dir.path().join(format!("session{version}"));
+        let session = session.to_str().unwrap();
+        let base = ["-servername", "a.example.com", version];
+        let first = s_client_request(addr, &[&base[..], &["-sess_out", session]].concat());
+        assert!(first.contains("\nNew, "), "{version}: {first}");
+        assert!(
+            first.contains("TLS session ticket lifetime hint"),
+            "{version}: {first}"
+        );
+        let again = s_client_request(addr, &[&base[..], &["-sess_in", session]].concat());
+        assert!(again.contains("\nReused, "), "{version}: {again}");
+        assert!(again.contains("HTTP/1.1 200"), "{version}: {again}");
+    }
+    // Without tickets, TLS 1.2 gets none (resumption by session id, kept in memory, stays).
+    let out = s_client_request(no_tickets, &["-servername", "a.example.com", "-tls1_2"]);
+    assert!(out.contains("HTTP/1.1 200"), "{out}");
+    assert!(!out.contains("TLS session ticket lifetime hint"), "{out}");
+}
+
+#[test]
+fn an_ocsp_response_is_stapled_for_clients_that_ask() {
+    // A response for the server certificate, signed by the CA itself as responder.
+    let dir = certs();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("ocsp-index.txt"), "").unwrap();
+    run(&[
+        "ocsp",
+        "-issuer",
+        "ca.pem",
+        "-cert",
+        "server.pem",
+        "-no_nonce",
+        "-reqout",
+        "ocsp-req.der",
+    ]);
+    run(&[
+        "ocsp",
+        "-index",
+        "ocsp-index.txt",
+        "-CA",
+        "ca.pem",
+        "-rsigner",
+        "ca.pem",
+        "-rkey",
+        "ca.key",
+        "-reqin",
+        "ocsp-req.der",
+        "-respout",
+        "server.ocsp",
+        "-ndays",
+        "1",
+    ]);
+    let (_s, addr) = start_tls(
+        &format!(
+            "{{ certificates: [{{ cert_chain: \"{}\", private_key: \"{}\", ocsp_staple: \"{}\" }}] }}",
+            cert("server.pem"),
+            cert("server.key"),
+            cert("server.ocsp")
+        ),
+        &answer("ocsp"),
+        "",
+    );
+    for version in ["-tls1_2", "-tls1_3"] {
+        let out = s_client_request(addr, &["-servername", "a.example.com", "-status", version]);
+        assert!(
+            out.contains("OCSP Response Status: successful"),
+            "{version}: {out}"
+        );
+        assert!(out.contains("HTTP/1.1 200"), "{version}: {out}");
+    }
+    // Without a staple configured, none is sent.
+    let (_s2, plain) = start_tls(
+        &format!("{{ certificates: [{}] }}", server_cert()),
+        &answer("x"),
+        "",
+    );
+    let out = s_client_request(plain, &["-servername", "a.example.com", "-status"]);
+    assert!(out.contains("OCSP response: no response sent"), "{out}");
+}
+
 fn check(yaml: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sluice.yaml");

@@ -159,6 +159,8 @@ impl Decode for UpstreamTlsConfig {
                         private_key_file: key_file,
                         chain,
                         private_key,
+                        ocsp_staple_file: None,
+                        ocsp_staple: None,
                     })),
                     _ => None,
                 }

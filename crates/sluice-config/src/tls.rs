@@ -218,6 +218,9 @@ pub struct TlsCertificate {
     /// The chain, leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     pub private_key: PrivateKey,
+    /// A DER OCSP response for the leaf, stapled to handshakes of clients that ask for one.
+    pub ocsp_staple_file: Option<PathBuf>,
+    pub ocsp_staple: Option<Vec<u8>>,
 }
 
 /// Private key bytes (DER). `Debug` prints a placeholder: keys never reach logs or messages.
@@ -251,6 +254,8 @@ pub struct TlsConfig {
     /// IANA names; empty: the provider's defaults.
     pub cipher_suites: Vec<String>,
     pub handshake_timeout: Duration,
+    /// Stateless session resumption: tickets sealed with keys made in-process and rotated.
+    pub session_tickets: bool,
 }
 
 impl Decode for TlsConfig {
@@ -283,6 +288,7 @@ impl Decode for TlsConfig {
         };
         let handshake_timeout = f.or("handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT, cx);
         let timeout_line = f.line_of("handshake_timeout");
+        let session_tickets = f.or("session_tickets", true, cx);
         f.finish(cx);
         if let Some(alpn) = &alpn {
             for (i, p) in alpn.iter().enumerate() {
@@ -335,6 +341,7 @@ impl Decode for TlsConfig {
             min_version: min_version?,
             cipher_suites: cipher_suites?,
             handshake_timeout: handshake_timeout?,
+            session_tickets: session_tickets?,
         })
     }
 }
@@ -393,7 +400,29 @@ fn decode_certificate(node: &Node, path: &str, cx: &mut Cx) -> Option<Certificat
     let key_node = f.node("private_key");
     let chain_file = f.required::<String>("cert_chain", cx).map(PathBuf::from);
     let key_file = f.required::<String>("private_key", cx).map(PathBuf::from);
+    let ocsp_node = f.node("ocsp_staple");
+    let ocsp_file = f
+        .optional::<String>("ocsp_staple", cx)
+        .map(|o| o.map(PathBuf::from));
     f.finish(cx);
+    let ocsp = match (ocsp_file.as_ref().ok().and_then(Option::as_ref), ocsp_node) {
+        (Some(file), Some(n)) => match read_file(file, n.line, &join(path, "ocsp_staple"), cx) {
+            Some(bytes) if bytes.is_empty() => {
+                cx.error(
+                    n.line,
+                    &join(path, "ocsp_staple"),
+                    format!(
+                        "\"{}\" is empty (expected a DER OCSP response)",
+                        file.display()
+                    ),
+                );
+                None
+            }
+            Some(bytes) => Some(Some(bytes)),
+            None => None,
+        },
+        _ => Some(None),
+    };
     let chain = match (&chain_file, chain_node) {
         (Some(file), Some(n)) => read_certs(file, n.line, &join(path, "cert_chain"), cx),
         _ => None,
@@ -407,6 +436,8 @@ fn decode_certificate(node: &Node, path: &str, cx: &mut Cx) -> Option<Certificat
         private_key_file: key_file?,
         chain: chain?,
         private_key: key?,
+        ocsp_staple_file: ocsp_file.ok()?,
+        ocsp_staple: ocsp?,
     }))
 }
 

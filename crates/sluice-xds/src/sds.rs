@@ -189,7 +189,11 @@ impl Client {
                 let key_pem = data_source::read(tls.private_key.as_ref(), "private_key")?;
                 let chain = sluice_config::parse_certs(&chain_pem, "certificate_chain")?;
                 let key = sluice_config::parse_key(&key_pem, "private_key")?;
-                let m = slot.update(chain, &key.der())?;
+                let ocsp = match &tls.ocsp_staple {
+                    Some(source) => Some(data_source::read(Some(source), "ocsp_staple")?),
+                    None => None,
+                };
+                let m = slot.update(chain, &key.der(), ocsp)?;
                 info!(secret = %name, %version, serial = %m.serial, not_after = %m.not_after, "SDS certificate updated");
                 Ok(())
             }

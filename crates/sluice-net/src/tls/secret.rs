@@ -120,8 +120,9 @@ impl CertSecret {
         &self,
         chain: Vec<CertificateDer<'static>>,
         key: &PrivateKeyDer<'static>,
+        ocsp: Option<Vec<u8>>,
     ) -> Result<Arc<CertMaterial>, String> {
-        let material = Arc::new(certified(&self.provider, chain, key)?);
+        let material = Arc::new(certified(&self.provider, chain, key, ocsp)?);
         self.slot.publish(material.clone());
         Ok(material)
     }
@@ -137,6 +138,7 @@ pub fn certified(
     provider: &CryptoProvider,
     chain: Vec<CertificateDer<'static>>,
     key: &PrivateKeyDer<'static>,
+    ocsp: Option<Vec<u8>>,
 ) -> Result<CertMaterial, String> {
     let leaf = chain
         .first()
@@ -146,7 +148,10 @@ pub fn certified(
         .key_provider
         .load_private_key(key.clone_key())
         .map_err(|e| format!("unusable private key: {e}"))?;
-    let key = CertifiedKey::new(chain, signing);
+    let mut key = CertifiedKey::new(chain, signing);
+    // rustls staples it to handshakes of clients that send status_request; it is not
+    // checked against the leaf (a stale response is the operator's to refresh).
+    key.ocsp = ocsp;
     key.keys_match()
         .map_err(|e| format!("the key does not match the certificate ({e})"))?;
     let (serial, not_after) = match X509Certificate::from_der(leaf.as_ref()) {

@@ -46,17 +46,20 @@ impl Secrets {
     /// The certificate of a `{ cert_chain, private_key }` entry, read when the config loaded;
     /// checked (key loads and matches) the first time these files are named.
     pub fn file_cert(&self, cert: &TlsCertificate) -> Result<Arc<CertSecret>, String> {
-        let origin = SecretOrigin::Files(vec![
-            cert.cert_chain_file.clone(),
-            cert.private_key_file.clone(),
-        ]);
+        let mut files = vec![cert.cert_chain_file.clone(), cert.private_key_file.clone()];
+        files.extend(cert.ocsp_staple_file.clone());
+        let origin = SecretOrigin::Files(files);
         let mut inner = self.inner.lock();
         if let Some(FileSecret::Cert(s)) = inner.find(&origin) {
             return Ok(s);
         }
         let secret = CertSecret::new(origin.clone(), self.provider.clone());
         secret
-            .update(cert.chain.clone(), &cert.private_key.der())
+            .update(
+                cert.chain.clone(),
+                &cert.private_key.der(),
+                cert.ocsp_staple.clone(),
+            )
             .map_err(|e| format!("{origin}: {e}"))?;
         inner
             .files

@@ -55,15 +55,17 @@ impl FileEntry {
         self.seen = now;
         let files = files(&self.origin);
         match (&self.secret, files) {
-            (FileSecret::Cert(secret), [chain, key]) => match reload_cert(secret, chain, key) {
-                Ok(()) => {}
-                Err(e) => warn!(
-                    cert_chain = %chain.display(),
-                    private_key = %key.display(),
-                    error = %e,
-                    "certificate files changed but cannot be used; still serving the previous certificate"
-                ),
-            },
+            (FileSecret::Cert(secret), [chain, key, ocsp @ ..]) => {
+                match reload_cert(secret, chain, key, ocsp.first()) {
+                    Ok(()) => {}
+                    Err(e) => warn!(
+                        cert_chain = %chain.display(),
+                        private_key = %key.display(),
+                        error = %e,
+                        "certificate files changed but cannot be used; still serving the previous certificate"
+                    ),
+                }
+            }
             (FileSecret::Ca(secret), [file]) => match reload_ca(secret, file) {
                 Ok(n) => info!(file = %file.display(), certificates = n, "CA bundle rotated"),
                 Err(e) => warn!(
@@ -88,11 +90,17 @@ fn read(file: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(file).map_err(|e| format!("cannot read \"{}\": {e}", file.display()))
 }
 
-fn reload_cert(secret: &CertSecret, chain_file: &Path, key_file: &Path) -> Result<(), String> {
+fn reload_cert(
+    secret: &CertSecret,
+    chain_file: &Path,
+    key_file: &Path,
+    ocsp_file: Option<&PathBuf>,
+) -> Result<(), String> {
     let chain =
         sluice_config::parse_certs(&read(chain_file)?, &format!("\"{}\"", chain_file.display()))?;
     let key = sluice_config::parse_key(&read(key_file)?, &format!("\"{}\"", key_file.display()))?;
-    let m = secret.update(chain, &key.der())?;
+    let ocsp = ocsp_file.map(|f| read(f)).transpose()?;
+    let m = secret.update(chain, &key.der(), ocsp)?;
     info!(
         cert_chain = %chain_file.display(),
         private_key = %key_file.display(),
