@@ -695,3 +695,121 @@ fn sluice_check_reports_tls_file_errors_with_their_path() {
         "{stderr}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rotation: the cluster's `ca` and client certificate are secrets, as a listener's are
+// ---------------------------------------------------------------------------------------------
+
+/// Replaces `to` by a copy of `from`, atomically (write beside it, then rename over).
+fn replace_file(from: &str, to: &Path) {
+    let tmp = to.with_extension("tmp");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+#[test]
+fn the_cluster_ca_and_client_certificate_rotate_from_files() {
+    // A connection per request: rotation applies to new connections, and a kept-alive one
+    // would keep the certificate it was made with.
+    let extra = format!(
+        "ssl_verify_client on; ssl_client_certificate {}; keepalive_timeout 0;",
+        cert("ca.pem")
+    );
+    let nginx = nginx_echoing_tls("server", &extra);
+    // At first the wrong CA and a client certificate nginx does not trust.
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, chain, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("client.pem"),
+        dir.path().join("client.key"),
+    );
+    replace_file(&cert("other-ca.pem"), &ca_file);
+    replace_file(&cert("other-client.pem"), &chain);
+    replace_file(&cert("other-client.key"), &key);
+    let (s, addr) = sluice_to(
+        nginx.addr,
+        &format!(
+            "{{ ca: \"{}\", cert_chain: \"{}\", private_key: \"{}\" }}",
+            ca_file.display(),
+            chain.display(),
+            key.display()
+        ),
+        "",
+    );
+    assert_eq!(get(addr).status, 503);
+    // The right CA: the server is trusted now, but its request for a client certificate
+    // gets one from the other CA.
+    replace_file(&cert("ca.pem"), &ca_file);
+    let reply = s.poll("a handshake with the rotated CA", || {
+        let r = get(addr);
+        (r.status != 503).then_some(r)
+    });
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    // The right client certificate: nginx accepts it on the next connection.
+    replace_file(&cert("client.pem"), &chain);
+    replace_file(&cert("client.key"), &key);
+    let reply = s.poll("the rotated client certificate", || {
+        let r = get(addr);
+        (r.status == 200).then_some(r)
+    });
+    assert!(
+        reply.text().contains("client=CN=client,O=Sluice test"),
+        "{}",
+        reply.text()
+    );
+    log_has(&s, "certificate rotated");
+}
+
+#[test]
+fn the_cluster_ca_and_client_certificate_come_from_sds() {
+    let extra = format!(
+        "ssl_verify_client on; ssl_client_certificate {};",
+        cert("ca.pem")
+    );
+    let nginx = nginx_echoing_tls("server", &extra);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str| {
+        let d = dir.path().join("secrets").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let ca_dir = secret("upstream-ca");
+    std::fs::copy(cert("ca.pem"), ca_dir.join("trusted_ca.pem")).unwrap();
+    let cert_dir = secret("client-cert");
+    std::fs::copy(cert("client.pem"), cert_dir.join("cert_chain.pem")).unwrap();
+    std::fs::copy(cert("client.key"), cert_dir.join("private_key.pem")).unwrap();
+    let port = free_port();
+    let cp = common::control_plane::ControlPlane::start(dir.path(), &format!("127.0.0.1:{port}"));
+    let addr = local(free_port());
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+sds: {{ address: \"{}\" }}
+listeners:
+  - name: web
+    address: \"{addr}\"
+    filters:
+      - http_proxy: {{ routes: [{{ match: {{ prefix: / }}, route: {{ cluster: secure }} }}] }}
+clusters:
+  - name: secure
+    tls: {{ ca: {{ sds: upstream-ca }}, certificate: {{ sds: client-cert }} }}
+    endpoints: [{{ address: \"{}\" }}]
+",
+        cp.address, nginx.addr
+    );
+    let s = Sluice::start(&yaml);
+    // The cluster does not wait for its secrets: requests before they arrive fail (503).
+    let reply = s.poll("a request with the SDS secrets", || {
+        let r = get(addr);
+        (r.status == 200).then_some(r)
+    });
+    assert!(
+        reply.text().contains("client=CN=client,O=Sluice test"),
+        "{}",
+        reply.text()
+    );
+    let log = cp.log();
+    assert!(
+        log.contains("upstream-ca") && log.contains("client-cert"),
+        "{log}"
+    );
+}

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 
 use crate::decode::{index, join, keyword, seq, single_key, Cx, Decode, Fields};
 use crate::tls::{read_certs, read_key, TlsCertificate, TlsVersion, CIPHER_SUITES};
@@ -16,11 +16,8 @@ use crate::yaml::{Node, NodeKind};
 /// How the server's certificate is trusted.
 #[derive(Debug, Clone)]
 pub enum UpstreamTrust {
-    /// The chain must verify against these CA certificates (the `ca` file).
-    Ca {
-        file: PathBuf,
-        certs: Vec<CertificateDer<'static>>,
-    },
+    /// The chain must verify against the `ca` bundle: a watched file or an SDS secret.
+    Ca(crate::tls::CaSource),
     /// `insecure_skip_verify: true`: any certificate is accepted (the handshake's signatures
     /// are still checked, so the peer holds the key of the certificate it showed).
     InsecureSkipVerify,
@@ -58,8 +55,9 @@ pub struct UpstreamTlsConfig {
     /// Any of these SANs must be in the server certificate; when set, it replaces the check
     /// of the certificate against the server name.
     pub verify_san: Vec<SanMatcher>,
-    /// The client certificate (mTLS): `cert_chain` and `private_key`.
-    pub client_certificate: Option<TlsCertificate>,
+    /// The client certificate (mTLS): `cert_chain` and `private_key`, or `certificate:
+    /// { sds: NAME }`.
+    pub client_certificate: Option<crate::tls::CertificateSource>,
     /// ALPN protocols offered. `None`: each connection offers its own protocol (`h2` for
     /// HTTP/2, `http/1.1` for HTTP/1.1, nothing for `tcp_proxy`, RPC and TCP checks).
     pub alpn: Option<Vec<String>>,
@@ -68,13 +66,27 @@ pub struct UpstreamTlsConfig {
     pub cipher_suites: Vec<String>,
 }
 
+impl UpstreamTlsConfig {
+    /// Every `{ sds: NAME }` this block refers to.
+    pub fn sds_refs(&self) -> impl Iterator<Item = &crate::tls::SdsSecretRef> {
+        let ca = match &self.trust {
+            UpstreamTrust::Ca(crate::tls::CaSource::Sds(r)) => Some(r),
+            _ => None,
+        };
+        let cert = match &self.client_certificate {
+            Some(crate::tls::CertificateSource::Sds(r)) => Some(r),
+            _ => None,
+        };
+        ca.into_iter().chain(cert)
+    }
+}
+
 impl Decode for UpstreamTlsConfig {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let sni_line = f.line_of("sni");
         let sni = f.optional::<String>("sni", cx).ok();
         let ca_node = f.node("ca");
-        let ca_file = f.optional::<String>("ca", cx).ok();
         let insecure = f.or("insecure_skip_verify", false, cx);
         let insecure_line = f.line_of("insecure_skip_verify");
         let verify_san = match f.node("verify_san") {
@@ -86,6 +98,20 @@ impl Decode for UpstreamTlsConfig {
         let chain_file = f.optional::<String>("cert_chain", cx).ok();
         let key_node = f.node("private_key");
         let key_file = f.optional::<String>("private_key", cx).ok();
+        let sds_cert = match f.node("certificate") {
+            Some(n) => {
+                let at = join(path, "certificate");
+                match Fields::new(n, &at, cx) {
+                    Some(mut c) => {
+                        let r = crate::tls::decode_sds_ref(&mut c, &at, cx);
+                        c.finish(cx);
+                        r.map(Some)
+                    }
+                    None => None,
+                }
+            }
+            None => Some(None),
+        };
         let alpn = f.optional::<Vec<String>>("alpn", cx).ok();
         let alpn_line = f.line_of("alpn");
         let min_version = f.or("min_version", TlsVersion::Tls12, cx);
@@ -110,8 +136,8 @@ impl Decode for UpstreamTlsConfig {
             }
             sni => sni,
         };
-        let trust = match (ca_file, ca_node, insecure) {
-            (Some(Some(file)), Some(n), Some(insecure)) => {
+        let trust = match (ca_node, insecure) {
+            (Some(n), Some(insecure)) => {
                 if insecure {
                     cx.error(
                         insecure_line,
@@ -119,13 +145,12 @@ impl Decode for UpstreamTlsConfig {
                         "ca and insecure_skip_verify: true exclude each other",
                     );
                 }
-                let file = PathBuf::from(file);
-                read_certs(&file, n.line, &join(path, "ca"), cx)
+                crate::tls::decode_ca(n, &join(path, "ca"), cx)
                     .filter(|_| !insecure)
-                    .map(|certs| UpstreamTrust::Ca { file, certs })
+                    .map(UpstreamTrust::Ca)
             }
-            (Some(None), _, Some(true)) => Some(UpstreamTrust::InsecureSkipVerify),
-            (Some(None), _, Some(false)) => {
+            (None, Some(true)) => Some(UpstreamTrust::InsecureSkipVerify),
+            (None, Some(false)) => {
                 cx.error(
                     node.line,
                     path,
@@ -154,14 +179,16 @@ impl Decode for UpstreamTlsConfig {
                 let key = key_node
                     .and_then(|n| read_key(&key_file, n.line, &join(path, "private_key"), cx));
                 match (chain, key) {
-                    (Some(chain), Some(private_key)) => Some(Some(TlsCertificate {
-                        cert_chain_file: chain_file,
-                        private_key_file: key_file,
-                        chain,
-                        private_key,
-                        ocsp_staple_file: None,
-                        ocsp_staple: None,
-                    })),
+                    (Some(chain), Some(private_key)) => {
+                        Some(Some(crate::tls::CertificateSource::Files(TlsCertificate {
+                            cert_chain_file: chain_file,
+                            private_key_file: key_file,
+                            chain,
+                            private_key,
+                            ocsp_staple_file: None,
+                            ocsp_staple: None,
+                        })))
+                    }
                     _ => None,
                 }
             }
@@ -204,6 +231,18 @@ impl Decode for UpstreamTlsConfig {
                 );
             }
         }
+        let client_certificate = match (client_certificate, sds_cert) {
+            (Some(Some(_)), Some(Some(_))) => {
+                cx.error(
+                    node.line,
+                    &join(path, "certificate"),
+                    "give the client certificate as cert_chain and private_key, or as certificate: { sds: NAME }, not both",
+                );
+                None
+            }
+            (Some(files), Some(sds)) => Some(files.or(sds.map(crate::tls::CertificateSource::Sds))),
+            _ => None,
+        };
         Some(UpstreamTlsConfig {
             sni: sni?,
             trust: trust?,
@@ -344,7 +383,10 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.sni.as_deref(), Some("backend.local"));
-        assert!(matches!(c.trust, UpstreamTrust::Ca { ref certs, .. } if certs.len() == 1));
+        assert!(matches!(
+            c.trust,
+            UpstreamTrust::Ca(crate::tls::CaSource::File { ref certs, .. }) if certs.len() == 1
+        ));
         assert_eq!(
             c.verify_san,
             vec![SanMatcher::Uri(
@@ -352,7 +394,10 @@ mod tests {
             )]
         );
         let cert = c.client_certificate.unwrap();
-        assert_eq!(cert.chain.len(), 1);
+        let crate::tls::CertificateSource::Files(files) = &cert else {
+            panic!("files expected")
+        };
+        assert_eq!(files.chain.len(), 1);
         assert!(!format!("{cert:?}").contains("MAMCAQA"));
         assert_eq!(c.alpn, Some(vec!["h2".to_string()]));
         assert_eq!(c.min_version, TlsVersion::Tls12);
@@ -415,6 +460,21 @@ mod tests {
         assert!(e.contains("cert_chain needs private_key"), "{e}");
         let e = error(&files.yaml("{ ca: DIR/ca.pem, private_key: DIR/c.key }"));
         assert!(e.contains("private_key needs cert_chain"), "{e}");
+    }
+
+    #[test]
+    fn sds_forms_and_their_exclusions() {
+        let files = Files::new("sds");
+        let c =
+            decode(&files.yaml("{ ca: { sds: ROOTCA }, certificate: { sds: default } }")).unwrap();
+        assert_eq!(
+            c.sds_refs().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["ROOTCA", "default"]
+        );
+        let err = error(&files.yaml(
+            "{ ca: DIR/ca.pem, cert_chain: DIR/c.pem, private_key: DIR/c.key, certificate: { sds: x } }",
+        ));
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]

@@ -118,11 +118,18 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
     };
     f.finish(cx);
     if let (Some(None), Some(listeners)) = (&sds, &listeners) {
+        let clusters: &[crate::ClusterConfig] = clusters.as_deref().unwrap_or_default();
         for r in listeners
             .iter()
             .flat_map(|l| &l.filter_chains)
             .filter_map(|c| c.tls.as_deref())
             .flat_map(|t| t.sds_refs())
+            .chain(
+                clusters
+                    .iter()
+                    .filter_map(|c| c.tls.as_ref())
+                    .flat_map(|t| t.sds_refs()),
+            )
         {
             cx.error(
                 r.line,

@@ -362,7 +362,7 @@ impl TlsConfig {
 }
 
 /// `{ sds: NAME }`, already known to be a mapping with an `sds` key.
-fn decode_sds_ref(f: &mut Fields<'_>, path: &str, cx: &mut Cx) -> Option<SdsSecretRef> {
+pub(crate) fn decode_sds_ref(f: &mut Fields<'_>, path: &str, cx: &mut Cx) -> Option<SdsSecretRef> {
     let line = f.line_of("sds");
     let name = f.required::<String>("sds", cx)?;
     if name.is_empty() {
@@ -377,7 +377,7 @@ fn decode_sds_ref(f: &mut Fields<'_>, path: &str, cx: &mut Cx) -> Option<SdsSecr
 }
 
 /// `client_ca`: a PEM file's path, or `{ sds: NAME }`.
-fn decode_ca(node: &Node, path: &str, cx: &mut Cx) -> Option<CaSource> {
+pub(crate) fn decode_ca(node: &Node, path: &str, cx: &mut Cx) -> Option<CaSource> {
     if matches!(node.kind, crate::yaml::NodeKind::Map(_)) {
         let mut f = Fields::new(node, path, cx)?;
         let r = decode_sds_ref(&mut f, path, cx);

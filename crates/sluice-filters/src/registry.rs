@@ -38,13 +38,14 @@ pub struct BuildContext {
 impl BuildContext {
     /// Fails when a cluster cannot be built (its TLS settings), naming the cluster.
     pub fn new(config: Arc<Config>) -> Result<Self, String> {
-        let clusters = Arc::new(ClusterManager::new(&config)?);
+        let secrets = Secrets::new();
+        let clusters = Arc::new(ClusterManager::new(&config, &secrets)?);
         let http_upstreams = Arc::new(http_proxy::Upstreams::new(&clusters));
         Ok(BuildContext {
             config,
             clusters,
             http_upstreams,
-            secrets: Secrets::new(),
+            secrets,
             listener: Arc::from(""),
         })
     }

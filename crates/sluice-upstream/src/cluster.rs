@@ -57,9 +57,18 @@ impl Cluster {
     /// with only its IP-literal endpoints; its resolver adds the rest. Fails when its TLS
     /// settings cannot be built (a key that does not match its certificate).
     pub fn from_config(config: &ClusterConfig) -> Result<Cluster, String> {
+        Self::with_secrets(config, &sluice_net::Secrets::new())
+    }
+
+    /// As [`Cluster::from_config`], with the TLS files and SDS secrets registered in
+    /// `secrets` (the process's, so they are watched and subscribed to).
+    pub fn with_secrets(
+        config: &ClusterConfig,
+        secrets: &sluice_net::Secrets,
+    ) -> Result<Cluster, String> {
         let tls = match &config.tls {
             Some(tls) => Some(Arc::new(
-                sluice_net::TlsClient::build(tls)
+                sluice_net::TlsClient::build(tls, secrets)
                     .map_err(|e| format!("cluster \"{}\": tls: {e}", config.name))?,
             )),
             None => None,

@@ -16,20 +16,23 @@ pub struct ClusterManager {
 
 impl ClusterManager {
     /// Fails when a cluster cannot be built (its TLS settings), naming the cluster.
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(config: &Config, secrets: &sluice_net::Secrets) -> Result<Self, String> {
         Ok(ClusterManager {
-            clusters: ArcSwap::from_pointee(Self::build(config)?),
+            clusters: ArcSwap::from_pointee(Self::build(config, secrets)?),
         })
     }
 
     /// Background work (outlier sweeps, health checks, DNS refreshes) runs on the runtime
     /// current when this is called; without one, none runs.
-    fn build(config: &Config) -> Result<HashMap<Arc<str>, Arc<Cluster>>, String> {
+    fn build(
+        config: &Config,
+        secrets: &sluice_net::Secrets,
+    ) -> Result<HashMap<Arc<str>, Arc<Cluster>>, String> {
         config
             .clusters
             .iter()
             .map(|c| {
-                let cluster = Arc::new(Cluster::from_config(c)?);
+                let cluster = Arc::new(Cluster::with_secrets(c, secrets)?);
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     cluster.run_rebuilds_on(runtime);
                 }
@@ -53,8 +56,8 @@ impl ClusterManager {
     }
 
     /// Replaces every cluster with the ones `config` describes.
-    pub fn update(&self, config: &Config) -> Result<(), String> {
-        self.clusters.store(Arc::new(Self::build(config)?));
+    pub fn update(&self, config: &Config, secrets: &sluice_net::Secrets) -> Result<(), String> {
+        self.clusters.store(Arc::new(Self::build(config, secrets)?));
         Ok(())
     }
 }

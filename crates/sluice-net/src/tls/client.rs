@@ -17,11 +17,14 @@ use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_na
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
-    SignatureScheme,
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
+use sluice_config::{
+    Address, CaSource, CertificateSource, SanMatcher, TlsVersion, UpstreamTlsConfig, UpstreamTrust,
 };
-use sluice_config::{Address, SanMatcher, TlsVersion, UpstreamTlsConfig, UpstreamTrust};
+
+use super::secret::CaSecret;
+use super::secrets::Secrets;
+use super::verify::SecretClientCert;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::stream::Stream;
@@ -62,8 +65,10 @@ impl std::fmt::Debug for TlsClient {
 }
 
 impl TlsClient {
-    /// Builds the rustls client configs. Errors name the files at fault, never key bytes.
-    pub fn build(tls: &UpstreamTlsConfig) -> Result<TlsClient, String> {
+    /// Builds the rustls client configs over secrets registered in `secrets` (so the `ca`
+    /// bundle and the client certificate rotate, from watched files or SDS, as a listener's
+    /// do). Errors name the files at fault, never key bytes.
+    pub fn build(tls: &UpstreamTlsConfig, secrets: &Secrets) -> Result<TlsClient, String> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         if !tls.cipher_suites.is_empty() {
             provider
@@ -79,16 +84,19 @@ impl TlsClient {
             TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersion::Tls13 => &[&rustls::version::TLS13],
         };
+        let mut ca_secret = None;
+        let mut cert_secret = None;
         let verifier: Arc<dyn ServerCertVerifier> = match &tls.trust {
-            UpstreamTrust::Ca { file, certs } => {
-                let mut roots = RootCertStore::empty();
-                for ca in certs {
-                    roots.add(ca.clone()).map_err(|e| {
-                        format!("ca \"{}\": unusable CA certificate: {e}", file.display())
-                    })?;
-                }
+            UpstreamTrust::Ca(source) => {
+                let ca: Arc<CaSecret> = match source {
+                    CaSource::File { file, certs } => secrets
+                        .file_ca(file, certs)
+                        .map_err(|e| format!("ca: {e}"))?,
+                    CaSource::Sds(r) => secrets.sds_ca(&r.name),
+                };
+                ca_secret = Some(ca.clone());
                 Arc::new(Verifier {
-                    roots: Arc::new(roots),
+                    ca,
                     sans: tls.verify_san.clone(),
                     algorithms,
                 })
@@ -106,25 +114,16 @@ impl TlsClient {
             .dangerous()
             .with_custom_certificate_verifier(verifier);
         let mut config = match &tls.client_certificate {
-            Some(cert) => {
-                let shown = format!(
-                    "certificate \"{}\" with key \"{}\"",
-                    cert.cert_chain_file.display(),
-                    cert.private_key_file.display()
-                );
-                super::warn_if_readable_by_others(&cert.private_key_file);
-                let key = provider
-                    .key_provider
-                    .load_private_key(cert.private_key.der())
-                    .map_err(|e| format!("{shown}: unusable private key: {e}"))?;
-                rustls::sign::CertifiedKey::new(cert.chain.clone(), key)
-                    .keys_match()
-                    .map_err(|e| {
-                        format!("{shown}: the key does not match the certificate ({e})")
-                    })?;
-                builder
-                    .with_client_auth_cert(cert.chain.clone(), cert.private_key.der())
-                    .map_err(|e| format!("{shown}: {e}"))?
+            Some(source) => {
+                let cert = match source {
+                    CertificateSource::Files(files) => {
+                        super::warn_if_readable_by_others(&files.private_key_file);
+                        secrets.file_cert(files)?
+                    }
+                    CertificateSource::Sds(r) => secrets.sds_cert(&r.name),
+                };
+                cert_secret = Some(cert.clone());
+                builder.with_client_cert_resolver(Arc::new(SecretClientCert(cert)))
             }
             None => builder.with_no_client_auth(),
         };
@@ -135,6 +134,9 @@ impl TlsClient {
                 (None, None) => Vec::new(),
             }
         };
+        config.resumption = rustls::client::Resumption::store(Arc::new(
+            super::client_sessions::SecretBoundSessions::new(ca_secret, cert_secret),
+        ));
         config.alpn_protocols = offered(AppProtocol::Opaque);
         let opaque = Arc::new(config.clone());
         config.alpn_protocols = offered(AppProtocol::Http1);
@@ -241,10 +243,11 @@ fn describe(e: &io::Error) -> String {
     }
 }
 
-/// Chain to the `ca` roots, then the server name or the `verify_san` names.
+/// Chain to the `ca` roots (the bundle current at the handshake), then the server name or
+/// the `verify_san` names.
 #[derive(Debug)]
 struct Verifier {
-    roots: Arc<RootCertStore>,
+    ca: Arc<CaSecret>,
     sans: Vec<SanMatcher>,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -258,10 +261,16 @@ impl ServerCertVerifier for Verifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(ca) = self.ca.current() else {
+            return Err(rustls::Error::General(format!(
+                "{}: not received yet",
+                self.ca.origin()
+            )));
+        };
         let cert = ParsedCertificate::try_from(end_entity)?;
         verify_server_cert_signed_by_trust_anchor(
             &cert,
-            &self.roots,
+            &ca.roots,
             intermediates,
             now,
             self.algorithms.all,

@@ -10,6 +10,7 @@
 //! each handshake, so they rotate without a restart and without touching open connections.
 
 mod client;
+mod client_sessions;
 mod identity;
 mod local_uri;
 mod resolver;

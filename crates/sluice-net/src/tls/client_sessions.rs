@@ -1,0 +1,108 @@
+//! The session store of an upstream TLS client: emptied when the cluster's CA bundle or client
+//! certificate changes. A resumed TLS session skips both the server's verification and the
+//! client's certificate, so without this a rotated client certificate would not reach the
+//! server (it keeps seeing the identity of the first handshake) and a server verified under an
+//! old CA could be resumed after the bundle stopped trusting it.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
+use rustls::NamedGroup;
+use rustls_pki_types::ServerName;
+
+use super::secret::{CaMaterial, CaSecret, CertMaterial, CertSecret};
+
+/// As many sessions as rustls keeps by default.
+const SESSIONS: usize = 256;
+
+#[derive(Debug)]
+pub(crate) struct SecretBoundSessions {
+    ca: Option<Arc<CaSecret>>,
+    cert: Option<Arc<CertSecret>>,
+    current: ArcSwap<Generation>,
+}
+
+#[derive(Debug)]
+struct Generation {
+    /// The CA bundle and certificate the sessions were made with (held, so a new one can
+    /// never reuse their address).
+    ca: Option<Arc<CaMaterial>>,
+    cert: Option<Arc<CertMaterial>>,
+    sessions: Arc<ClientSessionMemoryCache>,
+}
+
+impl SecretBoundSessions {
+    pub(crate) fn new(ca: Option<Arc<CaSecret>>, cert: Option<Arc<CertSecret>>) -> Self {
+        let current = ArcSwap::from_pointee(Generation {
+            ca: ca.as_ref().and_then(|c| c.current()),
+            cert: cert.as_ref().and_then(|c| c.current()),
+            sessions: Arc::new(ClientSessionMemoryCache::new(SESSIONS)),
+        });
+        SecretBoundSessions { ca, cert, current }
+    }
+
+    /// The sessions made with the current material; a fresh, empty store once it changed
+    /// (a rotation publishes a new `Arc`).
+    fn sessions(&self) -> Arc<ClientSessionMemoryCache> {
+        fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        let ca = self.ca.as_ref().and_then(|c| c.current());
+        let cert = self.cert.as_ref().and_then(|c| c.current());
+        let generation = self.current.load();
+        if same(&generation.ca, &ca) && same(&generation.cert, &cert) {
+            return generation.sessions.clone();
+        }
+        let fresh = Arc::new(Generation {
+            ca,
+            cert,
+            sessions: Arc::new(ClientSessionMemoryCache::new(SESSIONS)),
+        });
+        self.current.store(fresh.clone());
+        fresh.sessions.clone()
+    }
+}
+
+impl ClientSessionStore for SecretBoundSessions {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        self.sessions().set_kx_hint(server_name, group)
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.sessions().kx_hint(server_name)
+    }
+
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.sessions().set_tls12_session(server_name, value)
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.sessions().tls12_session(server_name)
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.sessions().remove_tls12_session(server_name)
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
+        self.sessions().insert_tls13_ticket(server_name, value)
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
+        self.sessions().take_tls13_ticket(server_name)
+    }
+}
