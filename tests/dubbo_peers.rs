@@ -86,6 +86,10 @@ fn timeouts_and_a_full_thread_pool() {
         .run();
     assert_eq!(r.errors, 1, "{}", r.raw);
     assert!(r.has_error("timeout"), "{}", r.raw);
+    // The provider's one thread still runs that call (the consumer only stopped waiting):
+    // until a plain call gets through, it turns every call away.
+    let freed = (0..20).any(|_| Consumer::new(p.addr).run().ok == 1);
+    assert!(freed, "the provider's thread never came free");
     // Four slow calls at once on a one-thread pool: the provider turns some away with
     // SERVER_THREADPOOL_EXHAUSTED_ERROR.
     let r = Consumer::new(p.addr)
