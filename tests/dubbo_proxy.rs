@@ -487,3 +487,43 @@ fn bad_frames_close_only_their_own_connection() {
     assert_eq!(http_get(sluice.admin, "/ready").unwrap().0, 200);
     assert!(!sluice.log().contains("panicked"), "{}", sluice.log());
 }
+
+#[test]
+fn rbac_answers_a_denied_dubbo_call_with_a_dubbo_error() {
+    let provider = Provider::start("p");
+    let extra = "          stream_filters:
+            - rbac:
+                rules:
+                  action: DENY
+                  policies:
+                    no-fail:
+                      permissions: [ { header: { name: method, exact: fail } } ]
+                      principals: [ { any: true } ]
+";
+    let (sluice, addr) = rpc::start(
+        "dubbo",
+        extra,
+        &all_to("p"),
+        &cluster("p", &[provider.addr]),
+    );
+    let steps = Consumer::new(addr)
+        // 0: allowed calls pass.
+        .count(3)
+        // 1: the denied method gets Dubbo's error reply, with RBAC's message.
+        .then()
+        .method("fail")
+        .count(2)
+        // 2: the connection is still good.
+        .then()
+        .count(3)
+        .run_steps();
+    assert_eq!((steps[0].ok, steps[0].errors), (3, 0), "{}", steps[0].raw);
+    assert_eq!((steps[1].ok, steps[1].errors), (0, 2), "{}", steps[1].raw);
+    assert!(
+        steps[1].has_error("RBAC: access denied"),
+        "{}",
+        steps[1].raw
+    );
+    assert_eq!((steps[2].ok, steps[2].errors), (3, 0), "{}", steps[2].raw);
+    assert_eq!(stat(&sluice, "rpc.rpc.rbac.denied"), 2);
+}
