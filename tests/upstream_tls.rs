@@ -796,12 +796,11 @@ clusters:
 ",
         cp.address, nginx.addr
     );
-    let s = Sluice::start(&yaml);
-    // The cluster does not wait for its secrets: requests before they arrive fail (503).
-    let reply = s.poll("a request with the SDS secrets", || {
-        let r = get(addr);
-        (r.status == 200).then_some(r)
-    });
+    // The start waits for the cluster's secrets (`/ready` says LIVE only then), so the very
+    // first request has them.
+    let _s = Sluice::start(&yaml);
+    let reply = get(addr);
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert!(
         reply.text().contains("client=CN=client,O=Sluice test"),
         "{}",

@@ -83,6 +83,16 @@ async fn serve(
         .sds
         .as_ref()
         .map(|s| tokio::time::Instant::now() + s.initial_fetch_timeout);
+    // Clusters' SDS secrets first (Envoy warms clusters before listeners): a listener that
+    // accepted before them would send its first requests to handshakes that cannot succeed.
+    if let Some(deadline) = warm_until {
+        if tokio::time::timeout_at(deadline, ctx.secrets.sds_ready())
+            .await
+            .is_err()
+        {
+            warn!(missing = ?ctx.secrets.sds_missing(), "initial_fetch_timeout passed before these SDS secrets arrived; starting: TLS that needs them fails until they do");
+        }
+    }
     let mut warming = tokio::task::JoinSet::new();
     for ((l, sockets), chain) in config.listeners.iter().zip(bound).zip(built) {
         let shown = sockets

@@ -107,6 +107,46 @@ impl Secrets {
             .clone()
     }
 
+    /// Resolves once every SDS secret registered so far has a value: the start waits on it
+    /// (up to `initial_fetch_timeout`) so clusters' secrets are there before traffic, as
+    /// Envoy warms clusters before listeners.
+    pub async fn sds_ready(&self) {
+        let (certs, cas): (Vec<_>, Vec<_>) = {
+            let inner = self.inner.lock();
+            (
+                inner.sds_certs.values().cloned().collect(),
+                inner.sds_cas.values().cloned().collect(),
+            )
+        };
+        for c in certs {
+            c.ready().await;
+        }
+        for c in cas {
+            c.ready().await;
+        }
+    }
+
+    /// The SDS secrets still without a value, sorted, for a warning.
+    pub fn sds_missing(&self) -> Vec<String> {
+        let inner = self.inner.lock();
+        let mut missing: Vec<String> = inner
+            .sds_certs
+            .iter()
+            .filter(|(_, s)| s.current().is_none())
+            .map(|(n, _)| n.clone())
+            .chain(
+                inner
+                    .sds_cas
+                    .iter()
+                    .filter(|(_, s)| s.current().is_none())
+                    .map(|(n, _)| n.clone()),
+            )
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
     /// The SDS secret names in use, sorted: what the SDS client subscribes to.
     pub fn sds_names(&self) -> Vec<String> {
         let inner = self.inner.lock();
