@@ -179,6 +179,12 @@ fn a_server_from_another_ca_is_refused() {
     let (s, addr) = sluice_to(nginx.addr, "{ insecure_skip_verify: true }", "");
     assert_eq!(get(addr).status, 200);
     log_has(&s, "insecure_skip_verify: true");
+    let log = s.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("insecure_skip_verify: true") && l.contains("cluster=secure")),
+        "the warning names the cluster: {log}"
+    );
 }
 
 #[test]

@@ -66,6 +66,16 @@ impl Cluster {
         config: &ClusterConfig,
         secrets: &sluice_net::Secrets,
     ) -> Result<Cluster, String> {
+        if config
+            .tls
+            .as_ref()
+            .is_some_and(|t| matches!(t.trust, sluice_config::UpstreamTrust::InsecureSkipVerify))
+        {
+            tracing::warn!(
+                cluster = %config.name,
+                "tls has insecure_skip_verify: true; the servers' certificates are not verified"
+            );
+        }
         let tls = match &config.tls {
             Some(tls) => Some(Arc::new(
                 sluice_net::TlsClient::build(tls, secrets)
