@@ -818,3 +818,57 @@ clusters:
         "{log}"
     );
 }
+
+#[test]
+fn a_dns_cluster_sends_and_verifies_the_endpoint_name() {
+    // a.example.com and c.example.com resolve (by dnsmasq) to 127.0.0.1, where nginx serves a
+    // certificate for a.example.com only. The cluster names no `sni`, so the endpoint's DNS
+    // name is both sent and verified.
+    let nginx = nginx_echoing_tls("server", "");
+    let dns = common::dnsmasq::Dnsmasq::start(&[
+        ("127.0.0.1", "a.example.com"),
+        ("127.0.0.1", "c.example.com"),
+    ]);
+    let start = |host: &str| {
+        let addr = local(free_port());
+        let yaml = format!(
+            "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: web
+    address: \"{addr}\"
+    filters:
+      - http_proxy: {{ routes: [{{ match: {{ prefix: / }}, route: {{ cluster: secure }} }}] }}
+clusters:
+  - name: secure
+    connect_timeout: 2s
+    type: strict_dns
+    dns_refresh_rate: 200ms
+    dns_resolvers: [\"{}\"]
+    tls: {{ {} }}
+    endpoints: [{{ address: \"{host}:{}\" }}]
+",
+            dns.addr,
+            ca("ca.pem"),
+            nginx.addr.port()
+        );
+        (Sluice::start(&yaml), addr)
+    };
+    let (s, web) = start("a.example.com");
+    let reply = s.poll("a request to the resolved host", || {
+        let r = get(web);
+        (r.status == 200).then_some(r)
+    });
+    assert!(
+        reply.text().contains("sni=a.example.com"),
+        "{}",
+        reply.text()
+    );
+    // A name the certificate does not carry is refused, though it is the same server.
+    let (s2, web2) = start("c.example.com");
+    s2.poll("the resolved host", || {
+        let (_, body) = http_get(s2.admin, "/clusters").unwrap();
+        body.contains("secure::127.0.0.1:").then_some(())
+    });
+    assert_eq!(get(web2).status, 503);
+    log_has(&s2, "certificate not valid for name");
+}
