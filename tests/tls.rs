@@ -849,6 +849,52 @@ fn an_ocsp_response_is_stapled_for_clients_that_ask() {
     assert!(out.contains("OCSP response: no response sent"), "{out}");
 }
 
+#[test]
+fn tls_passes_through_by_sni_to_a_backend_that_terminates_it() {
+    // nginx terminates b.example.com itself; Sluice only reads the SNI and relays the bytes.
+    let nginx = Nginx::serving_tls(&format!(
+        r#"ssl_certificate {}; ssl_certificate_key {}; location / {{ return 200 "nginx terminated $ssl_server_name"; }}"#,
+        cert("b.pem"),
+        cert("b.key")
+    ));
+    let addr = local(free_port());
+    let s = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: edge
+    address: \"{addr}\"
+    listener_filters: [tls_inspector]
+    filter_chains:
+      - match: {{ server_names: [b.example.com] }}
+        filters: [{{ tcp_proxy: {{ cluster: b }} }}]
+      - match: {{ server_names: [a.example.com] }}
+        tls: {{ certificates: [{}] }}
+        filters: [{}]
+clusters: [{{ name: b, endpoints: [{{ address: \"{}\" }}] }}]
+",
+        server_cert(),
+        answer("sluice terminated"),
+        nginx.addr
+    ));
+    assert_eq!(
+        https(addr, "b.example.com", &[]).text(),
+        "nginx terminated b.example.com"
+    );
+    assert_eq!(
+        https(addr, "a.example.com", &[]).text(),
+        "sluice terminated"
+    );
+    // The certificate the passed-through client saw is nginx's (b.pem names only b).
+    let out = s_client(addr, &["-servername", "b.example.com"]);
+    assert!(
+        out.contains("CN = b.example.com") || out.contains("CN=b.example.com"),
+        "{out}"
+    );
+    // A name no chain has is closed and counted.
+    https_fails(addr, "c.example.com", &[]);
+    assert_eq!(stat(&s, &listener_stat(addr, "no_filter_chain_match")), 1);
+}
+
 fn check(yaml: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sluice.yaml");

@@ -687,19 +687,17 @@ fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
                 "matching on server_names, transport_protocol or application_protocols needs listener_filters: [tls_inspector]",
             );
         }
-        let tls_chain =
-            m.transport_protocol == Some(TransportProtocol::Tls) || !m.server_names.is_empty();
         if chain.tls.is_some() && m.transport_protocol == Some(TransportProtocol::RawBuffer) {
             cx.error(
                 chain.line,
                 &join(&chain.path, "tls"),
                 "a raw_buffer chain cannot terminate TLS",
             );
-        } else if tls_chain && chain.tls.is_none() {
+        } else if m.transport_protocol == Some(TransportProtocol::RawBuffer) && m.names_tls() {
             cx.error(
                 chain.line,
-                &chain.path,
-                "a chain for TLS clients needs a tls: block (TLS passthrough is not supported yet)",
+                &join(&chain.path, "match"),
+                "server_names and application_protocols come from a TLS ClientHello: a raw_buffer chain never sees one",
             );
         }
         let same = |other: &FilterChainConfig| {
@@ -720,7 +718,7 @@ fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
                 && a.transport_protocol == b.transport_protocol
                 // With the inspector, TLS and plaintext clients go to different chains;
                 // without it, every client goes to the one chain.
-                && (!inspector || other.tls.is_some() == chain.tls.is_some())
+                && (!inspector || other.takes_tls() == chain.takes_tls())
         };
         if let Some(j) = l.filter_chains[..i].iter().position(same) {
             cx.error(

@@ -119,6 +119,14 @@ impl FilterChainMatch {
         self == &FilterChainMatch::default()
     }
 
+    /// Whether the match only takes TLS clients (a chain for them without `tls:` passes
+    /// TLS through).
+    pub fn names_tls(&self) -> bool {
+        self.transport_protocol == Some(TransportProtocol::Tls)
+            || !self.server_names.is_empty()
+            || !self.application_protocols.is_empty()
+    }
+
     /// Whether the match reads the ClientHello (and so needs the TLS inspector).
     pub fn needs_inspector(&self) -> bool {
         !self.server_names.is_empty()
@@ -136,6 +144,14 @@ pub struct FilterChainConfig {
     /// YAML path (`listeners[0].filter_chains[1]`) and line, for messages.
     pub path: String,
     pub line: usize,
+}
+
+impl FilterChainConfig {
+    /// Whether the chain is for TLS clients: it terminates TLS, or its match names TLS (then
+    /// it passes TLS through to its filters, e.g. `tcp_proxy` by SNI).
+    pub fn takes_tls(&self) -> bool {
+        self.tls.is_some() || self.matcher.names_tls()
+    }
 }
 
 /// Lowest TLS version a listener accepts.

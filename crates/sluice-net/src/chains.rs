@@ -21,6 +21,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info};
 
 use crate::filter::{ConnectionInfo, FilterChain};
+use crate::hello_peek::peek_client_hello;
 use crate::listener_stats::ListenerStats;
 use crate::stream::Stream;
 use crate::tls::{TlsInfo, TlsServer};
@@ -35,6 +36,13 @@ pub struct Chain {
     pub filters: FilterChain,
 }
 
+impl Chain {
+    /// For TLS clients: it terminates TLS, or its match names TLS and it passes TLS through.
+    fn takes_tls(&self) -> bool {
+        self.tls.is_some() || self.matcher.names_tls()
+    }
+}
+
 /// Every chain of a listener, and its listener filters.
 pub struct ListenerChains {
     chains: Vec<Chain>,
@@ -45,6 +53,8 @@ pub struct ListenerChains {
     hello_timeout: Duration,
     /// A client silent for `hello_timeout` is served as plaintext instead of closed.
     continue_on_timeout: bool,
+    /// Some chain passes TLS through: the ClientHello is peeked, not consumed, to choose.
+    passthrough: bool,
     stats: ListenerStats,
 }
 
@@ -95,11 +105,13 @@ impl ListenerChains {
             .filter_map(|c| c.tls.as_ref().map(|t| t.handshake_timeout))
             .max()
             .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+        let passthrough = tls_inspector && chains.iter().any(|c| c.tls.is_none() && c.takes_tls());
         ListenerChains {
             chains,
             inspector: tls_inspector,
             hello_timeout,
             continue_on_timeout: false,
+            passthrough,
             stats: ListenerStats::new(scope, tls_inspector),
         }
     }
@@ -165,6 +177,34 @@ impl ListenerChains {
                 return;
             }
         }
+        // With a passthrough chain, the ClientHello is peeked to choose the chain, and stays
+        // in the socket for it (or for the handshake of a terminating chain).
+        let mut chosen = None;
+        if self.passthrough {
+            let left = self.hello_timeout.saturating_sub(started.elapsed());
+            let hello = match tokio::time::timeout(left, peek_client_hello(&stream)).await {
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return self.refused(&info, Refused::Closed)
+                }
+                Ok(Err(e)) => return self.refused(&info, Refused::NotTls(e)),
+                Err(_) => return self.refused(&info, Refused::Timeout),
+            };
+            facts.tls = Some(true);
+            facts.sni = hello.sni;
+            facts.alpn = hello.alpn;
+            let Some(chain) = self.select(&facts) else {
+                return self.refused(&info, Refused::NoChain);
+            };
+            if chain.tls.is_none() {
+                debug!(listener = %info.listener, sni = facts.sni.as_deref().unwrap_or(""), "tls passed through");
+                if let Some(fut) = chain.filters.accept(stream, info) {
+                    fut.await;
+                }
+                return;
+            }
+            chosen = Some(chain);
+        }
         let hello = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
         let start = match tokio::time::timeout(self.hello_timeout, hello).await {
             Ok(Ok(start)) => start,
@@ -174,15 +214,21 @@ impl ListenerChains {
             Ok(Err(e)) => return self.refused(&info, Refused::NotTls(e)),
             Err(_) => return self.refused(&info, Refused::Timeout),
         };
-        let hello = start.client_hello();
-        facts.tls = Some(true);
-        facts.sni = hello.server_name().map(str::to_ascii_lowercase);
-        facts.alpn = hello
-            .alpn()
-            .map(|protocols| protocols.map(<[u8]>::to_vec).collect())
-            .unwrap_or_default();
-        let Some(chain) = self.select(&facts) else {
-            return self.refused(&info, Refused::NoChain);
+        let chain = match chosen {
+            Some(chain) => chain,
+            None => {
+                let hello = start.client_hello();
+                facts.tls = Some(true);
+                facts.sni = hello.server_name().map(str::to_ascii_lowercase);
+                facts.alpn = hello
+                    .alpn()
+                    .map(|protocols| protocols.map(<[u8]>::to_vec).collect())
+                    .unwrap_or_default();
+                let Some(chain) = self.select(&facts) else {
+                    return self.refused(&info, Refused::NoChain);
+                };
+                chain
+            }
         };
         let Some(tls) = &chain.tls else {
             return self.refused(&info, Refused::NoChain);
@@ -254,7 +300,7 @@ impl ListenerChains {
         let mut candidates: Vec<&Chain> = self
             .chains
             .iter()
-            .filter(|c| facts.tls.is_none_or(|tls| c.tls.is_some() == tls))
+            .filter(|c| facts.tls.is_none_or(|tls| c.takes_tls() == tls))
             .collect();
         let local_ip = facts.local.map(|a| a.ip());
         let peer_ip = facts.peer.map(|a| a.ip());

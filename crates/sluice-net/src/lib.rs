@@ -4,6 +4,7 @@
 pub mod chains;
 pub mod connect;
 pub mod filter;
+pub mod hello_peek;
 pub mod listener;
 pub mod listener_stats;
 pub mod serve;
