@@ -31,6 +31,10 @@ pub enum Phase {
 /// What the admin endpoints read; written by the binary as the process moves along.
 pub struct AdminState {
     phase: AtomicU8,
+    /// When the process started, for `/server_info`'s uptime.
+    started: std::time::Instant,
+    /// Fired by `POST /quitquitquit`: the process drains and exits as on SIGTERM.
+    quit: tokio_util::sync::CancellationToken,
     listeners: ArcSwap<Vec<(String, String)>>,
     clusters: arc_swap::ArcSwapOption<sluice_upstream::ClusterManager>,
 }
@@ -39,6 +43,8 @@ impl Default for AdminState {
     fn default() -> Self {
         AdminState {
             phase: AtomicU8::new(Phase::Starting as u8),
+            started: std::time::Instant::now(),
+            quit: tokio_util::sync::CancellationToken::new(),
             listeners: ArcSwap::from_pointee(Vec::new()),
             clusters: arc_swap::ArcSwapOption::empty(),
         }
@@ -52,6 +58,19 @@ impl AdminState {
             1 => Phase::Live,
             _ => Phase::Draining,
         }
+    }
+
+    /// Resolves when `POST /quitquitquit` asked the process to stop.
+    pub async fn quit_requested(&self) {
+        self.quit.cancelled().await
+    }
+
+    pub(crate) fn request_quit(&self) {
+        self.quit.cancel();
+    }
+
+    pub(crate) fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     pub fn set_phase(&self, phase: Phase) {

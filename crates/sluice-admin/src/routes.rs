@@ -9,7 +9,11 @@ use crate::{AdminState, Phase};
 const INDEX: &[(&str, &str)] = &[
     (
         "/ready",
-        "200 LIVE once every listener accepts (bound, its SDS secrets arrived or timed out); 503 while starting or draining",
+        "200 LIVE once every listener is bound; 503 while starting or draining",
+    ),
+    (
+        "/server_info",
+        "JSON: version, state (INITIALIZING, LIVE, DRAINING), uptime",
     ),
     (
         "/listeners",
@@ -21,23 +25,63 @@ const INDEX: &[(&str, &str)] = &[
     ),
     (
         "/stats",
-        "counters and gauges, `cluster.<name>.<stat>: value`, `listener.<address>.<stat>: value` (Envoy's names)",
+        "counters and gauges, `cluster.<name>.<stat>: value`, `listener.<address>.<stat>: value` (Envoy's names); `?filter=REGEX`, `?format=json`",
+    ),
+    (
+        "/quitquitquit",
+        "POST: drain and exit, as on SIGTERM",
     ),
 ];
 
+/// Endpoints that change something: POST only, so a crawler or a stray GET cannot.
+const MUTATING: &[&str] = &["/quitquitquit"];
+
 pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(
+    let path = req.uri().path();
+    let mutating = MUTATING.contains(&path);
+    let allowed = if mutating {
+        req.method() == Method::POST
+    } else {
+        req.method() == Method::GET || req.method() == Method::HEAD
+    };
+    if !allowed {
+        let mut resp = text(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed\n".into(),
+            if mutating {
+                "method not allowed: use POST\n".into()
+            } else {
+                "method not allowed: use GET\n".into()
+            },
         );
+        resp.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static(if mutating { "POST" } else { "GET, HEAD" }),
+        );
+        return resp;
     }
-    match req.uri().path() {
+    let query = Query::parse(req.uri().query());
+    match path {
         "/ready" => match state.phase() {
             Phase::Live => text(StatusCode::OK, "LIVE\n".into()),
             Phase::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "STARTING\n".into()),
             Phase::Draining => text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n".into()),
         },
+        "/server_info" => {
+            let state_name = match state.phase() {
+                Phase::Starting => "INITIALIZING",
+                Phase::Live => "LIVE",
+                Phase::Draining => "DRAINING",
+            };
+            let uptime = format!("{}s", state.uptime().as_secs());
+            let body = serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "state": state_name,
+                "uptime_current_epoch": uptime,
+                "uptime_all_epochs": uptime,
+                "hot_restart_version": "disabled",
+            });
+            json(StatusCode::OK, &body)
+        }
         "/listeners" => {
             let body: String = state
                 .listeners
@@ -57,6 +101,16 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
             text(StatusCode::OK, body)
         }
         "/stats" => {
+            let filter = match query.get("filter").map(regex::Regex::new) {
+                Some(Ok(re)) => Some(re),
+                Some(Err(e)) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("filter is not a valid regular expression: {e}\n"),
+                    )
+                }
+                None => None,
+            };
             let mut lines = state
                 .clusters
                 .load()
@@ -64,17 +118,37 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                 .map(crate::clusters::stats)
                 .unwrap_or_default();
             lines.extend(sluice_stats::store().counters());
+            lines.retain(|(name, _)| filter.as_ref().is_none_or(|re| re.is_match(name)));
             lines.sort();
-            let body: String = lines
-                .into_iter()
-                .map(|(name, value)| format!("{name}: {value}\n"))
-                .collect();
-            text(StatusCode::OK, body)
+            match query.get("format") {
+                None | Some("text") => text(
+                    StatusCode::OK,
+                    lines
+                        .into_iter()
+                        .map(|(name, value)| format!("{name}: {value}\n"))
+                        .collect(),
+                ),
+                Some("json") => {
+                    let stats: Vec<serde_json::Value> = lines
+                        .into_iter()
+                        .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
+                        .collect();
+                    json(StatusCode::OK, &serde_json::json!({ "stats": stats }))
+                }
+                Some(other) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown format \"{other}\": text or json\n"),
+                ),
+            }
+        }
+        "/quitquitquit" => {
+            state.request_quit();
+            text(StatusCode::OK, "OK\n".into())
         }
         "/" => {
             let body: String = INDEX
                 .iter()
-                .map(|(path, what)| format!("{path:<12} {what}\n"))
+                .map(|(path, what)| format!("{path:<14} {what}\n"))
                 .collect();
             text(StatusCode::OK, body)
         }
@@ -85,6 +159,69 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
     }
 }
 
+/// A query string's parameters, percent-decoded; the last of a repeated name wins.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        let pairs = query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        Query(pairs)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `%XX` and `+` decoding; invalid escapes are kept as written.
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body:#}\n"))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
@@ -93,4 +230,20 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        let q = Query::parse(Some("filter=%5Ecluster%5C.a+b&format=json&format=text&x"));
+        assert_eq!(q.get("filter"), Some("^cluster\\.a b"));
+        assert_eq!(q.get("format"), Some("text"));
+        assert_eq!(q.get("x"), Some(""));
+        assert_eq!(q.get("y"), None);
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz%4"), "%zz%4");
+    }
 }

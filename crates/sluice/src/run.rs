@@ -151,6 +151,7 @@ async fn serve(
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: draining"),
         _ = int.recv() => info!("SIGINT: draining"),
+        () = admin.quit_requested() => info!("admin /quitquitquit: draining"),
     }
 
     admin.set_phase(Phase::Draining);

@@ -1,0 +1,99 @@
+//! The admin API through the real binary, driven by curl: `/server_info` (JSON), `/stats`
+//! with `?filter=` and `?format=json`, the method rules (reads are GET, changes are POST) and
+//! `POST /quitquitquit`. More endpoints come with the observability issue.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::curl::curl;
+use common::*;
+
+fn start() -> (Sluice, std::net::SocketAddr) {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: web
+    address: \"{addr}\"
+    filters:
+      - http_proxy: {{ routes: [{{ match: {{ prefix: / }}, route: {{ cluster: backend }} }}] }}
+clusters:
+  - name: backend
+    endpoints: [{{ address: \"{}\" }}]
+",
+        refused_addr()
+    );
+    (Sluice::start(&yaml), addr)
+}
+
+fn admin(s: &Sluice, path_and_args: &[&str]) -> common::curl::Reply {
+    let url = format!("http://{}{}", s.admin, path_and_args[0]);
+    let mut args: Vec<&str> = path_and_args[1..].to_vec();
+    args.push(&url);
+    curl(&args)
+}
+
+#[test]
+fn server_info_is_json_with_version_state_and_uptime() {
+    let (s, _) = start();
+    let r = admin(&s, &["/server_info"]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(v["state"], "LIVE");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        v["uptime_current_epoch"].as_str().unwrap().ends_with('s'),
+        "{v}"
+    );
+}
+
+#[test]
+fn stats_filter_by_regex_and_json_format() {
+    let (s, web) = start();
+    // Two requests to a cluster with nothing behind it: each counted once.
+    for _ in 0..2 {
+        assert_eq!(curl(&[&format!("http://{web}/")]).status, 503);
+    }
+    let r = admin(
+        &s,
+        &["/stats?filter=%5Ecluster%5C.backend%5C.upstream_rq_total%24"],
+    );
+    assert_eq!(r.text(), "cluster.backend.upstream_rq_total: 2\n");
+    let r = admin(&s, &["/stats?format=json&filter=upstream_rq_total"]);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(
+        v["stats"],
+        serde_json::json!([{ "name": "cluster.backend.upstream_rq_total", "value": 2 }])
+    );
+    let r = admin(&s, &["/stats?filter=("]);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("not a valid regular expression"),
+        "{}",
+        r.text()
+    );
+    let r = admin(&s, &["/stats?format=xml"]);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn quitquitquit_is_post_only_and_drains_then_exits() {
+    let (mut s, _) = start();
+    let r = admin(&s, &["/quitquitquit"]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+    let r = admin(&s, &["/stats", "-X", "POST"]);
+    assert_eq!(r.status, 405);
+    assert_eq!(admin(&s, &["/ready"]).status, 200);
+    let r = admin(&s, &["/quitquitquit", "-X", "POST"]);
+    assert_eq!(r.status, 200);
+    let status = s.wait_exit();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        s.log().contains("admin /quitquitquit: draining"),
+        "{}",
+        s.log()
+    );
+}
