@@ -9,6 +9,10 @@ use common::curl::curl;
 use common::*;
 
 fn start() -> (Sluice, std::net::SocketAddr) {
+    start_with(&[])
+}
+
+fn start_with(args: &[&str]) -> (Sluice, std::net::SocketAddr) {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let yaml = format!(
         "admin: {{ address: \"{{admin}}\" }}
@@ -23,7 +27,7 @@ clusters:
 ",
         refused_addr()
     );
-    (Sluice::start(&yaml), addr)
+    (Sluice::start_with(&yaml, args), addr)
 }
 
 fn admin(s: &Sluice, path_and_args: &[&str]) -> common::curl::Reply {
@@ -96,4 +100,34 @@ fn quitquitquit_is_post_only_and_drains_then_exits() {
         "{}",
         s.log()
     );
+}
+
+#[test]
+fn logging_shows_and_changes_the_filter_at_run_time() {
+    let (s, web) = start_with(&["--log-level", "info"]);
+    let r = admin(&s, &["/logging"]);
+    assert_eq!((r.status, r.text().as_str()), (200, "filter: info\n"));
+    // A failed upstream request is logged at debug by http_proxy: not at info.
+    curl(&[&format!("http://{web}/before")]);
+    let r = admin(
+        &s,
+        &["/logging?filter=info,sluice_filters=debug", "-X", "POST"],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("sluice_filters=debug"), "{}", r.text());
+    curl(&[&format!("http://{web}/after")]);
+    s.poll("the debug line of the request after the change", || {
+        s.log().contains("upstream request failed").then_some(())
+    });
+    // Only the second request was logged.
+    assert_eq!(s.log().matches("upstream request failed").count(), 1, "{}", s.log());
+    // A bad directive is refused and changes nothing.
+    let r = admin(&s, &["/logging?filter=sluice_filters=loud", "-X", "POST"]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(admin(&s, &["/logging"])
+        .text()
+        .contains("sluice_filters=debug"));
+    let r = admin(&s, &["/logging?level=warn", "-X", "POST"]);
+    assert_eq!(r.text(), "filter: warn\n");
+    assert_eq!(admin(&s, &["/logging", "-X", "POST"]).status, 400);
 }

@@ -28,6 +28,13 @@ pub enum Phase {
     Draining = 2,
 }
 
+/// The log filter at run time: `EnvFilter` directives (`info`, `info,sluice_net=debug`).
+pub trait LogControl: Send + Sync {
+    fn current(&self) -> Result<String, String>;
+    /// Replaces the filter; returns the one now in force. A bad directive changes nothing.
+    fn set(&self, directives: &str) -> Result<String, String>;
+}
+
 /// What the admin endpoints read; written by the binary as the process moves along.
 pub struct AdminState {
     phase: AtomicU8,
@@ -35,6 +42,8 @@ pub struct AdminState {
     started: std::time::Instant,
     /// Fired by `POST /quitquitquit`: the process drains and exits as on SIGTERM.
     quit: tokio_util::sync::CancellationToken,
+    /// The log filter, for `/logging` (set by the binary, which owns the subscriber).
+    logging: std::sync::OnceLock<Arc<dyn LogControl>>,
     listeners: ArcSwap<Vec<(String, String)>>,
     clusters: arc_swap::ArcSwapOption<sluice_upstream::ClusterManager>,
 }
@@ -45,6 +54,7 @@ impl Default for AdminState {
             phase: AtomicU8::new(Phase::Starting as u8),
             started: std::time::Instant::now(),
             quit: tokio_util::sync::CancellationToken::new(),
+            logging: std::sync::OnceLock::new(),
             listeners: ArcSwap::from_pointee(Vec::new()),
             clusters: arc_swap::ArcSwapOption::empty(),
         }
@@ -58,6 +68,15 @@ impl AdminState {
             1 => Phase::Live,
             _ => Phase::Draining,
         }
+    }
+
+    /// Lets `/logging` read and replace the log filter.
+    pub fn set_log_control(&self, control: Arc<dyn LogControl>) {
+        let _ = self.logging.set(control);
+    }
+
+    pub(crate) fn log_control(&self) -> Option<&Arc<dyn LogControl>> {
+        self.logging.get()
     }
 
     /// Resolves when `POST /quitquitquit` asked the process to stop.

@@ -28,6 +28,10 @@ const INDEX: &[(&str, &str)] = &[
         "counters and gauges, `cluster.<name>.<stat>: value`, `listener.<address>.<stat>: value` (Envoy's names); `?filter=REGEX`, `?format=json`",
     ),
     (
+        "/logging",
+        "the log filter; POST ?level=debug (everything) or ?filter=info,sluice_net=debug (per module) changes it",
+    ),
+    (
         "/quitquitquit",
         "POST: drain and exit, as on SIGTERM",
     ),
@@ -39,7 +43,10 @@ const MUTATING: &[&str] = &["/quitquitquit"];
 pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let mutating = MUTATING.contains(&path);
-    let allowed = if mutating {
+    let allowed = if path == "/logging" {
+        // Read with GET, changed with POST.
+        [Method::GET, Method::HEAD, Method::POST].contains(req.method())
+    } else if mutating {
         req.method() == Method::POST
     } else {
         req.method() == Method::GET || req.method() == Method::HEAD
@@ -139,6 +146,33 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                     StatusCode::BAD_REQUEST,
                     format!("unknown format \"{other}\": text or json\n"),
                 ),
+            }
+        }
+        "/logging" => {
+            let Some(control) = state.log_control() else {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "logging is not set up\n".into(),
+                );
+            };
+            let result = if req.method() == Method::POST {
+                match (query.get("level"), query.get("filter")) {
+                    (Some(level), None) => control.set(level),
+                    (None, Some(filter)) => control.set(filter),
+                    _ => {
+                        return text(
+                            StatusCode::BAD_REQUEST,
+                            "POST /logging?level=LEVEL or ?filter=DIRECTIVES (one of them)\n"
+                                .into(),
+                        )
+                    }
+                }
+            } else {
+                control.current()
+            };
+            match result {
+                Ok(filter) => text(StatusCode::OK, format!("filter: {filter}\n")),
+                Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
             }
         }
         "/quitquitquit" => {

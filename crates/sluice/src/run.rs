@@ -63,6 +63,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let ctx = BuildContext::new(config.clone()).map_err(anyhow::Error::msg)?;
     admin.set_clusters(ctx.clusters.clone());
+    admin.set_log_control(Arc::new(crate::logging::Control));
     let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();
     let accept_loops = TaskTracker::new();
