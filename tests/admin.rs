@@ -120,7 +120,12 @@ fn logging_shows_and_changes_the_filter_at_run_time() {
         s.log().contains("upstream request failed").then_some(())
     });
     // Only the second request was logged.
-    assert_eq!(s.log().matches("upstream request failed").count(), 1, "{}", s.log());
+    assert_eq!(
+        s.log().matches("upstream request failed").count(),
+        1,
+        "{}",
+        s.log()
+    );
     // A bad directive is refused and changes nothing.
     let r = admin(&s, &["/logging?filter=sluice_filters=loud", "-X", "POST"]);
     assert_eq!(r.status, 400, "{}", r.text());
@@ -130,4 +135,30 @@ fn logging_shows_and_changes_the_filter_at_run_time() {
     let r = admin(&s, &["/logging?level=warn", "-X", "POST"]);
     assert_eq!(r.text(), "filter: warn\n");
     assert_eq!(admin(&s, &["/logging", "-X", "POST"]).status, 400);
+}
+
+#[test]
+fn drain_listeners_stops_accepting_and_keeps_the_process() {
+    let (mut s, web) = start();
+    // A connection opened before the drain stays served.
+    let mut early = connect(web);
+    assert_eq!(admin(&s, &["/drain_listeners"]).status, 405);
+    assert_eq!(admin(&s, &["/drain_listeners", "-X", "POST"]).status, 200);
+    s.poll("the listener closed", || {
+        std::net::TcpStream::connect(web).is_err().then_some(())
+    });
+    let r = admin(&s, &["/ready"]);
+    assert_eq!((r.status, r.text().as_str()), (503, "DRAINING\n"));
+    let info: serde_json::Value =
+        serde_json::from_str(&admin(&s, &["/server_info"]).text()).unwrap();
+    assert_eq!(info["state"], "DRAINING");
+    use std::io::{Read, Write};
+    early
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    early.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert_eq!(admin(&s, &["/quitquitquit", "-X", "POST"]).status, 200);
+    assert!(s.wait_exit().success());
 }

@@ -42,6 +42,8 @@ pub struct AdminState {
     started: std::time::Instant,
     /// Fired by `POST /quitquitquit`: the process drains and exits as on SIGTERM.
     quit: tokio_util::sync::CancellationToken,
+    /// Fired by `POST /drain_listeners`: listeners stop accepting, the process stays.
+    drain_listeners: tokio_util::sync::CancellationToken,
     /// The log filter, for `/logging` (set by the binary, which owns the subscriber).
     logging: std::sync::OnceLock<Arc<dyn LogControl>>,
     listeners: ArcSwap<Vec<(String, String)>>,
@@ -55,6 +57,7 @@ impl Default for AdminState {
             started: std::time::Instant::now(),
             quit: tokio_util::sync::CancellationToken::new(),
             logging: std::sync::OnceLock::new(),
+            drain_listeners: tokio_util::sync::CancellationToken::new(),
             listeners: ArcSwap::from_pointee(Vec::new()),
             clusters: arc_swap::ArcSwapOption::empty(),
         }
@@ -77,6 +80,15 @@ impl AdminState {
 
     pub(crate) fn log_control(&self) -> Option<&Arc<dyn LogControl>> {
         self.logging.get()
+    }
+
+    /// Resolves when `POST /drain_listeners` asked the listeners to stop accepting.
+    pub async fn drain_listeners_requested(&self) {
+        self.drain_listeners.cancelled().await
+    }
+
+    pub(crate) fn request_drain_listeners(&self) {
+        self.drain_listeners.cancel();
     }
 
     /// Resolves when `POST /quitquitquit` asked the process to stop.

@@ -32,13 +32,17 @@ const INDEX: &[(&str, &str)] = &[
         "the log filter; POST ?level=debug (everything) or ?filter=info,sluice_net=debug (per module) changes it",
     ),
     (
+        "/drain_listeners",
+        "POST: stop accepting on every listener (open connections finish); the process stays",
+    ),
+    (
         "/quitquitquit",
         "POST: drain and exit, as on SIGTERM",
     ),
 ];
 
 /// Endpoints that change something: POST only, so a crawler or a stray GET cannot.
-const MUTATING: &[&str] = &["/quitquitquit"];
+const MUTATING: &[&str] = &["/quitquitquit", "/drain_listeners"];
 
 pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> {
     let path = req.uri().path();
@@ -174,6 +178,10 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                 Ok(filter) => text(StatusCode::OK, format!("filter: {filter}\n")),
                 Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
             }
+        }
+        "/drain_listeners" => {
+            state.request_drain_listeners();
+            text(StatusCode::OK, "OK\n".into())
         }
         "/quitquitquit" => {
             state.request_quit();

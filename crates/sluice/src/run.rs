@@ -149,10 +149,20 @@ async fn serve(
 
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    // `/drain_listeners` closes the listeners but keeps the process (and its connections)
+    // until a stop signal or `/quitquitquit`.
+    let drain_listeners = async {
+        admin.drain_listeners_requested().await;
+        info!("admin /drain_listeners: listeners stop accepting");
+        admin.set_phase(Phase::Draining);
+        stop_accepting.cancel();
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: draining"),
         _ = int.recv() => info!("SIGINT: draining"),
         () = admin.quit_requested() => info!("admin /quitquitquit: draining"),
+        () = drain_listeners => {}
     }
 
     admin.set_phase(Phase::Draining);
