@@ -1,7 +1,7 @@
 //! rustls adapters that read a secret's current material at each handshake: a client
-//! certificate verifier over a [`CaSecret`] (downstream mTLS), and, for upstream TLS, a server
-//! certificate verifier over a [`CaSecret`] and a client certificate resolver over a
-//! [`CertSecret`].
+//! certificate verifier over a [`CaSecret`] (downstream mTLS), and, for upstream TLS, a client
+//! certificate resolver over a [`CertSecret`] (the upstream server verifier, which also checks
+//! `verify_san`, is in `client.rs`).
 //!
 //! The webpki verifier for a CA bundle is built once per bundle (kept beside the bundle it was
 //! built from) and rebuilt when the bundle changes, not per handshake. Without a bundle yet (an
@@ -10,14 +10,14 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::secret::{CaMaterial, CaSecret, CertSecret};
 
@@ -100,77 +100,6 @@ impl ClientCertVerifier for SecretClientVerifier {
                 .map_err(|e| Error::General(format!("{}: {e}", self.ca.origin())))
         })?;
         verifier.verify_client_cert(end_entity, intermediates, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// Verifies server certificates (and their names) against a [`CaSecret`]'s current bundle:
-/// for upstream TLS whose `ca` is a watched file or an SDS validation context.
-#[derive(Debug)]
-pub struct SecretServerVerifier {
-    ca: Arc<CaSecret>,
-    provider: Arc<CryptoProvider>,
-    cache: ArcSwapOption<Built<WebPkiServerVerifier>>,
-}
-
-impl SecretServerVerifier {
-    pub fn new(ca: Arc<CaSecret>, provider: Arc<CryptoProvider>) -> Self {
-        SecretServerVerifier {
-            ca,
-            provider,
-            cache: ArcSwapOption::empty(),
-        }
-    }
-}
-
-impl ServerCertVerifier for SecretServerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        let verifier = current(&self.ca, &self.cache, |m| {
-            WebPkiServerVerifier::builder_with_provider(m.roots.clone(), self.provider.clone())
-                .build()
-                .map_err(|e| Error::General(format!("{}: {e}", self.ca.origin())))
-        })?;
-        verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
