@@ -7,9 +7,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::bolt::{BoltClient, BoltServer};
 use common::curl::Reply;
@@ -19,29 +17,8 @@ use common::*;
 
 const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
 
-/// The test PKI, made once per test binary.
-fn certs() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/certs/gen.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-    .path()
-}
-
 fn cert(name: &str) -> String {
-    certs().join(name).display().to_string()
+    common::certs::file(name)
 }
 
 /// The `tls:` of an mTLS chain; `required` refuses clients without a certificate.

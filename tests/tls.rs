@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -14,29 +14,12 @@ use common::curl::curl;
 use common::nginx::Nginx;
 use common::*;
 
-/// The test PKI, made once per test binary (keys live in a temp dir, never in the repo).
 fn certs() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/certs/gen.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "gen.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-    .path()
+    common::certs::dir()
 }
 
 fn cert(name: &str) -> String {
-    certs().join(name).display().to_string()
+    common::certs::file(name)
 }
 
 fn local(port: u16) -> SocketAddr {

@@ -27,13 +27,7 @@ fn certs() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/certs/gen.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "gen.sh: {}", String::from_utf8_lossy(&out.stderr));
+        common::certs::generate(dir.path());
         let sh = r#"set -e
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=a.example.com \
   -keyout server2.key -out server2.csr 2>/dev/null

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bolt;
+pub mod certs;
 pub mod control_plane;
 pub mod curl;
 pub mod dnsmasq;
