@@ -411,22 +411,7 @@ fn name_rank(names: &[String], sni: &str) -> Option<usize> {
 /// Waits for the first byte without consuming it; `None` if the peer closed first.
 async fn first_byte(stream: &Stream) -> io::Result<Option<u8>> {
     let mut b = [0u8; 1];
-    let n = match stream {
-        Stream::Tcp(s) => s.peek(&mut b).await?,
-        Stream::Unix(s) => loop {
-            s.readable().await?;
-            match s.try_io(tokio::io::Interest::READABLE, || {
-                rustix::net::recv(s, &mut b, rustix::net::RecvFlags::PEEK)
-                    .map(|(n, _)| n)
-                    .map_err(io::Error::from)
-            }) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        },
-        Stream::Tls(_) | Stream::TlsClient(_) => return Err(io::ErrorKind::Unsupported.into()),
-    };
+    let n = crate::hello_peek::peek(stream, &mut b).await?;
     Ok((n == 1).then_some(b[0]))
 }
 

@@ -78,7 +78,8 @@ fn parse(bytes: &[u8]) -> io::Result<Option<Hello>> {
     Ok(None)
 }
 
-async fn peek(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads what the socket holds without consuming it (`MSG_PEEK`), waiting for bytes if none.
+pub(crate) async fn peek(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
     match stream {
         Stream::Tcp(s) => s.peek(buf).await,
         Stream::Unix(s) => loop {
