@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use crate::decode::{join, scalar, Cx, Decode, Fields};
 use crate::yaml::{Node, NodeKind};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cidr(IpNet);
 
 impl Cidr {

@@ -710,10 +710,8 @@ fn check_chains(l: &ListenerConfig, path: &str, cx: &mut Cx) {
             sorted(&a.server_names) == sorted(&b.server_names)
                 && sorted(&a.application_protocols) == sorted(&b.application_protocols)
                 && sorted(&a.source_ports) == sorted(&b.source_ports)
-                && sorted(&a.prefix_ranges.iter().map(ToString::to_string).collect::<Vec<_>>())
-                    == sorted(&b.prefix_ranges.iter().map(ToString::to_string).collect::<Vec<_>>())
-                && sorted(&a.source_prefix_ranges.iter().map(ToString::to_string).collect::<Vec<_>>())
-                    == sorted(&b.source_prefix_ranges.iter().map(ToString::to_string).collect::<Vec<_>>())
+                && sorted(&a.prefix_ranges) == sorted(&b.prefix_ranges)
+                && sorted(&a.source_prefix_ranges) == sorted(&b.source_prefix_ranges)
                 && a.destination_port == b.destination_port
                 && a.transport_protocol == b.transport_protocol
                 // With the inspector, TLS and plaintext clients go to different chains;
