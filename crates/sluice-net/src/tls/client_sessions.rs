@@ -6,67 +6,57 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use rustls::client::{
     ClientSessionMemoryCache, ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
 use rustls::NamedGroup;
 use rustls_pki_types::ServerName;
 
+use super::bound::Bound;
 use super::secret::{CaMaterial, CaSecret, CertMaterial, CertSecret};
 
 /// As many sessions as rustls keeps by default.
 const SESSIONS: usize = 256;
 
+/// The CA bundle and certificate the sessions were made with.
+type Made = (Option<Arc<CaMaterial>>, Option<Arc<CertMaterial>>);
+
 #[derive(Debug)]
 pub(crate) struct SecretBoundSessions {
     ca: Option<Arc<CaSecret>>,
     cert: Option<Arc<CertSecret>>,
-    current: ArcSwap<Generation>,
+    current: Bound<Made, Arc<ClientSessionMemoryCache>>,
 }
 
-#[derive(Debug)]
-struct Generation {
-    /// The CA bundle and certificate the sessions were made with (held, so a new one can
-    /// never reuse their address).
-    ca: Option<Arc<CaMaterial>>,
-    cert: Option<Arc<CertMaterial>>,
-    sessions: Arc<ClientSessionMemoryCache>,
+fn fresh() -> Arc<ClientSessionMemoryCache> {
+    Arc::new(ClientSessionMemoryCache::new(SESSIONS))
 }
 
 impl SecretBoundSessions {
     pub(crate) fn new(ca: Option<Arc<CaSecret>>, cert: Option<Arc<CertSecret>>) -> Self {
-        let current = ArcSwap::from_pointee(Generation {
-            ca: ca.as_ref().and_then(|c| c.current()),
-            cert: cert.as_ref().and_then(|c| c.current()),
-            sessions: Arc::new(ClientSessionMemoryCache::new(SESSIONS)),
-        });
-        SecretBoundSessions { ca, cert, current }
-    }
-
-    /// The sessions made with the current material; a fresh, empty store once it changed
-    /// (a rotation publishes a new `Arc`).
-    fn sessions(&self) -> Arc<ClientSessionMemoryCache> {
-        fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
-            match (a, b) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            }
-        }
-        let ca = self.ca.as_ref().and_then(|c| c.current());
-        let cert = self.cert.as_ref().and_then(|c| c.current());
-        let generation = self.current.load();
-        if same(&generation.ca, &ca) && same(&generation.cert, &cert) {
-            return generation.sessions.clone();
-        }
-        let fresh = Arc::new(Generation {
+        let made = (
+            ca.as_ref().and_then(|c| c.current()),
+            cert.as_ref().and_then(|c| c.current()),
+        );
+        SecretBoundSessions {
+            current: Bound::new(made, fresh()),
             ca,
             cert,
-            sessions: Arc::new(ClientSessionMemoryCache::new(SESSIONS)),
-        });
-        self.current.store(fresh.clone());
-        fresh.sessions.clone()
+        }
+    }
+
+    fn material(&self) -> Made {
+        (
+            self.ca.as_ref().and_then(|c| c.current()),
+            self.cert.as_ref().and_then(|c| c.current()),
+        )
+    }
+
+    /// The sessions made with the current material; a fresh, empty store once it changed.
+    fn sessions(&self) -> Arc<ClientSessionMemoryCache> {
+        self.current
+            .get(self.material(), || Some(fresh()))
+            .unwrap_or_else(fresh)
     }
 }
 

@@ -9,6 +9,7 @@
 //! Certificates and CA bundles are [secrets](secret): fed by watched files or by SDS, read at
 //! each handshake, so they rotate without a restart and without touching open connections.
 
+mod bound;
 mod client;
 mod client_sessions;
 mod identity;

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 
+use super::bound::Bound;
 use super::secret::{CaMaterial, CaSecret};
 
 /// As many sessions as rustls keeps by default.
@@ -15,43 +15,22 @@ const SESSIONS: usize = 256;
 #[derive(Debug)]
 pub(crate) struct CaBoundSessions {
     ca: Arc<CaSecret>,
-    current: ArcSwap<Generation>,
-}
-
-#[derive(Debug)]
-struct Generation {
-    /// The bundle the sessions were verified against.
-    ca: Option<Arc<CaMaterial>>,
-    sessions: Arc<ServerSessionMemoryCache>,
+    /// The sessions, with the bundle they were verified against.
+    current: Bound<Option<Arc<CaMaterial>>, Arc<ServerSessionMemoryCache>>,
 }
 
 impl CaBoundSessions {
     pub(crate) fn new(ca: Arc<CaSecret>) -> CaBoundSessions {
-        let current = ArcSwap::from_pointee(Generation {
-            ca: ca.current(),
-            sessions: ServerSessionMemoryCache::new(SESSIONS),
-        });
+        let current = Bound::new(ca.current(), ServerSessionMemoryCache::new(SESSIONS));
         CaBoundSessions { ca, current }
     }
 
     /// The sessions of the current bundle; a fresh, empty cache once the bundle changed.
     fn sessions(&self) -> Arc<ServerSessionMemoryCache> {
-        let now = self.ca.current();
-        let generation = self.current.load();
-        let same = match (&generation.ca, &now) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if same {
-            return generation.sessions.clone();
-        }
-        let fresh = Arc::new(Generation {
-            ca: now,
-            sessions: ServerSessionMemoryCache::new(SESSIONS),
-        });
-        self.current.store(fresh.clone());
-        fresh.sessions.clone()
+        let fresh = || ServerSessionMemoryCache::new(SESSIONS);
+        self.current
+            .get(self.ca.current(), || Some(fresh()))
+            .unwrap_or_else(fresh)
     }
 }
 
@@ -78,43 +57,20 @@ impl StoresServerSessions for CaBoundSessions {
 #[derive(Debug)]
 pub(crate) struct CaBoundTicketer {
     ca: Arc<CaSecret>,
-    current: ArcSwap<TicketGeneration>,
-}
-
-#[derive(Debug)]
-struct TicketGeneration {
-    ca: Option<Arc<CaMaterial>>,
-    ticketer: Arc<dyn ProducesTickets>,
+    current: Bound<Option<Arc<CaMaterial>>, Arc<dyn ProducesTickets>>,
 }
 
 impl CaBoundTicketer {
     pub(crate) fn new(ca: Arc<CaSecret>) -> Result<CaBoundTicketer, String> {
-        let current = ArcSwap::from_pointee(TicketGeneration {
-            ca: ca.current(),
-            ticketer: super::new_ticketer()?,
-        });
+        let current = Bound::new(ca.current(), super::new_ticketer()?);
         Ok(CaBoundTicketer { ca, current })
     }
 
     /// The ticketer of the current bundle; `None` if new keys cannot be made, when tickets
     /// are neither issued nor accepted (clients then do full handshakes).
     fn ticketer(&self) -> Option<Arc<dyn ProducesTickets>> {
-        let now = self.ca.current();
-        let generation = self.current.load();
-        let same = match (&generation.ca, &now) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if same {
-            return Some(generation.ticketer.clone());
-        }
-        let ticketer = super::new_ticketer().ok()?;
-        self.current.store(Arc::new(TicketGeneration {
-            ca: now,
-            ticketer: ticketer.clone(),
-        }));
-        Some(ticketer)
+        self.current
+            .get(self.ca.current(), || super::new_ticketer().ok())
     }
 }
 
@@ -124,7 +80,7 @@ impl ProducesTickets for CaBoundTicketer {
     }
 
     fn lifetime(&self) -> u32 {
-        self.current.load().ticketer.lifetime()
+        self.current.last().lifetime()
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
