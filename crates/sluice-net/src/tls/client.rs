@@ -19,7 +19,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
 use sluice_config::{
-    Address, CaSource, CertificateSource, SanMatcher, TlsVersion, UpstreamTlsConfig, UpstreamTrust,
+    Address, CaSource, CertificateSource, SanMatcher, UpstreamTlsConfig, UpstreamTrust,
 };
 
 use super::secret::CaSecret;
@@ -69,21 +69,8 @@ impl TlsClient {
     /// bundle and the client certificate rotate, from watched files or SDS, as a listener's
     /// do). Errors name the files at fault, never key bytes.
     pub fn build(tls: &UpstreamTlsConfig, secrets: &Secrets) -> Result<TlsClient, String> {
-        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        if !tls.cipher_suites.is_empty() {
-            provider
-                .cipher_suites
-                .retain(|s| tls.cipher_suites.contains(&format!("{:?}", s.suite())));
-            if provider.cipher_suites.is_empty() {
-                return Err("none of cipher_suites is available".into());
-            }
-        }
+        let (provider, versions) = super::provider_for(&tls.cipher_suites, tls.min_version)?;
         let algorithms = provider.signature_verification_algorithms;
-        let provider = Arc::new(provider);
-        let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
-            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            TlsVersion::Tls13 => &[&rustls::version::TLS13],
-        };
         let mut ca_secret = None;
         let mut cert_secret = None;
         let verifier: Arc<dyn ServerCertVerifier> = match &tls.trust {

@@ -116,21 +116,7 @@ impl TlsServer {
     /// (files are checked now: a key that does not match fails the build; SDS secrets may
     /// arrive later). Errors name the file at fault, never key bytes.
     pub fn build(tls: &TlsConfig, secrets: &Secrets) -> Result<TlsServer, String> {
-        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        if !tls.cipher_suites.is_empty() {
-            provider.cipher_suites.retain(|s| {
-                let name = format!("{:?}", s.suite());
-                tls.cipher_suites.contains(&name)
-            });
-            if provider.cipher_suites.is_empty() {
-                return Err("none of cipher_suites is available".into());
-            }
-        }
-        let provider = Arc::new(provider);
-        let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
-            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            TlsVersion::Tls13 => &[&rustls::version::TLS13],
-        };
+        let (provider, versions) = provider_for(&tls.cipher_suites, tls.min_version)?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(|e| format!("cipher_suites and min_version do not fit together: {e}"))?;
@@ -206,6 +192,38 @@ impl TlsServer {
             .map(|c| c.origin().to_string());
         certs.chain(ca).collect()
     }
+}
+
+/// The aws-lc-rs provider limited to `cipher_suites` (IANA names; empty: all of its
+/// defaults), and the protocol versions from `min_version`: what listener and cluster TLS
+/// blocks share.
+pub(crate) fn provider_for(
+    cipher_suites: &[String],
+    min_version: TlsVersion,
+) -> Result<
+    (
+        Arc<rustls::crypto::CryptoProvider>,
+        &'static [&'static rustls::SupportedProtocolVersion],
+    ),
+    String,
+> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if !cipher_suites.is_empty() {
+        provider
+            .cipher_suites
+            .retain(|s| cipher_suites.contains(&format!("{:?}", s.suite())));
+        if provider.cipher_suites.is_empty() {
+            return Err("none of cipher_suites is available".into());
+        }
+    }
+    const FROM_TLS12: &[&rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS13, &rustls::version::TLS12];
+    const FROM_TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    let versions = match min_version {
+        TlsVersion::Tls12 => FROM_TLS12,
+        TlsVersion::Tls13 => FROM_TLS13,
+    };
+    Ok((Arc::new(provider), versions))
 }
 
 /// Ticket keys made in-process (AES-256 + HMAC-SHA256), rotated every 6 hours, the previous key still
