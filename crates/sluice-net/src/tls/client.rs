@@ -18,9 +18,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSuppo
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
-use sluice_config::{
-    Address, CaSource, CertificateSource, SanMatcher, UpstreamTlsConfig, UpstreamTrust,
-};
+use sluice_config::{Address, SanMatcher, UpstreamTlsConfig, UpstreamTrust};
 
 use super::secret::CaSecret;
 use super::secrets::Secrets;
@@ -75,12 +73,7 @@ impl TlsClient {
         let mut cert_secret = None;
         let verifier: Arc<dyn ServerCertVerifier> = match &tls.trust {
             UpstreamTrust::Ca(source) => {
-                let ca: Arc<CaSecret> = match source {
-                    CaSource::File { file, certs } => secrets
-                        .file_ca(file, certs)
-                        .map_err(|e| format!("ca: {e}"))?,
-                    CaSource::Sds(r) => secrets.sds_ca(&r.name),
-                };
+                let ca = secrets.ca(source).map_err(|e| format!("ca: {e}"))?;
                 ca_secret = Some(ca.clone());
                 Arc::new(Verifier {
                     ca,
@@ -98,13 +91,7 @@ impl TlsClient {
             .with_custom_certificate_verifier(verifier);
         let mut config = match &tls.client_certificate {
             Some(source) => {
-                let cert = match source {
-                    CertificateSource::Files(files) => {
-                        super::warn_if_readable_by_others(&files.private_key_file);
-                        secrets.file_cert(files)?
-                    }
-                    CertificateSource::Sds(r) => secrets.sds_cert(&r.name),
-                };
+                let cert = secrets.cert(source)?;
                 cert_secret = Some(cert.clone());
                 builder.with_client_cert_resolver(Arc::new(SecretClientCert(cert)))
             }

@@ -28,7 +28,7 @@ use rustls::server::ServerConnection;
 #[cfg(test)]
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use sluice_config::{CaSource, CertificateSource, TlsConfig, TlsVersion};
+use sluice_config::{TlsConfig, TlsVersion};
 
 pub use client::{AppProtocol, TlsClient};
 pub use identity::PeerIdentity;
@@ -123,10 +123,7 @@ impl TlsServer {
         let mut client_ca = None;
         let builder = match &tls.client_ca {
             Some(source) => {
-                let ca = match source {
-                    CaSource::File { file, certs } => secrets.file_ca(file, certs)?,
-                    CaSource::Sds(r) => secrets.sds_ca(&r.name),
-                };
+                let ca = secrets.ca(source)?;
                 client_ca = Some(ca.clone());
                 builder.with_client_cert_verifier(Arc::new(SecretClientVerifier::new(
                     ca,
@@ -136,16 +133,11 @@ impl TlsServer {
             }
             None => builder.with_no_client_auth(),
         };
-        let mut certificates = Vec::with_capacity(tls.certificates.len());
-        for cert in &tls.certificates {
-            certificates.push(match cert {
-                CertificateSource::Files(files) => {
-                    warn_if_readable_by_others(&files.private_key_file);
-                    secrets.file_cert(files)?
-                }
-                CertificateSource::Sds(r) => secrets.sds_cert(&r.name),
-            });
-        }
+        let certificates = tls
+            .certificates
+            .iter()
+            .map(|c| secrets.cert(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let resolver = Arc::new(SecretResolver::new(certificates.clone()));
         let mut config = builder.with_cert_resolver(resolver.clone());
         if let Some(ca) = &client_ca {
@@ -235,7 +227,7 @@ pub(crate) fn new_ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>,
 
 /// A private key file anyone but its owner may read is worth a warning (not an error: a
 /// container may mount secrets with wide modes on purpose).
-fn warn_if_readable_by_others(file: &std::path::Path) {
+pub(crate) fn warn_if_readable_by_others(file: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(file) {
         let mode = meta.permissions().mode();

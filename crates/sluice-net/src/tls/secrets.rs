@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::CertificateDer;
-use sluice_config::TlsCertificate;
+use sluice_config::{CaSource, CertificateSource, TlsCertificate};
 
 use super::secret::{CaSecret, CertSecret, SecretOrigin};
 use super::watch::{FileEntry, FileSecret};
@@ -53,6 +53,7 @@ impl Secrets {
         if let Some(FileSecret::Cert(s)) = inner.find(&origin) {
             return Ok(s);
         }
+        super::warn_if_readable_by_others(&cert.private_key_file);
         let secret = CertSecret::new(origin.clone(), self.provider.clone());
         secret
             .update(
@@ -145,6 +146,22 @@ impl Secrets {
         missing.sort();
         missing.dedup();
         missing
+    }
+
+    /// The certificate of a `tls:` block entry: its files or its SDS secret.
+    pub fn cert(&self, source: &CertificateSource) -> Result<Arc<CertSecret>, String> {
+        match source {
+            CertificateSource::Files(files) => self.file_cert(files),
+            CertificateSource::Sds(r) => Ok(self.sds_cert(&r.name)),
+        }
+    }
+
+    /// The CA bundle of a `client_ca` or a cluster's `ca`: its file or its SDS secret.
+    pub fn ca(&self, source: &CaSource) -> Result<Arc<CaSecret>, String> {
+        match source {
+            CaSource::File { file, certs } => self.file_ca(file, certs),
+            CaSource::Sds(r) => Ok(self.sds_ca(&r.name)),
+        }
     }
 
     /// The SDS secret names in use, sorted: what the SDS client subscribes to.
