@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use super::bound::Material;
 use super::secret::{CertMaterial, CertSecret};
 
 #[derive(Debug, Default)]
@@ -83,15 +84,12 @@ impl SecretResolver {
 
     fn current(&self) -> Arc<Indexed> {
         let index = self.index.load_full();
-        let unchanged =
-            self.sources.len() == index.from.len()
-                && self.sources.iter().zip(&index.from).all(|(s, seen)| {
-                    match (s.current(), seen) {
-                        (Some(now), Some(seen)) => Arc::ptr_eq(&now, seen),
-                        (None, None) => true,
-                        _ => false,
-                    }
-                });
+        let unchanged = self.sources.len() == index.from.len()
+            && self
+                .sources
+                .iter()
+                .zip(&index.from)
+                .all(|(s, seen)| s.current().same(seen));
         if unchanged {
             return index;
         }
