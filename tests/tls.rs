@@ -1023,6 +1023,54 @@ clusters: [{ name: c, endpoints: [{ address: \"127.0.0.1:2\" }] }]
 }
 
 #[test]
+fn chain_matches_and_ocsp_staples_that_cannot_work_are_config_errors() {
+    // server_names come from a ClientHello, which a raw_buffer chain never sees.
+    let (code, out) = check(
+        "listeners:
+  - name: l
+    address: 127.0.0.1:1
+    listener_filters: [tls_inspector]
+    filter_chains:
+      - match: { transport_protocol: raw_buffer, server_names: [a.example.com] }
+        filters: [{ tcp_proxy: { cluster: c } }]
+clusters: [{ name: c, endpoints: [{ address: \"127.0.0.1:2\" }] }]
+",
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("listeners[0].filter_chains[0].match: server_names and application_protocols come from a TLS ClientHello"),
+        "{out}"
+    );
+    // An OCSP staple file that is missing, or empty.
+    let empty = certs().join("empty.ocsp");
+    std::fs::write(&empty, b"").unwrap();
+    for (file, message) in [
+        (cert("missing.ocsp"), "cannot read"),
+        (
+            empty.display().to_string(),
+            "is empty (expected a DER OCSP response)",
+        ),
+    ] {
+        let (code, out) = check(&format!(
+            "listeners:
+  - name: l
+    address: 127.0.0.1:1
+    tls: {{ certificates: [{{ cert_chain: \"{}\", private_key: \"{}\", ocsp_staple: \"{file}\" }}] }}
+    filters: [{{ tcp_proxy: {{ cluster: c }} }}]
+clusters: [{{ name: c, endpoints: [{{ address: \"127.0.0.1:2\" }}] }}]
+",
+            cert("server.pem"),
+            cert("server.key")
+        ));
+        assert_ne!(code, 0);
+        assert!(
+            out.contains("listeners[0].tls.certificates[0].ocsp_staple:") && out.contains(message),
+            "{out}"
+        );
+    }
+}
+
+#[test]
 fn a_key_that_does_not_match_its_certificate_fails_the_start() {
     let addr = local(free_port());
     let yaml = format!(

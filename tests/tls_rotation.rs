@@ -685,4 +685,28 @@ fn an_sds_secret_needs_a_top_level_sds() {
         err.contains("listeners[0].tls.client_ca.sds: secret \"ROOTCA\""),
         "{err}"
     );
+    // A cluster's SDS secrets need it as much.
+    std::fs::write(
+        dir.path().join("cluster.yaml"),
+        "listeners:
+  - name: web
+    address: 127.0.0.1:1
+    filters: [{ tcp_proxy: { cluster: c } }]
+clusters:
+  - name: c
+    tls: { ca: { sds: ROOTCA }, certificate: { sds: default } }
+    endpoints: [{ address: \"127.0.0.1:2\" }]
+",
+    )
+    .unwrap();
+    let (code, _, err) = sluice_cmd(&["check", "-c", "cluster.yaml"], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("clusters[0].tls.ca.sds: secret \"ROOTCA\" comes from SDS, but there is no top-level sds:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("clusters[0].tls.certificate.sds: secret \"default\""),
+        "{err}"
+    );
 }
