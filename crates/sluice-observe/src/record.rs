@@ -1,0 +1,202 @@
+//! One request's story, as access logs and traces tell it (Envoy's `StreamInfo`).
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::ResponseFlags;
+
+/// The protocol the client spoke, as `%PROTOCOL%` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    Http10,
+    Http11,
+    Http2,
+    /// A TCP proxy connection (one record per connection).
+    Tcp,
+    /// An RPC protocol by its registered name (`bolt`, `dubbo`).
+    Rpc(Arc<str>),
+}
+
+impl Protocol {
+    pub fn from_http(version: http::Version) -> Protocol {
+        match version {
+            http::Version::HTTP_2 => Protocol::Http2,
+            http::Version::HTTP_10 | http::Version::HTTP_09 => Protocol::Http10,
+            _ => Protocol::Http11,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Protocol::Http10 => "HTTP/1.0",
+            Protocol::Http11 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+            Protocol::Tcp => "TCP",
+            Protocol::Rpc(name) => name,
+        }
+    }
+}
+
+/// Everything known about one request when it ends. Filled by the protocol handler as the
+/// request moves along; read by access logs (`%VARIABLE%`s) and tracing (span tags).
+///
+/// For RPC protocols `method` is the RPC method and `path` is `/<service>/<method>`, as gRPC
+/// spells it, so one access-log format reads for both.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// Wall-clock start, for `%START_TIME%`.
+    pub start_time: SystemTime,
+    /// Monotonic start, for durations.
+    pub started: Instant,
+    pub protocol: Protocol,
+    /// The listener's name.
+    pub listener: Arc<str>,
+    pub downstream_remote: Option<SocketAddr>,
+    pub downstream_local: Option<SocketAddr>,
+    /// The TLS SNI the client sent (`%REQUESTED_SERVER_NAME%`).
+    pub requested_server_name: Option<Arc<str>>,
+    /// The client certificate's first URI SAN (`%DOWNSTREAM_PEER_URI_SAN%`).
+    pub downstream_peer_uri_san: Option<Arc<str>>,
+    pub method: String,
+    pub authority: String,
+    /// Path and query as the client sent them (`:path`).
+    pub path: String,
+    /// The RPC service, for RPC protocols.
+    pub service: Option<String>,
+    /// The request headers some consumer asked for (see [`RequestRecord::capture_request`]).
+    pub request_headers: Vec<(HeaderName, HeaderValue)>,
+    /// `x-request-id` as sent upstream (made by the proxy when the client sent none).
+    pub request_id: Option<HeaderValue>,
+    pub route_name: Option<Arc<str>>,
+    pub upstream_cluster: Option<Arc<str>>,
+    /// The last upstream host tried, as `host:port`.
+    pub upstream_host: Option<String>,
+    /// How many tries were sent upstream (retries included).
+    pub upstream_attempts: u32,
+    /// Why the last upstream try failed, when it did.
+    pub upstream_failure_reason: Option<String>,
+    /// The status sent to the client; `None` when none was (client gone, connection reset).
+    pub response_code: Option<u16>,
+    /// Why that status (`via_upstream`, `route_not_found`, ...), Envoy's
+    /// `%RESPONSE_CODE_DETAILS%`.
+    pub response_code_details: Cow<'static, str>,
+    pub response_flags: ResponseFlags,
+    /// The response headers some consumer asked for.
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request body bytes read from the client.
+    pub bytes_received: u64,
+    /// Response body bytes sent to the client.
+    pub bytes_sent: u64,
+    /// From the start to the response head (`%RESPONSE_DURATION%`).
+    pub response_started: Option<Duration>,
+    /// From the start to the last response byte or the end (`%DURATION%`).
+    pub duration: Option<Duration>,
+    /// The trace this request belongs to, when traced (`%TRACE_ID%`), as 32 hex digits.
+    pub trace_id: Option<String>,
+}
+
+impl RequestRecord {
+    /// A record started now.
+    pub fn new(protocol: Protocol, listener: Arc<str>) -> RequestRecord {
+        RequestRecord {
+            start_time: SystemTime::now(),
+            started: Instant::now(),
+            protocol,
+            listener,
+            downstream_remote: None,
+            downstream_local: None,
+            requested_server_name: None,
+            downstream_peer_uri_san: None,
+            method: String::new(),
+            authority: String::new(),
+            path: String::new(),
+            service: None,
+            request_headers: Vec::new(),
+            request_id: None,
+            route_name: None,
+            upstream_cluster: None,
+            upstream_host: None,
+            upstream_attempts: 0,
+            upstream_failure_reason: None,
+            response_code: None,
+            response_code_details: Cow::Borrowed(""),
+            response_flags: ResponseFlags::empty(),
+            response_headers: Vec::new(),
+            bytes_received: 0,
+            bytes_sent: 0,
+            response_started: None,
+            duration: None,
+            trace_id: None,
+        }
+    }
+
+    /// Keeps the values of the `wanted` headers (every value of a repeated one).
+    pub fn capture_request(&mut self, headers: &HeaderMap, wanted: &[HeaderName]) {
+        capture(&mut self.request_headers, headers, wanted);
+    }
+
+    /// Keeps the values of the `wanted` response headers.
+    pub fn capture_response(&mut self, headers: &HeaderMap, wanted: &[HeaderName]) {
+        capture(&mut self.response_headers, headers, wanted);
+    }
+
+    /// The first captured value of request header `name`.
+    pub fn request_header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        find(&self.request_headers, name)
+    }
+
+    /// The first captured value of response header `name`.
+    pub fn response_header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        find(&self.response_headers, name)
+    }
+
+    /// Marks the end: the duration is fixed from now.
+    pub fn finish(&mut self) {
+        if self.duration.is_none() {
+            self.duration = Some(self.started.elapsed());
+        }
+    }
+}
+
+fn capture(into: &mut Vec<(HeaderName, HeaderValue)>, headers: &HeaderMap, wanted: &[HeaderName]) {
+    for name in wanted {
+        for value in headers.get_all(name) {
+            into.push((name.clone(), value.clone()));
+        }
+    }
+}
+
+fn find<'a>(list: &'a [(HeaderName, HeaderValue)], name: &HeaderName) -> Option<&'a HeaderValue> {
+    list.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn captures_only_the_wanted_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("user-agent", HeaderValue::from_static("curl/8"));
+        headers.insert("x-other", HeaderValue::from_static("no"));
+        let mut r = RequestRecord::new(Protocol::Http11, "web".into());
+        r.capture_request(&headers, &[HeaderName::from_static("user-agent")]);
+        assert_eq!(r.request_headers.len(), 1);
+        assert_eq!(
+            r.request_header(&HeaderName::from_static("user-agent"))
+                .unwrap(),
+            "curl/8"
+        );
+        assert_eq!(
+            Protocol::from_http(http::Version::HTTP_2).as_str(),
+            "HTTP/2"
+        );
+        r.finish();
+        assert!(r.duration.is_some());
+    }
+}
