@@ -6,7 +6,9 @@
 //! configured, so a listener without them pays nothing.
 
 pub mod flags;
+pub mod observer;
 pub mod record;
 
 pub use flags::ResponseFlags;
-pub use record::{Protocol, RequestRecord};
+pub use observer::{Observer, Observers};
+pub use record::{Protocol, RequestRecord, TraceContext};

@@ -95,8 +95,21 @@ pub struct RequestRecord {
     pub response_started: Option<Duration>,
     /// From the start to the last response byte or the end (`%DURATION%`).
     pub duration: Option<Duration>,
-    /// The trace this request belongs to, when traced (`%TRACE_ID%`), as 32 hex digits.
-    pub trace_id: Option<String>,
+    /// The trace this request belongs to (`%TRACE_ID%`), set by the tracer when the request
+    /// starts: the incoming context's trace with the proxy's own span.
+    pub trace: Option<TraceContext>,
+}
+
+/// The proxy's span in a trace, as propagated upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: [u8; 16],
+    /// The proxy's own span.
+    pub span_id: [u8; 8],
+    /// The span the client sent, when it sent one.
+    pub parent_span_id: Option<[u8; 8]>,
+    /// Whether this trace is recorded (and so exported).
+    pub sampled: bool,
 }
 
 impl RequestRecord {
@@ -130,7 +143,7 @@ impl RequestRecord {
             bytes_sent: 0,
             response_started: None,
             duration: None,
-            trace_id: None,
+            trace: None,
         }
     }
 
