@@ -507,6 +507,9 @@ impl Proxy {
                 // In flight until the response head (least_request, peak_ewma, /clusters).
                 let _active = current_host.start_request();
                 ClusterStats::add(&stats.upstream_rq_total);
+                if let Some(rs) = route.stats() {
+                    rs.rq_total.inc();
+                }
                 // Pinned where it is made: the exchange's state is large, and every move
                 // copies it.
                 let mut sent = pin!(client.send(attempt, http2, deadline, upgrade.is_some()));
@@ -598,6 +601,9 @@ impl Proxy {
                 if replay {
                     debug!(cluster = %cluster_name, try_ = tries, ?wait, "retrying");
                     ClusterStats::add(&stats.upstream_rq_retry);
+                    if let Some(rs) = route.stats() {
+                        rs.rq_retry.inc();
+                    }
                     _retrying = Some(permit);
                     drop(result);
                     if empty_body {
@@ -620,6 +626,17 @@ impl Proxy {
                     tried.push(host.clone());
                     current_host = host;
                     continue;
+                }
+            }
+            if let Some(rs) = route.stats() {
+                match &result {
+                    Some(Ok(resp)) => {
+                        rs.rq_codes.record(resp.status().as_u16());
+                        rs.rq_completed.inc();
+                        rs.rq_time.record_duration(start.elapsed());
+                    }
+                    None => rs.rq_timeout.inc(),
+                    Some(Err(_)) => {}
                 }
             }
             break match result {
