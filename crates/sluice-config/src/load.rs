@@ -151,6 +151,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         listeners: listeners?,
         route_configs: route_configs?,
         clusters: clusters?,
+        document: Arc::new(root.clone()),
     })
 }
 
