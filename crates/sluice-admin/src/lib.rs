@@ -1,5 +1,5 @@
 //! The admin HTTP server. It runs on its own thread with its own small runtime, so a busy or
-//! stuck data plane never makes `/ready` (or later `/stats`) unreachable, and admin work never
+//! stuck data plane never makes `/ready` or `/stats` unreachable, and admin work never
 //! takes a worker's time.
 
 mod clusters;
