@@ -1,6 +1,7 @@
-//! The admin API through the real binary, driven by curl: `/server_info` (JSON), `/stats`
-//! with `?filter=` and `?format=json`, the method rules (reads are GET, changes are POST) and
-//! `POST /quitquitquit`. More endpoints come with the observability issue.
+//! The admin API through the real binary, driven by curl: every endpoint's status, content
+//! type and shape (`/server_info`, `/stats`, `/listeners`, `/clusters`, `/config_dump` and its
+//! redaction, the index), the method rules (reads are GET, changes are POST), the
+//! `health_check` filter under `/healthcheck/fail|ok`, and `POST /quitquitquit`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -50,6 +51,13 @@ fn server_info_is_json_with_version_state_and_uptime() {
         v["uptime_current_epoch"].as_str().unwrap().ends_with('s'),
         "{v}"
     );
+    assert_eq!(v["hot_restart_version"], "disabled");
+    assert_eq!(v["command_line_options"]["restart_epoch"], 0);
+    assert_eq!(
+        v["command_line_options"]["config_path"],
+        s.config.display().to_string()
+    );
+    assert_eq!(v["node"]["id"], "sluice");
 }
 
 #[test]
@@ -161,4 +169,395 @@ fn drain_listeners_stops_accepting_and_keeps_the_process() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert_eq!(admin(&s, &["/quitquitquit", "-X", "POST"]).status, 200);
     assert!(s.wait_exit().success());
+}
+
+/// Every admin endpoint, with the methods it takes: the index must list exactly these.
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("/", "GET"),
+    ("/dashboard", "GET"),
+    ("/ready", "GET"),
+    ("/server_info", "GET"),
+    ("/listeners", "GET"),
+    ("/clusters", "GET"),
+    ("/stats", "GET"),
+    ("/config_dump", "GET"),
+    ("/logging", "GET, POST"),
+    ("/healthcheck/fail", "POST"),
+    ("/healthcheck/ok", "POST"),
+    ("/drain_listeners", "POST"),
+    ("/quitquitquit", "POST"),
+];
+
+#[test]
+fn index_lists_every_endpoint_and_the_method_rules_hold() {
+    let (s, _) = start();
+    let r = admin(&s, &["/"]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = r.text();
+    let listed: Vec<&str> = page
+        .split("data-endpoint=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    let expected: Vec<&str> = ENDPOINTS.iter().map(|(p, _)| *p).collect();
+    assert_eq!(listed, expected, "{page}");
+    for (path, methods) in ENDPOINTS {
+        let row = page
+            .split(&format!("data-endpoint=\"{path}\""))
+            .nth(1)
+            .unwrap()
+            .split("</tr>")
+            .next()
+            .unwrap();
+        assert!(
+            row.contains(&format!("<td>{methods}</td>")),
+            "{path}: {row}"
+        );
+        if *methods == "POST" {
+            // A button, not a link: following links must never change anything.
+            assert!(
+                row.contains(&format!("<form action=\"{path}\" method=\"post\">")),
+                "{row}"
+            );
+            let r = admin(&s, &[path]);
+            assert_eq!((r.status, r.header("allow")), (405, Some("POST")), "{path}");
+        } else {
+            assert!(row.contains(&format!("<a href=\"{path}\">")), "{row}");
+            let r = admin(&s, &[path]);
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+            if !methods.contains("POST") {
+                let r = admin(&s, &[path, "-X", "POST"]);
+                assert_eq!(
+                    (r.status, r.header("allow")),
+                    (405, Some("GET, HEAD")),
+                    "{path}"
+                );
+            }
+        }
+    }
+    assert_eq!(admin(&s, &["/nope"]).status, 404);
+}
+
+#[test]
+fn listeners_in_text_and_json() {
+    let (s, web) = start();
+    let r = admin(&s, &["/listeners"]);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.text(), format!("web::{web}\n"));
+    let r = admin(&s, &["/listeners?format=json"]);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({ "listener_statuses": [{
+            "name": "web",
+            "local_address": { "socket_address": { "address": "127.0.0.1", "port_value": web.port() } },
+        }] })
+    );
+    assert_eq!(admin(&s, &["/listeners?format=yaml"]).status, 400);
+}
+
+/// An upstream answering every request `200 ok`.
+fn ok_upstream() -> std::net::SocketAddr {
+    common::http1::scripted(|_, _, _| {
+        Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec())
+    })
+    .0
+}
+
+#[test]
+fn clusters_show_hosts_counters_health_and_outlier_status() {
+    let (live, dead) = (ok_upstream(), refused_addr());
+    let web: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let s = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: web
+    address: \"{web}\"
+    filters:
+      - http_proxy: {{ routes: [{{ match: {{ prefix: / }}, route: {{ cluster: backend }} }}] }}
+clusters:
+  - name: backend
+    outlier_detection: {{ consecutive_5xx: 1, base_ejection_time: 300s, max_ejection_percent: 50 }}
+    endpoints:
+      - {{ address: \"{live}\", weight: 3, zone: z1, region: r1 }}
+      - {{ address: \"{dead}\", zone: z2 }}
+"
+    ));
+    // Round robin reaches the dead host within a few requests; its connect failure ejects it.
+    s.poll("the dead host ejected", || {
+        curl(&[&format!("http://{web}/")]);
+        admin(&s, &["/clusters"])
+            .text()
+            .contains(&format!(
+                "backend::{dead}::health_flags::/failed_outlier_check"
+            ))
+            .then_some(())
+    });
+    for _ in 0..3 {
+        assert_eq!(curl(&[&format!("http://{web}/")]).status, 200);
+    }
+    let text = admin(&s, &["/clusters"]).text();
+    for line in [
+        format!("backend::{live}::health_flags::healthy"),
+        format!("backend::{live}::weight::3"),
+        format!("backend::{live}::zone::z1"),
+        format!("backend::{live}::rq_active::0"),
+        format!("backend::{live}::rq_error::0"),
+        format!("backend::{dead}::outlier_ejections::1"),
+        format!("backend::{dead}::rq_error::1"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    assert!(
+        text.contains(&format!("backend::{dead}::outlier_ejection_remaining::")),
+        "{text}"
+    );
+
+    let r = admin(&s, &["/clusters?format=json"]);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    let c = &v["cluster_statuses"][0];
+    assert_eq!(c["name"], "backend");
+    assert_eq!(c["added_via_api"], false);
+    let host = |addr: std::net::SocketAddr| {
+        c["host_statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["address"]["socket_address"]["port_value"] == addr.port())
+            .unwrap()
+            .clone()
+    };
+    let stat = |h: &serde_json::Value, name: &str| {
+        h["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["value"]
+            .as_u64()
+            .unwrap()
+    };
+    let (l, d) = (host(live), host(dead));
+    assert_eq!(l["address"]["socket_address"]["address"], "127.0.0.1");
+    assert_eq!(l["weight"], 3);
+    assert_eq!(
+        l["locality"],
+        serde_json::json!({ "region": "r1", "zone": "z1", "sub_zone": "" })
+    );
+    assert_eq!(l["priority"], 0);
+    assert!(stat(&l, "rq_total") >= 3, "{l}");
+    assert_eq!(stat(&l, "rq_active"), 0);
+    assert_eq!(l["health_status"]["eds_health_status"], "HEALTHY");
+    assert_eq!(l["health_status"]["failed_outlier_check"], false);
+    assert_eq!(l["outlier_detection"]["ejected"], false);
+    assert_eq!(d["health_status"]["eds_health_status"], "UNHEALTHY");
+    assert_eq!(d["health_status"]["failed_outlier_check"], true);
+    assert_eq!(d["health_status"]["failed_active_health_check"], false);
+    assert_eq!(d["outlier_detection"]["ejected"], true);
+    assert_eq!(d["outlier_detection"]["recent_ejections"], 1);
+    assert_eq!(stat(&d, "rq_error"), 1);
+    assert_eq!(admin(&s, &["/clusters?format=xml"]).status, 400);
+}
+
+/// An inline PEM key (in a direct response body: a string the config takes as is) and a TLS
+/// listener whose key is a file: `/config_dump` shows neither key, keeps the file's path, and
+/// is shaped as Envoy's ConfigDump.
+#[test]
+fn config_dump_is_the_config_with_key_material_redacted() {
+    let key_file = common::certs::file("server.key");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(key.contains("PRIVATE KEY"));
+    // The key's base64 body, one line of it at least.
+    let body_line = key.lines().nth(1).unwrap().to_string();
+    let inline = key.replace('\n', "\\n");
+    let (web, tls) = (free_port(), free_port());
+    let s = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: web
+    address: 127.0.0.1:{web}
+    filters:
+      - http_proxy:
+          route_config: main
+  - name: secure
+    address: 127.0.0.1:{tls}
+    filter_chains:
+      - tls: {{ certificates: [{{ cert_chain: \"{}\", private_key: \"{key_file}\" }}] }}
+        filters: [{{ tcp_proxy: {{ cluster: backend }} }}]
+route_configs:
+  - name: main
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{ prefix: /key }}
+            direct_response: {{ status: 200, body: \"{inline}\" }}
+clusters:
+  - name: backend
+    endpoints: [{{ address: \"{}\" }}]
+  - name: other
+    endpoints: [{{ address: \"{}\" }}]
+",
+        common::certs::file("server.pem"),
+        refused_addr(),
+        refused_addr(),
+    ));
+    // The key really is in the live config: the route answers with it.
+    assert!(curl(&[&format!("http://127.0.0.1:{web}/key")])
+        .text()
+        .contains("PRIVATE KEY"));
+
+    let r = admin(&s, &["/config_dump"]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let dump = r.text();
+    assert!(!dump.contains("PRIVATE KEY"), "{dump}");
+    assert!(!dump.contains(&body_line), "{dump}");
+    assert!(
+        dump.contains(&key_file),
+        "the key file's path stays: {dump}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let types: Vec<&str> = v["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["@type"].as_str().unwrap().rsplit('.').next().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "BootstrapConfigDump",
+            "ListenersConfigDump",
+            "ClustersConfigDump",
+            "RoutesConfigDump",
+            "SecretsConfigDump"
+        ]
+    );
+    let configs = &v["configs"];
+    assert_eq!(
+        configs[0]["bootstrap"]["admin"]["address"],
+        s.admin.to_string()
+    );
+    assert_eq!(
+        configs[1]["static_listeners"][1]["listener"]["name"],
+        "secure"
+    );
+    assert!(configs[1]["static_listeners"][0]["last_updated"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(configs[2]["static_clusters"][1]["cluster"]["name"], "other");
+    let route = &configs[3]["static_route_configs"][0]["route_config"];
+    assert_eq!(route["name"], "main");
+    assert_eq!(
+        route["virtual_hosts"][0]["routes"][0]["direct_response"],
+        serde_json::json!({ "status": 200, "body": "[redacted]" })
+    );
+    assert_eq!(
+        configs[4]["static_secrets"][0]["name"],
+        common::certs::file("server.pem")
+    );
+
+    // One resource: its items only, each typed.
+    let v: serde_json::Value =
+        serde_json::from_str(&admin(&s, &["/config_dump?resource=static_clusters"]).text())
+            .unwrap();
+    let items = v["configs"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        items[0]["@type"],
+        "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster"
+    );
+    assert_eq!(items[0]["cluster"]["name"], "backend");
+    let v: serde_json::Value = serde_json::from_str(
+        &admin(&s, &["/config_dump?resource=clusters&name_regex=^oth"]).text(),
+    )
+    .unwrap();
+    assert_eq!(v["configs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["configs"][0]["cluster"]["name"], "other");
+    for resource in ["listeners", "route_configs", "secrets", "bootstrap"] {
+        let r = admin(&s, &[&format!("/config_dump?resource={resource}")]);
+        assert_eq!(r.status, 200, "{resource}");
+        assert!(!r.text().contains("PRIVATE KEY"), "{resource}");
+    }
+    let r = admin(&s, &["/config_dump?resource=endpoints"]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("static_clusters"), "{}", r.text());
+    assert_eq!(admin(&s, &["/config_dump?name_regex=("]).status, 400);
+}
+
+#[test]
+fn healthcheck_fail_and_ok_drive_the_health_check_filter() {
+    let upstream = ok_upstream();
+    let web = free_port();
+    let mut s = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: web
+    address: 127.0.0.1:{web}
+    filters:
+      - http_proxy:
+          http_filters:
+            - health_check: {{ pass_through_mode: false, headers: [{{ name: \":path\", exact: /healthz }}] }}
+          routes: [{{ match: {{ prefix: / }}, route: {{ cluster: backend }} }}]
+clusters:
+  - name: backend
+    endpoints: [{{ address: \"{upstream}\" }}]
+"
+    ));
+    let probe = || curl(&[&format!("http://127.0.0.1:{web}/healthz")]);
+    let r = probe();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "", "answered by the proxy, not the upstream");
+    assert_eq!(r.header("x-envoy-immediate-health-check-fail"), None);
+
+    assert_eq!(admin(&s, &["/healthcheck/fail"]).status, 405);
+    assert_eq!(admin(&s, &["/healthcheck/fail", "-X", "POST"]).status, 200);
+    let r = probe();
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.header("x-envoy-immediate-health-check-fail"),
+        Some("true")
+    );
+    // Still serving everything else; reporting DRAINING as Envoy does.
+    let r = curl(&[&format!("http://127.0.0.1:{web}/app")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    let r = admin(&s, &["/ready"]);
+    assert_eq!((r.status, r.text().as_str()), (503, "DRAINING\n"));
+    let info: serde_json::Value =
+        serde_json::from_str(&admin(&s, &["/server_info"]).text()).unwrap();
+    assert_eq!(info["state"], "DRAINING");
+
+    assert_eq!(admin(&s, &["/healthcheck/ok"]).status, 405);
+    assert_eq!(admin(&s, &["/healthcheck/ok", "-X", "POST"]).status, 200);
+    assert_eq!(probe().status, 200);
+    assert_eq!(admin(&s, &["/ready"]).status, 200);
+    assert!(s.log().contains("admin /healthcheck/fail"), "{}", s.log());
+    // The listeners kept accepting throughout.
+    assert!(s.child.as_mut().unwrap().try_wait().unwrap().is_none());
+}
+
+#[test]
+fn dashboard_is_one_self_contained_page() {
+    let (s, _) = start();
+    let r = admin(&s, &["/dashboard"]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = r.text();
+    for endpoint in [
+        "/server_info",
+        "/listeners?format=json",
+        "/clusters?format=json",
+        "/stats?format=json",
+    ] {
+        assert!(page.contains(&format!("\"{endpoint}\"")), "{endpoint}");
+    }
+    // No external assets: nothing loaded from elsewhere.
+    for external in ["src=", "href=", "http://", "https://", "@import"] {
+        assert!(!page.contains(external), "{external}");
+    }
 }

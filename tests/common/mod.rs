@@ -12,6 +12,7 @@ pub mod http1;
 pub mod kv;
 pub mod nginx;
 pub mod rpc;
+pub mod webdriver;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

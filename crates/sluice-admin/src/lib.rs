@@ -1,8 +1,10 @@
 //! The admin HTTP server. It runs on its own thread with its own small runtime, so a busy or
-//! stuck data plane never makes `/ready` (or later `/stats`) unreachable, and admin work never
+//! stuck data plane never makes `/ready` or `/stats` unreachable, and admin work never
 //! takes a worker's time.
 
 mod clusters;
+pub mod config_dump;
+mod index;
 mod routes;
 
 use std::io;
@@ -48,6 +50,31 @@ pub struct AdminState {
     logging: std::sync::OnceLock<Arc<dyn LogControl>>,
     listeners: ArcSwap<Vec<(String, String)>>,
     clusters: arc_swap::ArcSwapOption<sluice_upstream::ClusterManager>,
+    /// Set by `POST /healthcheck/fail`, cleared by `/healthcheck/ok`: the server reports
+    /// itself draining (Envoy's "health check failed" state) while it keeps serving.
+    health_check_failed: std::sync::atomic::AtomicBool,
+    /// Told of every `/healthcheck/*` change: the binary points it at the `health_check`
+    /// filter, which answers load balancers' probes.
+    on_health_check: std::sync::OnceLock<Arc<dyn Fn(bool) + Send + Sync>>,
+    /// The live config as JSON for `/config_dump`, secrets already redacted.
+    config: ArcSwap<config_dump::Snapshot>,
+    /// SDS secrets not received yet, for `/config_dump` (set by the binary).
+    missing_secrets: std::sync::OnceLock<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
+    /// What `/server_info` says beyond state and uptime.
+    info: ArcSwap<ServerInfo>,
+}
+
+/// The process facts `/server_info` reports (Envoy's `ServerInfo` and its
+/// `command_line_options`).
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    /// 0 for a process started cold; a hot restart's child counts up.
+    pub restart_epoch: u32,
+    pub node_id: String,
+    pub node_cluster: String,
+    pub config_path: String,
+    pub concurrency: usize,
+    pub drain_time: std::time::Duration,
 }
 
 impl Default for AdminState {
@@ -60,6 +87,14 @@ impl Default for AdminState {
             drain_listeners: tokio_util::sync::CancellationToken::new(),
             listeners: ArcSwap::from_pointee(Vec::new()),
             clusters: arc_swap::ArcSwapOption::empty(),
+            health_check_failed: std::sync::atomic::AtomicBool::new(false),
+            on_health_check: std::sync::OnceLock::new(),
+            config: ArcSwap::from_pointee(config_dump::Snapshot {
+                document: serde_json::json!({}),
+                updated: std::time::SystemTime::now(),
+            }),
+            missing_secrets: std::sync::OnceLock::new(),
+            info: ArcSwap::from_pointee(ServerInfo::default()),
         }
     }
 }
@@ -111,6 +146,54 @@ impl AdminState {
     /// The clusters `/clusters` and `/stats` show.
     pub fn set_clusters(&self, clusters: Arc<sluice_upstream::ClusterManager>) {
         self.clusters.store(Some(clusters));
+    }
+
+    /// Replaces what `/config_dump` shows: a config document as JSON (the YAML file at
+    /// start, later what xDS delivered). Secrets are redacted here, so no caller can leak one.
+    pub fn set_config(&self, document: serde_json::Value) {
+        self.config.store(Arc::new(config_dump::Snapshot {
+            document: config_dump::redact(document),
+            updated: std::time::SystemTime::now(),
+        }));
+    }
+
+    pub(crate) fn config(&self) -> Arc<config_dump::Snapshot> {
+        self.config.load_full()
+    }
+
+    /// Lets `/config_dump` tell SDS secrets still awaited (warming) from received ones.
+    pub fn set_missing_secrets(&self, f: Arc<dyn Fn() -> Vec<String> + Send + Sync>) {
+        let _ = self.missing_secrets.set(f);
+    }
+
+    pub(crate) fn missing_secrets(&self) -> Vec<String> {
+        self.missing_secrets.get().map(|f| f()).unwrap_or_default()
+    }
+
+    /// Sets what `/server_info` reports about the process (restart epoch, node, options).
+    pub fn set_server_info(&self, info: ServerInfo) {
+        self.info.store(Arc::new(info));
+    }
+
+    pub(crate) fn server_info(&self) -> Arc<ServerInfo> {
+        self.info.load_full()
+    }
+
+    /// Whether `POST /healthcheck/fail` is in force.
+    pub fn health_check_failed(&self) -> bool {
+        self.health_check_failed.load(Ordering::Acquire)
+    }
+
+    /// Calls `hook` with the new value on each `/healthcheck/fail` and `/healthcheck/ok`.
+    pub fn on_health_check(&self, hook: Arc<dyn Fn(bool) + Send + Sync>) {
+        let _ = self.on_health_check.set(hook);
+    }
+
+    pub(crate) fn set_health_check_failed(&self, failed: bool) {
+        self.health_check_failed.store(failed, Ordering::Release);
+        if let Some(hook) = self.on_health_check.get() {
+            hook(failed);
+        }
     }
 
     /// Records the bound listeners as (name, address) for `/listeners`.

@@ -1,116 +1,114 @@
-//! Admin endpoints. Plain text, like Envoy's admin, so `curl` output is readable as is.
+//! Admin endpoints. Plain text where Envoy's admin answers text (readable from `curl` as is),
+//! JSON where it answers JSON or on `?format=json`; the list is [`index::ENDPOINTS`].
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::index::{self, Methods};
 use crate::{AdminState, Phase};
-
-const INDEX: &[(&str, &str)] = &[
-    (
-        "/ready",
-        "200 LIVE once every listener is bound; 503 while starting or draining",
-    ),
-    (
-        "/server_info",
-        "JSON: version, state (INITIALIZING, LIVE, DRAINING), uptime",
-    ),
-    (
-        "/listeners",
-        "bound listeners, one `name::address` per line",
-    ),
-    (
-        "/clusters",
-        "every cluster host with health flags, weight, locality, priority, active requests",
-    ),
-    (
-        "/stats",
-        "counters and gauges, `cluster.<name>.<stat>: value`, `listener.<address>.<stat>: value` (Envoy's names); `?filter=REGEX`, `?format=json`",
-    ),
-    (
-        "/logging",
-        "the log filter; POST ?level=debug (everything) or ?filter=info,sluice_net=debug (per module) changes it",
-    ),
-    (
-        "/drain_listeners",
-        "POST: stop accepting on every listener (open connections finish); the process stays",
-    ),
-    (
-        "/quitquitquit",
-        "POST: drain and exit, as on SIGTERM",
-    ),
-];
-
-/// Endpoints that change something: POST only, so a crawler or a stray GET cannot.
-const MUTATING: &[&str] = &["/quitquitquit", "/drain_listeners"];
 
 pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    let mutating = MUTATING.contains(&path);
-    let allowed = if path == "/logging" {
-        // Read with GET, changed with POST.
-        [Method::GET, Method::HEAD, Method::POST].contains(req.method())
-    } else if mutating {
-        req.method() == Method::POST
-    } else {
-        req.method() == Method::GET || req.method() == Method::HEAD
+    let Some(endpoint) = index::find(path) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "no such admin endpoint; see /\n".into(),
+        );
+    };
+    let method = req.method();
+    let read = method == Method::GET || method == Method::HEAD;
+    let allowed = match endpoint.methods {
+        Methods::Get => read,
+        Methods::Post => method == Method::POST,
+        Methods::GetPost => read || method == Method::POST,
     };
     if !allowed {
-        let mut resp = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            if mutating {
-                "method not allowed: use POST\n".into()
-            } else {
-                "method not allowed: use GET\n".into()
-            },
-        );
+        let (body, allow) = match endpoint.methods {
+            Methods::Post => ("method not allowed: use POST\n", "POST"),
+            Methods::GetPost => ("method not allowed: use GET or POST\n", "GET, HEAD, POST"),
+            Methods::Get => ("method not allowed: use GET\n", "GET, HEAD"),
+        };
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, body.into());
         resp.headers_mut().insert(
             hyper::header::ALLOW,
-            hyper::header::HeaderValue::from_static(if mutating { "POST" } else { "GET, HEAD" }),
+            hyper::header::HeaderValue::from_static(allow),
         );
         return resp;
     }
     let query = Query::parse(req.uri().query());
     match path {
-        "/ready" => match state.phase() {
-            Phase::Live => text(StatusCode::OK, "LIVE\n".into()),
-            Phase::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "STARTING\n".into()),
-            Phase::Draining => text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n".into()),
+        "/ready" => match state_name(state) {
+            "LIVE" => text(StatusCode::OK, "LIVE\n".into()),
+            other => text(StatusCode::SERVICE_UNAVAILABLE, format!("{other}\n")),
         },
-        "/server_info" => {
-            let state_name = match state.phase() {
-                Phase::Starting => "INITIALIZING",
-                Phase::Live => "LIVE",
-                Phase::Draining => "DRAINING",
-            };
-            let uptime = format!("{}s", state.uptime().as_secs());
-            let body = serde_json::json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "state": state_name,
-                "uptime_current_epoch": uptime,
-                "uptime_all_epochs": uptime,
-                "hot_restart_version": "disabled",
-            });
-            json(StatusCode::OK, &body)
-        }
+        "/server_info" => json(StatusCode::OK, &server_info(state)),
         "/listeners" => {
-            let body: String = state
-                .listeners
-                .load()
-                .iter()
-                .map(|(name, addr)| format!("{name}::{addr}\n"))
-                .collect();
-            text(StatusCode::OK, body)
+            let listeners = state.listeners.load();
+            match query.get("format") {
+                None | Some("text") => text(
+                    StatusCode::OK,
+                    listeners
+                        .iter()
+                        .map(|(name, addr)| format!("{name}::{addr}\n"))
+                        .collect(),
+                ),
+                Some("json") => json(StatusCode::OK, &listeners_json(&listeners)),
+                Some(other) => bad_format(other),
+            }
         }
         "/clusters" => {
-            let body = state
-                .clusters
-                .load()
-                .as_deref()
-                .map(crate::clusters::clusters)
-                .unwrap_or_default();
-            text(StatusCode::OK, body)
+            let clusters = state.clusters.load();
+            match query.get("format") {
+                None | Some("text") => text(
+                    StatusCode::OK,
+                    clusters
+                        .as_deref()
+                        .map(crate::clusters::clusters)
+                        .unwrap_or_default(),
+                ),
+                Some("json") => json(
+                    StatusCode::OK,
+                    &clusters.as_deref().map_or_else(
+                        || serde_json::json!({ "cluster_statuses": [] }),
+                        crate::clusters::clusters_json,
+                    ),
+                ),
+                Some(other) => bad_format(other),
+            }
         }
+        "/config_dump" => {
+            let name_regex = match query.get("name_regex").map(regex::Regex::new) {
+                Some(Ok(re)) => Some(re),
+                Some(Err(e)) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("name_regex is not a valid regular expression: {e}\n"),
+                    )
+                }
+                None => None,
+            };
+            match crate::config_dump::dump(
+                &state.config(),
+                query.get("resource"),
+                name_regex.as_ref(),
+                &state.missing_secrets(),
+            ) {
+                Ok(body) => json(StatusCode::OK, &body),
+                Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+            }
+        }
+        "/healthcheck/fail" => {
+            state.set_health_check_failed(true);
+            tracing::info!("admin /healthcheck/fail: health checks fail from now on");
+            text(StatusCode::OK, "OK\n".into())
+        }
+        "/healthcheck/ok" => {
+            state.set_health_check_failed(false);
+            tracing::info!("admin /healthcheck/ok: health checks pass again");
+            text(StatusCode::OK, "OK\n".into())
+        }
+        "/dashboard" => html(include_str!("dashboard.html").into()),
         "/stats" => {
             let filter = match query.get("filter").map(regex::Regex::new) {
                 Some(Ok(re)) => Some(re),
@@ -187,18 +185,66 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
             state.request_quit();
             text(StatusCode::OK, "OK\n".into())
         }
-        "/" => {
-            let body: String = INDEX
-                .iter()
-                .map(|(path, what)| format!("{path:<14} {what}\n"))
-                .collect();
-            text(StatusCode::OK, body)
-        }
+        "/" => html(index::html()),
         _ => text(
             StatusCode::NOT_FOUND,
             "no such admin endpoint; see /\n".into(),
         ),
     }
+}
+
+/// Envoy's server state: `LIVE` turns `DRAINING` on a drain and while `/healthcheck/fail`
+/// is in force (Envoy reports a failed health check as draining too).
+fn state_name(state: &AdminState) -> &'static str {
+    match state.phase() {
+        Phase::Starting => "INITIALIZING",
+        Phase::Live if state.health_check_failed() => "DRAINING",
+        Phase::Live => "LIVE",
+        Phase::Draining => "DRAINING",
+    }
+}
+
+/// Envoy's `ServerInfo`.
+fn server_info(state: &AdminState) -> serde_json::Value {
+    let info = state.server_info();
+    let uptime = format!("{}s", state.uptime().as_secs());
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "state": state_name(state),
+        "uptime_current_epoch": uptime,
+        "uptime_all_epochs": uptime,
+        "hot_restart_version": "disabled",
+        "command_line_options": {
+            "restart_epoch": info.restart_epoch,
+            "concurrency": info.concurrency,
+            "config_path": info.config_path,
+            "drain_time": format!("{}s", info.drain_time.as_secs()),
+            "mode": "Serve",
+        },
+        "node": { "id": info.node_id, "cluster": info.node_cluster },
+    })
+}
+
+/// Envoy's `Listeners`: `listener_statuses` with each bound address.
+fn listeners_json(listeners: &[(String, String)]) -> serde_json::Value {
+    let statuses: Vec<serde_json::Value> = listeners
+        .iter()
+        .map(|(name, addr)| {
+            let local = match addr.parse::<std::net::SocketAddr>() {
+                Ok(a) => serde_json::json!({ "socket_address": { "address": a.ip().to_string(), "port_value": a.port() } }),
+                Err(_) => serde_json::json!({ "pipe": { "path": addr.strip_prefix("unix:").unwrap_or(addr) } }),
+            };
+            serde_json::json!({ "name": name, "local_address": local })
+        })
+        .collect();
+    serde_json::json!({ "listener_statuses": statuses })
+}
+
+fn bad_format(other: &str) -> Response<Full<Bytes>> {
+    text(
+        StatusCode::BAD_REQUEST,
+        format!("unknown format \"{other}\": text or json\n"),
+    )
 }
 
 /// A query string's parameters, percent-decoded; the last of a repeated name wins.
@@ -260,6 +306,15 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn html(body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
     );
     resp
 }

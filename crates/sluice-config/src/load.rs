@@ -151,6 +151,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         listeners: listeners?,
         route_configs: route_configs?,
         clusters: clusters?,
+        document: Arc::new(root.clone()),
     })
 }
 
@@ -748,5 +749,33 @@ fn check_chain(chain: &FilterChainConfig, cx: &mut Cx) {
             ),
         ),
         Some(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn admin(yaml: &str) -> Result<std::net::SocketAddr, String> {
+        load_str(yaml, "t.yaml", &Registry::default())
+            .map(|c| c.admin.address.as_tcp().unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The admin API can stop and reconfigure the proxy: loopback unless the file says so.
+    #[test]
+    fn admin_binds_loopback_unless_told_otherwise() {
+        let loopback = "127.0.0.1:15000".parse().unwrap();
+        assert_eq!(admin(""), Ok(loopback));
+        assert_eq!(admin("admin:"), Ok(loopback));
+        assert_eq!(admin("admin: {}"), Ok(loopback));
+        assert_eq!(
+            admin("admin: { address: \"0.0.0.0:9901\" }"),
+            Ok("0.0.0.0:9901".parse().unwrap())
+        );
+        assert!(admin("admin: { address: \"unix:/tmp/a\" }")
+            .unwrap_err()
+            .contains("admin.address"));
     }
 }

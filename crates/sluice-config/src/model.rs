@@ -30,6 +30,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// The SDS server, when some `tls:` block names a secret with `{ sds: NAME }`.
     pub sds: Option<SdsConfig>,
+    /// The document this config was decoded from, as written (the admin's `/config_dump`).
+    pub document: Arc<crate::yaml::Node>,
 }
 
 /// `node:`, the identity sent in every discovery request.

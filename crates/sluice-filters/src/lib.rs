@@ -1,6 +1,7 @@
 //! Built-in network filters, each registered by name (see [`registry`]), and the stream
 //! filters `http_proxy` and `rpc_proxy` run per request (see [`stream`]).
 
+pub mod health_check;
 pub mod http_proxy;
 pub mod rbac;
 pub mod registry;

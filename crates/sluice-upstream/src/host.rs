@@ -8,7 +8,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use sluice_config::Address;
@@ -78,6 +78,11 @@ pub struct Host {
     health: AtomicU8,
     /// Requests sent to this host and not yet answered (least_request, peak_ewma, `/clusters`).
     active_requests: AtomicU32,
+    /// Requests sent, and those that failed (5xx, connect failure, reset, timeout) or timed
+    /// out: Envoy's per-host `rq_total`, `rq_error`, `rq_timeout` in `/clusters`.
+    rq_total: AtomicU64,
+    rq_error: AtomicU64,
+    rq_timeout: AtomicU64,
     /// Peak-EWMA latency estimate (see [`crate::lb::peak_ewma`]).
     pub(crate) ewma: Ewma,
     /// Outlier detection's counters (see [`crate::outlier`]).
@@ -119,6 +124,9 @@ impl Host {
             priority,
             health: AtomicU8::new(0),
             active_requests: AtomicU32::new(0),
+            rq_total: AtomicU64::new(0),
+            rq_error: AtomicU64::new(0),
+            rq_timeout: AtomicU64::new(0),
             ewma: Ewma::default(),
             outlier: OutlierState::default(),
             slots: Default::default(),
@@ -171,9 +179,37 @@ impl Host {
         self.active_requests.load(Ordering::Relaxed)
     }
 
+    /// Requests sent to this host so far (`rq_total`).
+    pub fn requests_total(&self) -> u64 {
+        self.rq_total.load(Ordering::Relaxed)
+    }
+
+    /// Requests to this host that failed (`rq_error`) and, of those, timed out (`rq_timeout`).
+    pub fn requests_failed(&self) -> (u64, u64) {
+        (
+            self.rq_error.load(Ordering::Relaxed),
+            self.rq_timeout.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts a failed request; `timeout` also as a timeout.
+    pub(crate) fn count_failure(&self, timeout: bool) {
+        self.rq_error.fetch_add(1, Ordering::Relaxed);
+        if timeout {
+            self.rq_timeout.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How outlier detection sees this host: `Some(time left)` while ejected, and its
+    /// recent ejections (the multiplier of the next one's length).
+    pub fn outlier_status(&self) -> (Option<std::time::Duration>, u32) {
+        self.outlier.status()
+    }
+
     /// Counts a request as in flight until the returned guard drops.
     pub fn start_request(self: &Arc<Self>) -> ActiveRequest {
         self.active_requests.fetch_add(1, Ordering::Relaxed);
+        self.rq_total.fetch_add(1, Ordering::Relaxed);
         ActiveRequest(self.clone())
     }
 

@@ -65,6 +65,14 @@ impl OutlierState {
     pub fn is_ejected(&self) -> bool {
         self.ejected_until.load(Ordering::Relaxed) != 0
     }
+
+    /// The time left of the current ejection (`None`: not ejected; zero: due back at the
+    /// next sweep), and the recent ejection count.
+    pub fn status(&self) -> (Option<Duration>, u32) {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        let left = (until != 0).then(|| Duration::from_nanos(until.saturating_sub(now_nanos())));
+        (left, self.ejections.load(Ordering::Relaxed))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +85,9 @@ enum Reason {
 impl Cluster {
     /// Records how a request to `host` ended; may eject it at once.
     pub fn report(&self, host: &Arc<Host>, outcome: Outcome) {
+        if outcome.is_5xx() {
+            host.count_failure(outcome == Outcome::Timeout);
+        }
         let Some(od) = &self.config.outlier_detection else {
             return;
         };
@@ -284,6 +295,12 @@ mod tests {
         assert!(bad.is_healthy());
         c.report(&bad, Outcome::ConnectFailure);
         assert!(!bad.is_healthy());
+        assert_eq!(
+            bad.outlier_status(),
+            (Some(Duration::from_secs(10)), 1),
+            "ejected for base_ejection_time, first ejection"
+        );
+        assert_eq!(bad.requests_failed(), (5, 0));
         assert!(!chosen(&c).contains(&9000));
         assert_eq!(
             c.stats
@@ -294,10 +311,12 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(9)).await;
         assert!(!c.sweep(&od));
+        assert_eq!(bad.outlier_status().0, Some(Duration::from_secs(1)));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(c.sweep(&od));
         c.health_changed();
         assert!(bad.is_healthy());
+        assert_eq!(bad.outlier_status(), (None, 1));
         assert!(chosen(&c).contains(&9000));
 
         // Ejected again at once: twice as long this time.

@@ -76,10 +76,10 @@ fn main() -> ExitCode {
                 eprintln!("sluice: {e}");
                 return ExitCode::from(2);
             }
-            let Some(config) = load(&config) else {
+            let Some(loaded) = load(&config) else {
                 return ExitCode::FAILURE;
             };
-            match run::run(config) {
+            match run::run(loaded, &config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

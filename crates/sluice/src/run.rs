@@ -21,16 +21,30 @@ use tracing::{info, warn};
 
 use crate::workers::Workers;
 
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config, config_path: &std::path::Path) -> anyhow::Result<()> {
     crate::limits::raise_nofile();
     let config = Arc::new(config);
 
     let admin = Arc::new(AdminState::default());
+    admin.set_config(sluice_admin::config_dump::from_yaml(&config.document));
+    admin.set_server_info(sluice_admin::ServerInfo {
+        restart_epoch: 0,
+        node_id: config.node.id.clone(),
+        node_cluster: config.node.cluster.clone(),
+        config_path: config_path.display().to_string(),
+        concurrency: config.workers,
+        drain_time: config.drain_timeout,
+    });
+    admin.on_health_check(Arc::new(sluice_filters::health_check::set_failed));
     let admin_addr = config
         .admin
         .address
         .as_tcp()
         .context("admin address must be host:port")?;
+    if !admin_addr.ip().is_loopback() {
+        // Only an explicit `admin.address` gets here (the default is 127.0.0.1:15000).
+        warn!(address = %admin_addr, "the admin API listens beyond loopback: anyone who reaches it can stop or reconfigure this proxy");
+    }
     sluice_admin::start(admin_addr, admin.clone())
         .with_context(|| format!("admin: cannot bind {admin_addr}"))?;
 
@@ -64,6 +78,8 @@ async fn serve(
     let ctx = BuildContext::new(config.clone()).map_err(anyhow::Error::msg)?;
     admin.set_clusters(ctx.clusters.clone());
     admin.set_log_control(Arc::new(crate::logging::Control));
+    let secrets = ctx.secrets.clone();
+    admin.set_missing_secrets(Arc::new(move || secrets.sds_missing()));
     let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();
     let accept_loops = TaskTracker::new();

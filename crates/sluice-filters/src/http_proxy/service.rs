@@ -197,13 +197,11 @@ impl Proxy {
                 path_and_query,
                 &parts.headers,
             );
-            if let Some(denial) = self.filters.on_request(&view, info) {
-                observe::flag(
-                    record,
-                    Flags::UNAUTHORIZED_EXTERNAL_SERVICE,
-                    "rbac_access_denied",
-                );
-                return text(denial.status, denial.message.to_string());
+            if let Some(reply) = self.filters.on_request(&view, info) {
+                observe::flag(record, reply.flags, reply.details);
+                let mut resp = text(reply.status, reply.message.to_string());
+                resp.headers_mut().extend(reply.headers);
+                return resp;
             }
         }
         let vhost = self.table.virtual_host(authority);

@@ -102,6 +102,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     let stream_filters = match f.node("stream_filters") {
         Some(n) => {
             crate::stream::decode_list(n, &sluice_config::decode::join(path, "stream_filters"), cx)
+                .and_then(|specs| http_only(specs, n.line, cx))
         }
         None => Some(Vec::new()),
     };
@@ -172,4 +173,22 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         upstream_heartbeat_timeout: heartbeat_timeout?,
         stream_filters: stream_filters?,
     }))
+}
+
+/// `health_check` answers HTTP probes; an RPC protocol has no status to answer them with.
+fn http_only(
+    specs: Vec<crate::stream::StreamFilterSpec>,
+    line: usize,
+    cx: &mut Cx,
+) -> Option<Vec<crate::stream::StreamFilterSpec>> {
+    let mut ok = true;
+    for spec in specs.iter().filter(|s| s.name == "health_check") {
+        cx.error(
+            line,
+            &spec.path,
+            "health_check answers HTTP probes: use it in http_proxy's http_filters",
+        );
+        ok = false;
+    }
+    ok.then_some(specs)
 }

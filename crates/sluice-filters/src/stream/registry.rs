@@ -11,7 +11,7 @@ use sluice_config::Node;
 use sluice_stats::Scope;
 
 use super::{StreamFilter, StreamFilters};
-use crate::rbac;
+use crate::{health_check, rbac};
 
 /// A stream filter's decoded config.
 pub trait StreamFilterConfig: Any + Send + Sync + Debug {}
@@ -28,7 +28,7 @@ pub struct StreamFilterKind {
     pub build: StreamFilterBuilder,
 }
 
-pub static STREAM_FILTERS: &[StreamFilterKind] = &[rbac::STREAM_KIND];
+pub static STREAM_FILTERS: &[StreamFilterKind] = &[rbac::STREAM_KIND, health_check::STREAM_KIND];
 
 /// One entry of a filter list, decoded.
 #[derive(Debug, Clone)]

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# What observability costs: requests/s through an http_proxy listener (wrk -> Sluice -> nginx)
+# in three set-ups, alternated per repetition:
+#   base: SLUICE_BASE (a build from before metrics/access logs/tracing; defaults to SLUICE),
+#         no access log, no tracing;
+#   off:  SLUICE with its always-on metrics, no access log, no tracing;
+#   on:   SLUICE with metrics, an access log file (Envoy's default format) and tracing at 1%
+#         random sampling, exported over OTLP/HTTP to a local sink that answers 200.
+# Sluice runs one worker pinned to core 0; nginx (1 worker) and wrk share core 1. Reported:
+# median req/s, p50/p99 latency, Sluice CPU seconds per 100k requests, and on/off, on/base
+# ratios (the target: on within 5% of off and of base).
+#
+# Usage: bench/observability.sh   (env: SLUICE, SLUICE_BASE, DURATION=10, REPS=3, CONNS=50,
+#                                  PORT_BASE=24700; needs nginx, wrk, curl, python3, taskset)
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+SLUICE=${SLUICE:-$REPO/target/release/sluice}
+SLUICE_BASE=${SLUICE_BASE:-$SLUICE}
+DURATION=${DURATION:-10}
+REPS=${REPS:-3}
+CONNS=${CONNS:-50}
+PORT_BASE=${PORT_BASE:-24700}
+UP_PORT=$PORT_BASE
+PX_PORT=$((PORT_BASE + 1))
+ADMIN_PORT=$((PORT_BASE + 2))
+OTLP_PORT=$((PORT_BASE + 3))
+OUT=$(mktemp -d /tmp/sluice-observability.XXXXXX)
+
+for t in nginx wrk curl python3 taskset; do
+    command -v "$t" >/dev/null || { echo "missing $t (apt-get install -y nginx-light wrk curl python3 util-linux)" >&2; exit 1; }
+done
+for b in "$SLUICE" "$SLUICE_BASE"; do
+    [ -x "$b" ] || { echo "no Sluice binary at $b (cargo build --release -p sluice)" >&2; exit 1; }
+done
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+BODY=$(head -c 100 /dev/zero | tr '\0' 'x')
+cat > "$OUT/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$UP_PORT; location / { return 200 "$BODY"; } }
+}
+NGX
+taskset -c 1 nginx -c "$OUT/nginx.conf" -p "$OUT" &
+PIDS+=($!)
+# The OTLP/HTTP sink: reads each export and answers 200 with an empty protobuf body.
+cat > "$OUT/otlp_sink.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+taskset -c 1 python3 "$OUT/otlp_sink.py" "$OTLP_PORT" &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$UP_PORT/" >/dev/null && break; sleep 0.05; done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+config() { # setup
+    local access_log="" tracing="" proxy_tracing=""
+    if [ "$1" = on ]; then
+        access_log="    access_log: [{ path: \"$OUT/access.log\" }]"
+        tracing="tracing: { otlp: { http: \"http://127.0.0.1:$OTLP_PORT/v1/traces\" } }"
+        proxy_tracing="          tracing: { random_sampling: 1 }"
+    fi
+    cat <<YAML
+admin: { address: "127.0.0.1:$ADMIN_PORT" }
+workers: 1
+$tracing
+listeners:
+  - name: web
+    address: "127.0.0.1:$PX_PORT"
+$access_log
+    filters:
+      - http_proxy:
+$proxy_tracing
+          route_config:
+            virtual_hosts:
+              - name: all
+                domains: ["*"]
+                routes: [{ match: { prefix: "/" }, route: { cluster: up } }]
+clusters:
+  - name: up
+    endpoints: [{ address: "127.0.0.1:$UP_PORT" }]
+YAML
+}
+
+run_one() { # setup rep
+    local setup=$1 rep=$2 bin=$SLUICE
+    [ "$setup" = base ] && bin=$SLUICE_BASE
+    config "$setup" > "$OUT/sluice-$setup.yaml"
+    rm -f "$OUT/access.log"
+    taskset -c 0 "$bin" run -c "$OUT/sluice-$setup.yaml" --log-level warn 2>>"$OUT/sluice.log" &
+    local pid=$!
+    for _ in $(seq 200); do curl -sf "http://127.0.0.1:$ADMIN_PORT/ready" >/dev/null && break; sleep 0.05; done
+    taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$PX_PORT/" >/dev/null
+    local t0 t1
+    t0=$(cpu_ticks "$pid")
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PX_PORT/" > "$OUT/wrk-$setup-$rep.txt"
+    t1=$(cpu_ticks "$pid")
+    if [ "$setup" = on ]; then
+        curl -s "http://127.0.0.1:$ADMIN_PORT/stats" | grep -E 'access_log|tracing' > "$OUT/stats-$setup-$rep.txt" || true
+    fi
+    kill -TERM "$pid"; wait "$pid" || true
+    echo "$setup $rep $((t1 - t0))" >> "$OUT/cpu.txt"
+}
+
+for rep in $(seq "$REPS"); do
+    case $((rep % 3)) in
+        1) order="base off on" ;;
+        2) order="on base off" ;;
+        *) order="off on base" ;;
+    esac
+    for setup in $order; do
+        echo "rep $rep: $setup" >&2
+        run_one "$setup" "$rep"
+    done
+done
+
+python3 - "$OUT" "$(getconf CLK_TCK)" <<'PY'
+import re, statistics, sys, pathlib
+out, hz = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+def ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+cpu = {}
+for line in (out / "cpu.txt").read_text().split("\n"):
+    if line:
+        s, r, t = line.split()
+        cpu[(s, r)] = int(t) / hz
+rows = {}
+for f in sorted(out.glob("wrk-*.txt")):
+    _, setup, rep = f.stem.split("-")
+    text = f.read_text()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    reqs = int(re.search(r"(\d+) requests in", text).group(1))
+    p50 = ms(*re.search(r"50%\s+([\d.]+)(us|ms|s)", text).groups())
+    p99 = ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", text).groups())
+    rows.setdefault(setup, []).append((rps, p50, p99, cpu[(setup, rep)] / reqs * 1e5))
+med = {s: [statistics.median(col) for col in zip(*v)] for s, v in rows.items()}
+print(f"{'setup':6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/100k':>11}")
+for s in ("base", "off", "on"):
+    if s in med:
+        r = med[s]
+        print(f"{s:6} {r[0]:10.0f} {r[1]:8.3f} {r[2]:8.3f} {r[3]:11.3f}")
+for a, b in (("on", "off"), ("on", "base"), ("off", "base")):
+    if a in med and b in med:
+        print(f"{a}/{b}: req/s {med[a][0] / med[b][0]:.3f}, CPU/req {med[a][3] / med[b][3]:.3f}")
+print(f"(raw output in {out})")
+PY
