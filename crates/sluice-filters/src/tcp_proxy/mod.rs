@@ -135,7 +135,7 @@ fn start_record(
     Some(Box::new(r))
 }
 
-/// `UH` when the cluster had no host to try, else `UF` with the last try's host and error.
+/// `UH` when the cluster had no host to try, else `UF,URX` with the last try's host and error.
 fn connect_failed(r: &mut RequestRecord, e: &ConnectError) {
     match e {
         ConnectError::NoHosts(_) => r.response_flags = ResponseFlags::NO_HEALTHY_UPSTREAM,
@@ -145,7 +145,9 @@ fn connect_failed(r: &mut RequestRecord, e: &ConnectError) {
             source,
             ..
         } => {
-            r.response_flags = ResponseFlags::UPSTREAM_CONNECTION_FAILURE;
+            // Envoy's pair for a connection whose connect attempts all failed.
+            r.response_flags = ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+                | ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
             r.upstream_host = Some(host.clone());
             r.upstream_attempts = u32::try_from(*attempts).unwrap_or(u32::MAX);
             r.upstream_failure_reason = Some(source.to_string());

@@ -55,7 +55,7 @@ impl Sink {
             return Ok(s);
         }
         let first = match target {
-            LogSink::File(path) if is_regular_or_missing(path) => {
+            LogSink::File(path) if opens_now(path) => {
                 Some(open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?)
             }
             _ => None,
@@ -108,8 +108,14 @@ pub fn reopen_all() {
     }
 }
 
-fn is_regular_or_missing(path: &Path) -> bool {
-    std::fs::metadata(path).map_or(true, |m| m.is_file())
+/// Whether to open `path` at startup: anything but a FIFO or a device, whose open may block
+/// until a reader comes (a directory, say, fails there with a clear error).
+fn opens_now(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).map_or(true, |m| {
+        let t = m.file_type();
+        !(t.is_fifo() || t.is_char_device() || t.is_block_device() || t.is_socket())
+    })
 }
 
 fn open(path: &Path) -> std::io::Result<File> {
