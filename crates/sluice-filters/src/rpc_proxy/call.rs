@@ -191,7 +191,7 @@ async fn call(
         if let Ok(host) = cluster.pick(subset, &ctx, &[]) {
             observe::attempt(record, cluster_name, &host.address, 1);
             ClusterStats::add(&cluster.stats.upstream_rq_total);
-            if let Ok(conn) = connection(&shared, cluster, &host).await {
+            if let Ok(conn) = connection(shared, cluster, &host).await {
                 let _ = conn.send_oneway(request);
             }
         }
@@ -232,7 +232,7 @@ async fn call(
         let outcome = {
             let _active = host.start_request();
             ClusterStats::add(&cluster.stats.upstream_rq_total);
-            let sent = send(&shared, cluster, &host, attempt);
+            let sent = send(shared, cluster, &host, attempt);
             match try_deadline {
                 Some(at) => tokio::time::timeout_at(at, sent)
                     .await
