@@ -401,13 +401,13 @@ mod tests {
         );
         assert_eq!(h.response, vec![HeaderName::from_static("x-none")]);
         let (line, _) = render_text(
-            "%START_TIME(%Y/%m/%d %H:%M:%S.%3f|%6f|%9f %s)% %TRACE_ID%",
+            "%START_TIME(%Y/%m/%d %H:%M:%S.%3f|%6f|%9f|%f %s)% %TRACE_ID%",
             &r,
         );
         assert_eq!(
             line,
             format!(
-                "2023/11/14 22:13:20.123|123000|123000000 1700000000 {}",
+                "2023/11/14 22:13:20.123|123000|123000000|123000000 1700000000 {}",
                 "ab".repeat(16)
             )
         );
