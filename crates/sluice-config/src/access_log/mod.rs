@@ -166,12 +166,8 @@ fn json_field(node: &Node, path: &str, cx: &mut Cx) -> Option<JsonField> {
     match &node.kind {
         NodeKind::Map(_) => json_map(node, path, cx).map(JsonField::Map),
         NodeKind::Scalar { text, quoted } => {
-            let raw = !quoted
-                && (text == "true"
-                    || text == "false"
-                    || text.parse::<f64>().is_ok_and(f64::is_finite));
-            if raw {
-                return Some(JsonField::Raw(text.clone()));
+            if let Some(raw) = (!quoted).then(|| json_literal(text)).flatten() {
+                return Some(JsonField::Raw(raw));
             }
             match format::parse(text) {
                 Ok(s) => Some(JsonField::Template(s)),
@@ -193,6 +189,20 @@ fn json_field(node: &Node, path: &str, cx: &mut Cx) -> Option<JsonField> {
             None
         }
     }
+}
+
+/// An unquoted boolean or number as JSON writes it (YAML's `+1` or `1.` are not JSON).
+fn json_literal(text: &str) -> Option<String> {
+    if text == "true" || text == "false" {
+        return Some(text.to_string());
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(i.to_string());
+    }
+    text.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(|f| f.to_string())
 }
 
 #[cfg(test)]
@@ -223,6 +233,11 @@ mod tests {
             panic!("json")
         };
         assert_eq!(fields[2], ("v".to_string(), JsonField::Raw("2".into())));
+        assert_eq!(json_literal("+1").as_deref(), Some("1"));
+        assert_eq!(json_literal("1.").as_deref(), Some("1"));
+        assert_eq!(json_literal("0.5").as_deref(), Some("0.5"));
+        assert_eq!(json_literal("inf"), None);
+        assert_eq!(json_literal("yes"), None);
         assert!(matches!(fields[3].1, JsonField::Map(_)));
         let (c, _) = decode("path: stdout\n");
         assert_eq!(
