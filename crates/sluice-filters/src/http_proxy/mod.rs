@@ -20,6 +20,7 @@ mod pool;
 mod recycle;
 mod retry;
 mod service;
+pub(crate) mod stats;
 mod timer;
 mod upgrade;
 mod upstream;
@@ -76,14 +77,16 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         .ok_or("config of another filter type")?;
     let routes = config.routes.resolve(&ctx.config)?;
     let table = RouteTable::compile(&routes).map_err(|e| e.to_string())?;
-    let scope = sluice_stats::Scope::new(&format!("http.{}", ctx.listener));
+    let scope = sluice_stats::Scope::http(&ctx.listener);
     let filters = crate::stream::build_list(&config.http_filters, &scope)?;
+    let stats = Arc::new(stats::HttpStats::new(&scope));
     Ok(Built::Handler(Arc::new(HttpProxy::new(
         config.clone(),
         Arc::new(table),
         ctx.http_upstreams.clone(),
         filters,
         ctx.observers.clone(),
+        stats,
     ))))
 }
 
@@ -93,6 +96,7 @@ pub(crate) struct HttpProxy {
     upstreams: Arc<Upstreams>,
     filters: StreamFilters,
     observers: Arc<sluice_observe::Observers>,
+    stats: Arc<stats::HttpStats>,
 }
 
 impl HttpProxy {
@@ -102,6 +106,7 @@ impl HttpProxy {
         upstreams: Arc<Upstreams>,
         filters: StreamFilters,
         observers: Arc<sluice_observe::Observers>,
+        stats: Arc<stats::HttpStats>,
     ) -> Self {
         HttpProxy {
             config,
@@ -109,6 +114,7 @@ impl HttpProxy {
             upstreams,
             filters,
             observers,
+            stats,
         }
     }
 }
@@ -148,9 +154,12 @@ impl HttpProxy {
             info: (!self.filters.is_empty()).then(|| info.clone()),
             observers: self.observers.clone(),
             conn: (!self.observers.is_empty()).then(|| observe::ConnectionFacts::new(&info)),
+            stats: self.stats.clone(),
         });
+        let stats = self.stats.clone();
         let config = self.config.clone();
         Box::pin(async move {
+            let _connection = stats::ConnectionGuard::new(&stats, info.tls.is_some());
             // Read the opening bytes under the header deadline: an idle or half-open client
             // is dropped here, and a listener only speaks the protocol it was configured for.
             // Over TLS, ALPN decides: `http/1.1` needs no sniffing; `h2` still reads the
@@ -183,6 +192,10 @@ impl HttpProxy {
                 debug!(listener = %info.listener, ?protocol, codec = ?config.codec, "protocol not served here; closing");
                 detect::close_gracefully(io).await;
                 return;
+            }
+            match protocol {
+                Protocol::Http1 => stats.cx_http1_total.inc(),
+                Protocol::Http2 => stats.cx_http2_total.inc(),
             }
             // Each protocol's serving state lives in its own box: an HTTP/1 connection does
             // not carry room for HTTP/2's (the task's future is held for the connection's life,
