@@ -4,6 +4,7 @@
 //! listeners[0].address: invalid socket address "0.0.0.0:80a"`); a loaded [`Config`] is immutable
 //! and published through a [`ConfigStore`] so later changes (reload, xDS) swap it without locks.
 
+pub mod access_log;
 pub mod address;
 pub mod cidr;
 pub mod cluster;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+pub use access_log::AccessLogConfig;
 pub use address::Address;
 pub use cidr::Cidr;
 pub use cluster::*;

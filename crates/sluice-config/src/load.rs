@@ -288,6 +288,7 @@ fn decode_listener(
             None
         }
     };
+    let access_log = f.or("access_log", Vec::new(), cx);
     let mode_line = f.node("socket_mode").map(|n| n.line);
     f.finish(cx);
     let socket_mode = socket_mode.ok()?.map(|m| m.0);
@@ -308,6 +309,7 @@ fn decode_listener(
         listener_filters_timeout: listener_filters_timeout.ok()?,
         continue_on_listener_filters_timeout: continue_on_timeout?,
         filter_chains: filter_chains?,
+        access_log: access_log?,
         line: node.line,
     })
 }

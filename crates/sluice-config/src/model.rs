@@ -135,6 +135,8 @@ pub struct ListenerConfig {
     /// At least one. The short form (`filters:` with an optional `tls:`) is one chain that
     /// matches every connection.
     pub filter_chains: Vec<crate::tls::FilterChainConfig>,
+    /// Where finished requests (connections, for TCP) are logged; empty: nowhere.
+    pub access_log: Vec<crate::access_log::AccessLogConfig>,
     /// Line in the config file, for messages.
     pub line: usize,
 }

@@ -91,6 +91,17 @@ pub fn build_listener(
     listener: &ListenerConfig,
     ctx: &BuildContext,
 ) -> Result<ListenerChains, BuildError> {
+    let observers = sluice_observe::access_log::observers(&listener.name, &listener.access_log)
+        .map_err(|message| BuildError {
+            listener: listener.name.clone(),
+            filter: "access_log".into(),
+            message,
+        })?;
+    let observers = Arc::new(sluice_observe::Observers::new(observers));
+    let ctx = &BuildContext {
+        observers: observers.clone(),
+        ..ctx.clone()
+    };
     let mut chains = Vec::with_capacity(listener.filter_chains.len());
     for chain in &listener.filter_chains {
         let tls = match &chain.tls {
@@ -113,12 +124,12 @@ pub fn build_listener(
         .listener_filters
         .contains(&ListenerFilter::TlsInspector);
     let scope = sluice_stats::Scope::listener(&listener.address.to_string());
-    Ok(
-        ListenerChains::new(chains, inspector, &scope).with_inspector_timeout(
+    Ok(ListenerChains::new(chains, inspector, &scope)
+        .with_inspector_timeout(
             listener.listener_filters_timeout,
             listener.continue_on_listener_filters_timeout,
-        ),
-    )
+        )
+        .with_observers(observers))
 }
 
 /// Builds one filter chain's network filters.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_config::{FilterChainMatch, TransportProtocol, DEFAULT_HANDSHAKE_TIMEOUT};
+use sluice_observe::{Observers, Protocol, RequestRecord, ResponseFlags};
 use sluice_stats::Scope;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info};
@@ -56,6 +57,9 @@ pub struct ListenerChains {
     /// Some chain passes TLS through: the ClientHello is peeked, not consumed, to choose.
     passthrough: bool,
     stats: ListenerStats,
+    /// The listener's access logs: a connection no chain takes is logged with `NR`, as Envoy
+    /// logs it.
+    observers: Arc<Observers>,
 }
 
 /// Why a connection was closed before reaching a chain (logged at debug).
@@ -65,7 +69,8 @@ enum Refused {
     Closed,
     NotTls(io::Error),
     Handshake(io::Error),
-    NoChain,
+    /// With the SNI the client sent, if any.
+    NoChain(Option<String>),
 }
 
 impl std::fmt::Display for Refused {
@@ -77,7 +82,7 @@ impl std::fmt::Display for Refused {
             Refused::Closed => f.write_str("the client closed before its ClientHello"),
             Refused::NotTls(e) => write!(f, "not a TLS ClientHello: {e}"),
             Refused::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
-            Refused::NoChain => f.write_str("no filter chain matches"),
+            Refused::NoChain(_) => f.write_str("no filter chain matches"),
         }
     }
 }
@@ -113,7 +118,14 @@ impl ListenerChains {
             continue_on_timeout: false,
             passthrough,
             stats: ListenerStats::new(scope, tls_inspector),
+            observers: Arc::default(),
         }
+    }
+
+    /// Sets the listener's observers (its access logs).
+    pub fn with_observers(mut self, observers: Arc<Observers>) -> Self {
+        self.observers = observers;
+        self
     }
 
     /// Sets `listener_filters_timeout` and `continue_on_listener_filters_timeout`.
@@ -168,7 +180,7 @@ impl ListenerChains {
             // Plaintext, or no inspector: the chain is chosen without the ClientHello, and
             // its `tls:` says whether a handshake comes (validation keeps that consistent).
             let Some(chain) = self.select(&facts) else {
-                return self.refused(&info, Refused::NoChain);
+                return self.refused(&info, Refused::NoChain(facts.sni.clone()));
             };
             if chain.tls.is_none() {
                 if let Some(fut) = chain.filters.accept(stream, info) {
@@ -194,7 +206,7 @@ impl ListenerChains {
             facts.sni = hello.sni;
             facts.alpn = hello.alpn;
             let Some(chain) = self.select(&facts) else {
-                return self.refused(&info, Refused::NoChain);
+                return self.refused(&info, Refused::NoChain(facts.sni.clone()));
             };
             if chain.tls.is_none() {
                 debug!(listener = %info.listener, sni = facts.sni.as_deref().unwrap_or(""), "tls passed through");
@@ -225,13 +237,13 @@ impl ListenerChains {
                     .map(|protocols| protocols.map(<[u8]>::to_vec).collect())
                     .unwrap_or_default();
                 let Some(chain) = self.select(&facts) else {
-                    return self.refused(&info, Refused::NoChain);
+                    return self.refused(&info, Refused::NoChain(facts.sni.clone()));
                 };
                 chain
             }
         };
         let Some(tls) = &chain.tls else {
-            return self.refused(&info, Refused::NoChain);
+            return self.refused(&info, Refused::NoChain(facts.sni.clone()));
         };
         let left = tls.handshake_timeout.saturating_sub(started.elapsed());
         let accept = start.into_stream(tls.config.clone());
@@ -279,13 +291,33 @@ impl ListenerChains {
                     _ => {}
                 }
             }
-            Refused::NoChain => stats.no_filter_chain_match.inc(),
+            Refused::NoChain(sni) => {
+                stats.no_filter_chain_match.inc();
+                self.log_no_chain(info, sni.as_deref());
+            }
         }
         if stats.log_now() {
             info!(listener = %info.listener, peer = %info.peer, reason = %why, "connection closed before its filter chain");
         } else {
             debug!(listener = %info.listener, peer = %info.peer, reason = %why, "connection closed before its filter chain");
         }
+    }
+
+    /// A listener-level access-log record for a connection no chain takes.
+    fn log_no_chain(&self, info: &ConnectionInfo, sni: Option<&str>) {
+        if self.observers.is_empty() {
+            return;
+        }
+        let mut r = RequestRecord::new(Protocol::Tcp, info.listener.clone());
+        r.downstream_remote = match info.peer {
+            crate::PeerAddr::Tcp(a) => Some(a),
+            crate::PeerAddr::Unix => None,
+        };
+        r.downstream_local = info.local;
+        r.requested_server_name = sni.map(Arc::from);
+        r.response_flags = ResponseFlags::NO_ROUTE_FOUND;
+        r.response_code_details = "filter_chain_not_found".into();
+        self.observers.complete(r);
     }
 
     /// The chain for this connection, chosen as Envoy chooses: criterion by criterion, in

@@ -5,6 +5,7 @@
 //! on its listener: access logs and tracing. The record is only made when some consumer is
 //! configured, so a listener without them pays nothing.
 
+pub mod access_log;
 pub mod flags;
 pub mod observer;
 pub mod record;

@@ -3,7 +3,8 @@
 //! Order matters for operators: the config is validated and every socket bound *before* the
 //! process reports ready, so a bad config or a taken port fails fast with exit 1; a signal
 //! flips `/ready` to 503 first (load balancers stop sending), then closes the listeners, then
-//! waits up to `drain_timeout` for live connections. Signals and the drain run on the main
+//! waits up to `drain_timeout` for live connections. SIGUSR1 reopens the access-log files
+//! (after logrotate moved them). Signals and the drain run on the main
 //! thread, apart from the workers, in every worker mode.
 
 use std::sync::Arc;
@@ -75,6 +76,14 @@ async fn serve(
     workers: &Workers,
     admin: &AdminState,
 ) -> anyhow::Result<()> {
+    // Installed before anything serves: SIGUSR1's default action would kill the process.
+    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot install SIGUSR1 handler")?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            info!("SIGUSR1: reopening access-log files");
+            sluice_observe::access_log::reopen_all();
+        }
+    });
     let ctx = BuildContext::new(config.clone()).map_err(anyhow::Error::msg)?;
     admin.set_clusters(ctx.clusters.clone());
     admin.set_log_control(Arc::new(crate::logging::Control));

@@ -21,12 +21,14 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::mutate;
+use super::observe::{self, Record};
 use super::request_view::RouteInputs;
 use super::upstream::{Conn, ConnectError, Heartbeat, HostConn, Lost};
 use crate::http_proxy::hash;
 use crate::http_proxy::mutate::Vars;
 use crate::stream::StreamFilters;
 use sluice_net::ConnectionInfo;
+use sluice_observe::ResponseFlags as Flags;
 
 /// What every call on a listener shares.
 pub struct Shared {
@@ -41,6 +43,11 @@ pub struct Shared {
     pub max_frame_size: usize,
     /// Heartbeats on quiet upstream connections.
     pub upstream_heartbeat: Option<Heartbeat>,
+    /// The listener's access logs.
+    pub observers: Arc<sluice_observe::Observers>,
+    /// The connection's local address and SNI, for the records.
+    pub local: Option<SocketAddr>,
+    pub server_name: Option<Arc<str>>,
 }
 
 /// How one try ended.
@@ -63,6 +70,18 @@ pub async fn handle(
     client: Option<SocketAddr>,
     request: Frame,
 ) -> Option<Frame> {
+    let mut record = observe::start(&shared, client, &request);
+    let response = call(&shared, client, request, &mut record).await;
+    observe::complete(&shared, record, response.as_ref());
+    response
+}
+
+async fn call(
+    shared: &Arc<Shared>,
+    client: Option<SocketAddr>,
+    request: Frame,
+    record: &mut Record,
+) -> Option<Frame> {
     let oneway = request.kind == FrameKind::Oneway;
     let downstream_id = request.id;
     let reply = |request: &Frame, error: LocalError, message: String| {
@@ -73,9 +92,22 @@ pub async fn handle(
     let inputs = RouteInputs::of(&request);
     let service = request.service_str();
     let method = request.method_str();
+    observe::request(
+        record,
+        shared,
+        service,
+        method,
+        &inputs.path,
+        &inputs.headers,
+    );
     if let (false, Some(info)) = (shared.filters.is_empty(), &shared.info) {
         let view = RequestView::new(method, service, &inputs.path, &inputs.headers);
         if let Some(denial) = shared.filters.on_request(&view, info) {
+            observe::flag(
+                record,
+                Flags::UNAUTHORIZED_EXTERNAL_SERVICE,
+                "rbac_access_denied",
+            );
             return reply(&request, LocalError::Forbidden, denial.message.to_string());
         }
     }
@@ -88,21 +120,26 @@ pub async fn handle(
             "no route: listener \"{}\" has no route for service \"{service}\" method \"{method}\"",
             shared.listener
         );
+        observe::flag(record, Flags::NO_ROUTE_FOUND, "route_not_found");
         return reply(&request, LocalError::NoRoute, message);
     };
+    observe::routed(record, route.config().name.as_deref());
     let action = match route.action() {
         RouteAction::Forward(action) => action,
         _ => {
+            observe::flag(record, Flags::NO_ROUTE_FOUND, "route_not_found");
             let message = "route action not supported for RPC: use route (to a cluster)".into();
             return reply(&request, LocalError::NoRoute, message);
         }
     };
     let Some(target) = route.clusters().map(|c| c.choose()) else {
+        observe::flag(record, Flags::NO_ROUTE_FOUND, "route_not_found");
         return reply(&request, LocalError::NoRoute, "route has no cluster".into());
     };
     let cluster_name = target.cluster.name.as_str();
     let Some(cluster) = shared.clusters.get(cluster_name) else {
         let message = format!("upstream cluster \"{cluster_name}\" not found");
+        observe::flag(record, Flags::NO_CLUSTER_FOUND, "cluster_not_found");
         return reply(&request, LocalError::NoHealthyUpstream, message);
     };
     let cluster = &cluster;
@@ -113,6 +150,7 @@ pub async fn handle(
             "upstream overflow: cluster \"{cluster_name}\" has max_requests ({}) in flight",
             cluster.breakers.max_requests(high)
         );
+        observe::flag(record, Flags::UPSTREAM_OVERFLOW, "overflow");
         return reply(&request, LocalError::Overflow, message);
     };
     let ctx = LbContext {
@@ -151,8 +189,9 @@ pub async fn handle(
     if oneway {
         // Nothing comes back to retry on or time: send and forget.
         if let Ok(host) = cluster.pick(subset, &ctx, &[]) {
+            observe::attempt(record, cluster_name, &host.address, 1);
             ClusterStats::add(&cluster.stats.upstream_rq_total);
-            if let Ok(conn) = connection(&shared, cluster, &host).await {
+            if let Ok(conn) = connection(shared, cluster, &host).await {
                 let _ = conn.send_oneway(request);
             }
         }
@@ -172,6 +211,7 @@ pub async fn handle(
             Ok(host) => host,
             Err(why) => {
                 let message = no_host(cluster_name, why);
+                observe::flag(record, Flags::NO_HEALTHY_UPSTREAM, "no_healthy_upstream");
                 return reply(&template, LocalError::NoHealthyUpstream, message);
             }
         };
@@ -182,6 +222,7 @@ pub async fn handle(
         } else {
             pending.clone()
         }?;
+        observe::attempt(record, cluster_name, &host.address, tries);
         let now = if tries == 1 { start } else { Instant::now() };
         let per_try = policy.and_then(|p| p.per_try_timeout).map(|t| now + t);
         let try_deadline = match (per_try, deadline) {
@@ -191,7 +232,7 @@ pub async fn handle(
         let outcome = {
             let _active = host.start_request();
             ClusterStats::add(&cluster.stats.upstream_rq_total);
-            let sent = send(&shared, cluster, &host, attempt);
+            let sent = send(shared, cluster, &host, attempt);
             match try_deadline {
                 Some(at) => tokio::time::timeout_at(at, sent)
                     .await
@@ -233,12 +274,42 @@ pub async fn handle(
                 Some(response)
             }
             failed => {
+                fail(record, &failed);
+                if last && policy.is_some_and(|p| retriable(p, &failed, &shared.protocol)) {
+                    observe::flag(record, Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED, "");
+                }
                 let (error, message) =
                     local_error(cluster_name, &host, failed, action, shared.max_frame_size);
                 reply(&template, error, message)
             }
         };
     }
+}
+
+/// The flag for a failed last try.
+fn fail(record: &mut Record, failed: &Try) {
+    let (flag, details) = match failed {
+        Try::ConnectFailure(why) => {
+            observe::failure_reason(record, why);
+            (
+                Flags::UPSTREAM_CONNECTION_FAILURE,
+                "upstream_reset_before_response_started{connection_failure}",
+            )
+        }
+        Try::Overflow => (Flags::UPSTREAM_OVERFLOW, "overflow"),
+        Try::Reset => (
+            Flags::UPSTREAM_CONNECTION_TERMINATION,
+            "upstream_reset_before_response_started{connection_termination}",
+        ),
+        Try::Timeout => (Flags::UPSTREAM_REQUEST_TIMEOUT, "response_timeout"),
+        Try::TooLarge(_) => (
+            Flags::UPSTREAM_PROTOCOL_ERROR,
+            "upstream_response_too_large",
+        ),
+        Try::Unencodable(_) => (Flags::DOWNSTREAM_PROTOCOL_ERROR, "request_not_encodable"),
+        Try::Response(_) => return,
+    };
+    observe::flag(record, flag, details);
 }
 
 /// One try on `host`'s shared connection.

@@ -10,6 +10,7 @@ mod config;
 mod detect;
 mod downstream;
 mod mutate;
+mod observe;
 mod request_view;
 mod upstream;
 
@@ -88,6 +89,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
                 timeout: config.upstream_heartbeat_timeout,
             }),
         detect_timeout: config.detect_timeout,
+        observers: ctx.observers.clone(),
         limits: Limits {
             max_concurrent_requests: config.max_concurrent_requests as usize,
             idle_timeout: config.idle_timeout,
@@ -115,6 +117,7 @@ struct Inner {
     upstream_heartbeat: Option<Heartbeat>,
     detect_timeout: Duration,
     limits: Limits,
+    observers: Arc<sluice_observe::Observers>,
 }
 
 impl Inner {
@@ -128,6 +131,13 @@ impl Inner {
             clusters: self.clusters.clone(),
             max_frame_size: self.max_frame_size,
             upstream_heartbeat: self.upstream_heartbeat,
+            observers: self.observers.clone(),
+            local: info.local,
+            server_name: info
+                .tls
+                .as_deref()
+                .and_then(|t| t.server_name.as_deref())
+                .map(Arc::from),
         })
     }
 }

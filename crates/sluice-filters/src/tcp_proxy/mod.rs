@@ -18,6 +18,8 @@ pub use config::TcpProxyConfig;
 pub use transfer::{transfer, TransferEnd, TransferSettings};
 
 use crate::registry::{BuildContext, Built, NetworkFilterKind};
+use sluice_observe::{Observers, Protocol, RequestRecord, ResponseFlags};
+use sluice_upstream::connect::ConnectError;
 
 pub const KIND: NetworkFilterKind = NetworkFilterKind {
     name: "tcp_proxy",
@@ -38,6 +40,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         },
         max_connect_attempts: config.max_connect_attempts,
         hash_source_ip: config.hash_source_ip,
+        observers: ctx.observers.clone(),
     })))
 }
 
@@ -47,6 +50,8 @@ struct TcpProxy {
     settings: TransferSettings,
     max_connect_attempts: Option<usize>,
     hash_source_ip: bool,
+    /// The listener's access logs: one record per connection.
+    observers: Arc<Observers>,
 }
 
 impl ConnectionHandler for TcpProxy {
@@ -63,9 +68,15 @@ impl ConnectionHandler for TcpProxy {
                 _ => None,
             },
         };
+        let observers = self.observers.clone();
+        let mut record = start_record(&observers, &info, &name);
         Box::pin(async move {
             let Some(cluster) = cluster else {
                 warn!(cluster = %name, "tcp_proxy: cluster not found; closing connection");
+                if let Some(mut r) = record {
+                    r.response_flags = ResponseFlags::NO_CLUSTER_FOUND;
+                    observers.complete(*r);
+                }
                 return;
             };
             let (upstream, host) = match cluster.connect(max_attempts, &ctx).await {
@@ -73,11 +84,73 @@ impl ConnectionHandler for TcpProxy {
                 Err(e) => {
                     // Dropping the downstream closes it at once: the client is not left hanging.
                     warn!(listener = %info.listener, peer = %info.peer, error = %e, "tcp_proxy: no upstream connection");
+                    if let Some(mut r) = record {
+                        connect_failed(&mut r, &e);
+                        observers.complete(*r);
+                    }
                     return;
                 }
             };
+            if let Some(r) = &mut record {
+                r.upstream_host = Some(host.address.to_string());
+                r.upstream_attempts = 1;
+            }
             let end = transfer(downstream, upstream, settings).await;
             debug!(upstream = %host.address, ?end, "tcp_proxy: connection closed");
+            if let Some(mut r) = record {
+                (r.bytes_received, r.bytes_sent) = end.bytes();
+                if let TransferEnd::Idle { .. } = end {
+                    r.response_flags = ResponseFlags::STREAM_IDLE_TIMEOUT;
+                }
+                observers.complete(*r);
+            }
         })
+    }
+}
+
+/// The connection's access-log record, or `None` when the listener has no access log.
+fn start_record(
+    observers: &Observers,
+    info: &ConnectionInfo,
+    cluster: &Arc<str>,
+) -> Option<Box<RequestRecord>> {
+    if observers.is_empty() {
+        return None;
+    }
+    let mut r = RequestRecord::new(Protocol::Tcp, info.listener.clone());
+    r.downstream_remote = match info.peer {
+        PeerAddr::Tcp(a) => Some(a),
+        PeerAddr::Unix => None,
+    };
+    r.downstream_local = info.local;
+    if let Some(tls) = info.tls.as_deref() {
+        r.requested_server_name = tls.server_name.as_deref().map(Arc::from);
+        r.downstream_peer_uri_san = tls
+            .peer
+            .as_ref()
+            .and_then(|p| p.uri_sans.first())
+            .map(|s| Arc::from(s.as_str()));
+    }
+    r.upstream_cluster = Some(cluster.clone());
+    Some(Box::new(r))
+}
+
+/// `UH` when the cluster had no host to try, else `UF,URX` with the last try's host and error.
+fn connect_failed(r: &mut RequestRecord, e: &ConnectError) {
+    match e {
+        ConnectError::NoHosts(_) => r.response_flags = ResponseFlags::NO_HEALTHY_UPSTREAM,
+        ConnectError::Failed {
+            attempts,
+            host,
+            source,
+            ..
+        } => {
+            // Envoy's pair for a connection whose connect attempts all failed.
+            r.response_flags = ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+                | ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
+            r.upstream_host = Some(host.clone());
+            r.upstream_attempts = u32::try_from(*attempts).unwrap_or(u32::MAX);
+            r.upstream_failure_reason = Some(source.to_string());
+        }
     }
 }

@@ -35,7 +35,22 @@ pub enum TransferEnd {
     /// No bytes moved for the idle timeout.
     Idle { sent: u64, received: u64 },
     /// A read or write failed; both sides were reset.
-    Error(io::Error),
+    Error {
+        error: io::Error,
+        sent: u64,
+        received: u64,
+    },
+}
+
+impl TransferEnd {
+    /// Bytes moved: (from `a` to `b`, from `b` to `a`).
+    pub fn bytes(&self) -> (u64, u64) {
+        match self {
+            TransferEnd::Closed { sent, received }
+            | TransferEnd::Idle { sent, received }
+            | TransferEnd::Error { sent, received, .. } => (*sent, *received),
+        }
+    }
 }
 
 /// One direction: reads from one stream into its buffer and writes the buffer to the other.
@@ -146,13 +161,20 @@ pub async fn transfer(mut a: Stream, mut b: Stream, settings: TransferSettings) 
 
     let end = poll_fn(|cx| {
         let mut moved = false;
+        let mut failed = None;
         if let Poll::Ready(Err(e)) = a_to_b.poll(cx, &mut a, &mut b, size, &mut moved) {
-            return Poll::Ready(TransferEnd::Error(e));
-        }
-        if let Poll::Ready(Err(e)) = b_to_a.poll(cx, &mut b, &mut a, size, &mut moved) {
-            return Poll::Ready(TransferEnd::Error(e));
+            failed = Some(e);
+        } else if let Poll::Ready(Err(e)) = b_to_a.poll(cx, &mut b, &mut a, size, &mut moved) {
+            failed = Some(e);
         }
         let (sent, received) = (a_to_b.bytes, b_to_a.bytes);
+        if let Some(error) = failed {
+            return Poll::Ready(TransferEnd::Error {
+                error,
+                sent,
+                received,
+            });
+        }
         if a_to_b.done && b_to_a.done {
             return Poll::Ready(TransferEnd::Closed { sent, received });
         }
@@ -174,7 +196,7 @@ pub async fn transfer(mut a: Stream, mut b: Stream, settings: TransferSettings) 
     })
     .await;
 
-    if matches!(end, TransferEnd::Error(_)) {
+    if matches!(end, TransferEnd::Error { .. }) {
         reset(&a);
         reset(&b);
     }

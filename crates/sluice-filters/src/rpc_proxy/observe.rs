@@ -1,0 +1,97 @@
+//! A call's record for the listener's observers (access logs): one per call, started when
+//! the request frame is decoded, handed over when its response frame is ready.
+//!
+//! `%PROTOCOL%` is the protocol's name, `%REQ(:PATH)%` is `/<service>/<method>` and
+//! `%RESPONSE_CODE%` the protocol's own status, so one format reads for HTTP and RPC.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use sluice_observe::{Protocol, RequestRecord, ResponseFlags};
+use sluice_xprotocol::Frame;
+
+use super::call::Shared;
+
+/// A record in the making; `None` when nobody observes the listener.
+pub(super) type Record = Option<Box<RequestRecord>>;
+
+pub(super) fn start(shared: &Shared, client: Option<SocketAddr>, request: &Frame) -> Record {
+    if shared.observers.is_empty() {
+        return None;
+    }
+    let name = shared.protocol.name();
+    let mut r = RequestRecord::new(Protocol::Rpc(Arc::from(name)), shared.listener.clone());
+    r.downstream_remote = client;
+    r.downstream_local = shared.local;
+    r.requested_server_name = shared.server_name.clone();
+    r.bytes_received = request.raw.len() as u64;
+    Some(Box::new(r))
+}
+
+/// The call's routing inputs: service, method, path and the captured headers.
+pub(super) fn request(
+    record: &mut Record,
+    shared: &Shared,
+    service: &str,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+) {
+    if let Some(r) = record {
+        r.service = Some(service.to_string());
+        r.authority = service.to_string();
+        r.method = method.to_string();
+        r.path = path.to_string();
+        r.capture_request(headers, shared.observers.request_headers());
+    }
+}
+
+pub(super) fn flag(record: &mut Record, flags: ResponseFlags, details: &'static str) {
+    if let Some(r) = record {
+        r.response_flags.insert(flags);
+        r.response_code_details = details.into();
+    }
+}
+
+/// A try goes to `host`.
+pub(super) fn attempt(
+    record: &mut Record,
+    cluster: &str,
+    host: &impl std::fmt::Display,
+    tries: u32,
+) {
+    if let Some(r) = record {
+        if r.upstream_cluster.as_deref() != Some(cluster) {
+            r.upstream_cluster = Some(Arc::from(cluster));
+        }
+        r.upstream_host = Some(host.to_string());
+        r.upstream_attempts = tries;
+    }
+}
+
+pub(super) fn routed(record: &mut Record, route: Option<&str>) {
+    if let Some(r) = record {
+        r.route_name = route.map(Arc::from);
+    }
+}
+
+pub(super) fn failure_reason(record: &mut Record, why: &str) {
+    if let Some(r) = record {
+        r.upstream_failure_reason = Some(why.to_string());
+    }
+}
+
+/// The call is answered (or was one-way): the response's status and size, then the observers.
+pub(super) fn complete(shared: &Shared, record: Record, response: Option<&Frame>) {
+    let Some(mut r) = record else { return };
+    if let Some(f) = response {
+        r.response_code = Some(u16::try_from(f.status).unwrap_or(u16::MAX));
+        r.bytes_sent = f.raw.len() as u64;
+        r.response_started = Some(r.started.elapsed());
+        if r.response_code_details.is_empty() {
+            r.response_code_details = "via_upstream".into();
+        }
+    }
+    shared.observers.complete(*r);
+}
