@@ -8,6 +8,7 @@
 pub mod flags;
 pub mod observer;
 pub mod record;
+pub mod trace;
 
 pub use flags::ResponseFlags;
 pub use observer::{Observer, Observers};
