@@ -30,6 +30,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// The SDS server, when some `tls:` block names a secret with `{ sds: NAME }`.
     pub sds: Option<SdsConfig>,
+    /// The OTLP exporter for the listeners that trace (`http_proxy` `tracing:`).
+    pub tracing: Option<crate::tracing::TracingConfig>,
 }
 
 /// `node:`, the identity sent in every discovery request.
