@@ -33,6 +33,8 @@ pub struct BuildContext {
     pub secrets: Arc<Secrets>,
     /// The listener whose chain is being built (names counters); set by [`build_chain`].
     pub listener: Arc<str>,
+    /// What hears about the listener's finished requests (access logs, tracing).
+    pub observers: Arc<sluice_observe::Observers>,
 }
 
 impl BuildContext {
@@ -47,6 +49,7 @@ impl BuildContext {
             http_upstreams,
             secrets,
             listener: Arc::from(""),
+            observers: Arc::default(),
         })
     }
 }

@@ -26,11 +26,14 @@ pub enum Workers {
 
 impl Workers {
     pub fn start(n: usize, mode: WorkerMode) -> anyhow::Result<Workers> {
+        // One metrics shard per worker, fixed before any metric is made.
+        sluice_stats::init(n);
         if n > 1 && mode == WorkerMode::WorkStealing {
             let rt = Builder::new_multi_thread()
                 .worker_threads(n)
                 .enable_all()
                 .thread_name("sluice-worker")
+                .on_thread_start(sluice_stats::set_worker_shard)
                 .build()
                 .context("cannot start the worker runtime")?;
             return Ok(Workers::Shared(rt));
@@ -54,6 +57,7 @@ impl Workers {
                 std::thread::Builder::new()
                     .name(format!("sluice-worker-{i}"))
                     .spawn(move || {
+                        sluice_stats::set_worker_shard();
                         rt.block_on(stop.cancelled());
                         rt.shutdown_timeout(Duration::from_millis(100));
                     })

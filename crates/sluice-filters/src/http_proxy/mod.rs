@@ -15,6 +15,7 @@ mod headers;
 mod local_reply;
 mod mirror;
 pub(crate) mod mutate;
+mod observe;
 mod pool;
 mod recycle;
 mod retry;
@@ -82,6 +83,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         Arc::new(table),
         ctx.http_upstreams.clone(),
         filters,
+        ctx.observers.clone(),
     ))))
 }
 
@@ -90,6 +92,7 @@ pub(crate) struct HttpProxy {
     table: Arc<RouteTable>,
     upstreams: Arc<Upstreams>,
     filters: StreamFilters,
+    observers: Arc<sluice_observe::Observers>,
 }
 
 impl HttpProxy {
@@ -98,12 +101,14 @@ impl HttpProxy {
         table: Arc<RouteTable>,
         upstreams: Arc<Upstreams>,
         filters: StreamFilters,
+        observers: Arc<sluice_observe::Observers>,
     ) -> Self {
         HttpProxy {
             config,
             table,
             upstreams,
             filters,
+            observers,
         }
     }
 }
@@ -141,6 +146,8 @@ impl HttpProxy {
             xfcc: xfcc::ConnectionXfcc::new(&self.config.xfcc, info.tls.as_deref()),
             // Kept for the filters only: a listener without them holds nothing more.
             info: (!self.filters.is_empty()).then(|| info.clone()),
+            observers: self.observers.clone(),
+            conn: (!self.observers.is_empty()).then(|| observe::ConnectionFacts::new(&info)),
         });
         let config = self.config.clone();
         Box::pin(async move {

@@ -21,6 +21,7 @@ use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQU
 use super::local_reply::{headers_too_large, redirect, text};
 use super::mirror;
 use super::mutate::{self, UpstreamHost, Vars};
+use super::observe::{self, ConnectionFacts, Record};
 use super::pool::Upgraded;
 use super::retry::{self, Outcome};
 use super::timer::LazyTimer;
@@ -30,6 +31,7 @@ use super::xfcc::ConnectionXfcc;
 use crate::stream::StreamFilters;
 use sluice_config::LbPolicy;
 use sluice_net::ConnectionInfo;
+use sluice_observe::{Observers, ResponseFlags as Flags};
 use sluice_upstream::outlier::Outcome as HostOutcome;
 use sluice_upstream::stats::ClusterStats;
 use sluice_upstream::{Host, LbContext};
@@ -48,6 +50,8 @@ struct Downstream<'a> {
     mutations: &'a [&'a HeaderMutations; 3],
     /// The `Upgrade` protocol and the handle on the client connection, for upgrade requests.
     upgrade: Option<(Option<HeaderValue>, OnUpgrade)>,
+    /// The request's record, when observed.
+    record: &'a mut Record,
 }
 
 /// What every request on a listener shares.
@@ -73,26 +77,30 @@ pub struct Proxy {
     pub xfcc: ConnectionXfcc,
     /// The connection, for the filters (`None` without filters).
     pub info: Option<ConnectionInfo>,
+    /// Access logs and tracing; empty when the listener has none.
+    pub observers: Arc<Observers>,
+    /// What the records of this connection share (`None` without observers).
+    pub conn: Option<ConnectionFacts>,
 }
 
 impl Proxy {
     /// Whether an HTTP/2 request's header list is over the limits, counted as HPACK does
     /// (RFC 9113 section 6.5.2: name + value + 32 per field, pseudo-headers included).
-    fn h2_head_too_large<B>(&self, req: &Request<B>) -> bool {
+    fn h2_head_too_large(&self, req: &http::request::Parts) -> bool {
         const PER_FIELD: usize = 32;
-        let uri = req.uri();
+        let uri = &req.uri;
         let pseudo = [
-            ":method".len() + req.method().as_str().len(),
+            ":method".len() + req.method.as_str().len(),
             ":scheme".len() + uri.scheme_str().map_or(0, str::len),
             ":authority".len() + uri.authority().map_or(0, |a| a.as_str().len()),
             ":path".len() + uri.path_and_query().map_or(1, |p| p.as_str().len()),
         ];
         let mut size: usize = pseudo.iter().map(|n| n + PER_FIELD).sum();
-        for (name, value) in req.headers() {
+        for (name, value) in &req.headers {
             size += name.as_str().len() + value.len() + PER_FIELD;
         }
         size > self.max_request_headers_kb as usize * 1024
-            || req.headers().len() > self.max_headers_count as usize
+            || req.headers.len() > self.max_headers_count as usize
     }
 
     pub async fn handle(
@@ -102,10 +110,54 @@ impl Proxy {
         on_upgrade: Option<OnUpgrade>,
         timer: &mut LazyTimer,
     ) -> Response<Body> {
+        let mut record: Record = None;
+        let mut request_bytes = None;
+        let resp = self
+            .respond(
+                req,
+                client,
+                on_upgrade,
+                timer,
+                &mut record,
+                &mut request_bytes,
+            )
+            .await;
+        observe::respond(&self.observers, record, request_bytes, resp)
+    }
+
+    /// The response to one request; `record` (when observed) learns how it went.
+    async fn respond(
+        &self,
+        req: Request<Body>,
+        client: Option<SocketAddr>,
+        on_upgrade: Option<OnUpgrade>,
+        timer: &mut LazyTimer,
+        record: &mut Record,
+        request_bytes: &mut Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Response<Body> {
         // Our HTTP/1 server gives one with each upgrade request: the client connection is
         // handed over through it once the 101 is out.
         let upgrade = on_upgrade.map(|on| (upgrade::protocol(req.headers()), on));
-        if req.version() == Version::HTTP_2 && self.h2_head_too_large(&req) {
+        let (mut parts, body) = req.into_parts();
+        // Shared handles on the client's bytes (reference counts, not copies): the head is
+        // moved and changed below while these stay readable.
+        let authority_handle = authority(&parts);
+        let authority = authority_handle.as_str();
+        let path_handle = parts.uri.path_and_query().cloned();
+        let path_and_query = path_handle.as_ref().map_or("/", |pq| pq.as_str());
+        *record = observe::start(
+            &self.observers,
+            &self.listener,
+            self.conn.as_ref(),
+            &parts,
+            authority,
+            path_and_query,
+            client,
+        );
+        let (body, counter) = observe::count_request_body(record, body);
+        *request_bytes = counter;
+        if parts.version == Version::HTTP_2 && self.h2_head_too_large(&parts) {
+            observe::flag(record, Flags::empty(), "request_headers_too_large");
             return text(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 headers_too_large(
@@ -115,13 +167,6 @@ impl Proxy {
                 ),
             );
         }
-        let (mut parts, body) = req.into_parts();
-        // Shared handles on the client's bytes (reference counts, not copies): the head is
-        // moved and changed below while these stay readable.
-        let authority_handle = authority(&parts);
-        let authority = authority_handle.as_str();
-        let path_handle = parts.uri.path_and_query().cloned();
-        let path_and_query = path_handle.as_ref().map_or("/", |pq| pq.as_str());
         // Before filters and routes look at the headers: a forged header is gone by then.
         self.xfcc.apply(&mut parts.headers);
         if let (false, Some(info)) = (self.filters.is_empty(), &self.info) {
@@ -132,6 +177,11 @@ impl Proxy {
                 &parts.headers,
             );
             if let Some(denial) = self.filters.on_request(&view, info) {
+                observe::flag(
+                    record,
+                    Flags::UNAUTHORIZED_EXTERNAL_SERVICE,
+                    "rbac_access_denied",
+                );
                 return text(denial.status, denial.message.to_string());
             }
         }
@@ -146,6 +196,7 @@ impl Proxy {
             Some((vhost, vhost.select(&view)?))
         });
         let Some((vhost, route)) = selected else {
+            observe::flag(record, Flags::NO_ROUTE_FOUND, "route_not_found");
             let (path, _) = split_query(path_and_query);
             return text(
                 StatusCode::NOT_FOUND,
@@ -153,6 +204,7 @@ impl Proxy {
             );
         };
         let request_id = ensure_request_id(&mut parts.headers);
+        observe::routed(record, route.config().name.as_deref(), &parts.headers);
         let levels = [
             &route.config().headers,
             vhost.headers(),
@@ -163,11 +215,15 @@ impl Proxy {
         let original = mutates.then(|| parts.headers.clone());
         let version = parts.version;
         let mut resp = match route.action() {
-            RouteAction::DirectResponse(d) => text(
-                StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK),
-                d.body.clone(),
-            ),
+            RouteAction::DirectResponse(d) => {
+                observe::flag(record, Flags::empty(), "direct_response");
+                text(
+                    StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK),
+                    d.body.clone(),
+                )
+            }
             RouteAction::Redirect(r) => {
+                observe::flag(record, Flags::empty(), "direct_response");
                 let (path, query) = split_query(path_and_query);
                 redirect(r, authority, path, query, matched_prefix(route))
             }
@@ -183,6 +239,7 @@ impl Proxy {
                         // Read (and drop) a bounded amount first, so a client that is still
                         // sending sees the 413 rather than a reset.
                         Box::pin(body::discard(body)).await;
+                        observe::flag(record, Flags::empty(), "request_payload_too_large");
                         return text(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             format!(
@@ -201,6 +258,7 @@ impl Proxy {
                     client,
                     upgrade,
                     mutations: &levels,
+                    record,
                 };
                 self.forward(parts, body, route, action, downstream, timer)
                     .await
@@ -240,8 +298,10 @@ impl Proxy {
             client: client_addr,
             mut upgrade,
             mutations,
+            record,
         } = downstream;
         let Some(target) = route.clusters().map(|c| c.choose()) else {
+            observe::flag(record, Flags::NO_CLUSTER_FOUND, "cluster_not_found");
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "route has no cluster\n".into(),
@@ -249,11 +309,15 @@ impl Proxy {
         };
         let cluster_name = target.cluster.name.clone();
         let Some(upstream) = self.upstreams.get(&cluster_name) else {
+            observe::flag(record, Flags::NO_CLUSTER_FOUND, "cluster_not_found");
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("upstream cluster \"{cluster_name}\" not found\n"),
             );
         };
+        if let Some(r) = record {
+            r.upstream_cluster = Some(upstream.cluster.name.clone());
+        }
         let downstream_version = parts.version;
         // An upgraded connection is an HTTP/1.1 affair on both sides.
         let http2 = upgrade.is_none() && upstream.speaks_http2(downstream_version);
@@ -274,6 +338,7 @@ impl Proxy {
         let high = action.priority == RoutePriority::High;
         let Some(_in_flight) = breakers.request(high) else {
             ClusterStats::add(&stats.upstream_rq_pending_overflow);
+            observe::flag(record, Flags::UPSTREAM_OVERFLOW, "overflow");
             return overloaded(format!(
                 "upstream overflow: cluster \"{cluster_name}\" has max_requests ({}{}) in flight\n",
                 breakers.max_requests(high),
@@ -285,7 +350,10 @@ impl Proxy {
         let subset = target.metadata_match.key.as_str();
         let first_host = match upstream.pick(subset, &ctx, &[]) {
             Ok(host) => host,
-            Err(e) => return no_host(&cluster_name, e, target),
+            Err(e) => {
+                observe::flag(record, Flags::NO_HEALTHY_UPSTREAM, "no_healthy_upstream");
+                return no_host(&cluster_name, e, target);
+            }
         };
 
         let upstream_authority = action.host_rewrite_literal.as_deref().unwrap_or(authority);
@@ -299,6 +367,7 @@ impl Proxy {
             },
             rewrite_path(route, action, path_and_query),
         ) else {
+            observe::flag(record, Flags::empty(), "invalid_authority");
             return text(
                 StatusCode::BAD_REQUEST,
                 format!("cannot forward: invalid authority \"{upstream_authority}\" or path\n"),
@@ -427,6 +496,10 @@ impl Proxy {
                 Some(Err(_)) => Outcome::Reset,
                 None => Outcome::PerTryTimeout,
             };
+            if let Some(r) = record {
+                r.upstream_attempts = tries;
+                r.upstream_host = Some(current_host.address.to_string());
+            }
             // Latency for peak_ewma: time to the response head.
             if matches!(outcome, Outcome::Response(..))
                 && upstream.cluster.lb_policy() == LbPolicy::PeakEwma
@@ -462,6 +535,14 @@ impl Proxy {
             } else {
                 None
             };
+            // Retries ran out on a failure they were meant to cure (Envoy's `URX`).
+            if record.is_some()
+                && retry_permit.is_none()
+                && tries > 1
+                && policy.is_some_and(|p| retry::retriable(p, &outcome))
+            {
+                observe::flag(record, Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED, "");
+            }
             if let Some(permit) = retry_permit {
                 // The body can be sent again once the upstream client has let go of it (at once after a
                 // connect failure; when fully written otherwise) and if it fit the replay
@@ -500,7 +581,14 @@ impl Proxy {
                     }
                     let host = match upstream.pick(subset, &ctx, &tried) {
                         Ok(host) => host,
-                        Err(e) => break no_host(&cluster_name, e, target),
+                        Err(e) => {
+                            observe::flag(
+                                record,
+                                Flags::NO_HEALTHY_UPSTREAM,
+                                "no_healthy_upstream",
+                            );
+                            break no_host(&cluster_name, e, target);
+                        }
                     };
                     tried.push(host.clone());
                     current_host = host;
@@ -538,34 +626,85 @@ impl Proxy {
                     Response::from_parts(parts, body)
                 }
                 // The client's own body was malformed or cut off: its fault, not the upstream's.
-                Some(Err(e)) if find_cause::<ClientBodyError>(&e).is_some() => text(
-                    StatusCode::BAD_REQUEST,
-                    format!("bad request body: listener \"{}\" could not read the request body: {}\n", self.listener, error_chain(&e)),
-                ),
-                Some(Err(e)) if find_cause::<BodyTooLarge>(&e).is_some() => text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body too large: {}\n", error_chain(&e)),
-                ),
-                Some(Err(e)) if e.is_overflow() => overloaded(format!(
-                    "upstream overflow: cluster \"{cluster_name}\": {}\n",
-                    error_chain(&e)
-                )),
-                Some(Err(e)) if e.is_protocol() => text(
-                    StatusCode::BAD_GATEWAY,
-                    format!("upstream protocol error: cluster \"{cluster_name}\" sent an invalid response: {}\n", error_chain(&e)),
-                ),
-                Some(Err(e)) => {
-                    debug!(cluster = %cluster_name, error = ?e, "upstream request failed");
-                    let what = if e.is_connect() { "connect failure" } else { "reset before response headers" };
+                Some(Err(e)) if find_cause::<ClientBodyError>(&e).is_some() => {
+                    observe::flag(
+                        record,
+                        Flags::DOWNSTREAM_PROTOCOL_ERROR,
+                        "downstream_body_error",
+                    );
                     text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("upstream {what}: cluster \"{cluster_name}\" after {tries} tr{}: {}\n", if tries == 1 { "y" } else { "ies" }, error_chain(&e)),
+                        StatusCode::BAD_REQUEST,
+                        format!("bad request body: listener \"{}\" could not read the request body: {}\n", self.listener, error_chain(&e)),
                     )
                 }
-                None => text(
+                Some(Err(e)) if find_cause::<BodyTooLarge>(&e).is_some() => {
+                    observe::flag(record, Flags::empty(), "request_payload_too_large");
+                    text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body too large: {}\n", error_chain(&e)),
+                    )
+                }
+                Some(Err(e)) if e.is_overflow() => {
+                    observe::flag(record, Flags::UPSTREAM_OVERFLOW, "overflow");
+                    overloaded(format!(
+                        "upstream overflow: cluster \"{cluster_name}\": {}\n",
+                        error_chain(&e)
+                    ))
+                }
+                Some(Err(e)) if e.is_protocol() => {
+                    observe::failed(
+                        record,
+                        Flags::UPSTREAM_PROTOCOL_ERROR,
+                        "upstream_protocol_error",
+                        &e,
+                    );
+                    text(
+                        StatusCode::BAD_GATEWAY,
+                        format!("upstream protocol error: cluster \"{cluster_name}\" sent an invalid response: {}\n", error_chain(&e)),
+                    )
+                }
+                Some(Err(e)) => {
+                    debug!(cluster = %cluster_name, error = ?e, "upstream request failed");
+                    let what = if e.is_connect() {
+                        "connect failure"
+                    } else {
+                        "reset before response headers"
+                    };
+                    if e.is_connect() {
+                        observe::failed(
+                            record,
+                            Flags::UPSTREAM_CONNECTION_FAILURE,
+                            "upstream_reset_before_response_started{connection_failure}",
+                            &e,
+                        );
+                    } else {
+                        observe::failed(
+                            record,
+                            Flags::UPSTREAM_REMOTE_RESET,
+                            "upstream_reset_before_response_started{remote_reset}",
+                            &e,
+                        );
+                    }
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "upstream {what}: cluster \"{cluster_name}\" after {tries} tr{}: {}\n",
+                            if tries == 1 { "y" } else { "ies" },
+                            error_chain(&e)
+                        ),
+                    )
+                }
+                None => {
+                    observe::flag(
+                        record,
+                        Flags::UPSTREAM_REQUEST_TIMEOUT,
+                        "upstream_response_timeout",
+                    );
+                    text(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!("upstream timeout: cluster \"{cluster_name}\" sent no response in time ({tries} tr{})\n", if tries == 1 { "y" } else { "ies" }),
-                ),
+                )
+                }
             };
         }
     }

@@ -68,6 +68,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
             ctx.http_upstreams.clone(),
             // HTTP on this listener passes the same checks as RPC.
             filters.clone(),
+            ctx.observers.clone(),
         )),
     };
     Ok(Built::Handler(Arc::new(RpcProxy(Arc::new(Inner {

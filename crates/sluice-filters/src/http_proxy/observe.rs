@@ -1,0 +1,269 @@
+//! A request's record for the listener's observers (access logs, tracing): started with the
+//! request, filled as it is routed and forwarded, handed over when the response body ends.
+//!
+//! Nothing here runs on a listener without observers: `start` returns `None` and every
+//! other step is skipped.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::Response;
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
+use sluice_net::ConnectionInfo;
+use sluice_observe::{Observers, Protocol, RequestRecord, ResponseFlags};
+
+use super::body::{Body, BoxError};
+use super::headers::X_REQUEST_ID;
+
+/// A record in the making; boxed so a request's future stays small.
+pub(super) type Record = Option<Box<RequestRecord>>;
+
+/// What every record of a connection shares, made once per connection.
+pub(super) struct ConnectionFacts {
+    pub local: Option<std::net::SocketAddr>,
+    pub server_name: Option<Arc<str>>,
+    pub peer_uri_san: Option<Arc<str>>,
+}
+
+impl ConnectionFacts {
+    pub fn new(info: &ConnectionInfo) -> ConnectionFacts {
+        let tls = info.tls.as_deref();
+        ConnectionFacts {
+            local: info.local,
+            server_name: tls.and_then(|t| t.server_name.as_deref()).map(Arc::from),
+            peer_uri_san: tls
+                .and_then(|t| t.peer.as_ref())
+                .and_then(|p| p.uri_sans.first())
+                .map(|s| Arc::from(s.as_str())),
+        }
+    }
+}
+
+/// Starts the record of a request, or `None` when nobody observes this listener.
+pub(super) fn start(
+    observers: &Observers,
+    listener: &Arc<str>,
+    conn: Option<&ConnectionFacts>,
+    parts: &http::request::Parts,
+    authority: &str,
+    path_and_query: &str,
+    client: Option<std::net::SocketAddr>,
+) -> Record {
+    if observers.is_empty() {
+        return None;
+    }
+    let mut r = RequestRecord::new(Protocol::from_http(parts.version), listener.clone());
+    r.downstream_remote = client;
+    if let Some(c) = conn {
+        r.downstream_local = c.local;
+        r.requested_server_name = c.server_name.clone();
+        r.downstream_peer_uri_san = c.peer_uri_san.clone();
+    }
+    r.method = parts.method.as_str().to_string();
+    r.authority = authority.to_string();
+    r.path = path_and_query.to_string();
+    r.capture_request(&parts.headers, observers.request_headers());
+    Some(Box::new(r))
+}
+
+/// Marks why the proxy answered itself (or how the upstream failed).
+pub(super) fn flag(record: &mut Record, flags: ResponseFlags, details: &'static str) {
+    if let Some(r) = record {
+        r.response_flags.insert(flags);
+        r.response_code_details = details.into();
+    }
+}
+
+/// An upstream try failed with `error`: the flag, and the reason for
+/// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`.
+pub(super) fn failed(
+    record: &mut Record,
+    flags: ResponseFlags,
+    details: &'static str,
+    error: &(dyn std::error::Error + 'static),
+) {
+    if let Some(r) = record {
+        r.response_flags.insert(flags);
+        r.response_code_details = details.into();
+        r.upstream_failure_reason = Some(super::service::error_chain(error));
+    }
+}
+
+/// After routing: the route's name, and the request id as it goes upstream.
+pub(super) fn routed(record: &mut Record, route: Option<&str>, headers: &http::HeaderMap) {
+    if let Some(r) = record {
+        r.route_name = route.map(Arc::from);
+        r.request_id = headers.get(&X_REQUEST_ID).cloned();
+    }
+}
+
+/// Counts the request body's bytes into `counter` (read back when the record completes).
+pub(super) fn count_request_body(record: &Record, body: Body) -> (Body, Option<Arc<AtomicU64>>) {
+    if record.is_none() || body.is_end_stream() {
+        return (body, None);
+    }
+    let counter = Arc::new(AtomicU64::new(0));
+    let counted = Counted {
+        inner: body,
+        bytes: counter.clone(),
+    }
+    .boxed();
+    (counted, Some(counter))
+}
+
+struct Counted {
+    inner: Body,
+    bytes: Arc<AtomicU64>,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame {
+            if let Some(data) = f.data_ref() {
+                self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response is ready: its status and headers go into the record, and the record travels
+/// with the body, handed to the observers when the body ends (or is dropped unfinished: the
+/// client went away, `DC`).
+pub(super) fn respond(
+    observers: &Arc<Observers>,
+    record: Record,
+    request_bytes: Option<Arc<AtomicU64>>,
+    resp: Response<Body>,
+) -> Response<Body> {
+    let Some(mut record) = record else {
+        return resp;
+    };
+    record.response_code = Some(resp.status().as_u16());
+    if record.response_code_details.is_empty() {
+        record.response_code_details = "via_upstream".into();
+    }
+    record.response_started = Some(record.started.elapsed());
+    record.capture_response(resp.headers(), observers.response_headers());
+    let (parts, body) = resp.into_parts();
+    let pending = Pending {
+        record: Some(record),
+        request_bytes,
+        observers: observers.clone(),
+    };
+    if body.is_end_stream() {
+        drop(pending);
+        return Response::from_parts(parts, body);
+    }
+    Response::from_parts(
+        parts,
+        Observed {
+            inner: body,
+            pending,
+        }
+        .boxed(),
+    )
+}
+
+/// A record waiting for its response body to end; completes when dropped.
+struct Pending {
+    record: Option<Box<RequestRecord>>,
+    request_bytes: Option<Arc<AtomicU64>>,
+    observers: Arc<Observers>,
+}
+
+impl Pending {
+    fn complete(&mut self, client_gone: bool) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        if client_gone {
+            record
+                .response_flags
+                .insert(ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION);
+        }
+        if let Some(bytes) = &self.request_bytes {
+            record.bytes_received = bytes.load(Ordering::Relaxed);
+        }
+        self.observers.complete(*record);
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.complete(false);
+    }
+}
+
+struct Observed {
+    inner: Body,
+    pending: Pending,
+}
+
+impl http_body::Body for Observed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let (Some(data), Some(r)) = (f.data_ref(), this.pending.record.as_mut()) {
+                    r.bytes_sent += data.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.pending.complete(false);
+                }
+            }
+            Some(Err(_)) => {
+                // The upstream body broke off mid-way.
+                if let Some(r) = this.pending.record.as_mut() {
+                    r.response_flags
+                        .insert(ResponseFlags::UPSTREAM_CONNECTION_TERMINATION);
+                }
+                this.pending.complete(false);
+            }
+            None => this.pending.complete(false),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away (or the connection was reset).
+        let unfinished = self.pending.record.is_some() && !self.inner.is_end_stream();
+        self.pending.complete(unfinished);
+    }
+}
