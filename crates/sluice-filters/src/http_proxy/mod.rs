@@ -21,6 +21,7 @@ mod recycle;
 mod retry;
 mod service;
 mod timer;
+mod trace;
 mod upgrade;
 mod upstream;
 mod xfcc;
@@ -78,13 +79,17 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let table = RouteTable::compile(&routes).map_err(|e| e.to_string())?;
     let scope = sluice_stats::Scope::new(&format!("http.{}", ctx.listener));
     let filters = crate::stream::build_list(&config.http_filters, &scope)?;
-    Ok(Built::Handler(Arc::new(HttpProxy::new(
-        config.clone(),
-        Arc::new(table),
-        ctx.http_upstreams.clone(),
-        filters,
-        ctx.observers.clone(),
-    ))))
+    let (observers, tracer) = trace::build(config, ctx)?;
+    Ok(Built::Handler(Arc::new(
+        HttpProxy::new(
+            config.clone(),
+            Arc::new(table),
+            ctx.http_upstreams.clone(),
+            filters,
+            observers,
+        )
+        .with_tracer(tracer),
+    )))
 }
 
 pub(crate) struct HttpProxy {
@@ -93,6 +98,7 @@ pub(crate) struct HttpProxy {
     upstreams: Arc<Upstreams>,
     filters: StreamFilters,
     observers: Arc<sluice_observe::Observers>,
+    tracer: Option<Arc<sluice_observe::trace::Tracer>>,
 }
 
 impl HttpProxy {
@@ -109,7 +115,17 @@ impl HttpProxy {
             upstreams,
             filters,
             observers,
+            tracer: None,
         }
+    }
+
+    /// Spans for this listener (its tracer is also among `observers`).
+    pub(crate) fn with_tracer(
+        mut self,
+        tracer: Option<Arc<sluice_observe::trace::Tracer>>,
+    ) -> Self {
+        self.tracer = tracer;
+        self
     }
 }
 
@@ -147,6 +163,7 @@ impl HttpProxy {
             // Kept for the filters only: a listener without them holds nothing more.
             info: (!self.filters.is_empty()).then(|| info.clone()),
             observers: self.observers.clone(),
+            tracer: self.tracer.clone(),
             conn: (!self.observers.is_empty()).then(|| observe::ConnectionFacts::new(&info)),
         });
         let config = self.config.clone();

@@ -70,6 +70,11 @@ impl Tracer {
         }
     }
 
+    /// Whether a written format names the upstream host (`sw8` does).
+    pub fn names_peer(&self) -> bool {
+        self.formats.contains(&Format::Sw8)
+    }
+
     /// Writes the proxy's span into the upstream request's headers, in every configured
     /// format. `endpoint` is the request path, `peer` the upstream host (for `sw8`).
     pub fn inject(&self, ctx: &TraceContext, endpoint: &str, peer: &str, headers: &mut HeaderMap) {
