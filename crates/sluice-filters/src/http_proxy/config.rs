@@ -63,7 +63,7 @@ pub struct HttpProxyConfig {
     /// `forward_client_cert_details` and `set_current_client_cert_details`.
     pub xfcc: super::xfcc::XfccConfig,
     /// `tracing`: spans for this listener's requests (exported by the top-level `tracing`).
-    pub tracing: Option<sluice_config::ListenerTracing>,
+    pub tracing: Option<Arc<sluice_config::ListenerTracing>>,
 }
 
 pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
@@ -144,7 +144,8 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
     };
     let xfcc = super::xfcc::decode(&mut f, cx);
     let tracing = match f.node("tracing") {
-        Some(n) => sluice_config::tracing::decode_listener(n, &join(path, "tracing"), cx).map(Some),
+        Some(n) => sluice_config::tracing::decode_listener(n, &join(path, "tracing"), cx)
+            .map(|t| Some(Arc::new(t))),
         None => Some(None),
     };
     f.finish(cx);

@@ -62,14 +62,14 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     };
     let speaks = match protocol {
         Some(protocol) => Speaks::One(protocol),
-        None => Speaks::Auto(HttpProxy::new(
+        None => Speaks::Auto(Box::new(HttpProxy::new(
             HttpProxyConfig::with_routes(config.routes.clone()),
             table.clone(),
             ctx.http_upstreams.clone(),
             // HTTP on this listener passes the same checks as RPC.
             filters.clone(),
             ctx.observers.clone(),
-        )),
+        ))),
     };
     Ok(Built::Handler(Arc::new(RpcProxy(Arc::new(Inner {
         speaks,
@@ -97,7 +97,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
 enum Speaks {
     One(Arc<dyn Protocol>),
     /// Any registered protocol, and HTTP served by this `http_proxy`.
-    Auto(HttpProxy),
+    Auto(Box<HttpProxy>),
 }
 
 /// Shared by the listener's connections (a detecting connection holds it while it reads).
