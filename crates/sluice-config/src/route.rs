@@ -34,6 +34,8 @@ pub struct VirtualHost {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: Option<String>,
+    /// `stat_prefix`: the route gets its own counters, `vhost.<vhost>.route.<prefix>.*`.
+    pub stat_prefix: Option<String>,
     pub matcher: RouteMatch,
     pub action: RouteAction,
     pub headers: HeaderMutations,

@@ -159,6 +159,7 @@ impl Decode for Route {
     fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
         let mut f = Fields::new(node, path, cx)?;
         let name = f.optional::<String>("name", cx);
+        let stat_prefix = f.optional::<String>("stat_prefix", cx);
         let matcher = f.required::<RouteMatch>("match", cx);
         let forward = f.optional::<ForwardAction>("route", cx);
         let redirect = f.optional::<Redirect>("redirect", cx);
@@ -189,6 +190,7 @@ impl Decode for Route {
         };
         Some(Route {
             name: name.ok()?,
+            stat_prefix: stat_prefix.ok()?,
             matcher: matcher?,
             action,
             headers: headers?,

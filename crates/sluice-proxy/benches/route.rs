@@ -31,6 +31,7 @@ fn route(v: usize, k: usize) -> Route {
         PathMatch::Prefix(format!("/api/r{k}/"))
     };
     Route {
+        stat_prefix: None,
         name: Some(format!("vh{v}-r{k}")),
         matcher: RouteMatch {
             path,

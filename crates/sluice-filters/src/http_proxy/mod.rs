@@ -20,6 +20,7 @@ mod pool;
 mod recycle;
 mod retry;
 mod service;
+pub(crate) mod stats;
 mod timer;
 mod trace;
 mod upgrade;
@@ -77,8 +78,9 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         .ok_or("config of another filter type")?;
     let routes = config.routes.resolve(&ctx.config)?;
     let table = RouteTable::compile(&routes).map_err(|e| e.to_string())?;
-    let scope = sluice_stats::Scope::new(&format!("http.{}", ctx.listener));
+    let scope = sluice_stats::Scope::http(&ctx.listener);
     let filters = crate::stream::build_list(&config.http_filters, &scope)?;
+    let stats = Arc::new(stats::HttpStats::new(&scope));
     let (observers, tracer) = trace::build(config, ctx)?;
     Ok(Built::Handler(Arc::new(
         HttpProxy::new(
@@ -87,6 +89,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
             ctx.http_upstreams.clone(),
             filters,
             observers,
+            stats,
         )
         .with_tracer(tracer),
     )))
@@ -98,6 +101,7 @@ pub(crate) struct HttpProxy {
     upstreams: Arc<Upstreams>,
     filters: StreamFilters,
     observers: Arc<sluice_observe::Observers>,
+    stats: Arc<stats::HttpStats>,
     tracer: Option<Arc<sluice_observe::trace::Tracer>>,
 }
 
@@ -108,6 +112,7 @@ impl HttpProxy {
         upstreams: Arc<Upstreams>,
         filters: StreamFilters,
         observers: Arc<sluice_observe::Observers>,
+        stats: Arc<stats::HttpStats>,
     ) -> Self {
         HttpProxy {
             config,
@@ -115,6 +120,7 @@ impl HttpProxy {
             upstreams,
             filters,
             observers,
+            stats,
             tracer: None,
         }
     }
@@ -165,9 +171,12 @@ impl HttpProxy {
             observers: self.observers.clone(),
             tracer: self.tracer.clone(),
             conn: (!self.observers.is_empty()).then(|| observe::ConnectionFacts::new(&info)),
+            stats: self.stats.clone(),
         });
+        let stats = self.stats.clone();
         let config = self.config.clone();
         Box::pin(async move {
+            let _connection = stats::ConnectionGuard::new(&stats, info.tls.is_some());
             // Read the opening bytes under the header deadline: an idle or half-open client
             // is dropped here, and a listener only speaks the protocol it was configured for.
             // Over TLS, ALPN decides: `http/1.1` needs no sniffing; `h2` still reads the
@@ -200,6 +209,10 @@ impl HttpProxy {
                 debug!(listener = %info.listener, ?protocol, codec = ?config.codec, "protocol not served here; closing");
                 detect::close_gracefully(io).await;
                 return;
+            }
+            match protocol {
+                Protocol::Http1 => stats.cx_http1_total.inc(),
+                Protocol::Http2 => stats.cx_http2_total.inc(),
             }
             // Each protocol's serving state lives in its own box: an HTTP/1 connection does
             // not carry room for HTTP/2's (the task's future is held for the connection's life,

@@ -1,8 +1,10 @@
-//! A request's record for the listener's observers (access logs, tracing): started with the
-//! request, filled as it is routed and forwarded, handed over when the response body ends.
+//! The end of a request, as stats and the listener's observers (access logs, tracing) see
+//! it: the record is started with the request, filled as it is routed and forwarded, and
+//! handed over, with `downstream_rq_time` recorded, when the response body ends.
 //!
-//! Nothing here runs on a listener without observers: `start` returns `None` and every
-//! other step is skipped.
+//! No record is made on a listener without observers: `start` returns `None` and the
+//! record's steps are skipped; the timing costs one clock read and, for a streamed response
+//! body, one small wrapper.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,9 +17,12 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use sluice_net::ConnectionInfo;
 use sluice_observe::{Observers, Protocol, RequestRecord, ResponseFlags};
+use sluice_stats::GaugeGuard;
+use std::time::Instant;
 
 use super::body::{Body, BoxError};
 use super::headers::X_REQUEST_ID;
+use super::stats::HttpStats;
 
 /// A record in the making; boxed so a request's future stays small.
 pub(super) type Record = Option<Box<RequestRecord>>;
@@ -146,30 +151,38 @@ impl http_body::Body for Counted {
     }
 }
 
-/// The response is ready: its status and headers go into the record, and the record travels
-/// with the body, handed to the observers when the body ends (or is dropped unfinished: the
-/// client went away, `DC`).
+/// The response is ready: counted by class; its status and headers go into the record, and
+/// the record and the request's timing travel with the body, finished when the body ends (or
+/// is dropped unfinished: the client went away, `DC`).
 pub(super) fn respond(
+    stats: &Arc<HttpStats>,
+    active: GaugeGuard,
+    started: Instant,
     observers: &Arc<Observers>,
     record: Record,
     request_bytes: Option<Arc<AtomicU64>>,
     resp: Response<Body>,
 ) -> Response<Body> {
-    let Some(mut record) = record else {
-        return resp;
-    };
-    record.response_code = Some(resp.status().as_u16());
-    if record.response_code_details.is_empty() {
-        record.response_code_details = "via_upstream".into();
-    }
-    record.response_started = Some(record.started.elapsed());
-    record.capture_response(resp.headers(), observers.response_headers());
-    let (parts, body) = resp.into_parts();
+    stats.rq_codes.record(resp.status().as_u16());
+    let record = record.map(|mut record| {
+        record.response_code = Some(resp.status().as_u16());
+        if record.response_code_details.is_empty() {
+            record.response_code_details = "via_upstream".into();
+        }
+        record.response_started = Some(record.started.elapsed());
+        record.capture_response(resp.headers(), observers.response_headers());
+        record
+    });
     let pending = Pending {
-        record: Some(record),
+        record,
         request_bytes,
         observers: observers.clone(),
+        stats: stats.clone(),
+        started,
+        _active: active,
+        done: false,
     };
+    let (parts, body) = resp.into_parts();
     if body.is_end_stream() {
         drop(pending);
         return Response::from_parts(parts, body);
@@ -184,15 +197,27 @@ pub(super) fn respond(
     )
 }
 
-/// A record waiting for its response body to end; completes when dropped.
+/// A request waiting for its response body to end; finishes when dropped.
 struct Pending {
     record: Option<Box<RequestRecord>>,
     request_bytes: Option<Arc<AtomicU64>>,
     observers: Arc<Observers>,
+    stats: Arc<HttpStats>,
+    started: Instant,
+    _active: GaugeGuard,
+    /// The timing was recorded.
+    done: bool,
 }
 
 impl Pending {
     fn complete(&mut self, client_gone: bool) {
+        if self.stats_pending() {
+            self.stats.rq_completed.inc();
+            self.stats.rq_time.record_duration(self.started.elapsed());
+            if client_gone {
+                self.stats.rq_rx_reset.inc();
+            }
+        }
         let Some(mut record) = self.record.take() else {
             return;
         };
@@ -205,6 +230,11 @@ impl Pending {
             record.bytes_received = bytes.load(Ordering::Relaxed);
         }
         self.observers.complete(*record);
+    }
+
+    /// True the first time only: the timing is recorded once.
+    fn stats_pending(&mut self) -> bool {
+        !std::mem::replace(&mut self.done, true)
     }
 }
 
@@ -263,7 +293,7 @@ impl http_body::Body for Observed {
 impl Drop for Observed {
     fn drop(&mut self) {
         // Dropped before its end: the client went away (or the connection was reset).
-        let unfinished = self.pending.record.is_some() && !self.inner.is_end_stream();
+        let unfinished = !self.pending.done && !self.inner.is_end_stream();
         self.pending.complete(unfinished);
     }
 }

@@ -24,6 +24,7 @@ use super::mutate::{self, UpstreamHost, Vars};
 use super::observe::{self, ConnectionFacts, Record};
 use super::pool::Upgraded;
 use super::retry::{self, Outcome};
+use super::stats::HttpStats;
 use super::timer::LazyTimer;
 use super::upgrade;
 use super::upstream::{NoHost, Upstreams};
@@ -83,6 +84,8 @@ pub struct Proxy {
     pub tracer: Option<Arc<sluice_observe::trace::Tracer>>,
     /// What the records of this connection share (`None` without observers).
     pub conn: Option<ConnectionFacts>,
+    /// `http.<stat_prefix>.*`.
+    pub stats: Arc<HttpStats>,
 }
 
 impl Proxy {
@@ -112,6 +115,15 @@ impl Proxy {
         on_upgrade: Option<OnUpgrade>,
         timer: &mut LazyTimer,
     ) -> Response<Body> {
+        let started = std::time::Instant::now();
+        let stats = &self.stats;
+        stats.rq_total.inc();
+        if req.version() == Version::HTTP_2 {
+            stats.rq_http2_total.inc();
+        } else {
+            stats.rq_http1_total.inc();
+        }
+        let active = sluice_stats::GaugeGuard::new(&stats.rq_active);
         let mut record: Record = None;
         let mut request_bytes = None;
         let resp = self
@@ -124,7 +136,15 @@ impl Proxy {
                 &mut request_bytes,
             )
             .await;
-        observe::respond(&self.observers, record, request_bytes, resp)
+        observe::respond(
+            stats,
+            active,
+            started,
+            &self.observers,
+            record,
+            request_bytes,
+            resp,
+        )
     }
 
     /// The response to one request; `record` (when observed) learns how it went.
@@ -161,6 +181,7 @@ impl Proxy {
         *request_bytes = counter;
         if parts.version == Version::HTTP_2 && self.h2_head_too_large(&parts) {
             observe::flag(record, Flags::empty(), "request_headers_too_large");
+            self.stats.rq_too_large.inc();
             return text(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 headers_too_large(
@@ -200,6 +221,7 @@ impl Proxy {
         });
         let Some((vhost, route)) = selected else {
             observe::flag(record, Flags::NO_ROUTE_FOUND, "route_not_found");
+            self.stats.no_route.inc();
             let (path, _) = split_query(path_and_query);
             return text(
                 StatusCode::NOT_FOUND,
@@ -220,6 +242,7 @@ impl Proxy {
         let mut resp = match route.action() {
             RouteAction::DirectResponse(d) => {
                 observe::flag(record, Flags::empty(), "direct_response");
+                self.stats.rq_direct_response.inc();
                 text(
                     StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK),
                     d.body.clone(),
@@ -227,6 +250,7 @@ impl Proxy {
             }
             RouteAction::Redirect(r) => {
                 observe::flag(record, Flags::empty(), "direct_response");
+                self.stats.rq_redirect.inc();
                 let (path, query) = split_query(path_and_query);
                 redirect(r, authority, path, query, matched_prefix(route))
             }
@@ -243,6 +267,7 @@ impl Proxy {
                         // sending sees the 413 rather than a reset.
                         Box::pin(body::discard(body)).await;
                         observe::flag(record, Flags::empty(), "request_payload_too_large");
+                        self.stats.rq_too_large.inc();
                         return text(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             format!(
@@ -305,6 +330,7 @@ impl Proxy {
         } = downstream;
         let Some(target) = route.clusters().map(|c| c.choose()) else {
             observe::flag(record, Flags::NO_CLUSTER_FOUND, "cluster_not_found");
+            self.stats.no_cluster.inc();
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "route has no cluster\n".into(),
@@ -313,6 +339,7 @@ impl Proxy {
         let cluster_name = target.cluster.name.clone();
         let Some(upstream) = self.upstreams.get(&cluster_name) else {
             observe::flag(record, Flags::NO_CLUSTER_FOUND, "cluster_not_found");
+            self.stats.no_cluster.inc();
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("upstream cluster \"{cluster_name}\" not found\n"),
@@ -489,6 +516,9 @@ impl Proxy {
                 // In flight until the response head (least_request, peak_ewma, /clusters).
                 let _active = current_host.start_request();
                 ClusterStats::add(&stats.upstream_rq_total);
+                if let Some(rs) = route.stats() {
+                    rs.rq_total.inc();
+                }
                 // Pinned where it is made: the exchange's state is large, and every move
                 // copies it.
                 let mut sent = pin!(client.send(attempt, http2, deadline, upgrade.is_some()));
@@ -580,6 +610,9 @@ impl Proxy {
                 if replay {
                     debug!(cluster = %cluster_name, try_ = tries, ?wait, "retrying");
                     ClusterStats::add(&stats.upstream_rq_retry);
+                    if let Some(rs) = route.stats() {
+                        rs.rq_retry.inc();
+                    }
                     _retrying = Some(permit);
                     drop(result);
                     if empty_body {
@@ -602,6 +635,17 @@ impl Proxy {
                     tried.push(host.clone());
                     current_host = host;
                     continue;
+                }
+            }
+            if let Some(rs) = route.stats() {
+                match &result {
+                    Some(Ok(resp)) => {
+                        rs.rq_codes.record(resp.status().as_u16());
+                        rs.rq_completed.inc();
+                        rs.rq_time.record_duration(start.elapsed());
+                    }
+                    None => rs.rq_timeout.inc(),
+                    Some(Err(_)) => {}
                 }
             }
             break match result {

@@ -69,6 +69,9 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
             // HTTP on this listener passes the same checks as RPC.
             filters.clone(),
             ctx.observers.clone(),
+            Arc::new(crate::http_proxy::stats::HttpStats::new(
+                &sluice_stats::Scope::http(&ctx.listener),
+            )),
         ))),
     };
     Ok(Built::Handler(Arc::new(RpcProxy(Arc::new(Inner {

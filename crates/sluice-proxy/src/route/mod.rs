@@ -22,6 +22,7 @@ mod path;
 mod prefix_index;
 mod query;
 mod request;
+mod stats;
 mod trie;
 mod value;
 mod weighted;
@@ -29,12 +30,15 @@ mod weighted;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use regex::Regex;
 use sluice_config::route::{HeaderMutations, Route, RouteAction, RouteConfig, VirtualHost};
 
 pub use error::CompileError;
 pub use header::HeaderMatcher;
 pub use request::RequestView;
+pub use stats::RouteStats;
 pub use value::ValueMatcher;
 pub use weighted::{ClusterChoice, WeightedClusters};
 
@@ -65,6 +69,8 @@ pub struct CompiledRoute {
     matcher: RouteMatcher,
     clusters: Option<ClusterChoice>,
     regex_rewrite: Option<Regex>,
+    /// The route's own counters, when it has a `stat_prefix`.
+    stats: Option<Arc<RouteStats>>,
 }
 
 impl RouteTable {
@@ -151,7 +157,7 @@ impl CompiledVirtualHost {
             .enumerate()
             .map(|(index, route)| {
                 let label = route_label(config_name, &vhost.name, index, route);
-                CompiledRoute::compile(route, &label)
+                CompiledRoute::compile(route, &label, &vhost.name)
             })
             .collect::<Result<_, _>>()?;
         Ok(CompiledVirtualHost {
@@ -199,7 +205,7 @@ fn route_label(config: &str, vhost: &str, index: usize, route: &Route) -> String
 }
 
 impl CompiledRoute {
-    fn compile(route: &Route, label: &str) -> Result<Self, CompileError> {
+    fn compile(route: &Route, label: &str, vhost: &str) -> Result<Self, CompileError> {
         let matcher = RouteMatcher::compile(&route.matcher, label)?;
         let (clusters, regex_rewrite) = match &route.action {
             RouteAction::Forward(forward) => {
@@ -230,6 +236,10 @@ impl CompiledRoute {
             matcher,
             clusters,
             regex_rewrite,
+            stats: route
+                .stat_prefix
+                .as_deref()
+                .map(|prefix| Arc::new(RouteStats::new(vhost, prefix))),
         })
     }
 
@@ -240,6 +250,11 @@ impl CompiledRoute {
 
     pub fn name(&self) -> Option<&str> {
         self.config.name.as_deref()
+    }
+
+    /// The route's counters, when it has a `stat_prefix`.
+    pub fn stats(&self) -> Option<&RouteStats> {
+        self.stats.as_deref()
     }
 
     /// The route as configured, for the action's details (timeouts, retries, rewrites).

@@ -33,6 +33,7 @@ fn forward(target: ClusterTarget) -> RouteAction {
 
 fn route(name: &str, path: PathMatch) -> Route {
     Route {
+        stat_prefix: None,
         name: Some(name.into()),
         matcher: RouteMatch {
             path,
