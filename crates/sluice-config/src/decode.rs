@@ -37,6 +37,8 @@ pub struct Cx {
     pub diagnostics: Vec<Diagnostic>,
     pub cluster_refs: Vec<crate::model::ClusterRef>,
     pub route_config_refs: Vec<crate::model::RouteConfigRef>,
+    /// Where a listener turned tracing on (line, path): refused without a top-level exporter.
+    pub tracing_uses: Vec<(usize, String)>,
 }
 
 impl Cx {

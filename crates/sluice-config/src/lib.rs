@@ -18,6 +18,7 @@ pub mod registry;
 pub mod route;
 mod route_decode;
 pub mod tls;
+pub mod tracing;
 
 pub use route_decode::decode_inline as decode_inline_route_config;
 pub use route_decode::decode_value_match;
@@ -43,6 +44,7 @@ pub use load::{load_file, load_str, ByteSize, ConfigErrors};
 pub use model::*;
 pub use registry::Registry;
 pub use tls::*;
+pub use tracing::{ListenerTracing, OtlpTarget, Propagation, TracingConfig};
 pub use yaml::Node;
 
 /// The current config, readable from any thread without blocking, replaceable atomically (RCU):

@@ -116,6 +116,26 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         Some(n) => decode_sds(n, "sds", cx).map(Some),
         None => Some(None),
     };
+    let tracing = match (f.node("tracing"), &node) {
+        (Some(n), Some(node)) => {
+            let service = match node.cluster.as_str() {
+                "" => crate::tracing::DEFAULT_SERVICE_NAME,
+                cluster => cluster,
+            };
+            crate::tracing::decode(n, "tracing", service, cx).map(Some)
+        }
+        (Some(_), None) => None,
+        (None, _) => {
+            for (line, path) in std::mem::take(&mut cx.tracing_uses) {
+                cx.error(
+                    line,
+                    &path,
+                    "tracing is on here, but there is no top-level tracing: { otlp } to export spans to",
+                );
+            }
+            Some(None)
+        }
+    };
     f.finish(cx);
     if let (Some(None), Some(listeners)) = (&sds, &listeners) {
         let clusters: &[crate::ClusterConfig] = clusters.as_deref().unwrap_or_default();
@@ -144,6 +164,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
     Some(Config {
         node: node?,
         sds: sds?,
+        tracing: tracing?,
         admin: admin?,
         workers: workers?,
         worker_mode: worker_mode?,

@@ -32,6 +32,8 @@ pub struct Config {
     pub sds: Option<SdsConfig>,
     /// The document this config was decoded from, as written (the admin's `/config_dump`).
     pub document: Arc<crate::yaml::Node>,
+    /// The OTLP exporter for the listeners that trace (`http_proxy` `tracing:`).
+    pub tracing: Option<crate::tracing::TracingConfig>,
 }
 
 /// `node:`, the identity sent in every discovery request.

@@ -35,6 +35,9 @@ pub struct BuildContext {
     pub listener: Arc<str>,
     /// What hears about the listener's finished requests (access logs, tracing).
     pub observers: Arc<sluice_observe::Observers>,
+    /// The OTLP exporter's queue, when the config has a top-level `tracing` block (set by
+    /// the binary, which starts the exporter).
+    pub spans: Option<Arc<dyn sluice_observe::trace::SpanSink>>,
 }
 
 impl BuildContext {
@@ -50,6 +53,7 @@ impl BuildContext {
             secrets,
             listener: Arc::from(""),
             observers: Arc::default(),
+            spans: None,
         })
     }
 }

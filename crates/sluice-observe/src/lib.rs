@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod flags;
 pub mod observer;
 pub mod record;
+pub mod trace;
 
 pub use flags::ResponseFlags;
 pub use observer::{Observer, Observers};

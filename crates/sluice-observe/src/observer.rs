@@ -56,6 +56,13 @@ impl Observers {
         }
     }
 
+    /// These observers and one more (a listener's tracer joining the process's access logs).
+    pub fn with(&self, extra: Arc<dyn Observer>) -> Observers {
+        let mut list = self.list.clone();
+        list.push(extra);
+        Observers::new(list)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

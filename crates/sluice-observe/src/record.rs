@@ -110,6 +110,9 @@ pub struct TraceContext {
     pub parent_span_id: Option<[u8; 8]>,
     /// Whether this trace is recorded (and so exported).
     pub sampled: bool,
+    /// The trace id as the client wrote it when it is not 128-bit hex (SkyWalking's are
+    /// free-form strings): `trace_id` is then its hash, and `sw8` goes upstream with this.
+    pub foreign_trace_id: Option<Arc<str>>,
 }
 
 impl RequestRecord {

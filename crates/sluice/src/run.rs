@@ -84,7 +84,11 @@ async fn serve(
             sluice_observe::access_log::reopen_all();
         }
     });
-    let ctx = BuildContext::new(config.clone()).map_err(anyhow::Error::msg)?;
+    let mut ctx = BuildContext::new(config.clone()).map_err(anyhow::Error::msg)?;
+    if let Some(tracing) = &config.tracing {
+        let queue = sluice_trace::start(tracing, &config.node.id).map_err(anyhow::Error::msg)?;
+        ctx.spans = Some(queue);
+    }
     admin.set_clusters(ctx.clusters.clone());
     admin.set_log_control(Arc::new(crate::logging::Control));
     let secrets = ctx.secrets.clone();

@@ -62,6 +62,8 @@ pub struct HttpProxyConfig {
     pub http_filters: Vec<crate::stream::StreamFilterSpec>,
     /// `forward_client_cert_details` and `set_current_client_cert_details`.
     pub xfcc: super::xfcc::XfccConfig,
+    /// `tracing`: spans for this listener's requests (exported by the top-level `tracing`).
+    pub tracing: Option<Arc<sluice_config::ListenerTracing>>,
 }
 
 pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
@@ -82,6 +84,7 @@ impl HttpProxyConfig {
             via: None,
             http_filters: Vec::new(),
             xfcc: super::xfcc::XfccConfig::default(),
+            tracing: None,
         }
     }
 }
@@ -140,6 +143,11 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         None => Some(Vec::new()),
     };
     let xfcc = super::xfcc::decode(&mut f, cx);
+    let tracing = match f.node("tracing") {
+        Some(n) => sluice_config::tracing::decode_listener(n, &join(path, "tracing"), cx)
+            .map(|t| Some(Arc::new(t))),
+        None => Some(None),
+    };
     f.finish(cx);
     let kb = in_range(
         kb,
@@ -180,6 +188,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         via: via.ok()?,
         http_filters: http_filters?,
         xfcc: xfcc?,
+        tracing: tracing?,
     }))
 }
 

@@ -22,6 +22,7 @@ mod retry;
 mod service;
 pub(crate) mod stats;
 mod timer;
+mod trace;
 mod upgrade;
 mod upstream;
 mod xfcc;
@@ -80,14 +81,18 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let scope = sluice_stats::Scope::http(&ctx.listener);
     let filters = crate::stream::build_list(&config.http_filters, &scope)?;
     let stats = Arc::new(stats::HttpStats::new(&scope));
-    Ok(Built::Handler(Arc::new(HttpProxy::new(
-        config.clone(),
-        Arc::new(table),
-        ctx.http_upstreams.clone(),
-        filters,
-        ctx.observers.clone(),
-        stats,
-    ))))
+    let (observers, tracer) = trace::build(config, ctx)?;
+    Ok(Built::Handler(Arc::new(
+        HttpProxy::new(
+            config.clone(),
+            Arc::new(table),
+            ctx.http_upstreams.clone(),
+            filters,
+            observers,
+            stats,
+        )
+        .with_tracer(tracer),
+    )))
 }
 
 pub(crate) struct HttpProxy {
@@ -97,6 +102,7 @@ pub(crate) struct HttpProxy {
     filters: StreamFilters,
     observers: Arc<sluice_observe::Observers>,
     stats: Arc<stats::HttpStats>,
+    tracer: Option<Arc<sluice_observe::trace::Tracer>>,
 }
 
 impl HttpProxy {
@@ -115,7 +121,17 @@ impl HttpProxy {
             filters,
             observers,
             stats,
+            tracer: None,
         }
+    }
+
+    /// Spans for this listener (its tracer is also among `observers`).
+    pub(crate) fn with_tracer(
+        mut self,
+        tracer: Option<Arc<sluice_observe::trace::Tracer>>,
+    ) -> Self {
+        self.tracer = tracer;
+        self
     }
 }
 
@@ -153,6 +169,7 @@ impl HttpProxy {
             // Kept for the filters only: a listener without them holds nothing more.
             info: (!self.filters.is_empty()).then(|| info.clone()),
             observers: self.observers.clone(),
+            tracer: self.tracer.clone(),
             conn: (!self.observers.is_empty()).then(|| observe::ConnectionFacts::new(&info)),
             stats: self.stats.clone(),
         });

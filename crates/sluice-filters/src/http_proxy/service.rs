@@ -80,6 +80,8 @@ pub struct Proxy {
     pub info: Option<ConnectionInfo>,
     /// Access logs and tracing; empty when the listener has none.
     pub observers: Arc<Observers>,
+    /// The listener's tracer, when it traces (it is among `observers` too).
+    pub tracer: Option<Arc<sluice_observe::trace::Tracer>>,
     /// What the records of this connection share (`None` without observers).
     pub conn: Option<ConnectionFacts>,
     /// `http.<stat_prefix>.*`.
@@ -174,6 +176,7 @@ impl Proxy {
             path_and_query,
             client,
         );
+        super::trace::start(self.tracer.as_deref(), record, &parts.headers);
         let (body, counter) = observe::count_request_body(record, body);
         *request_bytes = counter;
         if parts.version == Version::HTTP_2 && self.h2_head_too_large(&parts) {
@@ -484,6 +487,12 @@ impl Proxy {
                 );
             };
             let mut attempt = Request::from_parts(head, body);
+            super::trace::inject(
+                self.tracer.as_deref(),
+                record,
+                &current_host.address,
+                attempt.headers_mut(),
+            );
             if tries == 1 {
                 self.mirror(&mut attempt, action, upstream_authority, downstream_version);
             }

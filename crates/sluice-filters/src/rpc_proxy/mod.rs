@@ -63,7 +63,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     };
     let speaks = match protocol {
         Some(protocol) => Speaks::One(protocol),
-        None => Speaks::Auto(HttpProxy::new(
+        None => Speaks::Auto(Box::new(HttpProxy::new(
             HttpProxyConfig::with_routes(config.routes.clone()),
             table.clone(),
             ctx.http_upstreams.clone(),
@@ -73,7 +73,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
             Arc::new(crate::http_proxy::stats::HttpStats::new(
                 &sluice_stats::Scope::http(&ctx.listener),
             )),
-        )),
+        ))),
     };
     Ok(Built::Handler(Arc::new(RpcProxy(Arc::new(Inner {
         speaks,
@@ -102,7 +102,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
 enum Speaks {
     One(Arc<dyn Protocol>),
     /// Any registered protocol, and HTTP served by this `http_proxy`.
-    Auto(HttpProxy),
+    Auto(Box<HttpProxy>),
 }
 
 /// Shared by the listener's connections (a detecting connection holds it while it reads).

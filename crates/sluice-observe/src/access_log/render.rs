@@ -273,6 +273,8 @@ impl Op {
             Command::RouteName => some_str(r.route_name.as_deref()),
             Command::Hostname => some_str(Some(hostname())),
             Command::TraceId => match &r.trace {
+                // A SkyWalking trace id as the client wrote it.
+                Some(t) if t.foreign_trace_id.is_some() => some_str(t.foreign_trace_id.as_deref()),
                 Some(t) => {
                     let mut s = String::with_capacity(32);
                     for b in t.trace_id {
@@ -369,6 +371,7 @@ mod tests {
             span_id: [1; 8],
             parent_span_id: None,
             sampled: true,
+            foreign_trace_id: None,
         });
         r
     }
