@@ -119,6 +119,7 @@ listeners:
           duration: "%DURATION%"
           start: "%START_TIME%"
           method: "%REQ(:METHOD)% %PROTOCOL%"
+          scheme: "%REQ(:SCHEME)%"
           version: 1
       - path: {errors}
         format: "%REQ(:PATH)% %RESPONSE_CODE%\n"
@@ -199,6 +200,7 @@ fn http_lines_for_success_no_route_upstream_failure_and_timeout() {
     let by_path = |p: &str| parsed.iter().find(|v| v["path"] == p).unwrap().clone();
     let ok = by_path("/ok");
     assert_eq!(ok["code"], 200);
+    assert_eq!(ok["scheme"], "http");
     assert_eq!(ok["flags"], "-");
     assert_eq!(ok["upstream"]["host"], w.up.to_string());
     assert_eq!(ok["upstream"]["cluster"], "up");

@@ -62,6 +62,8 @@ pub struct RequestRecord {
     /// The client certificate's first URI SAN (`%DOWNSTREAM_PEER_URI_SAN%`).
     pub downstream_peer_uri_san: Option<Arc<str>>,
     pub method: String,
+    /// `http` or `https` (`:scheme`); `None` for protocols without one.
+    pub scheme: Option<&'static str>,
     pub authority: String,
     /// Path and query as the client sent them (`:path`).
     pub path: String,
@@ -128,6 +130,7 @@ impl RequestRecord {
             requested_server_name: None,
             downstream_peer_uri_san: None,
             method: String::new(),
+            scheme: None,
             authority: String::new(),
             path: String::new(),
             service: None,

@@ -30,6 +30,7 @@ pub(super) type Record = Option<Box<RequestRecord>>;
 /// What every record of a connection shares, made once per connection.
 pub(super) struct ConnectionFacts {
     pub local: Option<std::net::SocketAddr>,
+    pub scheme: &'static str,
     pub server_name: Option<Arc<str>>,
     pub peer_uri_san: Option<Arc<str>>,
 }
@@ -39,6 +40,7 @@ impl ConnectionFacts {
         let tls = info.tls.as_deref();
         ConnectionFacts {
             local: info.local,
+            scheme: if tls.is_some() { "https" } else { "http" },
             server_name: tls.and_then(|t| t.server_name.as_deref()).map(Arc::from),
             peer_uri_san: tls
                 .and_then(|t| t.peer.as_ref())
@@ -65,6 +67,7 @@ pub(super) fn start(
     r.downstream_remote = client;
     if let Some(c) = conn {
         r.downstream_local = c.local;
+        r.scheme = Some(c.scheme);
         r.requested_server_name = c.server_name.clone();
         r.downstream_peer_uri_san = c.peer_uri_san.clone();
     }

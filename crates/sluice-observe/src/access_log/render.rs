@@ -296,8 +296,7 @@ fn header<'r>(keys: &[Key], r: &'r RequestRecord, request: bool) -> Value<'r> {
             Key::Method if request => Some(&r.method),
             Key::Path if request => Some(&r.path),
             Key::Authority if request => Some(&r.authority),
-            // Not in the record yet.
-            Key::Scheme => None,
+            Key::Scheme if request => r.scheme,
             Key::Named(name) => {
                 let found = if request {
                     r.request_header(name)
