@@ -4,6 +4,7 @@
 
 mod clusters;
 mod routes;
+mod stats;
 
 use std::io;
 use std::net::SocketAddr;

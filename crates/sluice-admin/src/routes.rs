@@ -25,7 +25,11 @@ const INDEX: &[(&str, &str)] = &[
     ),
     (
         "/stats",
-        "counters and gauges, `cluster.<name>.<stat>: value`, `listener.<address>.<stat>: value` (Envoy's names); `?filter=REGEX`, `?format=json`",
+        "counters, gauges and histogram quantiles, `cluster.<name>.<stat>: value` (Envoy's names); `?filter=REGEX`, `?format=json`, `?usedonly`",
+    ),
+    (
+        "/stats/prometheus",
+        "every metric in the Prometheus text format (0.0.4), Envoy's tag-extracted names and labels; `?usedonly`",
     ),
     (
         "/logging",
@@ -111,7 +115,7 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                 .unwrap_or_default();
             text(StatusCode::OK, body)
         }
-        "/stats" => {
+        "/stats" | "/stats/prometheus" => {
             let filter = match query.get("filter").map(regex::Regex::new) {
                 Some(Ok(re)) => Some(re),
                 Some(Err(e)) => {
@@ -122,33 +126,35 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                 }
                 None => None,
             };
-            let mut lines = state
-                .clusters
-                .load()
-                .as_deref()
-                .map(crate::clusters::stats)
-                .unwrap_or_default();
-            lines.extend(sluice_stats::store().counters());
-            lines.retain(|(name, _)| filter.as_ref().is_none_or(|re| re.is_match(name)));
-            lines.sort();
-            match query.get("format") {
-                None | Some("text") => text(
-                    StatusCode::OK,
-                    lines
-                        .into_iter()
-                        .map(|(name, value)| format!("{name}: {value}\n"))
-                        .collect(),
-                ),
-                Some("json") => {
-                    let stats: Vec<serde_json::Value> = lines
-                        .into_iter()
-                        .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
-                        .collect();
-                    json(StatusCode::OK, &serde_json::json!({ "stats": stats }))
+            let select = crate::stats::Select {
+                filter: filter.as_ref(),
+                used_only: query.get("usedonly").is_some(),
+            };
+            let snapshot = select.apply(sluice_stats::store().snapshot());
+            let format = if path == "/stats/prometheus" {
+                Some("prometheus")
+            } else {
+                query.get("format")
+            };
+            match format {
+                None | Some("text") => text(StatusCode::OK, crate::stats::text(&snapshot)),
+                Some("json") => json(StatusCode::OK, &crate::stats::json(&snapshot)),
+                Some("prometheus") => {
+                    let mut resp = text(
+                        StatusCode::OK,
+                        sluice_stats::prometheus::render(&snapshot, false),
+                    );
+                    resp.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static(
+                            sluice_stats::prometheus::CONTENT_TYPE,
+                        ),
+                    );
+                    resp
                 }
                 Some(other) => text(
                     StatusCode::BAD_REQUEST,
-                    format!("unknown format \"{other}\": text or json\n"),
+                    format!("unknown format \"{other}\": text, json or prometheus\n"),
                 ),
             }
         }

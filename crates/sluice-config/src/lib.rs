@@ -16,6 +16,7 @@ pub mod model;
 pub mod registry;
 pub mod route;
 mod route_decode;
+pub mod stats_sinks;
 pub mod tls;
 
 pub use route_decode::decode_inline as decode_inline_route_config;
@@ -40,6 +41,7 @@ pub use health_check::{
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
 pub use model::*;
 pub use registry::Registry;
+pub use stats_sinks::{StatsSinkConfig, StatsSinkKind};
 pub use tls::*;
 pub use yaml::Node;
 

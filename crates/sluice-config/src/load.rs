@@ -116,7 +116,20 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         Some(n) => decode_sds(n, "sds", cx).map(Some),
         None => Some(None),
     };
+    let stats_flush_interval = f.or(
+        "stats_flush_interval",
+        crate::stats_sinks::DEFAULT_STATS_FLUSH_INTERVAL,
+        cx,
+    );
+    let flush_line = f.line_of("stats_flush_interval");
+    let stats_sinks = match f.node("stats_sinks") {
+        Some(n) => crate::stats_sinks::decode_sinks(n, "stats_sinks", cx),
+        None => Some(Vec::new()),
+    };
     f.finish(cx);
+    if stats_flush_interval.is_some_and(|d| d < Duration::from_millis(10)) {
+        cx.error(flush_line, "stats_flush_interval", "must be at least 10ms");
+    }
     if let (Some(None), Some(listeners)) = (&sds, &listeners) {
         let clusters: &[crate::ClusterConfig] = clusters.as_deref().unwrap_or_default();
         for r in listeners
@@ -151,6 +164,8 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         listeners: listeners?,
         route_configs: route_configs?,
         clusters: clusters?,
+        stats_flush_interval: stats_flush_interval?,
+        stats_sinks: stats_sinks?,
     })
 }
 

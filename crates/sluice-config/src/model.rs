@@ -30,6 +30,11 @@ pub struct Config {
     pub node: NodeConfig,
     /// The SDS server, when some `tls:` block names a secret with `{ sds: NAME }`.
     pub sds: Option<SdsConfig>,
+    /// How often histograms close an interval and sinks are sent to (Envoy's
+    /// `stats_flush_interval`).
+    pub stats_flush_interval: Duration,
+    /// `stats_sinks`: StatsD / DogStatsD over UDP.
+    pub stats_sinks: Vec<crate::StatsSinkConfig>,
 }
 
 /// `node:`, the identity sent in every discovery request.

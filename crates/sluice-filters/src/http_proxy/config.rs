@@ -62,6 +62,8 @@ pub struct HttpProxyConfig {
     pub http_filters: Vec<crate::stream::StreamFilterSpec>,
     /// `forward_client_cert_details` and `set_current_client_cert_details`.
     pub xfcc: super::xfcc::XfccConfig,
+    /// Metrics go under `http.<stat_prefix>.`; `None`: the listener's name.
+    pub stat_prefix: Option<String>,
 }
 
 pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
@@ -82,6 +84,7 @@ impl HttpProxyConfig {
             via: None,
             http_filters: Vec::new(),
             xfcc: super::xfcc::XfccConfig::default(),
+            stat_prefix: None,
         }
     }
 }
@@ -140,6 +143,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         None => Some(Vec::new()),
     };
     let xfcc = super::xfcc::decode(&mut f, cx);
+    let stat_prefix = crate::stat_prefix::decode(&mut f, path, cx);
     f.finish(cx);
     let kb = in_range(
         kb,
@@ -180,6 +184,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         via: via.ok()?,
         http_filters: http_filters?,
         xfcc: xfcc?,
+        stat_prefix: stat_prefix?,
     }))
 }
 

@@ -35,6 +35,8 @@ pub struct Shared {
     pub table: Arc<RouteTable>,
     /// `stream_filters`, run before routing.
     pub filters: StreamFilters,
+    /// The listener's metrics, by service.
+    pub stats: Arc<super::stats::RpcStats>,
     /// The connection, for the filters (`None` without filters).
     pub info: Option<ConnectionInfo>,
     pub clusters: Arc<ClusterManager>,
@@ -57,12 +59,33 @@ enum Try {
 }
 
 /// Handles `request`; the response to write back (its id the client's), or `None` for a
-/// one-way request.
+/// one-way request. Counted by service: a response of the protocol's success class is a
+/// success, anything else (one-way calls aside, which count as successes once handled) an
+/// error.
 pub async fn handle(
     shared: Arc<Shared>,
     client: Option<SocketAddr>,
     request: Frame,
 ) -> Option<Frame> {
+    let start = Instant::now();
+    let service = shared.stats.service(request.service_str());
+    let _active = sluice_stats::GaugeGuard::new(&shared.stats.downstream_rq_active);
+    shared.stats.downstream_rq_total.inc();
+    service.rq_total.inc();
+    let response = call(&shared, client, request).await;
+    service.rq_time.record_duration(start.elapsed());
+    let success = response
+        .as_ref()
+        .is_none_or(|r| shared.protocol.classify(r) == ResponseClass::Success);
+    if success {
+        service.rq_success.inc();
+    } else {
+        service.rq_error.inc();
+    }
+    response
+}
+
+async fn call(shared: &Arc<Shared>, client: Option<SocketAddr>, request: Frame) -> Option<Frame> {
     let oneway = request.kind == FrameKind::Oneway;
     let downstream_id = request.id;
     let reply = |request: &Frame, error: LocalError, message: String| {
@@ -152,7 +175,7 @@ pub async fn handle(
         // Nothing comes back to retry on or time: send and forget.
         if let Ok(host) = cluster.pick(subset, &ctx, &[]) {
             ClusterStats::add(&cluster.stats.upstream_rq_total);
-            if let Ok(conn) = connection(&shared, cluster, &host).await {
+            if let Ok(conn) = connection(shared, cluster, &host).await {
                 let _ = conn.send_oneway(request);
             }
         }
@@ -191,7 +214,7 @@ pub async fn handle(
         let outcome = {
             let _active = host.start_request();
             ClusterStats::add(&cluster.stats.upstream_rq_total);
-            let sent = send(&shared, cluster, &host, attempt);
+            let sent = send(shared, cluster, &host, attempt);
             match try_deadline {
                 Some(at) => tokio::time::timeout_at(at, sent)
                     .await
@@ -200,6 +223,17 @@ pub async fn handle(
             }
         };
         report(cluster, &host, &shared.protocol, &outcome);
+        match &outcome {
+            Try::Response(_) => cluster
+                .stats
+                .upstream_rq_time
+                .record_duration(now.elapsed()),
+            Try::Timeout if deadline.is_some_and(|d| Instant::now() >= d) => {
+                ClusterStats::add(&cluster.stats.upstream_rq_timeout);
+            }
+            Try::Timeout => ClusterStats::add(&cluster.stats.upstream_rq_per_try_timeout),
+            _ => {}
+        }
         let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
         let again = !last
             && !past_deadline

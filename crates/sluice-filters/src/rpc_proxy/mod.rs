@@ -11,6 +11,7 @@ mod detect;
 mod downstream;
 mod mutate;
 mod request_view;
+mod stats;
 mod upstream;
 
 use std::any::Any;
@@ -48,8 +49,11 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         .ok_or("config of another filter type")?;
     let routes = config.routes.resolve(&ctx.config)?;
     let table = Arc::new(RouteTable::compile(&routes).map_err(|e| e.to_string())?);
-    let scope = sluice_stats::Scope::new(&format!("rpc.{}", ctx.listener));
-    let filters = crate::stream::build_list(&config.stream_filters, &scope)?;
+    let stats = Arc::new(stats::RpcStats::new(crate::stat_prefix::or_listener(
+        &config.stat_prefix,
+        &ctx.listener,
+    )));
+    let filters = crate::stream::build_list(&config.stream_filters, stats.scope())?;
     let registry = protocols();
     let protocol = match &config.protocol {
         ProtocolChoice::Named(name) => Some(
@@ -62,18 +66,19 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     };
     let speaks = match protocol {
         Some(protocol) => Speaks::One(protocol),
-        None => Speaks::Auto(HttpProxy::new(
+        None => Speaks::Auto(Box::new(HttpProxy::new(
             HttpProxyConfig::with_routes(config.routes.clone()),
             table.clone(),
             ctx.http_upstreams.clone(),
             // HTTP on this listener passes the same checks as RPC.
             filters.clone(),
-        )),
+        ))),
     };
     Ok(Built::Handler(Arc::new(RpcProxy(Arc::new(Inner {
         speaks,
         table,
         filters,
+        stats,
         clusters: ctx.clusters.clone(),
         // Checked against usize when the config was read.
         max_frame_size: usize::try_from(config.max_frame_size).unwrap_or(usize::MAX),
@@ -96,7 +101,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
 enum Speaks {
     One(Arc<dyn Protocol>),
     /// Any registered protocol, and HTTP served by this `http_proxy`.
-    Auto(HttpProxy),
+    Auto(Box<HttpProxy>),
 }
 
 /// Shared by the listener's connections (a detecting connection holds it while it reads).
@@ -106,6 +111,7 @@ struct Inner {
     speaks: Speaks,
     table: Arc<RouteTable>,
     filters: StreamFilters,
+    stats: Arc<stats::RpcStats>,
     clusters: Arc<ClusterManager>,
     max_frame_size: usize,
     upstream_heartbeat: Option<Heartbeat>,
@@ -120,6 +126,7 @@ impl Inner {
             protocol,
             table: self.table.clone(),
             filters: self.filters.clone(),
+            stats: self.stats.clone(),
             info: (!self.filters.is_empty()).then(|| info.clone()),
             clusters: self.clusters.clone(),
             max_frame_size: self.max_frame_size,
