@@ -7,7 +7,7 @@
 //! under a read lock, without allocating.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use sluice_stats::{tag, Counter, Gauge, Histogram, Scope};
@@ -20,7 +20,8 @@ pub struct RpcStats {
     pub downstream_rq_active: Arc<Gauge>,
     scope: Scope,
     services: RwLock<HashMap<Box<str>, Arc<ServiceStats>>>,
-    overflow: Arc<ServiceStats>,
+    /// Made when first needed, so `/stats` shows it only when services overflowed.
+    overflow: OnceLock<Arc<ServiceStats>>,
 }
 
 /// One service's calls.
@@ -53,7 +54,7 @@ impl RpcStats {
         RpcStats {
             downstream_rq_total: scope.counter("downstream_rq_total"),
             downstream_rq_active: scope.gauge("downstream_rq_active"),
-            overflow: Arc::new(ServiceStats::new(&scope, "overflow")),
+            overflow: OnceLock::new(),
             scope,
             services: RwLock::new(HashMap::new()),
         }
@@ -79,7 +80,10 @@ impl RpcStats {
             return s.clone();
         }
         if services.len() >= MAX_SERVICES {
-            return self.overflow.clone();
+            return self
+                .overflow
+                .get_or_init(|| Arc::new(ServiceStats::new(&self.scope, "overflow")))
+                .clone();
         }
         let stats = Arc::new(ServiceStats::new(&self.scope, service));
         services.insert(service.into(), stats.clone());
