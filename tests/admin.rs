@@ -180,6 +180,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/listeners", "GET"),
     ("/clusters", "GET"),
     ("/stats", "GET"),
+    ("/stats/prometheus", "GET"),
     ("/config_dump", "GET"),
     ("/logging", "GET, POST"),
     ("/healthcheck/fail", "POST"),

@@ -1,7 +1,7 @@
-//! `/clusters` and `/stats`: what each cluster holds and has counted, in Envoy's formats
-//! (`web::127.0.0.1:9001::health_flags::healthy`, `cluster.web.upstream_rq_total: 37`, and
-//! `/clusters?format=json` as Envoy's `ClusterStatuses`), so tooling written for Envoy's admin
-//! reads them unchanged.
+//! `/clusters`: what each cluster holds, in Envoy's formats
+//! (`web::127.0.0.1:9001::health_flags::healthy`, and `/clusters?format=json` as Envoy's
+//! `ClusterStatuses`), so tooling written for Envoy's admin reads it unchanged. Cluster
+//! metrics are in the stats store, with the rest.
 
 use std::fmt::Write as _;
 
@@ -152,41 +152,4 @@ fn flags(bits: u8) -> String {
     } else {
         s
     }
-}
-
-/// `cluster.<name>.<stat>: value` lines, sorted.
-pub fn stats(manager: &ClusterManager) -> Vec<(String, u64)> {
-    let mut lines = Vec::new();
-    for c in manager.all() {
-        for (stat, value) in cluster_stats(&c) {
-            lines.push((format!("cluster.{}.{stat}", c.name), value));
-        }
-    }
-    lines.sort();
-    lines
-}
-
-fn cluster_stats(c: &Cluster) -> Vec<(&'static str, u64)> {
-    let mut v = c.stats.counters();
-    let snapshot = c.snapshot();
-    let hosts = snapshot.hosts();
-    let count =
-        |f: &dyn Fn(u8) -> bool| hosts.iter().filter(|h| f(h.health_flags())).count() as u64;
-    let (requests, pending, retries, connections) = c.breakers.active();
-    v.extend([
-        ("membership_total", hosts.len() as u64),
-        (
-            "membership_healthy",
-            count(&|f| f & (health::FAILED_ACTIVE_HC | health::FAILED_OUTLIER) == 0),
-        ),
-        (
-            "outlier_detection.ejections_active",
-            count(&|f| f & health::FAILED_OUTLIER != 0),
-        ),
-        ("upstream_rq_active", u64::from(requests)),
-        ("upstream_rq_pending_active", u64::from(pending)),
-        ("upstream_rq_retry_active", u64::from(retries)),
-        ("upstream_cx_active", u64::from(connections)),
-    ]);
-    v
 }

@@ -6,6 +6,7 @@ mod clusters;
 pub mod config_dump;
 mod index;
 mod routes;
+mod stats;
 
 use std::io;
 use std::net::SocketAddr;

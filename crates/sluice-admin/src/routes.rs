@@ -109,7 +109,7 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
             text(StatusCode::OK, "OK\n".into())
         }
         "/dashboard" => html(include_str!("dashboard.html").into()),
-        "/stats" => {
+        "/stats" | "/stats/prometheus" => {
             let filter = match query.get("filter").map(regex::Regex::new) {
                 Some(Ok(re)) => Some(re),
                 Some(Err(e)) => {
@@ -120,33 +120,35 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                 }
                 None => None,
             };
-            let mut lines = state
-                .clusters
-                .load()
-                .as_deref()
-                .map(crate::clusters::stats)
-                .unwrap_or_default();
-            lines.extend(sluice_stats::store().counters());
-            lines.retain(|(name, _)| filter.as_ref().is_none_or(|re| re.is_match(name)));
-            lines.sort();
-            match query.get("format") {
-                None | Some("text") => text(
-                    StatusCode::OK,
-                    lines
-                        .into_iter()
-                        .map(|(name, value)| format!("{name}: {value}\n"))
-                        .collect(),
-                ),
-                Some("json") => {
-                    let stats: Vec<serde_json::Value> = lines
-                        .into_iter()
-                        .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
-                        .collect();
-                    json(StatusCode::OK, &serde_json::json!({ "stats": stats }))
+            let select = crate::stats::Select {
+                filter: filter.as_ref(),
+                used_only: query.get("usedonly").is_some(),
+            };
+            let snapshot = select.apply(sluice_stats::store().snapshot());
+            let format = if path == "/stats/prometheus" {
+                Some("prometheus")
+            } else {
+                query.get("format")
+            };
+            match format {
+                None | Some("text") => text(StatusCode::OK, crate::stats::text(&snapshot)),
+                Some("json") => json(StatusCode::OK, &crate::stats::json(&snapshot)),
+                Some("prometheus") => {
+                    let mut resp = text(
+                        StatusCode::OK,
+                        sluice_stats::prometheus::render(&snapshot, false),
+                    );
+                    resp.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static(
+                            sluice_stats::prometheus::CONTENT_TYPE,
+                        ),
+                    );
+                    resp
                 }
                 Some(other) => text(
                     StatusCode::BAD_REQUEST,
-                    format!("unknown format \"{other}\": text or json\n"),
+                    format!("unknown format \"{other}\": text, json or prometheus\n"),
                 ),
             }
         }

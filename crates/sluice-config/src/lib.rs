@@ -17,6 +17,7 @@ pub mod model;
 pub mod registry;
 pub mod route;
 mod route_decode;
+pub mod stats_sinks;
 pub mod tls;
 pub mod tracing;
 
@@ -43,6 +44,7 @@ pub use health_check::{
 pub use load::{load_file, load_str, ByteSize, ConfigErrors};
 pub use model::*;
 pub use registry::Registry;
+pub use stats_sinks::{StatsSinkConfig, StatsSinkKind};
 pub use tls::*;
 pub use tracing::{ListenerTracing, OtlpTarget, Propagation, TracingConfig};
 pub use yaml::Node;

@@ -136,7 +136,20 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
             Some(None)
         }
     };
+    let stats_flush_interval = f.or(
+        "stats_flush_interval",
+        crate::stats_sinks::DEFAULT_STATS_FLUSH_INTERVAL,
+        cx,
+    );
+    let flush_line = f.line_of("stats_flush_interval");
+    let stats_sinks = match f.node("stats_sinks") {
+        Some(n) => crate::stats_sinks::decode_sinks(n, "stats_sinks", cx),
+        None => Some(Vec::new()),
+    };
     f.finish(cx);
+    if stats_flush_interval.is_some_and(|d| d < Duration::from_millis(10)) {
+        cx.error(flush_line, "stats_flush_interval", "must be at least 10ms");
+    }
     if let (Some(None), Some(listeners)) = (&sds, &listeners) {
         let clusters: &[crate::ClusterConfig] = clusters.as_deref().unwrap_or_default();
         for r in listeners
@@ -173,6 +186,8 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         route_configs: route_configs?,
         clusters: clusters?,
         document: Arc::new(root.clone()),
+        stats_flush_interval: stats_flush_interval?,
+        stats_sinks: stats_sinks?,
     })
 }
 

@@ -34,6 +34,11 @@ pub struct Config {
     pub document: Arc<crate::yaml::Node>,
     /// The OTLP exporter for the listeners that trace (`http_proxy` `tracing:`).
     pub tracing: Option<crate::tracing::TracingConfig>,
+    /// How often histograms close an interval and sinks are sent to (Envoy's
+    /// `stats_flush_interval`).
+    pub stats_flush_interval: Duration,
+    /// `stats_sinks`: StatsD / DogStatsD over UDP.
+    pub stats_sinks: Vec<crate::StatsSinkConfig>,
 }
 
 /// `node:`, the identity sent in every discovery request.

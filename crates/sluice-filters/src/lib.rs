@@ -6,6 +6,7 @@ pub mod http_proxy;
 pub mod rbac;
 pub mod registry;
 pub mod rpc_proxy;
+mod stat_prefix;
 pub mod stream;
 pub mod tcp_proxy;
 

@@ -128,6 +128,11 @@ impl ListenerChains {
         self
     }
 
+    /// The listener's connection metrics.
+    pub fn cx_stats(&self) -> &Arc<crate::listener_stats::CxStats> {
+        &self.stats.cx
+    }
+
     /// Sets `listener_filters_timeout` and `continue_on_listener_filters_timeout`.
     pub fn with_inspector_timeout(mut self, timeout: Option<Duration>, continue_on: bool) -> Self {
         if let Some(t) = timeout {

@@ -1,13 +1,51 @@
-//! A listener's counters for what happens before a filter chain takes a connection, under
-//! Envoy's names (`listener.<address>.ssl.handshake`, `...no_filter_chain_match`), and the
-//! rate limit on the log lines of refused connections.
+//! A listener's metrics under Envoy's names: its connections (`listener.<address>.
+//! downstream_cx_total`, `..._active`, `..._destroy`, `..._length_ms`), what happens before a
+//! filter chain takes one (`ssl.handshake`, `no_filter_chain_match`), and the rate limit on
+//! the log lines of refused connections.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use sluice_stats::{Counter, Scope};
+use sluice_stats::{Counter, Gauge, Histogram, Scope};
+
+/// The connection metrics, shared by every connection's [`Open`] guard.
+pub struct CxStats {
+    pub downstream_cx_total: Arc<Counter>,
+    pub downstream_cx_active: Arc<Gauge>,
+    pub downstream_cx_destroy: Arc<Counter>,
+    pub downstream_cx_length_ms: Arc<Histogram>,
+}
+
+impl CxStats {
+    /// Counts a connection accepted; the guard counts it closed when dropped.
+    pub fn open(self: &Arc<Self>) -> Open {
+        self.downstream_cx_total.inc();
+        self.downstream_cx_active.inc();
+        Open {
+            stats: self.clone(),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+/// One accepted connection, until its task ends (however it ends).
+pub struct Open {
+    stats: Arc<CxStats>,
+    started: std::time::Instant,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let s = &self.stats;
+        s.downstream_cx_active.dec();
+        s.downstream_cx_destroy.inc();
+        s.downstream_cx_length_ms
+            .record_duration(self.started.elapsed());
+    }
+}
 
 pub struct ListenerStats {
+    pub cx: Arc<CxStats>,
     /// No chain matched the connection (Envoy's `no_filter_chain_match`).
     pub no_filter_chain_match: Arc<Counter>,
     /// The TLS handshake (or reading the ClientHello) outlived `handshake_timeout`.
@@ -43,6 +81,12 @@ impl ListenerStats {
             }
         };
         ListenerStats {
+            cx: Arc::new(CxStats {
+                downstream_cx_total: scope.counter("downstream_cx_total"),
+                downstream_cx_active: scope.gauge("downstream_cx_active"),
+                downstream_cx_destroy: scope.counter("downstream_cx_destroy"),
+                downstream_cx_length_ms: scope.histogram("downstream_cx_length_ms"),
+            }),
             no_filter_chain_match: scope.counter("no_filter_chain_match"),
             handshake_timeout: scope.counter("downstream_cx_transport_socket_connect_timeout"),
             tls_found: inspected("tls_found"),

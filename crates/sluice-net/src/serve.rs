@@ -63,13 +63,26 @@ pub async fn serve(
         };
         let span = tracing::debug_span!("conn", listener = %name, peer = %info.peer);
         let chains = chains.load_full();
+        let open = chains.cx_stats().open();
         if let Some(chain) = chains.plain() {
             if let Some(fut) = chain.accept(stream, info) {
-                tracker.spawn(fut.instrument(span));
+                tracker.spawn(
+                    async move {
+                        let _open = open;
+                        fut.await
+                    }
+                    .instrument(span),
+                );
             }
         } else {
             // Inspection and handshakes run in the connection's task, never in this loop.
-            tracker.spawn(chains.serve(stream, info).instrument(span));
+            tracker.spawn(
+                async move {
+                    let _open = open;
+                    chains.serve(stream, info).await
+                }
+                .instrument(span),
+            );
         }
     }
     debug!(listener = %name, "listener closed");

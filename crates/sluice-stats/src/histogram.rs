@@ -174,7 +174,8 @@ impl Data {
     }
 
     /// The values recorded since `earlier` (an older state of the same histogram). The
-    /// least and greatest values of the difference are only known to within their buckets.
+    /// least and greatest values of the difference are only known to within their buckets
+    /// and the whole's least and greatest.
     fn since(&self, earlier: &Data) -> Data {
         let mut d = Data::default();
         for i in 0..BUCKETS {
@@ -182,10 +183,13 @@ impl Data {
         }
         d.sum = self.sum.wrapping_sub(earlier.sum);
         if let Some(first) = d.buckets.iter().position(|&b| b > 0) {
-            d.min = first.checked_sub(1).map_or(0, |i| MILLI_BOUNDS[i]);
+            let lower = first.checked_sub(1).map_or(0, |i| MILLI_BOUNDS[i]);
+            d.min = lower.max(self.min);
         }
         if let Some(last) = d.buckets.iter().rposition(|&b| b > 0) {
-            d.max = MILLI_BOUNDS.get(last).copied().unwrap_or(self.max);
+            d.max = MILLI_BOUNDS
+                .get(last)
+                .map_or(self.max, |&b| b.min(self.max));
         }
         d
     }
@@ -276,7 +280,9 @@ mod tests {
         assert_eq!(i.count(), 2);
         assert_eq!(i.sum_units(), 40.0);
         assert_eq!(h.interval(), i);
-        assert_eq!(i.quantile(1.0), 25.0);
+        // Within (10,25], and no greater than anything ever seen.
+        assert_eq!(i.quantile(1.0), 20.0);
+        assert_eq!(i.quantile(0.0), 10.0);
         assert_eq!(h.cumulative().count(), 3);
         assert_eq!(h.flush().count(), 0);
     }

@@ -15,6 +15,7 @@ mod name;
 pub mod prometheus;
 mod scope;
 mod shard;
+pub mod sink;
 mod store;
 
 use std::sync::OnceLock;

@@ -99,7 +99,11 @@ impl Cluster {
         Ok(Cluster {
             name: config.name.as_str().into(),
             config: Arc::new(config.clone()),
-            stats: Arc::new(ClusterStats::default()),
+            stats: Arc::new(if cfg!(test) {
+                ClusterStats::detached(&config.name)
+            } else {
+                ClusterStats::new(&config.name)
+            }),
             breakers: Arc::new(Breakers::new(config.circuit_breakers)),
             tls,
             params,

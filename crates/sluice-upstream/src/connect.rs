@@ -131,7 +131,10 @@ impl Cluster {
             tried.push(host.clone());
             let tls = DialTls::of(self, &host, AppProtocol::Opaque);
             let keepalive = self.config.tcp_keepalive.as_ref();
-            let err = match dial(&host.address, timeout, keepalive, tls).await {
+            let started = std::time::Instant::now();
+            let result = dial(&host.address, timeout, keepalive, tls).await;
+            self.stats.connected(started, &result);
+            let err = match result {
                 Ok(stream) => {
                     // A connection made counts as a success for outlier detection.
                     self.report(&host, Outcome::Status(200));

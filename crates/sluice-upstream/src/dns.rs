@@ -243,8 +243,8 @@ mod tests {
         }
     }
 
-    fn count(c: &Cluster, counter: fn(&ClusterStats) -> &std::sync::atomic::AtomicU64) -> u64 {
-        counter(&c.stats).load(Ordering::Relaxed)
+    fn count(c: &Cluster, counter: fn(&ClusterStats) -> &sluice_stats::Counter) -> u64 {
+        counter(&c.stats).get()
     }
 
     const STRICT: &str = "{ name: c, type: strict_dns, dns_refresh_rate: 1s, endpoints: [{ address: \"a.test:80\" }] }";

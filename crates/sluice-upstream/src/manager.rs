@@ -51,6 +51,19 @@ impl ClusterManager {
         v
     }
 
+    /// The clusters' computed gauges (members, requests in flight), for the stats store to
+    /// read at each snapshot; it holds the manager weakly.
+    pub fn stats_source(self: &Arc<Self>) -> sluice_stats::Source {
+        let manager = Arc::downgrade(self);
+        Box::new(move |out| {
+            if let Some(m) = manager.upgrade() {
+                for c in m.all() {
+                    crate::stats::gauges(&c, out);
+                }
+            }
+        })
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Cluster>> {
         self.clusters.load().get(name).cloned()
     }

@@ -1,21 +1,39 @@
-//! A cluster's counters, named as Envoy names them (`cluster.<name>.upstream_rq_total`), so
-//! existing dashboards read them unchanged. Gauges (active requests, healthy members) are
-//! computed when read.
+//! A cluster's metrics, named as Envoy names them (`cluster.<name>.upstream_rq_total`, tag
+//! `envoy.cluster_name`), so existing dashboards read them unchanged. Counters and
+//! histograms live in the process's stats store, by name, so a cluster rebuilt on reload
+//! keeps counting; gauges that are a view of the cluster (members, requests in flight) are
+//! computed at each scrape by [`gauges`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sluice_stats::{Counter, Histogram, Name, ResponseCodes, Scope, Store};
+
+use crate::host::health;
+use crate::Cluster;
 
 macro_rules! counters {
     ($($field:ident => $name:literal),* $(,)?) => {
-        /// Counters only ever go up.
-        #[derive(Debug, Default)]
+        #[derive(Debug)]
         pub struct ClusterStats {
-            $(pub $field: AtomicU64,)*
+            $(pub $field: Arc<Counter>,)*
+            /// Time to connect (TCP, and TLS when the cluster has it), successful connects.
+            pub upstream_cx_connect_ms: Arc<Histogram>,
+            /// Time from sending a request to its complete response head (HTTP) or response
+            /// (RPC).
+            pub upstream_rq_time: Arc<Histogram>,
+            /// `upstream_rq_<code>` and `upstream_rq_<N>xx`.
+            pub upstream_rq: ResponseCodes,
         }
 
         impl ClusterStats {
-            /// Every counter as (Envoy's name, value).
-            pub fn counters(&self) -> Vec<(&'static str, u64)> {
-                vec![$(($name, self.$field.load(Ordering::Relaxed)),)*]
+            fn in_store(scope: &Scope, store: &Store) -> ClusterStats {
+                ClusterStats {
+                    $($field: store.counter_named(scope.name($name)),)*
+                    upstream_cx_connect_ms: store
+                        .histogram_named(scope.name("upstream_cx_connect_ms")),
+                    upstream_rq_time: store.histogram_named(scope.name("upstream_rq_time")),
+                    upstream_rq: ResponseCodes::new(scope, "upstream_rq"),
+                }
             }
         }
     };
@@ -26,6 +44,11 @@ counters! {
     upstream_rq_pending_overflow => "upstream_rq_pending_overflow",
     upstream_rq_retry => "upstream_rq_retry",
     upstream_rq_retry_overflow => "upstream_rq_retry_overflow",
+    upstream_rq_timeout => "upstream_rq_timeout",
+    upstream_rq_per_try_timeout => "upstream_rq_per_try_timeout",
+    upstream_cx_total => "upstream_cx_total",
+    upstream_cx_connect_fail => "upstream_cx_connect_fail",
+    upstream_cx_connect_timeout => "upstream_cx_connect_timeout",
     upstream_cx_overflow => "upstream_cx_overflow",
     outlier_ejections_total => "outlier_detection.ejections_total",
     outlier_ejections_consecutive_5xx => "outlier_detection.ejections_consecutive_5xx",
@@ -40,7 +63,65 @@ counters! {
 }
 
 impl ClusterStats {
-    pub fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// The metrics of cluster `name` in the process's store.
+    pub fn new(name: &str) -> ClusterStats {
+        Self::in_store(&Scope::cluster(name), sluice_stats::store())
+    }
+
+    /// Metrics of their own, in no store: unit tests, which make many clusters of one name
+    /// at once, count apart.
+    pub fn detached(name: &str) -> ClusterStats {
+        Self::in_store(&Scope::cluster(name), &Store::default())
+    }
+
+    pub fn add(counter: &Counter) {
+        counter.inc();
+    }
+
+    /// Counts a connection attempt's outcome: `upstream_cx_total` always, then its time in
+    /// `upstream_cx_connect_ms`, or `upstream_cx_connect_fail` (and `_timeout`, also a
+    /// failure, as Envoy counts both).
+    pub fn connected<T>(&self, started: std::time::Instant, result: &std::io::Result<T>) {
+        self.upstream_cx_total.inc();
+        match result {
+            Ok(_) => self
+                .upstream_cx_connect_ms
+                .record_duration(started.elapsed()),
+            Err(e) => {
+                self.upstream_cx_connect_fail.inc();
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    self.upstream_cx_connect_timeout.inc();
+                }
+            }
+        }
+    }
+}
+
+/// The gauges that are views of `c` now: members by health, requests and connections in
+/// flight (from its circuit breakers, which count them anyway).
+pub fn gauges(c: &Cluster, out: &mut Vec<(Name, i64)>) {
+    let scope = Scope::cluster(&c.name);
+    let snapshot = c.snapshot();
+    let hosts = snapshot.hosts();
+    let count = |f: &dyn Fn(u8) -> bool| hosts.iter().filter(|h| f(h.health_flags())).count();
+    let (requests, pending, retries, connections) = c.breakers.active();
+    for (name, value) in [
+        ("membership_total", hosts.len()),
+        (
+            "membership_healthy",
+            count(&|f| f & (health::FAILED_ACTIVE_HC | health::FAILED_OUTLIER) == 0),
+        ),
+        // No degraded state (Envoy's from health checks answering "degraded") exists yet.
+        ("membership_degraded", 0),
+        (
+            "outlier_detection.ejections_active",
+            count(&|f| f & health::FAILED_OUTLIER != 0),
+        ),
+        ("upstream_rq_active", requests as usize),
+        ("upstream_rq_pending_active", pending as usize),
+        ("upstream_rq_retry_active", retries as usize),
+        ("upstream_cx_active", connections as usize),
+    ] {
+        out.push((scope.name(name), i64::try_from(value).unwrap_or(i64::MAX)));
     }
 }

@@ -93,6 +93,25 @@ async fn serve(
     admin.set_log_control(Arc::new(crate::logging::Control));
     let secrets = ctx.secrets.clone();
     admin.set_missing_secrets(Arc::new(move || secrets.sds_missing()));
+    // The clusters' gauges are read at each scrape; histograms close an interval and the
+    // StatsD sinks are sent every stats_flush_interval, here on the control runtime.
+    sluice_stats::store().set_source("clusters", ctx.clusters.stats_source());
+    let sinks = config
+        .stats_sinks
+        .iter()
+        .map(|s| {
+            let format = match s.kind {
+                sluice_config::StatsSinkKind::Statsd => sluice_stats::sink::Format::Statsd,
+                sluice_config::StatsSinkKind::DogStatsd => sluice_stats::sink::Format::DogStatsd,
+            };
+            sluice_stats::sink::StatsdSink::new(format, s.address, &s.prefix)
+        })
+        .collect();
+    tokio::spawn(sluice_stats::sink::run(
+        sluice_stats::store(),
+        config.stats_flush_interval,
+        sinks,
+    ));
     let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();
     let accept_loops = TaskTracker::new();

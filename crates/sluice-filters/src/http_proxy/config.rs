@@ -64,6 +64,8 @@ pub struct HttpProxyConfig {
     pub xfcc: super::xfcc::XfccConfig,
     /// `tracing`: spans for this listener's requests (exported by the top-level `tracing`).
     pub tracing: Option<Arc<sluice_config::ListenerTracing>>,
+    /// Metrics go under `http.<stat_prefix>.`; `None`: the listener's name.
+    pub stat_prefix: Option<String>,
 }
 
 pub const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
@@ -85,6 +87,7 @@ impl HttpProxyConfig {
             http_filters: Vec::new(),
             xfcc: super::xfcc::XfccConfig::default(),
             tracing: None,
+            stat_prefix: None,
         }
     }
 }
@@ -148,6 +151,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
             .map(|t| Some(Arc::new(t))),
         None => Some(None),
     };
+    let stat_prefix = crate::stat_prefix::decode(&mut f, path, cx);
     f.finish(cx);
     let kb = in_range(
         kb,
@@ -189,6 +193,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         http_filters: http_filters?,
         xfcc: xfcc?,
         tracing: tracing?,
+        stat_prefix: stat_prefix?,
     }))
 }
 

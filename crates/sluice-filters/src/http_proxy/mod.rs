@@ -78,7 +78,10 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         .ok_or("config of another filter type")?;
     let routes = config.routes.resolve(&ctx.config)?;
     let table = RouteTable::compile(&routes).map_err(|e| e.to_string())?;
-    let scope = sluice_stats::Scope::http(&ctx.listener);
+    let scope = sluice_stats::Scope::http(crate::stat_prefix::or_listener(
+        &config.stat_prefix,
+        &ctx.listener,
+    ));
     let filters = crate::stream::build_list(&config.http_filters, &scope)?;
     let stats = Arc::new(stats::HttpStats::new(&scope));
     let (observers, tracer) = trace::build(config, ctx)?;

@@ -537,6 +537,18 @@ impl Proxy {
                 r.upstream_attempts = tries;
                 r.upstream_host = Some(current_host.address.to_string());
             }
+            // Envoy's upstream_rq_time (to the response head), codes and timeouts.
+            match &outcome {
+                Outcome::Response(status, _) => {
+                    stats.upstream_rq_time.record_duration(now.elapsed());
+                    stats.upstream_rq.record(status.as_u16());
+                }
+                Outcome::PerTryTimeout if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    ClusterStats::add(&stats.upstream_rq_timeout);
+                }
+                Outcome::PerTryTimeout => ClusterStats::add(&stats.upstream_rq_per_try_timeout),
+                _ => {}
+            }
             // Latency for peak_ewma: time to the response head.
             if matches!(outcome, Outcome::Response(..))
                 && upstream.cluster.lb_policy() == LbPolicy::PeakEwma

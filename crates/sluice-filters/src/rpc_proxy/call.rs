@@ -37,6 +37,8 @@ pub struct Shared {
     pub table: Arc<RouteTable>,
     /// `stream_filters`, run before routing.
     pub filters: StreamFilters,
+    /// The listener's metrics, by service.
+    pub stats: Arc<super::stats::RpcStats>,
     /// The connection, for the filters (`None` without filters).
     pub info: Option<ConnectionInfo>,
     pub clusters: Arc<ClusterManager>,
@@ -64,14 +66,30 @@ enum Try {
 }
 
 /// Handles `request`; the response to write back (its id the client's), or `None` for a
-/// one-way request.
+/// one-way request. Counted by service: a response of the protocol's success class is a
+/// success, anything else (one-way calls aside, which count as successes once handled) an
+/// error.
 pub async fn handle(
     shared: Arc<Shared>,
     client: Option<SocketAddr>,
     request: Frame,
 ) -> Option<Frame> {
+    let start = Instant::now();
+    let service = shared.stats.service(request.service_str());
+    let _active = sluice_stats::GaugeGuard::new(&shared.stats.downstream_rq_active);
+    shared.stats.downstream_rq_total.inc();
+    service.rq_total.inc();
     let mut record = observe::start(&shared, client, &request);
     let response = call(&shared, client, request, &mut record).await;
+    service.rq_time.record_duration(start.elapsed());
+    let success = response
+        .as_ref()
+        .is_none_or(|r| shared.protocol.classify(r) == ResponseClass::Success);
+    if success {
+        service.rq_success.inc();
+    } else {
+        service.rq_error.inc();
+    }
     observe::complete(&shared, record, response.as_ref());
     response
 }
@@ -241,6 +259,17 @@ async fn call(
             }
         };
         report(cluster, &host, &shared.protocol, &outcome);
+        match &outcome {
+            Try::Response(_) => cluster
+                .stats
+                .upstream_rq_time
+                .record_duration(now.elapsed()),
+            Try::Timeout if deadline.is_some_and(|d| Instant::now() >= d) => {
+                ClusterStats::add(&cluster.stats.upstream_rq_timeout);
+            }
+            Try::Timeout => ClusterStats::add(&cluster.stats.upstream_rq_per_try_timeout),
+            _ => {}
+        }
         let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
         let again = !last
             && !past_deadline

@@ -43,6 +43,8 @@ pub struct RpcProxyConfig {
     pub upstream_heartbeat_timeout: Duration,
     /// `stream_filters`: run on each request before routing.
     pub stream_filters: Vec<crate::stream::StreamFilterSpec>,
+    /// Metrics go under `rpc.<stat_prefix>.`; `None`: the listener's name.
+    pub stat_prefix: Option<String>,
 }
 
 pub const DEFAULT_MAX_FRAME_SIZE: u64 = 16 * 1024 * 1024;
@@ -106,6 +108,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         }
         None => Some(Vec::new()),
     };
+    let stat_prefix = crate::stat_prefix::decode(&mut f, path, cx);
     f.finish(cx);
 
     let protocol = protocol.and_then(|name| {
@@ -172,6 +175,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         upstream_heartbeat_interval: Some(heartbeat_interval?).filter(|d| !d.is_zero()),
         upstream_heartbeat_timeout: heartbeat_timeout?,
         stream_filters: stream_filters?,
+        stat_prefix: stat_prefix?,
     }))
 }
 

@@ -12,6 +12,7 @@ mod downstream;
 mod mutate;
 mod observe;
 mod request_view;
+mod stats;
 mod upstream;
 
 use std::any::Any;
@@ -49,8 +50,11 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         .ok_or("config of another filter type")?;
     let routes = config.routes.resolve(&ctx.config)?;
     let table = Arc::new(RouteTable::compile(&routes).map_err(|e| e.to_string())?);
-    let scope = sluice_stats::Scope::new(&format!("rpc.{}", ctx.listener));
-    let filters = crate::stream::build_list(&config.stream_filters, &scope)?;
+    let stats = Arc::new(stats::RpcStats::new(crate::stat_prefix::or_listener(
+        &config.stat_prefix,
+        &ctx.listener,
+    )));
+    let filters = crate::stream::build_list(&config.stream_filters, stats.scope())?;
     let registry = protocols();
     let protocol = match &config.protocol {
         ProtocolChoice::Named(name) => Some(
@@ -70,8 +74,12 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
             // HTTP on this listener passes the same checks as RPC.
             filters.clone(),
             ctx.observers.clone(),
+            // Its HTTP requests count under `http.<the rpc_proxy's stat_prefix>.`.
             Arc::new(crate::http_proxy::stats::HttpStats::new(
-                &sluice_stats::Scope::http(&ctx.listener),
+                &sluice_stats::Scope::http(crate::stat_prefix::or_listener(
+                    &config.stat_prefix,
+                    &ctx.listener,
+                )),
             )),
         ))),
     };
@@ -79,6 +87,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         speaks,
         table,
         filters,
+        stats,
         clusters: ctx.clusters.clone(),
         // Checked against usize when the config was read.
         max_frame_size: usize::try_from(config.max_frame_size).unwrap_or(usize::MAX),
@@ -112,6 +121,7 @@ struct Inner {
     speaks: Speaks,
     table: Arc<RouteTable>,
     filters: StreamFilters,
+    stats: Arc<stats::RpcStats>,
     clusters: Arc<ClusterManager>,
     max_frame_size: usize,
     upstream_heartbeat: Option<Heartbeat>,
@@ -127,6 +137,7 @@ impl Inner {
             protocol,
             table: self.table.clone(),
             filters: self.filters.clone(),
+            stats: self.stats.clone(),
             info: (!self.filters.is_empty()).then(|| info.clone()),
             clusters: self.clusters.clone(),
             max_frame_size: self.max_frame_size,

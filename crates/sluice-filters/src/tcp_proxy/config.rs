@@ -17,6 +17,8 @@ pub struct TcpProxyConfig {
     pub max_connect_attempts: Option<usize>,
     /// `ring_hash`/`maglev` clusters: hash the client's IP, so a client keeps its host.
     pub hash_source_ip: bool,
+    /// Metrics go under `tcp.<stat_prefix>.`; `None`: the listener's name.
+    pub stat_prefix: Option<String>,
 }
 
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -42,6 +44,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         cx,
     );
     let hash_line = f.line_of("hash_policy");
+    let stat_prefix = crate::stat_prefix::decode(&mut f, path, cx);
     f.finish(cx);
     let hash_policy = hash_policy?;
     if hash_policy
@@ -80,5 +83,6 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         buffer_size: usize::try_from(buffer_size).unwrap_or(DEFAULT_BUFFER_SIZE as usize),
         max_connect_attempts: attempts.map(|a| a as usize),
         hash_source_ip: !hash_policy.is_empty(),
+        stat_prefix: stat_prefix?,
     }))
 }

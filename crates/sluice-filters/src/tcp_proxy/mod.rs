@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use sluice_net::filter::BoxFuture;
 use sluice_net::{ConnectionHandler, ConnectionInfo, Stream};
+use sluice_stats::Counter;
 use sluice_upstream::ClusterManager;
 use tracing::{debug, warn};
 
@@ -31,7 +32,20 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let config = config
         .downcast_ref::<TcpProxyConfig>()
         .ok_or("config of another filter type")?;
+    let scope = sluice_stats::Scope::tcp(crate::stat_prefix::or_listener(
+        &config.stat_prefix,
+        &ctx.listener,
+    ));
     Ok(Built::Handler(Arc::new(TcpProxy {
+        stats: TcpStats {
+            downstream_cx_total: scope.counter("downstream_cx_total"),
+            downstream_cx_no_route: scope.counter("downstream_cx_no_route"),
+            upstream_cx_connect_fail: scope.counter("upstream_cx_connect_fail"),
+            downstream_cx_rx_bytes_total: scope.counter("downstream_cx_rx_bytes_total"),
+            downstream_cx_tx_bytes_total: scope.counter("downstream_cx_tx_bytes_total"),
+            idle_timeout: scope.counter("idle_timeout"),
+        }
+        .into(),
         cluster: config.cluster.name.as_str().into(),
         clusters: ctx.clusters.clone(),
         settings: TransferSettings {
@@ -44,7 +58,22 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     })))
 }
 
+/// Envoy's `tcp.<stat_prefix>.` counters.
+struct TcpStats {
+    downstream_cx_total: Arc<Counter>,
+    /// The cluster does not exist.
+    downstream_cx_no_route: Arc<Counter>,
+    /// No host of the cluster could be connected to.
+    upstream_cx_connect_fail: Arc<Counter>,
+    /// Bytes from the client, and to it.
+    downstream_cx_rx_bytes_total: Arc<Counter>,
+    downstream_cx_tx_bytes_total: Arc<Counter>,
+    /// Connections closed for `idle_timeout`.
+    idle_timeout: Arc<Counter>,
+}
+
 struct TcpProxy {
+    stats: Arc<TcpStats>,
     cluster: Arc<str>,
     clusters: Arc<ClusterManager>,
     settings: TransferSettings,
@@ -61,6 +90,8 @@ impl ConnectionHandler for TcpProxy {
         let cluster = self.clusters.get(&self.cluster);
         let name = self.cluster.clone();
         let settings = self.settings;
+        let stats = self.stats.clone();
+        stats.downstream_cx_total.inc();
         let max_attempts = self.max_connect_attempts;
         let ctx = sluice_upstream::LbContext {
             hash: match info.peer {
@@ -72,6 +103,7 @@ impl ConnectionHandler for TcpProxy {
         let mut record = start_record(&observers, &info, &name);
         Box::pin(async move {
             let Some(cluster) = cluster else {
+                stats.downstream_cx_no_route.inc();
                 warn!(cluster = %name, "tcp_proxy: cluster not found; closing connection");
                 if let Some(mut r) = record {
                     r.response_flags = ResponseFlags::NO_CLUSTER_FOUND;
@@ -82,6 +114,7 @@ impl ConnectionHandler for TcpProxy {
             let (upstream, host) = match cluster.connect(max_attempts, &ctx).await {
                 Ok(c) => c,
                 Err(e) => {
+                    stats.upstream_cx_connect_fail.inc();
                     // Dropping the downstream closes it at once: the client is not left hanging.
                     warn!(listener = %info.listener, peer = %info.peer, error = %e, "tcp_proxy: no upstream connection");
                     if let Some(mut r) = record {
@@ -96,6 +129,12 @@ impl ConnectionHandler for TcpProxy {
                 r.upstream_attempts = 1;
             }
             let end = transfer(downstream, upstream, settings).await;
+            let (sent, received) = end.bytes();
+            stats.downstream_cx_rx_bytes_total.add(sent);
+            stats.downstream_cx_tx_bytes_total.add(received);
+            if matches!(end, TransferEnd::Idle { .. }) {
+                stats.idle_timeout.inc();
+            }
             debug!(upstream = %host.address, ?end, "tcp_proxy: connection closed");
             if let Some(mut r) = record {
                 (r.bytes_received, r.bytes_sent) = end.bytes();

@@ -284,14 +284,16 @@ impl HostPool {
             self.hostname.as_deref(),
             protocol,
         );
-        match dial(
+        let started = std::time::Instant::now();
+        let result = dial(
             &self.address,
             timeout,
             self.options.tcp_keepalive.as_ref(),
             tls,
         )
-        .await
-        {
+        .await;
+        self.options.stats.connected(started, &result);
+        match result {
             Ok(stream) => Ok(stream),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(PoolError::connect(format!(
                 "connect to {} timed out after {timeout:?}",

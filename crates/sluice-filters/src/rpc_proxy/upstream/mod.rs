@@ -87,14 +87,16 @@ impl HostConn {
             self.hostname.as_deref(),
             sluice_net::AppProtocol::Opaque,
         );
-        let stream = sluice_upstream::connect::dial(
+        let started = std::time::Instant::now();
+        let result = sluice_upstream::connect::dial(
             &self.address,
             cluster.config.connect_timeout,
             cluster.config.tcp_keepalive.as_ref(),
             tls,
         )
-        .await
-        .map_err(ConnectError::Failed)?;
+        .await;
+        cluster.stats.connected(started, &result);
+        let stream = result.map_err(ConnectError::Failed)?;
         let conn = Conn::spawn(
             stream,
             self.protocol.clone(),
