@@ -151,6 +151,7 @@ route_configs:
           - match: {{ prefix: /dead }}
             route: {{ cluster: dead }}
           - match: {{ prefix: / }}
+            stat_prefix: root
             route: {{ cluster: backend }}
 clusters:
   - name: backend
@@ -186,6 +187,21 @@ fn prometheus_counts_match_the_traffic_sent() {
     let (families, samples) = samples;
     let backend = [("envoy_cluster_name", "backend")];
     let dead = [("envoy_cluster_name", "dead")];
+    let http = [("envoy_http_conn_manager_prefix", "ingress")];
+    let http_2xx = [
+        ("envoy_response_code_class", "2"),
+        ("envoy_http_conn_manager_prefix", "ingress"),
+    ];
+    let http_5xx = [
+        ("envoy_response_code_class", "5"),
+        ("envoy_http_conn_manager_prefix", "ingress"),
+    ];
+    let route = [("envoy_route", "root"), ("envoy_virtual_host", "all")];
+    let route_2xx = [
+        ("envoy_response_code_class", "2"),
+        ("envoy_route", "root"),
+        ("envoy_virtual_host", "all"),
+    ];
     let n = N as f64;
     for (name, labels, expected) in [
         ("envoy_cluster_upstream_rq_total", &backend[..], n),
@@ -201,6 +217,20 @@ fn prometheus_counts_match_the_traffic_sent() {
         ("envoy_listener_downstream_cx_total", &cx, n + 2.0),
         ("envoy_listener_downstream_cx_active", &cx, 0.0),
         ("envoy_listener_downstream_cx_length_ms_count", &cx, n + 2.0),
+        ("envoy_http_downstream_rq_total", &http, n + 2.0),
+        ("envoy_http_downstream_rq_http1_total", &http, n + 2.0),
+        ("envoy_http_downstream_rq_completed", &http, n + 2.0),
+        ("envoy_http_downstream_rq_time_count", &http, n + 2.0),
+        ("envoy_http_downstream_rq_active", &http, 0.0),
+        ("envoy_http_downstream_cx_total", &http, n + 2.0),
+        ("envoy_http_downstream_cx_active", &http, 0.0),
+        ("envoy_http_no_route", &http, 0.0),
+        ("envoy_http_downstream_rq_xx", &http_2xx, n),
+        ("envoy_http_downstream_rq_xx", &http_5xx, 2.0),
+        ("envoy_vhost_route_upstream_rq_total", &route, n),
+        ("envoy_vhost_route_upstream_rq_completed", &route, n),
+        ("envoy_vhost_route_upstream_rq_time_count", &route, n),
+        ("envoy_vhost_route_upstream_rq_xx", &route_2xx, n),
     ] {
         assert_eq!(
             value(&samples, name, labels),
@@ -264,6 +294,9 @@ fn prometheus_counts_match_the_traffic_sent() {
         "cluster.dead.upstream_cx_connect_fail: 2".to_string(),
         format!("listener.{listener}.downstream_cx_total: {}", N + 2),
         "cluster.backend.membership_healthy: 1".to_string(),
+        format!("http.ingress.downstream_rq_2xx: {N}"),
+        "http.ingress.downstream_rq_5xx: 2".to_string(),
+        format!("vhost.all.route.root.upstream_rq_2xx: {N}"),
     ] {
         assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
     }
