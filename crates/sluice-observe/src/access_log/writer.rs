@@ -1,22 +1,26 @@
-//! Where lines go: one writer thread per destination, fed through a bounded queue.
+//! Where lines go: one writer thread per destination, fed through a bounded lock-free queue.
 //!
-//! Workers never format or write: they `try_send` the record (an `Arc`) and its format, and a
-//! full queue drops the record (the caller counts it) rather than making a worker wait on a
-//! slow disk. The thread formats, writes through a `BufWriter`, and flushes whenever its queue
-//! runs empty, so a quiet proxy's lines reach the file at once and a busy one's in large writes.
+//! Workers never format or write, and do not wake the writer per line: they push the record
+//! (an `Arc`) and its format onto the queue, and a full queue drops the record (the caller
+//! counts it) rather than making a worker wait on a slow disk. The thread wakes every
+//! [`FLUSH_INTERVAL`], or as soon as the queue is half full, formats everything waiting,
+//! writes it through a `BufWriter` and flushes: a quiet proxy's lines reach the file within
+//! the interval, a busy one's go in large writes, and a worker pays one queue push per line
+//! (a wake-up only when the writer is behind).
 //!
 //! Sinks are shared by destination (a process-wide registry), so two listeners logging to one
 //! file share one writer and their lines never interleave mid-line. The registry is also how
-//! SIGUSR1 reaches every open file: [`reopen_all`] sets each file sink's flag, and its thread
-//! reopens the path before its next batch (logrotate renamed the old file away).
+//! SIGUSR1 reaches every open file: [`reopen_all`] sets each file sink's flag and wakes its
+//! thread, which reopens the path before its next batch (logrotate renamed the old file away).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
+use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
 use sluice_config::access_log::LogSink;
 use sluice_stats::Counter;
@@ -25,17 +29,28 @@ use tracing::warn;
 use super::render::Format;
 use crate::RequestRecord;
 
-enum Entry {
-    Line(Arc<Format>, Arc<RequestRecord>),
-    /// Nothing to write: look at the reopen flag now.
-    Wake,
+/// How long a line may wait in the queue before the writer takes it.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+type Entry = (Arc<Format>, Arc<RequestRecord>);
+
+/// What the workers and the writer thread share.
+struct Shared {
+    queue: ArrayQueue<Entry>,
+    /// Set by SIGUSR1: reopen the file before the next batch.
+    reopen: AtomicBool,
+    /// Set when the last listener using this sink is gone: drain and end.
+    closed: AtomicBool,
 }
 
 /// One destination and its writer thread (which ends when the last `Sink` is dropped).
 pub struct Sink {
-    tx: SyncSender<Entry>,
+    shared: Arc<Shared>,
+    /// The writer thread, to wake it.
+    writer: std::thread::Thread,
     target: LogSink,
-    reopen: Arc<AtomicBool>,
+    /// Queue length at which a push wakes the writer early.
+    high_water: usize,
 }
 
 static SINKS: Mutex<Vec<Weak<Sink>>> = Mutex::new(Vec::new());
@@ -60,25 +75,28 @@ impl Sink {
             }
             _ => None,
         };
-        let (tx, rx) = sync_channel(buffer_size);
-        let reopen = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(buffer_size.max(1)),
+            reopen: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
         let thread = Writer {
-            rx,
+            shared: shared.clone(),
             target: target.clone(),
-            reopen: reopen.clone(),
             out: first.map(|f| BufWriter::with_capacity(64 * 1024, Output::File(f))),
             line: Vec::with_capacity(512),
             write_failed: sluice_stats::Scope::new("access_log_file").counter("write_failed"),
             reopen_failed: sluice_stats::Scope::new("access_log_file").counter("reopen_failed"),
         };
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || thread.run())
             .map_err(|e| format!("cannot start the access-log writer: {e}"))?;
         let sink = Arc::new(Sink {
-            tx,
+            shared,
+            writer: handle.thread().clone(),
             target: target.clone(),
-            reopen,
+            high_water: (buffer_size / 2).max(1),
         });
         sinks.push(Arc::downgrade(&sink));
         Ok(sink)
@@ -86,13 +104,25 @@ impl Sink {
 
     /// Queues a record; false when the queue is full (the record is dropped).
     pub fn try_send(&self, format: &Arc<Format>, record: &Arc<RequestRecord>) -> bool {
-        match self
-            .tx
-            .try_send(Entry::Line(format.clone(), record.clone()))
+        if self
+            .shared
+            .queue
+            .push((format.clone(), record.clone()))
+            .is_err()
         {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            return false;
         }
+        if self.shared.queue.len() >= self.high_water {
+            self.writer.unpark();
+        }
+        true
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.writer.unpark();
     }
 }
 
@@ -101,9 +131,8 @@ pub fn reopen_all() {
     let sinks: Vec<Arc<Sink>> = SINKS.lock().iter().filter_map(Weak::upgrade).collect();
     for s in sinks {
         if matches!(s.target, LogSink::File(_)) {
-            s.reopen.store(true, Ordering::Release);
-            // A full queue wakes the writer anyway.
-            let _ = s.tx.try_send(Entry::Wake);
+            s.shared.reopen.store(true, Ordering::Release);
+            s.writer.unpark();
         }
     }
 }
@@ -144,9 +173,8 @@ impl Write for Output {
 }
 
 struct Writer {
-    rx: Receiver<Entry>,
+    shared: Arc<Shared>,
     target: LogSink,
-    reopen: Arc<AtomicBool>,
     out: Option<BufWriter<Output>>,
     line: Vec<u8>,
     write_failed: Arc<Counter>,
@@ -155,25 +183,35 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
-        // Ends when every sender (every listener using this sink) is gone.
-        while let Ok(first) = self.rx.recv() {
-            if self.reopen.swap(false, Ordering::AcqRel) {
+        loop {
+            // Read before draining: lines queued before the close are still written.
+            let closed = self.shared.closed.load(Ordering::Acquire);
+            if self.shared.reopen.swap(false, Ordering::AcqRel) {
                 if let Some(mut old) = self.out.take() {
                     let _ = old.flush();
                 }
-            }
-            if self.out.is_none() {
-                self.out = self.open();
-            }
-            self.write(first);
-            while let Ok(next) = self.rx.try_recv() {
-                self.write(next);
-            }
-            if let Some(out) = &mut self.out {
-                if out.flush().is_err() {
-                    self.write_failed.inc();
+                // Reopened now, not at the next line: the rotated file is released at once.
+                if matches!(self.target, LogSink::File(_)) {
+                    self.out = self.open();
                 }
             }
+            if !self.shared.queue.is_empty() {
+                if self.out.is_none() {
+                    self.out = self.open();
+                }
+                while let Some(entry) = self.shared.queue.pop() {
+                    self.write(entry);
+                }
+                if let Some(out) = &mut self.out {
+                    if out.flush().is_err() {
+                        self.write_failed.inc();
+                    }
+                }
+            }
+            if closed {
+                break;
+            }
+            std::thread::park_timeout(FLUSH_INTERVAL);
         }
         if let Some(mut out) = self.out.take() {
             let _ = out.flush();
@@ -195,10 +233,7 @@ impl Writer {
         Some(BufWriter::with_capacity(64 * 1024, out))
     }
 
-    fn write(&mut self, entry: Entry) {
-        let Entry::Line(format, record) = entry else {
-            return;
-        };
+    fn write(&mut self, (format, record): Entry) {
         let Some(out) = &mut self.out else { return };
         self.line.clear();
         format.render(&record, &mut self.line);
