@@ -318,6 +318,11 @@ fn header<'r>(keys: &[Key], r: &'r RequestRecord, request: bool) -> Value<'r> {
 }
 
 fn start_time(r: &RequestRecord, format: Option<&str>) -> Value<'static> {
+    if format.is_none() {
+        if let Some(s) = default_start_time(r.start_time) {
+            return Value::Str(Cow::Owned(s));
+        }
+    }
     let t = chrono::DateTime::<chrono::Utc>::from(r.start_time);
     let mut s = String::new();
     let ok = match format {
@@ -328,6 +333,31 @@ fn start_time(r: &RequestRecord, format: Option<&str>) -> Value<'static> {
         return Value::Missing;
     }
     Value::Str(Cow::Owned(s))
+}
+
+/// The default `%START_TIME%` (`2024-05-01T12:00:00.123Z`): the date and time are formatted
+/// once per second per writer thread, as most lines of a busy second share them; only the
+/// milliseconds are written per line. `None` before 1970 (left to chrono).
+fn default_start_time(t: std::time::SystemTime) -> Option<String> {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let (secs, ms) = (since.as_secs(), since.subsec_millis());
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let dt = chrono::DateTime::<chrono::Utc>::from(t);
+            cached.1.clear();
+            write!(cached.1, "{}", dt.format("%Y-%m-%dT%H:%M:%S")).ok()?;
+            cached.0 = secs;
+        }
+        let mut s = String::with_capacity(cached.1.len() + 5);
+        s.push_str(&cached.1);
+        write!(s, ".{ms:03}Z").ok()?;
+        Some(s)
+    })
 }
 
 /// This machine's name (`uname -n`), read once.
@@ -348,6 +378,22 @@ mod tests {
     use crate::{ResponseFlags, TraceContext};
     use sluice_config::access_log::format::parse;
     use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn cached_start_time_matches_chrono() {
+        for ms in [
+            1_700_000_000_123u64,
+            1_700_000_000_999,
+            1_700_000_001_000,
+            5,
+        ] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            let want = chrono::DateTime::<chrono::Utc>::from(t)
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string();
+            assert_eq!(default_start_time(t).unwrap(), want);
+        }
+    }
 
     fn record() -> RequestRecord {
         let mut r = RequestRecord::new(Protocol::Http11, "web".into());
