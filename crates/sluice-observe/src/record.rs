@@ -181,9 +181,14 @@ impl RequestRecord {
     }
 }
 
+/// One pass over the headers, comparing names (cheap for well-known ones), rather than one
+/// hashed lookup per wanted name: a request has few headers, and most are not wanted.
 fn capture(into: &mut Vec<(HeaderName, HeaderValue)>, headers: &HeaderMap, wanted: &[HeaderName]) {
-    for name in wanted {
-        for value in headers.get_all(name) {
+    if wanted.is_empty() {
+        return;
+    }
+    for (name, value) in headers {
+        if wanted.contains(name) {
             into.push((name.clone(), value.clone()));
         }
     }

@@ -159,9 +159,7 @@ fn text(pieces: &[Piece], r: &RequestRecord, out: &mut String) {
             Piece::Op(op) => match op.value(r) {
                 Value::Missing => out.push('-'),
                 Value::Str(s) => out.push_str(truncate(&s, op.max_len)),
-                Value::Num(n) => {
-                    let _ = write!(out, "{n}");
-                }
+                Value::Num(n) => out.push_str(itoa::Buffer::new().format(n)),
             },
         }
     }
@@ -182,7 +180,9 @@ fn json_object(fields: &[(String, JsonPiece)], r: &RequestRecord, out: &mut Vec<
             JsonPiece::Template(pieces) => match pieces.as_slice() {
                 [Piece::Op(op)] => match op.value(r) {
                     Value::Missing => out.extend_from_slice(b"null"),
-                    Value::Num(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                    Value::Num(n) => {
+                        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes())
+                    }
                     Value::Str(s) => json_string(truncate(&s, op.max_len), out),
                 },
                 _ => {
@@ -251,7 +251,12 @@ impl Op {
                 None => Value::Num(0),
             },
             Command::ResponseCodeDetails => some_str(Some(&r.response_code_details)),
-            Command::ResponseFlags => Value::Str(Cow::Owned(r.response_flags.to_string())),
+            Command::ResponseFlags if r.response_flags.is_empty() => Value::Str(Cow::Borrowed("-")),
+            Command::ResponseFlags => {
+                let mut codes = String::with_capacity(8);
+                r.response_flags.write_codes(&mut codes);
+                Value::Str(Cow::Owned(codes))
+            }
             Command::Duration => ms(r.duration),
             Command::ResponseDuration => ms(r.response_started),
             Command::BytesReceived => Value::Num(r.bytes_received),
