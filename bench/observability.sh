@@ -10,8 +10,15 @@
 # median req/s, p50/p99 latency, Sluice CPU seconds per 100k requests, and on/off, on/base
 # ratios (the target: on within 5% of off and of base).
 #
+# MODE=callgrind instead counts instructions (valgrind's callgrind) spent by the whole Sluice
+# process on REQUESTS requests (h2load, 10 connections) in each set-up, per request
+# (every thread: workers, access-log writer, span exporter): a figure that does not move with the VM's
+# noise, where req/s on a shared 2-core machine can swing by a factor of five between runs.
+#
 # Usage: bench/observability.sh   (env: SLUICE, SLUICE_BASE, DURATION=10, REPS=3, CONNS=50,
-#                                  PORT_BASE=24700; needs nginx, wrk, curl, python3, taskset)
+#                                  MODE=wrk|callgrind, REQUESTS=3000, PORT_BASE=24700;
+#                                  needs nginx, wrk, curl, python3, taskset; callgrind: valgrind,
+#                                  h2load)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -122,6 +129,45 @@ run_one() { # setup rep
     kill -TERM "$pid"; wait "$pid" || true
     echo "$setup $rep $((t1 - t0))" >> "$OUT/cpu.txt"
 }
+
+if [ "${MODE:-wrk}" = callgrind ]; then
+    for t in valgrind callgrind_control callgrind_annotate h2load; do
+        command -v "$t" >/dev/null || { echo "missing $t (apt-get install -y valgrind nghttp2-client)" >&2; exit 1; }
+    done
+    REQUESTS=${REQUESTS:-3000}
+    for setup in base off on; do
+        bin=$SLUICE
+        [ "$setup" = base ] && bin=$SLUICE_BASE
+        config "$setup" > "$OUT/sluice-$setup.yaml"
+        rm -f "$OUT/access.log"
+        valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$setup" \
+            "$bin" run -c "$OUT/sluice-$setup.yaml" --log-level error 2>>"$OUT/valgrind.log" &
+        pid=$!
+        for _ in $(seq 600); do curl -sf "http://127.0.0.1:$ADMIN_PORT/ready" >/dev/null && break; sleep 0.1; done
+        h2load --h1 -n 500 -c 10 "http://127.0.0.1:$PX_PORT/" >/dev/null 2>&1  # warm-up
+        callgrind_control --zero "$pid" >/dev/null 2>&1
+        h2load --h1 -n "$REQUESTS" -c 10 "http://127.0.0.1:$PX_PORT/" | grep -q "$REQUESTS succeeded" \
+            || echo "warning: not every request succeeded ($setup)" >&2
+        callgrind_control --dump=load "$pid" >/dev/null 2>&1
+        kill -TERM "$pid"; wait "$pid" || true
+        dump=$(ls "$OUT"/callgrind."$setup".* | head -n 1)
+        callgrind_annotate --threshold=100 --inclusive=yes "$dump" > "$OUT/annotate.$setup" 2>/dev/null
+        total=$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' "$OUT/annotate.$setup")
+        echo "$setup $total" >> "$OUT/instructions.txt"
+    done
+    python3 - "$OUT/instructions.txt" "$REQUESTS" <<'PY'
+import sys
+n = int(sys.argv[2])
+per = {s: int(t) / n for s, t in (l.split() for l in open(sys.argv[1]) if l.strip())}
+for s, v in per.items():
+    print(f"{s:5} instructions/request (whole process): {v:8.0f}")
+for a, b in (("on", "off"), ("on", "base"), ("off", "base")):
+    if a in per and b in per:
+        print(f"{a}/{b}: {per[a] / per[b]:.3f}")
+PY
+    echo "(raw output in $OUT)"
+    exit 0
+fi
 
 for rep in $(seq "$REPS"); do
     case $((rep % 3)) in

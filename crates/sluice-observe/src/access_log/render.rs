@@ -74,9 +74,19 @@ impl Format {
     pub fn render(&self, r: &RequestRecord, out: &mut Vec<u8>) {
         match self {
             Format::Text(pieces) => {
-                let mut s = String::new();
-                text(pieces, r, &mut s);
-                out.extend_from_slice(s.as_bytes());
+                // Rendered in `out`'s own allocation: the writer reuses one line buffer.
+                match String::from_utf8(std::mem::take(out)) {
+                    Ok(mut s) => {
+                        text(pieces, r, &mut s);
+                        *out = s.into_bytes();
+                    }
+                    Err(e) => {
+                        *out = e.into_bytes();
+                        let mut s = String::new();
+                        text(pieces, r, &mut s);
+                        out.extend_from_slice(s.as_bytes());
+                    }
+                }
             }
             Format::Json(fields) => {
                 json_object(fields, r, out);
