@@ -40,6 +40,9 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
     match path {
         "/ready" => match state_name(state) {
             "LIVE" => text(StatusCode::OK, "LIVE\n".into()),
+            // `/ready` has said STARTING since the first release (scripts wait on it);
+            // `/server_info` uses Envoy's INITIALIZING.
+            "INITIALIZING" => text(StatusCode::SERVICE_UNAVAILABLE, "STARTING\n".into()),
             other => text(StatusCode::SERVICE_UNAVAILABLE, format!("{other}\n")),
         },
         "/server_info" => json(StatusCode::OK, &server_info(state)),
