@@ -167,6 +167,22 @@ pub trait Decode: Sized {
 }
 
 /// Reads a scalar or reports that one was expected.
+/// A percentage from 0 to 100, decimals and a trailing `%` allowed (`0.5`, `10%`).
+pub(crate) fn percent(node: &Node, path: &str, cx: &mut Cx) -> Option<f64> {
+    let text = scalar(node, path, cx, "a percentage from 0 to 100")?;
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Some(p),
+        _ => {
+            cx.error(
+                node.line,
+                path,
+                format!("expected a percentage from 0 to 100, found \"{text}\""),
+            );
+            None
+        }
+    }
+}
+
 pub(crate) fn scalar<'n>(node: &'n Node, path: &str, cx: &mut Cx, what: &str) -> Option<&'n str> {
     match node.as_scalar() {
         Some(s) => Some(s),

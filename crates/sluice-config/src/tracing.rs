@@ -246,7 +246,7 @@ pub fn decode_listener(node: &Node, path: &str, cx: &mut Cx) -> Option<ListenerT
     cx.tracing_uses.push((node.line, path.to_string()));
     let mut f = Fields::new(node, path, cx)?;
     let sampling = match f.node("random_sampling") {
-        Some(n) => decode_percent(n, &join(path, "random_sampling"), cx),
+        Some(n) => crate::decode::percent(n, &join(path, "random_sampling"), cx),
         None => Some(DEFAULT_RANDOM_SAMPLING),
     };
     let propagation = match f.node("propagation") {
@@ -274,22 +274,6 @@ pub fn decode_listener(node: &Node, path: &str, cx: &mut Cx) -> Option<ListenerT
         random_sampling: sampling?,
         propagation,
     })
-}
-
-/// A percentage from 0 to 100, decimals allowed (`0.5`).
-fn decode_percent(node: &Node, path: &str, cx: &mut Cx) -> Option<f64> {
-    let text = String::decode(node, path, cx)?;
-    match text.trim_end_matches('%').parse::<f64>() {
-        Ok(p) if (0.0..=100.0).contains(&p) => Some(p),
-        _ => {
-            cx.error(
-                node.line,
-                path,
-                format!("expected a percentage from 0 to 100, found \"{text}\""),
-            );
-            None
-        }
-    }
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ impl Decode for LogFilter {
             push(flags(n, &join(path, "response_flags"), cx).map(LogFilter::ResponseFlags));
         }
         if let Some(n) = f.node("sample") {
-            push(percent(n, &join(path, "sample"), cx).map(LogFilter::Sample));
+            push(crate::decode::percent(n, &join(path, "sample"), cx).map(LogFilter::Sample));
         }
         if let Some(n) = f.node("and") {
             push(seq(n, &join(path, "and"), cx, LogFilter::decode).map(LogFilter::And));
@@ -164,19 +164,4 @@ fn flags(node: &Node, path: &str, cx: &mut Cx) -> Option<Vec<String>> {
         );
         None
     })
-}
-
-fn percent(node: &Node, path: &str, cx: &mut Cx) -> Option<f64> {
-    let text = crate::decode::scalar(node, path, cx, "a percentage from 0 to 100")?;
-    match text.trim_end_matches('%').parse::<f64>() {
-        Ok(p) if (0.0..=100.0).contains(&p) => Some(p),
-        _ => {
-            cx.error(
-                node.line,
-                path,
-                format!("expected a percentage from 0 to 100, found \"{text}\""),
-            );
-            None
-        }
-    }
 }
