@@ -120,6 +120,7 @@ listeners:
           start: "%START_TIME%"
           method: "%REQ(:METHOD)% %PROTOCOL%"
           scheme: "%REQ(:SCHEME)%"
+          bytes: {{ received: "%BYTES_RECEIVED%", sent: "%BYTES_SENT%" }}
           version: 1
       - path: {errors}
         format: "%REQ(:PATH)% %RESPONSE_CODE%\n"
@@ -161,7 +162,16 @@ fn http_lines_for_success_no_route_upstream_failure_and_timeout() {
         args.extend_from_slice(extra);
         curl(&args).status
     };
-    assert_eq!(get("/ok", &["-H", "user-agent: curl-test-agent"]), 200);
+    // A GET with a 10-byte body, for %BYTES_RECEIVED%.
+    let ok_args = [
+        "-H",
+        "user-agent: curl-test-agent",
+        "-X",
+        "GET",
+        "--data-binary",
+        "0123456789",
+    ];
+    assert_eq!(get("/ok", &ok_args), 200);
     assert_eq!(get("/nowhere", &[]), 404);
     assert_eq!(get("/dead", &[]), 503);
     assert_eq!(get("/retry", &[]), 503);
@@ -201,6 +211,8 @@ fn http_lines_for_success_no_route_upstream_failure_and_timeout() {
     let ok = by_path("/ok");
     assert_eq!(ok["code"], 200);
     assert_eq!(ok["scheme"], "http");
+    assert_eq!(ok["bytes"]["received"], 10);
+    assert_eq!(ok["bytes"]["sent"], 2);
     assert_eq!(ok["flags"], "-");
     assert_eq!(ok["upstream"]["host"], w.up.to_string());
     assert_eq!(ok["upstream"]["cluster"], "up");

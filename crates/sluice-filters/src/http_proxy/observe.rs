@@ -115,43 +115,16 @@ pub(super) fn count_request_body(record: &Record, body: Body) -> (Body, Option<A
         return (body, None);
     }
     let counter = Arc::new(AtomicU64::new(0));
-    let counted = Counted {
-        inner: body,
-        bytes: counter.clone(),
-    }
-    .boxed();
-    (counted, Some(counter))
-}
-
-struct Counted {
-    inner: Body,
-    bytes: Arc<AtomicU64>,
-}
-
-impl http_body::Body for Counted {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Ok(f)) = &frame {
-            if let Some(data) = f.data_ref() {
-                self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    let bytes = counter.clone();
+    let counted = body
+        .map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+            frame
+        })
+        .boxed();
+    (counted, Some(counter))
 }
 
 /// The response is ready: counted by class; its status and headers go into the record, and
