@@ -173,6 +173,13 @@ impl RequestRecord {
         find(&self.response_headers, name)
     }
 
+    /// Why the request ended as it did: `flags` join those already set, `details` replaces
+    /// the previous reason (`%RESPONSE_CODE_DETAILS%`).
+    pub fn flag(&mut self, flags: ResponseFlags, details: &'static str) {
+        self.response_flags.insert(flags);
+        self.response_code_details = details.into();
+    }
+
     /// Marks the end: the duration is fixed from now.
     pub fn finish(&mut self) {
         if self.duration.is_none() {

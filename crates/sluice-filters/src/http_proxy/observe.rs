@@ -81,8 +81,7 @@ pub(super) fn start(
 /// Marks why the proxy answered itself (or how the upstream failed).
 pub(super) fn flag(record: &mut Record, flags: ResponseFlags, details: &'static str) {
     if let Some(r) = record {
-        r.response_flags.insert(flags);
-        r.response_code_details = details.into();
+        r.flag(flags, details);
     }
 }
 
@@ -95,8 +94,7 @@ pub(super) fn failed(
     error: &(dyn std::error::Error + 'static),
 ) {
     if let Some(r) = record {
-        r.response_flags.insert(flags);
-        r.response_code_details = details.into();
+        r.flag(flags, details);
         r.upstream_failure_reason = Some(super::service::error_chain(error));
     }
 }

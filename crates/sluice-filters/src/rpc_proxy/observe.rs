@@ -49,8 +49,7 @@ pub(super) fn request(
 
 pub(super) fn flag(record: &mut Record, flags: ResponseFlags, details: &'static str) {
     if let Some(r) = record {
-        r.response_flags.insert(flags);
-        r.response_code_details = details.into();
+        r.flag(flags, details);
     }
 }
 
