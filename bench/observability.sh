@@ -80,6 +80,9 @@ PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$UP_PORT/" >/dev/null && break; sleep 0.05; done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Ticks the hypervisor gave to other guests while this one wanted to run (all CPUs): a run
+# with much steal measured the host, not Sluice.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 
 config() { # setup
     local access_log="" tracing="" proxy_tracing=""
@@ -119,15 +122,17 @@ run_one() { # setup rep
     local pid=$!
     for _ in $(seq 200); do curl -sf "http://127.0.0.1:$ADMIN_PORT/ready" >/dev/null && break; sleep 0.05; done
     taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$PX_PORT/" >/dev/null
-    local t0 t1
+    local t0 t1 s0 s1
     t0=$(cpu_ticks "$pid")
+    s0=$(steal_ticks)
     taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PX_PORT/" > "$OUT/wrk-$setup-$rep.txt"
     t1=$(cpu_ticks "$pid")
+    s1=$(steal_ticks)
     if [ "$setup" = on ]; then
         curl -s "http://127.0.0.1:$ADMIN_PORT/stats" | grep -E 'access_log|tracing' > "$OUT/stats-$setup-$rep.txt" || true
     fi
     kill -TERM "$pid"; wait "$pid" || true
-    echo "$setup $rep $((t1 - t0))" >> "$OUT/cpu.txt"
+    echo "$setup $rep $((t1 - t0)) $((s1 - s0))" >> "$OUT/cpu.txt"
 }
 
 if [ "${MODE:-wrk}" = callgrind ]; then
@@ -181,33 +186,46 @@ for rep in $(seq "$REPS"); do
     done
 done
 
-python3 - "$OUT" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$OUT" "$(getconf CLK_TCK)" "$DURATION" <<'PY'
 import re, statistics, sys, pathlib
-out, hz = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+out, hz, duration = pathlib.Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 def ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-cpu = {}
+cpu, steal = {}, {}
 for line in (out / "cpu.txt").read_text().split("\n"):
     if line:
-        s, r, t = line.split()
+        s, r, t, st = line.split()
         cpu[(s, r)] = int(t) / hz
-rows = {}
-for f in sorted(out.glob("wrk-*.txt")):
+        steal[(s, r)] = int(st) / hz / duration
+rows, clean = {}, {}
+print(f"{'run':10} {'req/s':>8} {'Sluice CPU':>10} {'steal':>6}")
+for f in sorted(out.glob("wrk-*.txt"), key=lambda f: (int(f.stem.split("-")[2]), f.stem)):
     _, setup, rep = f.stem.split("-")
     text = f.read_text()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
     reqs = int(re.search(r"(\d+) requests in", text).group(1))
     p50 = ms(*re.search(r"50%\s+([\d.]+)(us|ms|s)", text).groups())
     p99 = ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", text).groups())
-    rows.setdefault(setup, []).append((rps, p50, p99, cpu[(setup, rep)] / reqs * 1e5))
-med = {s: [statistics.median(col) for col in zip(*v)] for s, v in rows.items()}
-print(f"{'setup':6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/100k':>11}")
-for s in ("base", "off", "on"):
-    if s in med:
-        r = med[s]
-        print(f"{s:6} {r[0]:10.0f} {r[1]:8.3f} {r[2]:8.3f} {r[3]:11.3f}")
-for a, b in (("on", "off"), ("on", "base"), ("off", "base")):
-    if a in med and b in med:
-        print(f"{a}/{b}: req/s {med[a][0] / med[b][0]:.3f}, CPU/req {med[a][3] / med[b][3]:.3f}")
+    share = cpu[(setup, rep)] / duration
+    row = (rps, p50, p99, cpu[(setup, rep)] / reqs * 1e5)
+    rows.setdefault(setup, []).append(row)
+    # A clean run: Sluice had its core, and the host took (almost) nothing from this guest.
+    ok = share >= 0.9 and steal[(setup, rep)] < 0.02
+    if ok:
+        clean.setdefault(setup, []).append(row)
+    print(f"{setup + ' ' + rep:10} {rps:8.0f} {share:9.0%} {steal[(setup, rep)]:6.1%}{'' if ok else '  (not clean)'}")
+def report(title, table):
+    med = {s: [statistics.median(col) for col in zip(*v)] for s, v in table.items()}
+    print(f"\n{title}")
+    print(f"{'setup':6} {'runs':>4} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/100k':>11}")
+    for s in ("base", "off", "on"):
+        if s in med:
+            r = med[s]
+            print(f"{s:6} {len(table[s]):4} {r[0]:10.0f} {r[1]:8.3f} {r[2]:8.3f} {r[3]:11.3f}")
+    for a, b in (("on", "off"), ("on", "base"), ("off", "base")):
+        if a in med and b in med:
+            print(f"{a}/{b}: req/s {med[a][0] / med[b][0]:.3f}, CPU/req {med[a][3] / med[b][3]:.3f}")
+report("all runs (medians)", rows)
+report("clean runs only (medians)", clean)
 print(f"(raw output in {out})")
 PY

@@ -322,7 +322,7 @@ impl ListenerChains {
         r.requested_server_name = sni.map(Arc::from);
         r.response_flags = ResponseFlags::NO_ROUTE_FOUND;
         r.response_code_details = "filter_chain_not_found".into();
-        self.observers.complete(r);
+        self.observers.complete(std::sync::Arc::new(r));
     }
 
     /// The chain for this connection, chosen as Envoy chooses: criterion by criterion, in

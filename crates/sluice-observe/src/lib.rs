@@ -9,8 +9,10 @@ pub mod access_log;
 pub mod flags;
 pub mod observer;
 pub mod record;
+pub mod text;
 pub mod trace;
 
 pub use flags::ResponseFlags;
 pub use observer::{Observer, Observers};
 pub use record::{Protocol, RequestRecord, TraceContext};
+pub use text::Text;

@@ -75,13 +75,15 @@ impl Observers {
         &self.response_headers
     }
 
-    /// Finishes the record and hands it to every observer.
-    pub fn complete(&self, mut record: RequestRecord) {
+    /// Finishes the record and hands it to every observer. The record was made in its `Arc`
+    /// when the request started, so handing it over neither copies nor allocates.
+    pub fn complete(&self, mut record: Arc<RequestRecord>) {
         if self.list.is_empty() {
             return;
         }
-        record.finish();
-        let record = Arc::new(record);
+        if let Some(r) = Arc::get_mut(&mut record) {
+            r.finish();
+        }
         for o in &self.list {
             o.on_complete(&record);
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::ResponseFlags;
+use crate::{ResponseFlags, Text};
 
 /// The protocol the client spoke, as `%PROTOCOL%` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,22 +61,22 @@ pub struct RequestRecord {
     pub requested_server_name: Option<Arc<str>>,
     /// The client certificate's first URI SAN (`%DOWNSTREAM_PEER_URI_SAN%`).
     pub downstream_peer_uri_san: Option<Arc<str>>,
-    pub method: String,
+    pub method: Text,
     /// `http` or `https` (`:scheme`); `None` for protocols without one.
     pub scheme: Option<&'static str>,
-    pub authority: String,
+    pub authority: Text,
     /// Path and query as the client sent them (`:path`).
-    pub path: String,
+    pub path: Text,
     /// The RPC service, for RPC protocols.
-    pub service: Option<String>,
+    pub service: Option<Arc<str>>,
     /// The request headers some consumer asked for (see [`RequestRecord::capture_request`]).
-    pub request_headers: Vec<(HeaderName, HeaderValue)>,
+    pub request_headers: Headers,
     /// `x-request-id` as sent upstream (made by the proxy when the client sent none).
     pub request_id: Option<HeaderValue>,
     pub route_name: Option<Arc<str>>,
     pub upstream_cluster: Option<Arc<str>>,
     /// The last upstream host tried, as `host:port`.
-    pub upstream_host: Option<String>,
+    pub upstream_host: Option<Arc<str>>,
     /// How many tries were sent upstream (retries included).
     pub upstream_attempts: u32,
     /// Why the last upstream try failed, when it did.
@@ -88,7 +88,7 @@ pub struct RequestRecord {
     pub response_code_details: Cow<'static, str>,
     pub response_flags: ResponseFlags,
     /// The response headers some consumer asked for.
-    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    pub response_headers: Headers,
     /// Request body bytes read from the client.
     pub bytes_received: u64,
     /// Response body bytes sent to the client.
@@ -101,6 +101,9 @@ pub struct RequestRecord {
     /// starts: the incoming context's trace with the proxy's own span.
     pub trace: Option<TraceContext>,
 }
+
+/// Captured headers (allocated only when one of the wanted headers is present).
+pub type Headers = Vec<(HeaderName, HeaderValue)>;
 
 /// The proxy's span in a trace, as propagated upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,21 +123,27 @@ pub struct TraceContext {
 impl RequestRecord {
     /// A record started now.
     pub fn new(protocol: Protocol, listener: Arc<str>) -> RequestRecord {
+        RequestRecord::started_at(Instant::now(), protocol, listener)
+    }
+
+    /// A record of a request that started at `started` (read by the caller for its own
+    /// timing: one clock read less).
+    pub fn started_at(started: Instant, protocol: Protocol, listener: Arc<str>) -> RequestRecord {
         RequestRecord {
             start_time: SystemTime::now(),
-            started: Instant::now(),
+            started,
             protocol,
             listener,
             downstream_remote: None,
             downstream_local: None,
             requested_server_name: None,
             downstream_peer_uri_san: None,
-            method: String::new(),
+            method: Text::Empty,
             scheme: None,
-            authority: String::new(),
-            path: String::new(),
+            authority: Text::Empty,
+            path: Text::Empty,
             service: None,
-            request_headers: Vec::new(),
+            request_headers: Headers::new(),
             request_id: None,
             route_name: None,
             upstream_cluster: None,
@@ -144,7 +153,7 @@ impl RequestRecord {
             response_code: None,
             response_code_details: Cow::Borrowed(""),
             response_flags: ResponseFlags::empty(),
-            response_headers: Vec::new(),
+            response_headers: Headers::new(),
             bytes_received: 0,
             bytes_sent: 0,
             response_started: None,
@@ -190,12 +199,14 @@ impl RequestRecord {
 
 /// One pass over the headers, comparing names (cheap for well-known ones), rather than one
 /// hashed lookup per wanted name: a request has few headers, and most are not wanted.
-fn capture(into: &mut Vec<(HeaderName, HeaderValue)>, headers: &HeaderMap, wanted: &[HeaderName]) {
+fn capture(into: &mut Headers, headers: &HeaderMap, wanted: &[HeaderName]) {
     if wanted.is_empty() {
         return;
     }
+    // A second capture (the tracer's, once a request is sampled) skips what the first took.
+    let before = into.len();
     for (name, value) in headers {
-        if wanted.contains(name) {
+        if wanted.contains(name) && !into[..before].iter().any(|(n, _)| n == name) {
             into.push((name.clone(), value.clone()));
         }
     }

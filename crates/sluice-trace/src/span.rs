@@ -57,7 +57,7 @@ pub fn span(record: &RequestRecord, node_id: &str) -> Option<Span> {
         KeyValue::new("component", "proxy"),
         KeyValue::new("node_id", node_id),
         KeyValue::new("http.url", url),
-        KeyValue::new("http.method", record.method.clone()),
+        KeyValue::new("http.method", record.method.as_str()),
         KeyValue::new("http.protocol", record.protocol.as_str()),
         KeyValue::new(
             "user_agent",
@@ -79,7 +79,7 @@ pub fn span(record: &RequestRecord, node_id: &str) -> Option<Span> {
         attributes.push(KeyValue::new("upstream_cluster.name", &**cluster));
     }
     if let Some(host) = &record.upstream_host {
-        attributes.push(KeyValue::new("upstream_address", host.clone()));
+        attributes.push(KeyValue::new("upstream_address", &**host));
     }
     if let Some(peer) = record.downstream_remote {
         attributes.push(KeyValue::new("peer.address", peer.to_string()));

@@ -65,6 +65,9 @@ pub mod health {
 /// An upstream endpoint.
 pub struct Host {
     pub address: Address,
+    /// `address` as text (`host:port`), made once: access logs and spans name the host of
+    /// every request.
+    label: Arc<str>,
     /// The DNS name the address was resolved from (DNS clusters): the default TLS server name.
     /// Not part of the endpoint's identity: two names resolving to one address make one host,
     /// which keeps the first name.
@@ -116,6 +119,7 @@ impl Host {
         priority: u32,
     ) -> Self {
         Host {
+            label: Arc::from(address.to_string()),
             address,
             hostname: None,
             weight: weight.max(1),
@@ -131,6 +135,11 @@ impl Host {
             outlier: OutlierState::default(),
             slots: Default::default(),
         }
+    }
+
+    /// The address as text, shared.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
     }
 
     /// The host, resolved from `hostname`.

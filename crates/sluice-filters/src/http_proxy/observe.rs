@@ -16,7 +16,7 @@ use http::Response;
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use sluice_net::ConnectionInfo;
-use sluice_observe::{Observers, Protocol, RequestRecord, ResponseFlags};
+use sluice_observe::{Observers, Protocol, RequestRecord, ResponseFlags, Text};
 use sluice_stats::GaugeGuard;
 use std::time::Instant;
 
@@ -24,11 +24,19 @@ use super::body::{Body, BoxError};
 use super::headers::X_REQUEST_ID;
 use super::stats::HttpStats;
 
-/// A record in the making; boxed so a request's future stays small.
-pub(super) type Record = Option<Box<RequestRecord>>;
+/// A record in the making. It lives in the `Arc` its observers will share from the start
+/// (which also keeps a request's future small), and is changed through [`get`] while the
+/// request owns it alone.
+pub(super) type Record = Option<Arc<RequestRecord>>;
+
+/// The record to fill, when there is one.
+pub(super) fn get(record: &mut Record) -> Option<&mut RequestRecord> {
+    record.as_mut().and_then(Arc::get_mut)
+}
 
 /// What every record of a connection shares, made once per connection.
 pub(super) struct ConnectionFacts {
+    pub listener: Arc<str>,
     pub local: Option<std::net::SocketAddr>,
     pub scheme: &'static str,
     pub server_name: Option<Arc<str>>,
@@ -39,6 +47,7 @@ impl ConnectionFacts {
     pub fn new(info: &ConnectionInfo) -> ConnectionFacts {
         let tls = info.tls.as_deref();
         ConnectionFacts {
+            listener: info.listener.clone(),
             local: info.local,
             scheme: if tls.is_some() { "https" } else { "http" },
             server_name: tls.and_then(|t| t.server_name.as_deref()).map(Arc::from),
@@ -50,37 +59,46 @@ impl ConnectionFacts {
     }
 }
 
-/// Starts the record of a request, or `None` when nobody observes this listener.
+/// Starts the record of a request, or `None` when nobody observes this listener (whose
+/// connections then have no `ConnectionFacts` either).
 pub(super) fn start(
+    started: Instant,
     observers: &Observers,
-    listener: &Arc<str>,
     conn: Option<&ConnectionFacts>,
     parts: &http::request::Parts,
-    authority: &str,
-    path_and_query: &str,
+    authority: &Text,
+    path_and_query: Option<&http::uri::PathAndQuery>,
     client: Option<std::net::SocketAddr>,
 ) -> Record {
-    if observers.is_empty() {
-        return None;
-    }
-    let mut r = RequestRecord::new(Protocol::from_http(parts.version), listener.clone());
+    let conn = conn.filter(|_| !observers.is_empty())?;
+    let mut r = RequestRecord::started_at(
+        started,
+        Protocol::from_http(parts.version),
+        conn.listener.clone(),
+    );
     r.downstream_remote = client;
-    if let Some(c) = conn {
-        r.downstream_local = c.local;
-        r.scheme = Some(c.scheme);
-        r.requested_server_name = c.server_name.clone();
-        r.downstream_peer_uri_san = c.peer_uri_san.clone();
-    }
-    r.method = parts.method.as_str().to_string();
-    r.authority = authority.to_string();
-    r.path = path_and_query.to_string();
+    r.downstream_local = conn.local;
+    r.scheme = Some(conn.scheme);
+    r.requested_server_name = conn.server_name.clone();
+    r.downstream_peer_uri_san = conn.peer_uri_san.clone();
+    r.method = Text::method(&parts.method);
+    r.authority = authority.clone();
+    r.path = path_and_query.map_or(Text::Static("/"), |p| Text::Path(p.clone()));
     r.capture_request(&parts.headers, observers.request_headers());
-    Some(Box::new(r))
+    Some(Arc::new(r))
+}
+
+/// What the end of the response needs from the request's handling: the record, and the
+/// count of request-body bytes (the body streams on while the response is made).
+#[derive(Default)]
+pub(super) struct Trail {
+    pub record: Record,
+    pub request_bytes: Option<Arc<AtomicU64>>,
 }
 
 /// Marks why the proxy answered itself (or how the upstream failed).
 pub(super) fn flag(record: &mut Record, flags: ResponseFlags, details: &'static str) {
-    if let Some(r) = record {
+    if let Some(r) = get(record) {
         r.flag(flags, details);
     }
 }
@@ -93,16 +111,16 @@ pub(super) fn failed(
     details: &'static str,
     error: &(dyn std::error::Error + 'static),
 ) {
-    if let Some(r) = record {
+    if let Some(r) = get(record) {
         r.flag(flags, details);
         r.upstream_failure_reason = Some(super::service::error_chain(error));
     }
 }
 
 /// After routing: the route's name, and the request id as it goes upstream.
-pub(super) fn routed(record: &mut Record, route: Option<&str>, headers: &http::HeaderMap) {
-    if let Some(r) = record {
-        r.route_name = route.map(Arc::from);
+pub(super) fn routed(record: &mut Record, route: Option<&Arc<str>>, headers: &http::HeaderMap) {
+    if let Some(r) = get(record) {
+        r.route_name = route.cloned();
         r.request_id = headers.get(&X_REQUEST_ID).cloned();
     }
 }
@@ -133,18 +151,23 @@ pub(super) fn respond(
     active: GaugeGuard,
     started: Instant,
     observers: &Arc<Observers>,
-    record: Record,
-    request_bytes: Option<Arc<AtomicU64>>,
+    trail: Trail,
     resp: Response<Body>,
 ) -> Response<Body> {
+    let Trail {
+        record,
+        request_bytes,
+    } = trail;
     stats.rq_codes.record(resp.status().as_u16());
     let record = record.map(|mut record| {
-        record.response_code = Some(resp.status().as_u16());
-        if record.response_code_details.is_empty() {
-            record.response_code_details = "via_upstream".into();
+        if let Some(r) = Arc::get_mut(&mut record) {
+            r.response_code = Some(resp.status().as_u16());
+            if r.response_code_details.is_empty() {
+                r.response_code_details = "via_upstream".into();
+            }
+            r.response_started = Some(r.started.elapsed());
+            r.capture_response(resp.headers(), observers.response_headers());
         }
-        record.response_started = Some(record.started.elapsed());
-        record.capture_response(resp.headers(), observers.response_headers());
         record
     });
     let pending = Pending {
@@ -173,7 +196,7 @@ pub(super) fn respond(
 
 /// A request waiting for its response body to end; finishes when dropped.
 struct Pending {
-    record: Option<Box<RequestRecord>>,
+    record: Record,
     request_bytes: Option<Arc<AtomicU64>>,
     observers: Arc<Observers>,
     stats: Arc<HttpStats>,
@@ -195,15 +218,16 @@ impl Pending {
         let Some(mut record) = self.record.take() else {
             return;
         };
-        if client_gone {
-            record
-                .response_flags
-                .insert(ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION);
+        if let Some(r) = Arc::get_mut(&mut record) {
+            if client_gone {
+                r.response_flags
+                    .insert(ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION);
+            }
+            if let Some(bytes) = &self.request_bytes {
+                r.bytes_received = bytes.load(Ordering::Relaxed);
+            }
         }
-        if let Some(bytes) = &self.request_bytes {
-            record.bytes_received = bytes.load(Ordering::Relaxed);
-        }
-        self.observers.complete(*record);
+        self.observers.complete(record);
     }
 
     /// True the first time only: the timing is recorded once.
@@ -235,7 +259,7 @@ impl http_body::Body for Observed {
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
-                if let (Some(data), Some(r)) = (f.data_ref(), this.pending.record.as_mut()) {
+                if let (Some(data), Some(r)) = (f.data_ref(), get(&mut this.pending.record)) {
                     r.bytes_sent += data.len() as u64;
                 }
                 if this.inner.is_end_stream() {
@@ -244,7 +268,7 @@ impl http_body::Body for Observed {
             }
             Some(Err(_)) => {
                 // The upstream body broke off mid-way.
-                if let Some(r) = this.pending.record.as_mut() {
+                if let Some(r) = get(&mut this.pending.record) {
                     r.response_flags
                         .insert(ResponseFlags::UPSTREAM_CONNECTION_TERMINATION);
                 }

@@ -21,7 +21,7 @@ use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQU
 use super::local_reply::{headers_too_large, redirect, text};
 use super::mirror;
 use super::mutate::{self, UpstreamHost, Vars};
-use super::observe::{self, ConnectionFacts, Record};
+use super::observe::{self, ConnectionFacts, Record, Trail};
 use super::pool::Upgraded;
 use super::retry::{self, Outcome};
 use super::stats::HttpStats;
@@ -32,7 +32,7 @@ use super::xfcc::ConnectionXfcc;
 use crate::stream::StreamFilters;
 use sluice_config::LbPolicy;
 use sluice_net::ConnectionInfo;
-use sluice_observe::{Observers, ResponseFlags as Flags};
+use sluice_observe::{Observers, ResponseFlags as Flags, Text};
 use sluice_upstream::outlier::Outcome as HostOutcome;
 use sluice_upstream::stats::ClusterStats;
 use sluice_upstream::{Host, LbContext};
@@ -124,39 +124,27 @@ impl Proxy {
             stats.rq_http1_total.inc();
         }
         let active = sluice_stats::GaugeGuard::new(&stats.rq_active);
-        let mut record: Record = None;
-        let mut request_bytes = None;
+        let mut trail = Trail::default();
         let resp = self
-            .respond(
-                req,
-                client,
-                on_upgrade,
-                timer,
-                &mut record,
-                &mut request_bytes,
-            )
+            .respond(req, started, client, on_upgrade, timer, &mut trail)
             .await;
-        observe::respond(
-            stats,
-            active,
-            started,
-            &self.observers,
-            record,
-            request_bytes,
-            resp,
-        )
+        observe::respond(stats, active, started, &self.observers, trail, resp)
     }
 
     /// The response to one request; `record` (when observed) learns how it went.
     async fn respond(
         &self,
         req: Request<Body>,
+        started: std::time::Instant,
         client: Option<SocketAddr>,
         on_upgrade: Option<OnUpgrade>,
         timer: &mut LazyTimer,
-        record: &mut Record,
-        request_bytes: &mut Option<Arc<std::sync::atomic::AtomicU64>>,
+        trail: &mut Trail,
     ) -> Response<Body> {
+        let Trail {
+            record,
+            request_bytes,
+        } = trail;
         // Our HTTP/1 server gives one with each upgrade request: the client connection is
         // handed over through it once the 101 is out.
         let upgrade = on_upgrade.map(|on| (upgrade::protocol(req.headers()), on));
@@ -168,12 +156,12 @@ impl Proxy {
         let path_handle = parts.uri.path_and_query().cloned();
         let path_and_query = path_handle.as_ref().map_or("/", |pq| pq.as_str());
         *record = observe::start(
+            started,
             &self.observers,
-            &self.listener,
             self.conn.as_ref(),
             &parts,
-            authority,
-            path_and_query,
+            &authority_handle,
+            path_handle.as_ref(),
             client,
         );
         super::trace::start(self.tracer.as_deref(), record, &parts.headers);
@@ -227,7 +215,7 @@ impl Proxy {
             );
         };
         let request_id = ensure_request_id(&mut parts.headers);
-        observe::routed(record, route.config().name.as_deref(), &parts.headers);
+        observe::routed(record, route.shared_name(), &parts.headers);
         let levels = [
             &route.config().headers,
             vhost.headers(),
@@ -279,7 +267,7 @@ impl Proxy {
                 };
                 let downstream = Downstream {
                     authority,
-                    authority_is_host: matches!(authority_handle, Authority::Host(_)),
+                    authority_is_host: matches!(authority_handle, Text::Header(_)),
                     path_and_query,
                     client,
                     upgrade,
@@ -343,7 +331,7 @@ impl Proxy {
                 format!("upstream cluster \"{cluster_name}\" not found\n"),
             );
         };
-        if let Some(r) = record {
+        if let Some(r) = observe::get(record) {
             r.upstream_cluster = Some(upstream.cluster.name.clone());
         }
         let downstream_version = parts.version;
@@ -490,7 +478,7 @@ impl Proxy {
             super::trace::inject(
                 self.tracer.as_deref(),
                 record,
-                &current_host.address,
+                current_host.label(),
                 attempt.headers_mut(),
             );
             if tries == 1 {
@@ -533,9 +521,9 @@ impl Proxy {
                 Some(Err(_)) => Outcome::Reset,
                 None => Outcome::PerTryTimeout,
             };
-            if let Some(r) = record {
+            if let Some(r) = observe::get(record) {
                 r.upstream_attempts = tries;
-                r.upstream_host = Some(current_host.address.to_string());
+                r.upstream_host = Some(current_host.label().clone());
             }
             // Envoy's upstream_rq_time (to the response head), codes and timeouts.
             match &outcome {
@@ -860,32 +848,15 @@ fn find_cause<'e, T: std::error::Error + 'static>(
     None
 }
 
-/// The authority the client addressed: `:authority` for HTTP/2, `Host` for HTTP/1.
-fn authority(parts: &http::request::Parts) -> Authority {
+/// The authority the client addressed (`:authority` for HTTP/2, `Host` for HTTP/1), as a
+/// shared handle on the request's bytes; a `Host` header only when it is visible ASCII.
+fn authority(parts: &http::request::Parts) -> Text {
     if let Some(a) = parts.uri.authority() {
-        return Authority::Uri(a.clone());
+        return Text::Authority(a.clone());
     }
     match parts.headers.get(HOST) {
-        Some(h) if h.to_str().is_ok() => Authority::Host(h.clone()),
-        _ => Authority::None,
-    }
-}
-
-/// A shared handle on the request's authority, wherever it came from.
-enum Authority {
-    Uri(http::uri::Authority),
-    /// A `Host` header known to be visible ASCII.
-    Host(HeaderValue),
-    None,
-}
-
-impl Authority {
-    fn as_str(&self) -> &str {
-        match self {
-            Authority::Uri(a) => a.as_str(),
-            Authority::Host(h) => h.to_str().unwrap_or(""),
-            Authority::None => "",
-        }
+        Some(h) if h.to_str().is_ok() => Text::Header(h.clone()),
+        _ => Text::Empty,
     }
 }
 

@@ -11,7 +11,7 @@ use sluice_observe::trace::{Format, Sampling, Tracer};
 use sluice_observe::Observers;
 
 use super::config::HttpProxyConfig;
-use super::observe::Record;
+use super::observe::{self, Record};
 use crate::registry::BuildContext;
 
 /// The listener's observers (with the tracer when it traces) and its tracer.
@@ -49,8 +49,13 @@ pub(super) fn build(
 /// The request's place in its trace, from the client's headers (a record exists whenever
 /// the listener traces: the tracer is one of its observers).
 pub(super) fn start(tracer: Option<&Tracer>, record: &mut Record, headers: &HeaderMap) {
-    if let (Some(tracer), Some(r)) = (tracer, record.as_mut()) {
-        r.trace = Some(tracer.start(headers));
+    if let (Some(tracer), Some(r)) = (tracer, observe::get(record)) {
+        let ctx = tracer.start(headers);
+        if ctx.sampled {
+            // Only a recorded span reads these: unsampled requests do not copy them.
+            r.capture_request(headers, tracer.span_headers());
+        }
+        r.trace = Some(ctx);
     }
 }
 
@@ -58,7 +63,7 @@ pub(super) fn start(tracer: Option<&Tracer>, record: &mut Record, headers: &Head
 pub(super) fn inject(
     tracer: Option<&Tracer>,
     record: &Record,
-    peer: &dyn std::fmt::Display,
+    peer: &str,
     headers: &mut HeaderMap,
 ) {
     let (Some(tracer), Some(r)) = (tracer, record.as_ref()) else {
@@ -67,12 +72,6 @@ pub(super) fn inject(
     let Some(ctx) = &r.trace else {
         return;
     };
-    let endpoint = r.path.split('?').next().unwrap_or_default();
-    // Only sw8 names the upstream host: no string is made for the other formats.
-    let peer = if tracer.names_peer() {
-        peer.to_string()
-    } else {
-        String::new()
-    };
-    tracer.inject(ctx, endpoint, &peer, headers);
+    let endpoint = r.path.as_str().split('?').next().unwrap_or_default();
+    tracer.inject(ctx, endpoint, peer, headers);
 }

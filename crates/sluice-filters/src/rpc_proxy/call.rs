@@ -141,7 +141,7 @@ async fn call(
         observe::flag(record, Flags::NO_ROUTE_FOUND, "route_not_found");
         return reply(&request, LocalError::NoRoute, message);
     };
-    observe::routed(record, route.config().name.as_deref());
+    observe::routed(record, route.shared_name());
     let action = match route.action() {
         RouteAction::Forward(action) => action,
         _ => {
@@ -207,7 +207,7 @@ async fn call(
     if oneway {
         // Nothing comes back to retry on or time: send and forget.
         if let Ok(host) = cluster.pick(subset, &ctx, &[]) {
-            observe::attempt(record, cluster_name, &host.address, 1);
+            observe::attempt(record, cluster_name, host.label(), 1);
             ClusterStats::add(&cluster.stats.upstream_rq_total);
             if let Ok(conn) = connection(shared, cluster, &host).await {
                 let _ = conn.send_oneway(request);
@@ -240,7 +240,7 @@ async fn call(
         } else {
             pending.clone()
         }?;
-        observe::attempt(record, cluster_name, &host.address, tries);
+        observe::attempt(record, cluster_name, host.label(), tries);
         let now = if tries == 1 { start } else { Instant::now() };
         let per_try = policy.and_then(|p| p.per_try_timeout).map(|t| now + t);
         let try_deadline = match (per_try, deadline) {

@@ -8,13 +8,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use sluice_observe::{Protocol, RequestRecord, ResponseFlags};
+use sluice_observe::{Protocol, RequestRecord, ResponseFlags, Text};
 use sluice_xprotocol::Frame;
 
 use super::call::Shared;
 
-/// A record in the making; `None` when nobody observes the listener.
-pub(super) type Record = Option<Box<RequestRecord>>;
+/// A record in the making, in the `Arc` its observers will share; `None` when nobody
+/// observes the listener.
+pub(super) type Record = Option<Arc<RequestRecord>>;
+
+fn get(record: &mut Record) -> Option<&mut RequestRecord> {
+    record.as_mut().and_then(Arc::get_mut)
+}
 
 pub(super) fn start(shared: &Shared, client: Option<SocketAddr>, request: &Frame) -> Record {
     if shared.observers.is_empty() {
@@ -26,7 +31,7 @@ pub(super) fn start(shared: &Shared, client: Option<SocketAddr>, request: &Frame
     r.downstream_local = shared.local;
     r.requested_server_name = shared.server_name.clone();
     r.bytes_received = request.raw.len() as u64;
-    Some(Box::new(r))
+    Some(Arc::new(r))
 }
 
 /// The call's routing inputs: service, method, path and the captured headers.
@@ -38,53 +43,49 @@ pub(super) fn request(
     path: &str,
     headers: &HeaderMap,
 ) {
-    if let Some(r) = record {
-        r.service = Some(service.to_string());
-        r.authority = service.to_string();
-        r.method = method.to_string();
-        r.path = path.to_string();
+    if let Some(r) = get(record) {
+        let service: Arc<str> = Arc::from(service);
+        r.authority = Text::Shared(service.clone());
+        r.service = Some(service);
+        r.method = Text::Owned(method.to_string());
+        r.path = Text::Owned(path.to_string());
         r.capture_request(headers, shared.observers.request_headers());
     }
 }
 
 pub(super) fn flag(record: &mut Record, flags: ResponseFlags, details: &'static str) {
-    if let Some(r) = record {
+    if let Some(r) = get(record) {
         r.flag(flags, details);
     }
 }
 
 /// A try goes to `host`.
-pub(super) fn attempt(
-    record: &mut Record,
-    cluster: &str,
-    host: &impl std::fmt::Display,
-    tries: u32,
-) {
-    if let Some(r) = record {
+pub(super) fn attempt(record: &mut Record, cluster: &str, host: &Arc<str>, tries: u32) {
+    if let Some(r) = get(record) {
         if r.upstream_cluster.as_deref() != Some(cluster) {
             r.upstream_cluster = Some(Arc::from(cluster));
         }
-        r.upstream_host = Some(host.to_string());
+        r.upstream_host = Some(host.clone());
         r.upstream_attempts = tries;
     }
 }
 
-pub(super) fn routed(record: &mut Record, route: Option<&str>) {
-    if let Some(r) = record {
-        r.route_name = route.map(Arc::from);
+pub(super) fn routed(record: &mut Record, route: Option<&Arc<str>>) {
+    if let Some(r) = get(record) {
+        r.route_name = route.cloned();
     }
 }
 
 pub(super) fn failure_reason(record: &mut Record, why: &str) {
-    if let Some(r) = record {
+    if let Some(r) = get(record) {
         r.upstream_failure_reason = Some(why.to_string());
     }
 }
 
 /// The call is answered (or was one-way): the response's status and size, then the observers.
 pub(super) fn complete(shared: &Shared, record: Record, response: Option<&Frame>) {
-    let Some(mut r) = record else { return };
-    if let Some(f) = response {
+    let Some(mut record) = record else { return };
+    if let (Some(f), Some(r)) = (response, Arc::get_mut(&mut record)) {
         r.response_code = Some(u16::try_from(f.status).unwrap_or(u16::MAX));
         r.bytes_sent = f.raw.len() as u64;
         r.response_started = Some(r.started.elapsed());
@@ -92,5 +93,5 @@ pub(super) fn complete(shared: &Shared, record: Record, response: Option<&Frame>
             r.response_code_details = "via_upstream".into();
         }
     }
-    shared.observers.complete(*r);
+    shared.observers.complete(record);
 }

@@ -107,7 +107,7 @@ impl ConnectionHandler for TcpProxy {
                 warn!(cluster = %name, "tcp_proxy: cluster not found; closing connection");
                 if let Some(mut r) = record {
                     r.response_flags = ResponseFlags::NO_CLUSTER_FOUND;
-                    observers.complete(*r);
+                    observers.complete(Arc::from(r));
                 }
                 return;
             };
@@ -119,13 +119,13 @@ impl ConnectionHandler for TcpProxy {
                     warn!(listener = %info.listener, peer = %info.peer, error = %e, "tcp_proxy: no upstream connection");
                     if let Some(mut r) = record {
                         connect_failed(&mut r, &e);
-                        observers.complete(*r);
+                        observers.complete(Arc::from(r));
                     }
                     return;
                 }
             };
             if let Some(r) = &mut record {
-                r.upstream_host = Some(host.address.to_string());
+                r.upstream_host = Some(host.label().clone());
                 r.upstream_attempts = 1;
             }
             let end = transfer(downstream, upstream, settings).await;
@@ -141,7 +141,7 @@ impl ConnectionHandler for TcpProxy {
                 if let TransferEnd::Idle { .. } = end {
                     r.response_flags = ResponseFlags::STREAM_IDLE_TIMEOUT;
                 }
-                observers.complete(*r);
+                observers.complete(Arc::from(r));
             }
         })
     }
@@ -187,7 +187,7 @@ fn connect_failed(r: &mut RequestRecord, e: &ConnectError) {
             // Envoy's pair for a connection whose connect attempts all failed.
             r.response_flags = ResponseFlags::UPSTREAM_CONNECTION_FAILURE
                 | ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
-            r.upstream_host = Some(host.clone());
+            r.upstream_host = Some(Arc::from(host.as_str()));
             r.upstream_attempts = u32::try_from(*attempts).unwrap_or(u32::MAX);
             r.upstream_failure_reason = Some(source.to_string());
         }

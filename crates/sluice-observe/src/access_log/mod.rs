@@ -115,7 +115,7 @@ mod tests {
 
     fn log(a: &AccessLog, path: &str) {
         let mut r = RequestRecord::new(Protocol::Http11, "l".into());
-        r.path = path.into();
+        r.path = path.to_string().into();
         r.response_code = Some(200);
         a.on_complete(&Arc::new(r));
     }

@@ -1,15 +1,17 @@
 //! Turning a finished request into one log line, text or JSON. Runs on the writer thread.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::HeaderName;
 use sluice_config::access_log::{Command, HeaderKey, JsonField, LogFormat, Operator, Segment};
 
-use crate::{Protocol, RequestRecord};
+use crate::trace::ids::push_hex;
+use crate::{Protocol, RequestRecord, ResponseFlags};
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A format ready to render: header names resolved once.
 #[derive(Debug)]
@@ -54,11 +56,21 @@ pub enum JsonPiece {
     Map(Vec<(String, JsonPiece)>),
 }
 
-/// One operator's value.
+/// One operator's value, borrowed from the record where it can be; what needs formatting
+/// (addresses, flags, times, ids) is written straight into the line, never into a string of
+/// its own.
 enum Value<'a> {
     Missing,
-    Str(Cow<'a, str>),
+    Str(&'a str),
+    /// A header's value as it came: raw in a text line; JSON gets it as UTF-8 with invalid
+    /// bytes replaced.
+    Bytes(&'a [u8]),
     Num(u64),
+    Addr(SocketAddr),
+    Ip(IpAddr),
+    Flags(ResponseFlags),
+    TraceId(&'a [u8; 16]),
+    StartTime(SystemTime, Option<&'a str>),
 }
 
 impl Format {
@@ -70,24 +82,10 @@ impl Format {
         })
     }
 
-    /// Appends the line for `r` to `out`.
+    /// Appends the line for `r` to `out` (the writer's reused line buffer).
     pub fn render(&self, r: &RequestRecord, out: &mut Vec<u8>) {
         match self {
-            Format::Text(pieces) => {
-                // Rendered in `out`'s own allocation: the writer reuses one line buffer.
-                match String::from_utf8(std::mem::take(out)) {
-                    Ok(mut s) => {
-                        text(pieces, r, &mut s);
-                        *out = s.into_bytes();
-                    }
-                    Err(e) => {
-                        *out = e.into_bytes();
-                        let mut s = String::new();
-                        text(pieces, r, &mut s);
-                        out.extend_from_slice(s.as_bytes());
-                    }
-                }
-            }
+            Format::Text(pieces) => text(pieces, r, out),
             Format::Json(fields) => {
                 json_object(fields, r, out);
                 out.push(b'\n');
@@ -162,17 +160,75 @@ fn compile(op: &Operator, headers: &mut Headers) -> Result<Op, String> {
     })
 }
 
-fn text(pieces: &[Piece], r: &RequestRecord, out: &mut String) {
+fn text(pieces: &[Piece], r: &RequestRecord, out: &mut Vec<u8>) {
     for p in pieces {
         match p {
-            Piece::Literal(l) => out.push_str(l),
-            Piece::Op(op) => match op.value(r) {
-                Value::Missing => out.push('-'),
-                Value::Str(s) => out.push_str(truncate(&s, op.max_len)),
-                Value::Num(n) => out.push_str(itoa::Buffer::new().format(n)),
-            },
+            Piece::Literal(l) => out.extend_from_slice(l.as_bytes()),
+            Piece::Op(op) => {
+                let start = out.len();
+                if write(op.value(r), out) {
+                    cut(out, start, op.max_len);
+                } else {
+                    out.push(b'-');
+                }
+            }
         }
     }
+}
+
+/// Appends a value's text; false, with nothing written, when it is missing. Inlined with
+/// [`Op::value`] so that the value is written where it is found, without a `Value` in between.
+#[inline(always)]
+fn write(v: Value<'_>, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    // Writing into a Vec fails only on a formatting error (a bad strftime pattern).
+    let written = match v {
+        Value::Missing => return false,
+        Value::Str(s) => {
+            out.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
+        Value::Bytes(b) => {
+            out.extend_from_slice(b);
+            Ok(())
+        }
+        Value::Num(n) => {
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            Ok(())
+        }
+        Value::Addr(a) => write!(out, "{a}"),
+        Value::Ip(ip) => write!(out, "{ip}"),
+        Value::Flags(f) => {
+            let mut codes = String::with_capacity(8);
+            f.write_codes(&mut codes);
+            out.extend_from_slice(codes.as_bytes());
+            Ok(())
+        }
+        Value::TraceId(id) => {
+            push_hex(id, out);
+            Ok(())
+        }
+        Value::StartTime(t, format) => start_time(t, format, out),
+    };
+    if written.is_err() {
+        out.truncate(start);
+        return false;
+    }
+    true
+}
+
+/// Cuts what was written from `start` to at most `max` bytes, at a character boundary.
+fn cut(out: &mut Vec<u8>, start: usize, max: Option<usize>) {
+    let Some(max) = max else { return };
+    let mut end = start + max;
+    if end >= out.len() {
+        return;
+    }
+    // Back off continuation bytes of a UTF-8 sequence.
+    while end > start && out[end] & 0xc0 == 0x80 {
+        end -= 1;
+    }
+    out.truncate(end);
 }
 
 fn json_object(fields: &[(String, JsonPiece)], r: &RequestRecord, out: &mut Vec<u8>) {
@@ -193,12 +249,21 @@ fn json_object(fields: &[(String, JsonPiece)], r: &RequestRecord, out: &mut Vec<
                     Value::Num(n) => {
                         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes())
                     }
-                    Value::Str(s) => json_string(truncate(&s, op.max_len), out),
+                    Value::Str(s) if op.max_len.is_none() => json_string(s, out),
+                    v => {
+                        let mut s = Vec::new();
+                        if write(v, &mut s) {
+                            cut(&mut s, 0, op.max_len);
+                            json_string(&String::from_utf8_lossy(&s), out);
+                        } else {
+                            out.extend_from_slice(b"null");
+                        }
+                    }
                 },
                 _ => {
-                    let mut s = String::new();
+                    let mut s = Vec::new();
                     text(pieces, r, &mut s);
-                    json_string(&s, out);
+                    json_string(&String::from_utf8_lossy(&s), out);
                 }
             },
         }
@@ -211,21 +276,9 @@ fn json_string(s: &str, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// At most `max` bytes, cut at a character boundary.
-fn truncate(s: &str, max: Option<usize>) -> &str {
-    let Some(mut n) = max else { return s };
-    if n >= s.len() {
-        return s;
-    }
-    while !s.is_char_boundary(n) {
-        n -= 1;
-    }
-    &s[..n]
-}
-
 fn some_str(s: Option<&str>) -> Value<'_> {
     match s {
-        Some(s) if !s.is_empty() => Value::Str(Cow::Borrowed(s)),
+        Some(s) if !s.is_empty() => Value::Str(s),
         _ => Value::Missing,
     }
 }
@@ -238,14 +291,15 @@ fn ms(d: Option<Duration>) -> Value<'static> {
 
 fn addr(a: Option<SocketAddr>, port: bool) -> Value<'static> {
     match a {
-        Some(a) if port => Value::Str(Cow::Owned(a.to_string())),
-        Some(a) => Value::Str(Cow::Owned(a.ip().to_string())),
+        Some(a) if port => Value::Addr(a),
+        Some(a) => Value::Ip(a.ip()),
         None => Value::Missing,
     }
 }
 
 impl Op {
-    fn value<'r>(&self, r: &'r RequestRecord) -> Value<'r> {
+    #[inline(always)]
+    fn value<'a>(&'a self, r: &'a RequestRecord) -> Value<'a> {
         let c = match &self.command {
             Cmd::Req(keys) => return header(keys, r, true),
             Cmd::Resp(keys) => return header(keys, r, false),
@@ -253,7 +307,7 @@ impl Op {
         };
         let tcp = r.protocol == Protocol::Tcp;
         match c {
-            Command::StartTime(format) => start_time(r, format.as_deref()),
+            Command::StartTime(format) => Value::StartTime(r.start_time, format.as_deref()),
             Command::ResponseCode => match r.response_code {
                 Some(code) => Value::Num(u64::from(code)),
                 // Envoy: 0 when no response was sent; not applicable to TCP.
@@ -261,18 +315,14 @@ impl Op {
                 None => Value::Num(0),
             },
             Command::ResponseCodeDetails => some_str(Some(&r.response_code_details)),
-            Command::ResponseFlags if r.response_flags.is_empty() => Value::Str(Cow::Borrowed("-")),
-            Command::ResponseFlags => {
-                let mut codes = String::with_capacity(8);
-                r.response_flags.write_codes(&mut codes);
-                Value::Str(Cow::Owned(codes))
-            }
+            Command::ResponseFlags if r.response_flags.is_empty() => Value::Str("-"),
+            Command::ResponseFlags => Value::Flags(r.response_flags),
             Command::Duration => ms(r.duration),
             Command::ResponseDuration => ms(r.response_started),
             Command::BytesReceived => Value::Num(r.bytes_received),
             Command::BytesSent => Value::Num(r.bytes_sent),
             Command::Protocol if tcp => Value::Missing,
-            Command::Protocol => Value::Str(Cow::Borrowed(r.protocol.as_str())),
+            Command::Protocol => Value::Str(r.protocol.as_str()),
             Command::UpstreamHost => some_str(r.upstream_host.as_deref()),
             Command::UpstreamCluster => some_str(r.upstream_cluster.as_deref()),
             Command::UpstreamTransportFailureReason => {
@@ -290,13 +340,7 @@ impl Op {
             Command::TraceId => match &r.trace {
                 // A SkyWalking trace id as the client wrote it.
                 Some(t) if t.foreign_trace_id.is_some() => some_str(t.foreign_trace_id.as_deref()),
-                Some(t) => {
-                    let mut s = String::with_capacity(32);
-                    for b in t.trace_id {
-                        let _ = write!(s, "{b:02x}");
-                    }
-                    Value::Str(Cow::Owned(s))
-                }
+                Some(t) => Value::TraceId(&t.trace_id),
                 None => Value::Missing,
             },
             // Resolved in `compile`.
@@ -314,64 +358,68 @@ fn header<'r>(keys: &[Key], r: &'r RequestRecord, request: bool) -> Value<'r> {
             Key::Scheme if request => r.scheme,
             Key::Named(name) => {
                 let found = if request {
-                    r.request_header(name)
+                    // The id as it went upstream: the proxy makes one when the client sent
+                    // none, after the headers were captured.
+                    match r.request_id.as_ref() {
+                        Some(id) if name == X_REQUEST_ID => Some(id),
+                        _ => r.request_header(name),
+                    }
                 } else {
                     r.response_header(name)
                 };
                 if let Some(v) = found {
-                    return Value::Str(String::from_utf8_lossy(v.as_bytes()));
+                    return Value::Bytes(v.as_bytes());
                 }
                 None
             }
             _ => None,
         };
         if let Some(v) = v.filter(|v| !v.is_empty()) {
-            return Value::Str(Cow::Borrowed(v));
+            return Value::Str(v);
         }
     }
     Value::Missing
 }
 
-fn start_time(r: &RequestRecord, format: Option<&str>) -> Value<'static> {
-    if format.is_none() {
-        if let Some(s) = default_start_time(r.start_time) {
-            return Value::Str(Cow::Owned(s));
-        }
+fn start_time(t: SystemTime, format: Option<&str>, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if format.is_none() && default_start_time(t, out) {
+        return Ok(());
     }
-    let t = chrono::DateTime::<chrono::Utc>::from(r.start_time);
-    let mut s = String::new();
-    let ok = match format {
-        None => write!(s, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
-        Some(f) => write!(s, "{}", t.format(f)),
-    };
-    if ok.is_err() {
-        return Value::Missing;
+    let dt = chrono::DateTime::<chrono::Utc>::from(t);
+    match format {
+        None => write!(out, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+        Some(f) => write!(out, "{}", dt.format(f)),
     }
-    Value::Str(Cow::Owned(s))
 }
 
 /// The default `%START_TIME%` (`2024-05-01T12:00:00.123Z`): the date and time are formatted
 /// once per second per writer thread, as most lines of a busy second share them; only the
-/// milliseconds are written per line. `None` before 1970 (left to chrono).
-fn default_start_time(t: std::time::SystemTime) -> Option<String> {
+/// milliseconds are written per line. False before 1970 (left to chrono).
+fn default_start_time(t: SystemTime, out: &mut Vec<u8>) -> bool {
     thread_local! {
-        static SECOND: std::cell::RefCell<(u64, String)> =
-            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+        static SECOND: std::cell::RefCell<(u64, Vec<u8>)> =
+            const { std::cell::RefCell::new((u64::MAX, Vec::new())) };
     }
-    let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let Ok(since) = t.duration_since(std::time::UNIX_EPOCH) else {
+        return false;
+    };
     let (secs, ms) = (since.as_secs(), since.subsec_millis());
     SECOND.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != secs {
             let dt = chrono::DateTime::<chrono::Utc>::from(t);
             cached.1.clear();
-            write!(cached.1, "{}", dt.format("%Y-%m-%dT%H:%M:%S")).ok()?;
+            if write!(cached.1, "{}", dt.format("%Y-%m-%dT%H:%M:%S")).is_err() {
+                cached.0 = u64::MAX;
+                return false;
+            }
             cached.0 = secs;
         }
-        let mut s = String::with_capacity(cached.1.len() + 5);
-        s.push_str(&cached.1);
-        write!(s, ".{ms:03}Z").ok()?;
-        Some(s)
+        out.extend_from_slice(&cached.1);
+        // Milliseconds are below 1000: three digits, by hand.
+        let digit = |d: u32| b'0' + (d % 10) as u8;
+        out.extend_from_slice(&[b'.', digit(ms / 100), digit(ms / 10), digit(ms), b'Z']);
+        true
     })
 }
 
@@ -406,7 +454,9 @@ mod tests {
             let want = chrono::DateTime::<chrono::Utc>::from(t)
                 .format("%Y-%m-%dT%H:%M:%S%.3fZ")
                 .to_string();
-            assert_eq!(default_start_time(t).unwrap(), want);
+            let mut out = Vec::new();
+            assert!(default_start_time(t, &mut out));
+            assert_eq!(String::from_utf8(out).unwrap(), want);
         }
     }
 
@@ -463,6 +513,10 @@ mod tests {
             ]
         );
         assert_eq!(h.response, vec![HeaderName::from_static("x-none")]);
+        let mut with_id = record();
+        with_id.request_id = Some(http::HeaderValue::from_static("made-by-proxy"));
+        let (line, _) = render_text("%REQ(X-REQUEST-ID)%", &with_id);
+        assert_eq!(line, "made-by-proxy");
         let (line, _) = render_text(
             "%START_TIME(%Y/%m/%d %H:%M:%S.%3f|%6f|%9f|%f %s)% %TRACE_ID%",
             &r,

@@ -14,7 +14,7 @@
 //! thread, which reopens the path before its next batch (logrotate renamed the old file away).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -31,6 +31,10 @@ use crate::RequestRecord;
 
 /// How long a line may wait in the queue before the writer takes it.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Lines are rendered into a buffer of this size, written out when it fills and after each
+/// batch.
+const BUFFER: usize = 64 * 1024;
 
 type Entry = (Arc<Format>, Arc<RequestRecord>);
 
@@ -83,8 +87,8 @@ impl Sink {
         let thread = Writer {
             shared: shared.clone(),
             target: target.clone(),
-            out: first.map(|f| BufWriter::with_capacity(64 * 1024, Output::File(f))),
-            line: Vec::with_capacity(512),
+            out: first.map(Output::File),
+            buf: Vec::with_capacity(BUFFER),
             write_failed: sluice_stats::Scope::new("access_log_file").counter("write_failed"),
             reopen_failed: sluice_stats::Scope::new("access_log_file").counter("reopen_failed"),
         };
@@ -175,8 +179,9 @@ impl Write for Output {
 struct Writer {
     shared: Arc<Shared>,
     target: LogSink,
-    out: Option<BufWriter<Output>>,
-    line: Vec<u8>,
+    out: Option<Output>,
+    /// Rendered lines not yet written (lines are rendered straight into it).
+    buf: Vec<u8>,
     write_failed: Arc<Counter>,
     reopen_failed: Arc<Counter>,
 }
@@ -187,9 +192,8 @@ impl Writer {
             // Read before draining: lines queued before the close are still written.
             let closed = self.shared.closed.load(Ordering::Acquire);
             if self.shared.reopen.swap(false, Ordering::AcqRel) {
-                if let Some(mut old) = self.out.take() {
-                    let _ = old.flush();
-                }
+                self.write_out();
+                self.out = None;
                 // Reopened now, not at the next line: the rotated file is released at once.
                 if matches!(self.target, LogSink::File(_)) {
                     self.out = self.open();
@@ -200,25 +204,19 @@ impl Writer {
                     self.out = self.open();
                 }
                 while let Some(entry) = self.shared.queue.pop() {
-                    self.write(entry);
+                    self.render(entry);
                 }
-                if let Some(out) = &mut self.out {
-                    if out.flush().is_err() {
-                        self.write_failed.inc();
-                    }
-                }
+                self.write_out();
             }
             if closed {
                 break;
             }
             std::thread::park_timeout(FLUSH_INTERVAL);
         }
-        if let Some(mut out) = self.out.take() {
-            let _ = out.flush();
-        }
+        self.write_out();
     }
 
-    fn open(&self) -> Option<BufWriter<Output>> {
+    fn open(&self) -> Option<Output> {
         let out = match &self.target {
             LogSink::Stdout => Output::Stdout(std::io::stdout()),
             LogSink::File(path) => match open(path) {
@@ -230,15 +228,28 @@ impl Writer {
                 }
             },
         };
-        Some(BufWriter::with_capacity(64 * 1024, out))
+        Some(out)
     }
 
-    fn write(&mut self, (format, record): Entry) {
-        let Some(out) = &mut self.out else { return };
-        self.line.clear();
-        format.render(&record, &mut self.line);
-        if out.write_all(&self.line).is_err() {
-            self.write_failed.inc();
+    /// Renders one line into the buffer (written out when full). Lines are lost while the
+    /// file cannot be opened.
+    fn render(&mut self, (format, record): Entry) {
+        if self.out.is_none() {
+            return;
         }
+        format.render(&record, &mut self.buf);
+        if self.buf.len() >= BUFFER {
+            self.write_out();
+        }
+    }
+
+    /// Writes the buffered lines out.
+    fn write_out(&mut self) {
+        if let Some(out) = &mut self.out {
+            if !self.buf.is_empty() && (out.write_all(&self.buf).is_err() || out.flush().is_err()) {
+                self.write_failed.inc();
+            }
+        }
+        self.buf.clear();
     }
 }

@@ -70,9 +70,10 @@ impl Tracer {
         }
     }
 
-    /// Whether a written format names the upstream host (`sw8` does).
-    pub fn names_peer(&self) -> bool {
-        self.formats.contains(&Format::Sw8)
+    /// The request headers a recorded span reads: captured by the proxy only for sampled
+    /// requests (not declared as an observer's headers, which every request would copy).
+    pub fn span_headers(&self) -> &[HeaderName] {
+        &SPAN_HEADERS
     }
 
     /// Writes the proxy's span into the upstream request's headers, in every configured
@@ -92,10 +93,6 @@ impl Tracer {
 }
 
 impl Observer for Tracer {
-    fn request_headers(&self) -> &[HeaderName] {
-        &SPAN_HEADERS
-    }
-
     fn on_complete(&self, record: &Arc<RequestRecord>) {
         if record.trace.as_ref().is_some_and(|t| t.sampled) {
             self.sink.push(record);

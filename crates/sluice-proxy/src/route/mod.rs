@@ -71,6 +71,8 @@ pub struct CompiledRoute {
     regex_rewrite: Option<Regex>,
     /// The route's own counters, when it has a `stat_prefix`.
     stats: Option<Arc<RouteStats>>,
+    /// `name`, shared with the records of the requests it routes.
+    name: Option<Arc<str>>,
 }
 
 impl RouteTable {
@@ -240,6 +242,7 @@ impl CompiledRoute {
                 .stat_prefix
                 .as_deref()
                 .map(|prefix| Arc::new(RouteStats::new(vhost, prefix))),
+            name: route.name.as_deref().map(Arc::from),
         })
     }
 
@@ -249,7 +252,12 @@ impl CompiledRoute {
     }
 
     pub fn name(&self) -> Option<&str> {
-        self.config.name.as_deref()
+        self.name.as_deref()
+    }
+
+    /// The route's `name` as a shared string, for records that outlive the request.
+    pub fn shared_name(&self) -> Option<&Arc<str>> {
+        self.name.as_ref()
     }
 
     /// The route's counters, when it has a `stat_prefix`.
