@@ -197,7 +197,7 @@ for line in (out / "cpu.txt").read_text().split("\n"):
         s, r, t, st = line.split()
         cpu[(s, r)] = int(t) / hz
         steal[(s, r)] = int(st) / hz / duration
-rows, clean = {}, {}
+rows, clean, by_rep = {}, {}, {}
 print(f"{'run':10} {'req/s':>8} {'Sluice CPU':>10} {'steal':>6}")
 for f in sorted(out.glob("wrk-*.txt"), key=lambda f: (int(f.stem.split("-")[2]), f.stem)):
     _, setup, rep = f.stem.split("-")
@@ -213,6 +213,7 @@ for f in sorted(out.glob("wrk-*.txt"), key=lambda f: (int(f.stem.split("-")[2]),
     ok = share >= 0.9 and steal[(setup, rep)] < 0.02
     if ok:
         clean.setdefault(setup, []).append(row)
+        by_rep.setdefault(rep, {})[setup] = row
     print(f"{setup + ' ' + rep:10} {rps:8.0f} {share:9.0%} {steal[(setup, rep)]:6.1%}{'' if ok else '  (not clean)'}")
 def report(title, table):
     med = {s: [statistics.median(col) for col in zip(*v)] for s, v in table.items()}
@@ -227,5 +228,11 @@ def report(title, table):
             print(f"{a}/{b}: req/s {med[a][0] / med[b][0]:.3f}, CPU/req {med[a][3] / med[b][3]:.3f}")
 report("all runs (medians)", rows)
 report("clean runs only (medians)", clean)
+# The steadiest figure on a shared machine: within each repetition the set-ups run back to
+# back, so the host's slow drifts cancel in their ratio; the median over repetitions.
+for a, b in (("on", "off"), ("off", "base")):
+    pairs = [(r[a][0] / r[b][0], r[b][3] and r[a][3] / r[b][3]) for r in by_rep.values() if a in r and b in r]
+    if pairs:
+        print(f"paired {a}/{b} over {len(pairs)} clean repetitions: req/s {statistics.median(p[0] for p in pairs):.3f}, CPU/req {statistics.median(p[1] for p in pairs):.3f}")
 print(f"(raw output in {out})")
 PY

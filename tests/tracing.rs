@@ -494,3 +494,213 @@ fn tracing_on_a_listener_needs_the_exporter() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// RPC: Bolt calls through an rpc_proxy with `tracing`
+// ---------------------------------------------------------------------------------------------
+
+/// An upstream that decodes each Bolt request with Sluice's codec, reports its headers and
+/// hangs up (so the call fails): shows what went upstream, which the echo server cannot.
+fn bolt_capture() -> (SocketAddr, mpsc::Receiver<HashMap<String, String>>) {
+    use sluice_xprotocol::{bolt::Bolt, FrameKind, Protocol};
+    let (tx, rx) = mpsc::channel();
+    let addr = spawn_server(move |mut conn| {
+        let mut buf = bytes::BytesMut::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            while let Ok(Some(frame)) = Bolt.decode(&mut buf, 1 << 20) {
+                if frame.kind == FrameKind::Request {
+                    let headers = frame
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                String::from_utf8_lossy(k).into_owned(),
+                                String::from_utf8_lossy(v).into_owned(),
+                            )
+                        })
+                        .collect();
+                    let _ = tx.send(headers);
+                    return;
+                }
+            }
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn bolt_calls_continue_the_trace_and_carry_it_upstream() {
+    use common::bolt::{BoltClient, BoltServer};
+    python_ready();
+    let collector = Collector::start("http");
+    let echo = BoltServer::start("traced");
+    let (capture, seen) = bolt_capture();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+node: {{ id: edge-1, cluster: edge }}
+tracing:
+  otlp: {{ http: \"http://127.0.0.1:{port}/v1/traces\" }}
+  flush_interval: 50ms
+listeners:
+  - name: rpc
+    address: \"{addr}\"
+    filters:
+      - rpc_proxy:
+          protocol: bolt
+          tracing: {{ propagation: [w3c, b3] }}
+          route_config:
+            virtual_hosts:
+              - name: all
+                domains: [\"*\"]
+                routes:
+                  - {{ match: {{ prefix: /com.example.Capture }}, route: {{ cluster: capture }} }}
+                  - {{ match: {{ prefix: / }}, route: {{ cluster: echo }} }}
+clusters:
+  - name: echo
+    endpoints: [{{ address: \"{echo}\" }}]
+  - name: capture
+    endpoints: [{{ address: \"{capture}\" }}]
+",
+        port = collector.port,
+        echo = echo.addr,
+    );
+    let sluice = Sluice::start(&yaml);
+    let incoming = format!("00-{PARENT_TRACE}-{PARENT_SPAN}-01");
+
+    // A call answered by the real echo server: its frame was rebuilt with the context, and
+    // the call still succeeds; the span continues the client's trace.
+    let run = BoltClient::new(addr)
+        .header("traceparent", &incoming)
+        .header("tracestate", "congo=t61rcWkgMzE")
+        .count(1)
+        .run();
+    assert_eq!((run.ok, run.errors), (1, 0), "{}", run.raw);
+    let s = sluice.poll("the echo call's span", || {
+        collector
+            .spans()
+            .into_iter()
+            .find(|s| s["parent_span_id"] == PARENT_SPAN && attr(s, "upstream_cluster") == "echo")
+    });
+    assert_eq!(s["trace_id"], PARENT_TRACE);
+    assert_eq!(s["trace_state"], "congo=t61rcWkgMzE");
+    assert!(
+        s["name"].as_str().unwrap().starts_with("/com.example.Echo"),
+        "{s}"
+    );
+    assert_eq!(s["kind"], 2, "SERVER");
+    assert_eq!(s["status"], 0, "unset: no error");
+    assert_eq!(attr(&s, "rpc.system"), "bolt");
+    assert_eq!(attr(&s, "rpc.method"), "echo");
+    assert!(
+        attr(&s, "rpc.service").starts_with("com.example.Echo"),
+        "{s}"
+    );
+    assert_eq!(attr(&s, "rpc.status_code"), "0");
+    assert_eq!(attr(&s, "upstream_address"), echo.addr.to_string());
+    assert_eq!(attr(&s, "node_id"), "edge-1");
+
+    // What goes upstream: the proxy's span, in every configured format, as the child of the
+    // client's; the call fails (the capture hangs up) and its span says so.
+    let run = BoltClient::new(addr)
+        .service("com.example.Capture")
+        .header("traceparent", &incoming)
+        .header("tracestate", "congo=t61rcWkgMzE")
+        .count(1)
+        .run();
+    assert_eq!(run.ok, 0, "{}", run.raw);
+    let h = seen
+        .recv_timeout(DEADLINE)
+        .expect("the capture got the call");
+    let (trace, span, flags) = traceparent(&h);
+    assert_eq!(trace, PARENT_TRACE);
+    assert_ne!(span, PARENT_SPAN, "the proxy's own span goes upstream");
+    assert_eq!(flags, "01");
+    assert_eq!(h["tracestate"], "congo=t61rcWkgMzE");
+    assert_eq!(h["x-b3-traceid"], PARENT_TRACE);
+    assert_eq!(h["x-b3-spanid"], span);
+    assert_eq!(h["x-b3-parentspanid"], PARENT_SPAN);
+    assert_eq!(h["x-b3-sampled"], "1");
+    let s = collector.span(&sluice, &span);
+    assert_eq!(s["parent_span_id"], PARENT_SPAN);
+    assert_eq!(s["status"], 2, "ERROR");
+    assert_eq!(attr(&s, "error"), "true");
+    assert_eq!(attr(&s, "upstream_cluster"), "capture");
+    assert_ne!(attr(&s, "response_flags"), "-", "{s}");
+}
+
+#[test]
+fn dubbo_calls_carry_the_context_in_attachments() {
+    use common::dubbo::{Consumer, Provider};
+    python_ready();
+    let collector = Collector::start("http");
+    let provider = Provider::start("traced");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sluice = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+node: {{ id: edge-1, cluster: edge }}
+tracing:
+  otlp: {{ http: \"http://127.0.0.1:{port}/v1/traces\" }}
+  flush_interval: 50ms
+listeners:
+  - name: rpc
+    address: \"{addr}\"
+    filters:
+      - rpc_proxy:
+          protocol: dubbo
+          tracing: {{ propagation: [w3c] }}
+          route_config:
+            virtual_hosts:
+              - name: all
+                domains: [\"*\"]
+                routes: [{{ match: {{ prefix: / }}, route: {{ cluster: p }} }}]
+clusters:
+  - name: p
+    endpoints: [{{ address: \"{provider}\" }}]
+",
+        port = collector.port,
+        provider = provider.addr,
+    ));
+    let incoming = format!("00-{PARENT_TRACE}-{PARENT_SPAN}-01");
+    let steps = Consumer::new(addr)
+        // 0: the provider answers the `traceparent` attachment it received: the proxy's span,
+        // not the one sent (so the consumer counts it as a mismatch, and shows it).
+        .method("attachment")
+        .arg("traceparent")
+        .attachment("traceparent", &incoming)
+        .count(1)
+        // 1: an echo call with the context: the rebuilt frame is one Dubbo accepts.
+        .then()
+        .attachment("traceparent", &incoming)
+        .count(1)
+        .run_steps();
+    assert_eq!(
+        (steps[0].ok, steps[0].mismatches),
+        (0, 1),
+        "{}",
+        steps[0].raw
+    );
+    let got = steps[0].mismatch_examples[0]
+        .strip_prefix("call 0 got ")
+        .unwrap_or_else(|| panic!("{}", steps[0].raw))
+        .to_string();
+    let (trace, span, flags) = traceparent(&HashMap::from([("traceparent".to_string(), got)]));
+    assert_eq!(trace, PARENT_TRACE);
+    assert_ne!(span, PARENT_SPAN);
+    assert_eq!(flags, "01");
+    assert_eq!((steps[1].ok, steps[1].errors), (1, 0), "{}", steps[1].raw);
+
+    let s = collector.span(&sluice, &span);
+    assert_eq!(s["trace_id"], PARENT_TRACE);
+    assert_eq!(s["parent_span_id"], PARENT_SPAN);
+    assert_eq!(s["status"], 0, "{s}");
+    assert_eq!(attr(&s, "rpc.system"), "dubbo");
+    assert_eq!(attr(&s, "rpc.method"), "attachment");
+    assert_eq!(attr(&s, "upstream_cluster"), "p");
+    assert_eq!(s["resource"]["service.name"], "edge");
+}

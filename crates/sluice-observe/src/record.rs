@@ -83,6 +83,9 @@ pub struct RequestRecord {
     pub upstream_failure_reason: Option<String>,
     /// The status sent to the client; `None` when none was (client gone, connection reset).
     pub response_code: Option<u16>,
+    /// The response reports a failure in the protocol's own terms (an RPC status other than
+    /// success); HTTP's is read from `response_code` instead.
+    pub failed: bool,
     /// Why that status (`via_upstream`, `route_not_found`, ...), Envoy's
     /// `%RESPONSE_CODE_DETAILS%`.
     pub response_code_details: Cow<'static, str>,
@@ -151,6 +154,7 @@ impl RequestRecord {
             upstream_attempts: 0,
             upstream_failure_reason: None,
             response_code: None,
+            failed: false,
             response_code_details: Cow::Borrowed(""),
             response_flags: ResponseFlags::empty(),
             response_headers: Headers::new(),

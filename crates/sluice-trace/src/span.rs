@@ -10,7 +10,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderName;
-use sluice_observe::RequestRecord;
+use sluice_observe::{Protocol, RequestRecord};
 
 use crate::proto::{KeyValue, Span, SpanKind, Status, StatusCode};
 
@@ -42,35 +42,34 @@ fn header(record: &RequestRecord, name: &'static str) -> Option<String> {
 /// The span of a recorded request; `None` when the record has no trace.
 pub fn span(record: &RequestRecord, node_id: &str) -> Option<Span> {
     let trace = record.trace.as_ref()?;
-    let path = record.path.split('?').next().unwrap_or_default();
-    let mut name = format!("{}{path}", record.authority);
-    cut(&mut name, MAX_URL);
     let start = nanos(record.start_time);
     let end = start.saturating_add(
         u64::try_from(record.duration.unwrap_or(Duration::ZERO).as_nanos()).unwrap_or(u64::MAX),
     );
-    let error = record.response_code.is_none_or(|c| c >= 500) || !record.response_flags.is_empty();
-    let scheme = header(record, "x-forwarded-proto").unwrap_or_else(|| "http".to_string());
-    let mut url = format!("{scheme}://{}{}", record.authority, record.path);
-    cut(&mut url, MAX_URL);
-    let mut attributes = vec![
-        KeyValue::new("component", "proxy"),
-        KeyValue::new("node_id", node_id),
-        KeyValue::new("http.url", url),
-        KeyValue::new("http.method", record.method.as_str()),
-        KeyValue::new("http.protocol", record.protocol.as_str()),
-        KeyValue::new(
-            "user_agent",
-            header(record, "user-agent").unwrap_or_else(|| "-".to_string()),
-        ),
+    let rpc = match &record.protocol {
+        Protocol::Rpc(name) => Some(name),
+        _ => None,
+    };
+    let error = match rpc {
+        Some(_) => record.response_code.is_none() || record.failed,
+        None => record.response_code.is_none_or(|c| c >= 500),
+    } || !record.response_flags.is_empty();
+    let (name, mut attributes) = match rpc {
+        Some(system) => rpc_span(record, system),
+        None => http_span(record),
+    };
+    attributes.splice(
+        0..0,
+        [
+            KeyValue::new("component", "proxy"),
+            KeyValue::new("node_id", node_id),
+        ],
+    );
+    attributes.extend([
         KeyValue::new("request_size", record.bytes_received.to_string()),
-        KeyValue::new(
-            "http.status_code",
-            record.response_code.unwrap_or(0).to_string(),
-        ),
         KeyValue::new("response_size", record.bytes_sent.to_string()),
         KeyValue::new("response_flags", record.response_flags.to_string()),
-    ];
+    ]);
     if let Some(id) = record.request_id.as_ref().and_then(|v| v.to_str().ok()) {
         attributes.push(KeyValue::new("guid:x-request-id", id));
     }
@@ -110,6 +109,46 @@ pub fn span(record: &RequestRecord, node_id: &str) -> Option<Span> {
             } as i32,
         }),
     })
+}
+
+/// An RPC call's span: named `/<service>/<method>` and tagged with OpenTelemetry's `rpc.*`
+/// names (Envoy traces no RPC protocol, so there is no Envoy naming to follow).
+fn rpc_span(record: &RequestRecord, system: &str) -> (String, Vec<KeyValue>) {
+    let mut name = record.path.to_string();
+    cut(&mut name, MAX_URL);
+    let mut attributes = vec![
+        KeyValue::new("rpc.system", system),
+        KeyValue::new("rpc.service", record.service.as_deref().unwrap_or_default()),
+        KeyValue::new("rpc.method", record.method.as_str()),
+    ];
+    if let Some(code) = record.response_code {
+        attributes.push(KeyValue::new("rpc.status_code", code.to_string()));
+    }
+    (name, attributes)
+}
+
+/// An HTTP request's span: named `<authority><path>` (query left out), with Envoy's tags.
+fn http_span(record: &RequestRecord) -> (String, Vec<KeyValue>) {
+    let path = record.path.split('?').next().unwrap_or_default();
+    let mut name = format!("{}{path}", record.authority);
+    cut(&mut name, MAX_URL);
+    let scheme = header(record, "x-forwarded-proto").unwrap_or_else(|| "http".to_string());
+    let mut url = format!("{scheme}://{}{}", record.authority, record.path);
+    cut(&mut url, MAX_URL);
+    let attributes = vec![
+        KeyValue::new("http.url", url),
+        KeyValue::new("http.method", record.method.as_str()),
+        KeyValue::new("http.protocol", record.protocol.as_str()),
+        KeyValue::new(
+            "user_agent",
+            header(record, "user-agent").unwrap_or_else(|| "-".to_string()),
+        ),
+        KeyValue::new(
+            "http.status_code",
+            record.response_code.unwrap_or(0).to_string(),
+        ),
+    ];
+    (name, attributes)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod retry;
 mod service;
 pub(crate) mod stats;
 mod timer;
-mod trace;
+pub(crate) mod trace;
 mod upgrade;
 mod upstream;
 mod xfcc;
@@ -84,7 +84,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     ));
     let filters = crate::stream::build_list(&config.http_filters, &scope)?;
     let stats = Arc::new(stats::HttpStats::new(&scope));
-    let (observers, tracer) = trace::build(config, ctx)?;
+    let (observers, tracer) = trace::build(config.tracing.as_deref(), ctx)?;
     Ok(Built::Handler(Arc::new(
         HttpProxy::new(
             config.clone(),

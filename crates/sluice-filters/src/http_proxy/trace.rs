@@ -10,16 +10,16 @@ use sluice_config::Propagation;
 use sluice_observe::trace::{Format, Sampling, Tracer};
 use sluice_observe::Observers;
 
-use super::config::HttpProxyConfig;
 use super::observe::{self, Record};
 use crate::registry::BuildContext;
 
-/// The listener's observers (with the tracer when it traces) and its tracer.
-pub(super) fn build(
-    config: &HttpProxyConfig,
+/// The listener's observers (with the tracer when it traces) and its tracer, from a proxy's
+/// `tracing` block (`http_proxy`'s or `rpc_proxy`'s).
+pub(crate) fn build(
+    tracing: Option<&sluice_config::ListenerTracing>,
     ctx: &BuildContext,
 ) -> Result<(Arc<Observers>, Option<Arc<Tracer>>), String> {
-    let (Some(tracing), Some(exporter)) = (&config.tracing, &ctx.config.tracing) else {
+    let (Some(tracing), Some(exporter)) = (tracing, &ctx.config.tracing) else {
         return Ok((ctx.observers.clone(), None));
     };
     let sink = ctx
@@ -48,7 +48,7 @@ pub(super) fn build(
 
 /// The request's place in its trace, from the client's headers (a record exists whenever
 /// the listener traces: the tracer is one of its observers).
-pub(super) fn start(tracer: Option<&Tracer>, record: &mut Record, headers: &HeaderMap) {
+pub(crate) fn start(tracer: Option<&Tracer>, record: &mut Record, headers: &HeaderMap) {
     if let (Some(tracer), Some(r)) = (tracer, observe::get(record)) {
         let ctx = tracer.start(headers);
         if ctx.sampled {

@@ -20,10 +20,10 @@ use sluice_xprotocol::{Frame, FrameKind, LocalError, Protocol, ResponseClass};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::mutate;
 use super::observe::{self, Record};
 use super::request_view::RouteInputs;
 use super::upstream::{Conn, ConnectError, Heartbeat, HostConn, Lost};
+use super::{mutate, trace};
 use crate::http_proxy::hash;
 use crate::http_proxy::mutate::Vars;
 use crate::stream::StreamFilters;
@@ -45,8 +45,10 @@ pub struct Shared {
     pub max_frame_size: usize,
     /// Heartbeats on quiet upstream connections.
     pub upstream_heartbeat: Option<Heartbeat>,
-    /// The listener's access logs.
+    /// The listener's access logs (and its tracer).
     pub observers: Arc<sluice_observe::Observers>,
+    /// Reads and writes the calls' trace context, when the listener traces.
+    pub tracer: Option<Arc<sluice_observe::trace::Tracer>>,
     /// The connection's local address and SNI, for the records.
     pub local: Option<SocketAddr>,
     pub server_name: Option<Arc<str>>,
@@ -90,7 +92,7 @@ pub async fn handle(
     } else {
         service.rq_error.inc();
     }
-    observe::complete(&shared, record, response.as_ref());
+    observe::complete(&shared, record, response.as_ref(), !success);
     response
 }
 
@@ -118,6 +120,7 @@ async fn call(
         &inputs.path,
         &inputs.headers,
     );
+    trace::start(shared.tracer.as_deref(), record, &inputs.headers);
     if let (false, Some(info)) = (shared.filters.is_empty(), &shared.info) {
         let view = RequestView::new(method, service, &inputs.path, &inputs.headers);
         if let Some(denial) = shared.filters.on_request(&view, info) {
@@ -209,6 +212,8 @@ async fn call(
         if let Ok(host) = cluster.pick(subset, &ctx, &[]) {
             observe::attempt(record, cluster_name, host.label(), 1);
             ClusterStats::add(&cluster.stats.upstream_rq_total);
+            let tracer = shared.tracer.as_deref();
+            trace::inject(tracer, record, host.label(), &inputs.headers, &mut request);
             if let Ok(conn) = connection(shared, cluster, &host).await {
                 let _ = conn.send_oneway(request);
             }
@@ -235,12 +240,14 @@ async fn call(
         };
         let last = tries >= max_tries;
         // The last possible try takes the frame itself; earlier ones a copy for another go.
-        let attempt = if last {
+        let mut attempt = if last {
             pending.take()
         } else {
             pending.clone()
         }?;
         observe::attempt(record, cluster_name, host.label(), tries);
+        let tracer = shared.tracer.as_deref();
+        trace::inject(tracer, record, host.label(), &inputs.headers, &mut attempt);
         let now = if tries == 1 { start } else { Instant::now() };
         let per_try = policy.and_then(|p| p.per_try_timeout).map(|t| now + t);
         let try_deadline = match (per_try, deadline) {

@@ -45,6 +45,9 @@ pub struct RpcProxyConfig {
     pub stream_filters: Vec<crate::stream::StreamFilterSpec>,
     /// Metrics go under `rpc.<stat_prefix>.`; `None`: the listener's name.
     pub stat_prefix: Option<String>,
+    /// `tracing`: spans for this listener's calls (and its HTTP requests, with `auto`),
+    /// exported by the top-level `tracing`.
+    pub tracing: Option<Arc<sluice_config::ListenerTracing>>,
 }
 
 pub const DEFAULT_MAX_FRAME_SIZE: u64 = 16 * 1024 * 1024;
@@ -109,6 +112,11 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         None => Some(Vec::new()),
     };
     let stat_prefix = crate::stat_prefix::decode(&mut f, path, cx);
+    let tracing = match f.node("tracing") {
+        Some(n) => sluice_config::tracing::decode_listener(n, &join(path, "tracing"), cx)
+            .map(|t| Some(Arc::new(t))),
+        None => Some(None),
+    };
     f.finish(cx);
 
     let protocol = protocol.and_then(|name| {
@@ -176,6 +184,7 @@ pub fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Arc<dyn NetworkFil
         upstream_heartbeat_timeout: heartbeat_timeout?,
         stream_filters: stream_filters?,
         stat_prefix: stat_prefix?,
+        tracing: tracing?,
     }))
 }
 

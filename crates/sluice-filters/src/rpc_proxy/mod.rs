@@ -13,6 +13,7 @@ mod mutate;
 mod observe;
 mod request_view;
 mod stats;
+mod trace;
 mod upstream;
 
 use std::any::Any;
@@ -65,23 +66,28 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
         ),
         ProtocolChoice::Auto => None,
     };
+    // The tracer, when the listener traces, is one of its observers.
+    let (observers, tracer) = crate::http_proxy::trace::build(config.tracing.as_deref(), ctx)?;
     let speaks = match protocol {
         Some(protocol) => Speaks::One(protocol),
-        None => Speaks::Auto(Box::new(HttpProxy::new(
-            HttpProxyConfig::with_routes(config.routes.clone()),
-            table.clone(),
-            ctx.http_upstreams.clone(),
-            // HTTP on this listener passes the same checks as RPC.
-            filters.clone(),
-            ctx.observers.clone(),
-            // Its HTTP requests count under `http.<the rpc_proxy's stat_prefix>.`.
-            Arc::new(crate::http_proxy::stats::HttpStats::new(
-                &sluice_stats::Scope::http(crate::stat_prefix::or_listener(
-                    &config.stat_prefix,
-                    &ctx.listener,
+        None => Speaks::Auto(Box::new(
+            HttpProxy::new(
+                HttpProxyConfig::with_routes(config.routes.clone()),
+                table.clone(),
+                ctx.http_upstreams.clone(),
+                // HTTP on this listener passes the same checks as RPC.
+                filters.clone(),
+                observers.clone(),
+                // Its HTTP requests count under `http.<the rpc_proxy's stat_prefix>.`.
+                Arc::new(crate::http_proxy::stats::HttpStats::new(
+                    &sluice_stats::Scope::http(crate::stat_prefix::or_listener(
+                        &config.stat_prefix,
+                        &ctx.listener,
+                    )),
                 )),
-            )),
-        ))),
+            )
+            .with_tracer(tracer.clone()),
+        )),
     };
     Ok(Built::Handler(Arc::new(RpcProxy(Arc::new(Inner {
         speaks,
@@ -98,7 +104,8 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
                 timeout: config.upstream_heartbeat_timeout,
             }),
         detect_timeout: config.detect_timeout,
-        observers: ctx.observers.clone(),
+        observers,
+        tracer,
         limits: Limits {
             max_concurrent_requests: config.max_concurrent_requests as usize,
             idle_timeout: config.idle_timeout,
@@ -128,6 +135,7 @@ struct Inner {
     detect_timeout: Duration,
     limits: Limits,
     observers: Arc<sluice_observe::Observers>,
+    tracer: Option<Arc<sluice_observe::trace::Tracer>>,
 }
 
 impl Inner {
@@ -143,6 +151,7 @@ impl Inner {
             max_frame_size: self.max_frame_size,
             upstream_heartbeat: self.upstream_heartbeat,
             observers: self.observers.clone(),
+            tracer: self.tracer.clone(),
             local: info.local,
             server_name: info
                 .tls

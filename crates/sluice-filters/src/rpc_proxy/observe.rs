@@ -83,9 +83,10 @@ pub(super) fn failure_reason(record: &mut Record, why: &str) {
 }
 
 /// The call is answered (or was one-way): the response's status and size, then the observers.
-pub(super) fn complete(shared: &Shared, record: Record, response: Option<&Frame>) {
+pub(super) fn complete(shared: &Shared, record: Record, response: Option<&Frame>, failed: bool) {
     let Some(mut record) = record else { return };
     if let (Some(f), Some(r)) = (response, Arc::get_mut(&mut record)) {
+        r.failed = failed;
         r.response_code = Some(u16::try_from(f.status).unwrap_or(u16::MAX));
         r.bytes_sent = f.raw.len() as u64;
         r.response_started = Some(r.started.elapsed());

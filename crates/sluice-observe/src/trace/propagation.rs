@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{b3, sw8, w3c};
 use crate::TraceContext;
@@ -42,6 +42,26 @@ impl Format {
             Format::B3 => b3::extract_multi(headers),
             Format::B3Single => b3::extract_single(headers),
             Format::Sw8 => sw8::extract(headers),
+        }
+    }
+
+    /// The headers this format reads and writes (lower case).
+    pub fn header_names(self) -> &'static [HeaderName] {
+        static W3C: [HeaderName; 2] = [w3c::TRACEPARENT, w3c::TRACESTATE];
+        static B3: [HeaderName; 5] = [
+            b3::TRACE_ID,
+            b3::SPAN_ID,
+            b3::PARENT_SPAN_ID,
+            b3::SAMPLED,
+            b3::FLAGS,
+        ];
+        static B3_SINGLE: [HeaderName; 1] = [b3::SINGLE];
+        static SW8: [HeaderName; 1] = [sw8::SW8];
+        match self {
+            Format::W3c => &W3C,
+            Format::B3 => &B3,
+            Format::B3Single => &B3_SINGLE,
+            Format::Sw8 => &SW8,
         }
     }
 

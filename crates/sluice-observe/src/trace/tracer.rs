@@ -76,6 +76,11 @@ impl Tracer {
         &SPAN_HEADERS
     }
 
+    /// Every header the configured formats read or write.
+    pub fn header_names(&self) -> impl Iterator<Item = &'static HeaderName> + '_ {
+        self.formats.iter().flat_map(|f| f.header_names())
+    }
+
     /// Writes the proxy's span into the upstream request's headers, in every configured
     /// format. `endpoint` is the request path, `peer` the upstream host (for `sw8`).
     pub fn inject(&self, ctx: &TraceContext, endpoint: &str, peer: &str, headers: &mut HeaderMap) {
