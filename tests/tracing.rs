@@ -534,12 +534,13 @@ fn bolt_capture() -> (SocketAddr, mpsc::Receiver<HashMap<String, String>>) {
 }
 
 #[test]
-fn bolt_calls_continue_the_trace_and_carry_it_upstream() {
+fn bolt_calls_and_http_on_an_auto_listener_are_traced() {
     use common::bolt::{BoltClient, BoltServer};
     python_ready();
     let collector = Collector::start("http");
     let echo = BoltServer::start("traced");
     let (capture, seen) = bolt_capture();
+    let mut web = Upstream::start();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let yaml = format!(
         "admin: {{ address: \"{{admin}}\" }}
@@ -552,7 +553,7 @@ listeners:
     address: \"{addr}\"
     filters:
       - rpc_proxy:
-          protocol: bolt
+          protocol: auto
           tracing: {{ propagation: [w3c, b3] }}
           route_config:
             virtual_hosts:
@@ -560,13 +561,17 @@ listeners:
                 domains: [\"*\"]
                 routes:
                   - {{ match: {{ prefix: /com.example.Capture }}, route: {{ cluster: capture }} }}
+                  - {{ match: {{ prefix: /http }}, route: {{ cluster: web }} }}
                   - {{ match: {{ prefix: / }}, route: {{ cluster: echo }} }}
 clusters:
   - name: echo
     endpoints: [{{ address: \"{echo}\" }}]
   - name: capture
     endpoints: [{{ address: \"{capture}\" }}]
+  - name: web
+    endpoints: [{{ address: \"{web}\" }}]
 ",
+        web = web.addr,
         port = collector.port,
         echo = echo.addr,
     );
@@ -632,6 +637,16 @@ clusters:
     assert_eq!(attr(&s, "error"), "true");
     assert_eq!(attr(&s, "upstream_cluster"), "capture");
     assert_ne!(attr(&s, "response_flags"), "-", "{s}");
+
+    // The listener is `auto`: HTTP on the same port is traced by the same block.
+    let incoming = format!("traceparent: 00-{PARENT_TRACE}-{PARENT_SPAN}-01");
+    assert_eq!(curl(addr, "/http/x", &[&incoming]), 200);
+    let (trace, span, _) = traceparent(&web.headers("/http/x"));
+    assert_eq!(trace, PARENT_TRACE);
+    let s = collector.span(&sluice, &span);
+    assert_eq!(s["parent_span_id"], PARENT_SPAN);
+    assert_eq!(attr(&s, "http.method"), "GET");
+    assert_eq!(attr(&s, "upstream_cluster"), "web");
 }
 
 #[test]
