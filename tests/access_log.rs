@@ -240,6 +240,41 @@ fn http_lines_for_success_no_route_upstream_failure_and_timeout() {
 }
 
 /// curl's default `User-Agent`, cut to the format's 6 characters.
+#[test]
+fn heads_the_codec_refuses_are_logged_with_dpe() {
+    let w = web();
+    // What the client gets back once the connection closes.
+    let send = |bytes: &[u8]| {
+        let mut c = std::net::TcpStream::connect(w.addr).unwrap();
+        c.set_read_timeout(Some(DEADLINE)).unwrap();
+        c.write_all(bytes).unwrap();
+        let mut reply = Vec::new();
+        let _ = c.read_to_end(&mut reply);
+        String::from_utf8_lossy(&reply).into_owned()
+    };
+    let reply = send(b"GET /a b HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    let line = line_for(&w.sluice, &w.text, "- 400 ");
+    assert_eq!(line, "- 400 DPE - - - - - HTTP/1.1");
+    let big = format!(
+        "GET /big HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let reply = send(big.as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    let line = line_for(&w.sluice, &w.text, "- 431 ");
+    assert_eq!(line, "- 431 DPE - - - - - HTTP/1.1");
+    let lines = lines_when(&w.sluice, &w.json, "two JSON lines", |l| {
+        l.iter().filter(|l| l.contains("\"DPE\"")).count() == 2
+    });
+    let v: serde_json::Value =
+        serde_json::from_str(lines.iter().find(|l| l.contains("431")).unwrap()).unwrap();
+    assert_eq!(v["code"], 431);
+    assert_eq!(v["path"], serde_json::Value::Null);
+    assert_eq!(stat(&w.sluice, "http.web.downstream_cx_protocol_error"), 2);
+    assert_eq!(stat(&w.sluice, "http.web.downstream_rq_4xx"), 2);
+}
+
 fn curl_agent() -> String {
     let out = Command::new("curl").arg("--version").output().unwrap();
     let v = String::from_utf8_lossy(&out.stdout);

@@ -88,6 +88,30 @@ pub(super) fn start(
     Some(Arc::new(r))
 }
 
+/// A request our HTTP/1 codec answered before it became a request (a refused or timed-out
+/// head): its record, as Envoy logs a codec error, with no method or path.
+pub(super) fn refused(
+    observers: &Observers,
+    conn: Option<&ConnectionFacts>,
+    client: Option<std::net::SocketAddr>,
+    status: u16,
+    details: &'static str,
+    flags: ResponseFlags,
+) {
+    let Some(conn) = conn.filter(|_| !observers.is_empty()) else {
+        return;
+    };
+    let mut r = RequestRecord::new(Protocol::Http11, conn.listener.clone());
+    r.downstream_remote = client;
+    r.downstream_local = conn.local;
+    r.scheme = Some(conn.scheme);
+    r.requested_server_name = conn.server_name.clone();
+    r.downstream_peer_uri_san = conn.peer_uri_san.clone();
+    r.response_code = Some(status);
+    r.flag(flags, details);
+    observers.complete(Arc::new(r));
+}
+
 /// What the end of the response needs from the request's handling: the record, and the
 /// count of request-body bytes (the body streams on while the response is made).
 #[derive(Default)]

@@ -131,6 +131,35 @@ impl Proxy {
         observe::respond(stats, active, started, &self.observers, trail, resp)
     }
 
+    /// A request head our HTTP/1 codec refused (`protocol_error`: Envoy's `DPE`) or that did
+    /// not arrive in time, answered with `status` before it reached the proxy: counted as a
+    /// request and logged.
+    pub fn refused(
+        &self,
+        client: Option<SocketAddr>,
+        status: StatusCode,
+        details: &'static str,
+        protocol_error: bool,
+    ) {
+        self.stats.rq_total.inc();
+        self.stats.rq_http1_total.inc();
+        self.stats.rq_codes.record(status.as_u16());
+        let flags = if protocol_error {
+            self.stats.cx_protocol_error.inc();
+            Flags::DOWNSTREAM_PROTOCOL_ERROR
+        } else {
+            Flags::empty()
+        };
+        observe::refused(
+            &self.observers,
+            self.conn.as_ref(),
+            client,
+            status.as_u16(),
+            details,
+            flags,
+        );
+    }
+
     /// The response to one request; `record` (when observed) learns how it went.
     async fn respond(
         &self,

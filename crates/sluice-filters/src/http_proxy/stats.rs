@@ -27,6 +27,8 @@ pub struct HttpStats {
     pub rq_redirect: Arc<Counter>,
     pub rq_too_large: Arc<Counter>,
     pub rq_rx_reset: Arc<Counter>,
+    /// Connections closed for a request head our HTTP/1 codec refused.
+    pub cx_protocol_error: Arc<Counter>,
 }
 
 impl HttpStats {
@@ -54,6 +56,7 @@ impl HttpStats {
             rq_redirect: scope.counter("rq_redirect"),
             rq_too_large: scope.counter("downstream_rq_too_large"),
             rq_rx_reset: scope.counter("downstream_rq_rx_reset"),
+            cx_protocol_error: scope.counter("downstream_cx_protocol_error"),
         }
     }
 }

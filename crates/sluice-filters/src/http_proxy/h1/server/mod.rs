@@ -110,11 +110,18 @@ pub async fn serve(
             HeadRead::Closed => return close(&shared, false).await,
             HeadRead::Refused(why) => {
                 debug!(listener = %settings.listener, %why, "request refused");
+                proxy.refused(client, why.status(), why.details(), true);
                 let reply = refusal(&why, settings);
                 let _ = Writer(&shared).write_all(&reply).await;
                 return close(&shared, true).await;
             }
             HeadRead::TimedOut => {
+                proxy.refused(
+                    client,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_header_timeout",
+                    false,
+                );
                 let reply = timed_out(settings);
                 let _ = Writer(&shared).write_all(&reply).await;
                 return close(&shared, true).await;

@@ -76,6 +76,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Why, as access logs' `%RESPONSE_CODE_DETAILS%` say it (Envoy's codec details).
+    pub fn details(&self) -> &'static str {
+        match self {
+            Refusal::Malformed(_) => "http1.codec_error",
+            Refusal::TargetTooLong => "http1.uri_too_long",
+            Refusal::TooLarge => "http1.headers_too_large",
+            Refusal::UnsupportedCoding(_) => "http1.invalid_transfer_encoding",
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
