@@ -24,6 +24,9 @@ pub enum LogFilter {
     ResponseFlags(Vec<String>),
     /// A random `percent` of requests (0 to 100, fractions allowed).
     Sample(f64),
+    /// Requests the `health_check` filter did not answer (Envoy's `not_health_check_filter`);
+    /// `false` passes everything.
+    NotHealthCheck(bool),
     And(Vec<LogFilter>),
     Or(Vec<LogFilter>),
 }
@@ -120,6 +123,11 @@ impl Decode for LogFilter {
         if let Some(n) = f.node("sample") {
             push(crate::decode::percent(n, &join(path, "sample"), cx).map(LogFilter::Sample));
         }
+        if let Some(n) = f.node("not_health_check") {
+            push(
+                bool::decode(n, &join(path, "not_health_check"), cx).map(LogFilter::NotHealthCheck),
+            );
+        }
         if let Some(n) = f.node("and") {
             push(seq(n, &join(path, "and"), cx, LogFilter::decode).map(LogFilter::And));
         }
@@ -132,7 +140,7 @@ impl Decode for LogFilter {
             cx.error(
                 line,
                 path,
-                "an empty filter: give status_code, duration, response_flags, sample, and or or",
+                "an empty filter: give status_code, duration, response_flags, sample, not_health_check, and or or",
             );
             return None;
         }

@@ -5,6 +5,10 @@ use sluice_config::access_log::LogFilter;
 
 use crate::{RequestRecord, ResponseFlags};
 
+/// The prefix of the `health_check` filter's response details (`health_check_ok`,
+/// `health_check_failed`).
+pub const HEALTH_CHECK_DETAILS: &str = "health_check";
+
 /// A [`LogFilter`] with its flag codes made a bit set.
 #[derive(Debug)]
 pub enum Filter {
@@ -14,6 +18,8 @@ pub enum Filter {
     Flags(ResponseFlags),
     /// A percentage.
     Sample(f64),
+    /// Not answered by the `health_check` filter (when true).
+    NotHealthCheck(bool),
     And(Vec<Filter>),
     Or(Vec<Filter>),
 }
@@ -34,6 +40,7 @@ impl Filter {
                 Filter::Flags(set)
             }
             LogFilter::Sample(p) => Filter::Sample(*p),
+            LogFilter::NotHealthCheck(on) => Filter::NotHealthCheck(*on),
             LogFilter::And(list) => {
                 Filter::And(list.iter().map(Filter::new).collect::<Result<_, _>>()?)
             }
@@ -55,6 +62,10 @@ impl Filter {
                 .iter()
                 .any(|(f, _)| set.contains(*f) && r.response_flags.contains(*f)),
             Filter::Sample(p) => *p >= 100.0 || fastrand::f64() * 100.0 < *p,
+            // The health_check filter's answers carry its details.
+            Filter::NotHealthCheck(on) => {
+                !on || !r.response_code_details.starts_with(HEALTH_CHECK_DETAILS)
+            }
             Filter::And(list) => list.iter().all(|f| f.matches(r)),
             Filter::Or(list) => list.iter().any(|f| f.matches(r)),
         }
@@ -104,6 +115,14 @@ mod tests {
         assert!(!Filter::new(&LogFilter::ResponseFlags(vec![]))
             .unwrap()
             .matches(&ok));
+        let mut hc = RequestRecord::new(Protocol::Http11, "l".into());
+        hc.flag(ResponseFlags::empty(), "health_check_ok");
+        let not_hc = Filter::new(&LogFilter::NotHealthCheck(true)).unwrap();
+        assert!(!not_hc.matches(&hc));
+        assert!(not_hc.matches(&ok));
+        assert!(Filter::new(&LogFilter::NotHealthCheck(false))
+            .unwrap()
+            .matches(&hc));
         let hits = (0..10_000)
             .filter(|_| Filter::Sample(10.0).matches(&ok))
             .count();
