@@ -275,6 +275,40 @@ fn heads_the_codec_refuses_are_logged_with_dpe() {
     assert_eq!(stat(&w.sluice, "http.web.downstream_rq_4xx"), 2);
 }
 
+#[test]
+fn not_health_check_keeps_probes_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let addr = local(free_port());
+    let up = ok_upstream();
+    let sluice = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+listeners:
+  - name: web
+    address: \"{addr}\"
+    access_log:
+      - path: {log}
+        format: \"%REQ(:PATH)% %RESPONSE_CODE%\\n\"
+        filter: {{ not_health_check: true }}
+    filters:
+      - http_proxy:
+          http_filters:
+            - health_check: {{ pass_through_mode: false, headers: [{{ name: \":path\", exact: /healthz }}] }}
+          routes: [{{ match: {{ prefix: / }}, route: {{ cluster: up }} }}]
+clusters:
+  - {{ name: up, endpoints: [{{ address: \"{up}\" }}] }}
+",
+        log = log.display()
+    ));
+    assert_eq!(curl(&[&format!("http://{addr}/healthz")]).status, 200);
+    assert_eq!(curl(&[&format!("http://{addr}/after")]).status, 200);
+    // The writer keeps order: once /after is there, /healthz would have been too.
+    let lines = lines_when(&sluice, &log, "the /after line", |l| {
+        l.iter().any(|l| l == "/after 200")
+    });
+    assert_eq!(lines, vec!["/after 200".to_string()]);
+}
+
 fn curl_agent() -> String {
     let out = Command::new("curl").arg("--version").output().unwrap();
     let v = String::from_utf8_lossy(&out.stdout);
