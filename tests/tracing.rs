@@ -719,3 +719,48 @@ clusters:
     assert_eq!(attr(&s, "upstream_cluster"), "p");
     assert_eq!(s["resource"]["service.name"], "edge");
 }
+
+#[test]
+fn queued_spans_and_access_log_lines_are_written_at_exit() {
+    python_ready();
+    let collector = Collector::start("http");
+    let mut up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // Nothing would be exported or written for an hour: only the exit flushes them.
+    let mut sluice = Sluice::start(&format!(
+        "admin: {{ address: \"{{admin}}\" }}
+tracing:
+  otlp: {{ http: \"http://127.0.0.1:{port}/v1/traces\" }}
+  flush_interval: 1h
+listeners:
+  - name: web
+    address: \"{addr}\"
+    access_log: [{{ path: {log}, format: \"%REQ(:PATH)% %RESPONSE_CODE%\\n\" }}]
+    filters:
+      - http_proxy:
+          tracing: {{}}
+          routes: [{{ match: {{ prefix: / }}, route: {{ cluster: backend }} }}]
+clusters:
+  - name: backend
+    endpoints: [{{ address: \"{backend}\" }}]
+",
+        port = collector.port,
+        log = log.display(),
+        backend = up.addr,
+    ));
+    assert_eq!(curl(addr, "/last", &[]), 200);
+    let (_, span, _) = traceparent(&up.headers("/last"));
+    sluice.signal("TERM");
+    assert!(sluice.wait_exit().success());
+    assert!(
+        collector
+            .spans()
+            .iter()
+            .any(|s| s["span_id"] == span.as_str()),
+        "the span queued at exit was not exported: {:?}",
+        collector.spans()
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "/last 200\n");
+}

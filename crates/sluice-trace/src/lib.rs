@@ -86,6 +86,15 @@ impl Exporter {
             let timer = tokio::select! {
                 _ = tick.tick() => true,
                 _ = self.queue.full.notified() => false,
+                _ = self.queue.stop.notified() => {
+                    while !self.queue.is_empty() {
+                        self.drain().await;
+                    }
+                    self.queue
+                        .finished
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
             };
             if timer && !self.queue.is_empty() {
                 self.queue.stats.timer_flushed.inc();

@@ -2,7 +2,9 @@
 //! requests. A worker's push is one queue slot and, only when a batch is full, a wake-up;
 //! when the queue is full the span is dropped and counted, never waited for.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use sluice_observe::trace::SpanSink;
@@ -47,6 +49,10 @@ pub struct Queue {
     max_batch: usize,
     /// Wakes the export loop when a batch is full.
     pub(crate) full: Notify,
+    /// Asks the export loop to export everything queued and stop (the process is exiting).
+    pub(crate) stop: Notify,
+    /// Set by the export loop once it has.
+    pub(crate) finished: AtomicBool,
     pub stats: Stats,
 }
 
@@ -56,7 +62,19 @@ impl Queue {
             items: ArrayQueue::new(capacity.max(1)),
             max_batch: max_batch.max(1),
             full: Notify::new(),
+            stop: Notify::new(),
+            finished: AtomicBool::new(false),
             stats: Stats::new(),
+        }
+    }
+
+    /// At exit: has the export thread send what is queued, waiting at most `limit` (a
+    /// collector that is down loses them, as it would have anyway).
+    pub fn finish(&self, limit: Duration) {
+        self.stop.notify_one();
+        let end = Instant::now() + limit;
+        while !self.finished.load(Ordering::Acquire) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

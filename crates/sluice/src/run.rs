@@ -64,17 +64,39 @@ pub fn run(config: Config, config_path: &std::path::Path) -> anyhow::Result<()> 
         .enable_all()
         .build()
         .context("cannot start the control runtime")?;
-    let result = control.block_on(serve(config.clone(), bound, &workers, &admin));
+    // The span exporter runs on a thread of its own, outlives the drain, and is flushed last.
+    let spans = match &config.tracing {
+        Some(tracing) => {
+            Some(sluice_trace::start(tracing, &config.node.id).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let result = control.block_on(serve(
+        config.clone(),
+        bound,
+        &workers,
+        &admin,
+        spans.clone(),
+    ));
     // Connections still open after the drain deadline are cut here.
     workers.stop();
+    // What the last requests left queued: their access-log lines, then their spans.
+    sluice_observe::access_log::flush_all(EXIT_FLUSH);
+    if let Some(spans) = spans {
+        spans.finish(EXIT_FLUSH);
+    }
     result
 }
+
+/// How long the exit waits for queued access-log lines, and then for queued spans.
+const EXIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn serve(
     config: Arc<Config>,
     bound: Vec<Vec<BoundListener>>,
     workers: &Workers,
     admin: &AdminState,
+    spans: Option<Arc<sluice_trace::Queue>>,
 ) -> anyhow::Result<()> {
     // Installed before anything serves: SIGUSR1's default action would kill the process.
     let mut usr1 = signal(SignalKind::user_defined1()).context("cannot install SIGUSR1 handler")?;
@@ -85,10 +107,7 @@ async fn serve(
         }
     });
     let mut ctx = BuildContext::new(config.clone()).map_err(anyhow::Error::msg)?;
-    if let Some(tracing) = &config.tracing {
-        let queue = sluice_trace::start(tracing, &config.node.id).map_err(anyhow::Error::msg)?;
-        ctx.spans = Some(queue);
-    }
+    ctx.spans = spans.map(|q| q as Arc<dyn sluice_observe::trace::SpanSink>);
     admin.set_clusters(ctx.clusters.clone());
     admin.set_log_control(Arc::new(crate::logging::Control));
     let secrets = ctx.secrets.clone();

@@ -16,7 +16,7 @@ use sluice_stats::Counter;
 
 pub use filter::Filter;
 pub use render::Format;
-pub use writer::reopen_all;
+pub use writer::{flush_all, reopen_all};
 
 use crate::{Observer, RequestRecord};
 

@@ -45,6 +45,8 @@ struct Shared {
     reopen: AtomicBool,
     /// Set when the last listener using this sink is gone: drain and end.
     closed: AtomicBool,
+    /// The writer is rendering or writing a batch (for [`flush_all`]).
+    busy: AtomicBool,
 }
 
 /// One destination and its writer thread (which ends when the last `Sink` is dropped).
@@ -83,6 +85,7 @@ impl Sink {
             queue: ArrayQueue::new(buffer_size.max(1)),
             reopen: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
         });
         let thread = Writer {
             shared: shared.clone(),
@@ -138,6 +141,23 @@ pub fn reopen_all() {
             s.shared.reopen.store(true, Ordering::Release);
             s.writer.unpark();
         }
+    }
+}
+
+/// At exit, once the workers have stopped: wakes every writer and waits (at most `limit`)
+/// until each has written what its queue held, so the last requests' lines are not lost.
+pub fn flush_all(limit: Duration) {
+    let sinks: Vec<Arc<Sink>> = SINKS.lock().iter().filter_map(Weak::upgrade).collect();
+    for s in &sinks {
+        s.writer.unpark();
+    }
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end
+        && sinks
+            .iter()
+            .any(|s| !s.shared.queue.is_empty() || s.shared.busy.load(Ordering::Acquire))
+    {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -200,6 +220,7 @@ impl Writer {
                 }
             }
             if !self.shared.queue.is_empty() {
+                self.shared.busy.store(true, Ordering::Release);
                 if self.out.is_none() {
                     self.out = self.open();
                 }
@@ -207,6 +228,7 @@ impl Writer {
                     self.render(entry);
                 }
                 self.write_out();
+                self.shared.busy.store(false, Ordering::Release);
             }
             if closed {
                 break;
