@@ -308,6 +308,10 @@ clusters:
         format!("backend::{live}::rq_error::0"),
         format!("backend::{dead}::outlier_ejections::1"),
         format!("backend::{dead}::rq_error::1"),
+        format!("backend::{dead}::cx_active::0"),
+        format!("backend::{dead}::cx_total::0"),
+        format!("backend::{dead}::cx_connect_fail::1"),
+        format!("backend::{live}::cx_connect_fail::0"),
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
     }
@@ -351,6 +355,10 @@ clusters:
     assert_eq!(l["priority"], 0);
     assert!(stat(&l, "rq_total") >= 3, "{l}");
     assert_eq!(stat(&l, "rq_active"), 0);
+    // The live host's connections were made and (kept alive or closed) counted.
+    assert!(stat(&l, "cx_total") >= 1, "{l}");
+    assert!(stat(&l, "cx_active") <= stat(&l, "cx_total"), "{l}");
+    assert_eq!(stat(&d, "cx_connect_fail"), 1, "{d}");
     assert_eq!(l["health_status"]["eds_health_status"], "HEALTHY");
     assert_eq!(l["health_status"]["failed_outlier_check"], false);
     assert_eq!(l["outlier_detection"]["ejected"], false);

@@ -41,6 +41,10 @@ pub fn clusters(manager: &ClusterManager) -> String {
             let _ = writeln!(out, "{name}::{a}::sub_zone::{}", h.locality.sub_zone);
             let _ = writeln!(out, "{name}::{a}::priority::{}", h.priority);
             let (rq_error, rq_timeout) = h.requests_failed();
+            let cx = h.connections();
+            let _ = writeln!(out, "{name}::{a}::cx_active::{}", cx.active());
+            let _ = writeln!(out, "{name}::{a}::cx_total::{}", cx.total());
+            let _ = writeln!(out, "{name}::{a}::cx_connect_fail::{}", cx.connect_fail());
             let _ = writeln!(out, "{name}::{a}::rq_active::{}", h.active_requests());
             let _ = writeln!(out, "{name}::{a}::rq_total::{}", h.requests_total());
             let _ = writeln!(out, "{name}::{a}::rq_error::{rq_error}");
@@ -97,6 +101,9 @@ fn host_json(c: &Cluster, h: &Host) -> Value {
     let mut v = json!({
         "address": address,
         "stats": [
+            stat("cx_active", "GAUGE", u64::from(h.connections().active())),
+            stat("cx_total", "COUNTER", h.connections().total()),
+            stat("cx_connect_fail", "COUNTER", h.connections().connect_fail()),
             stat("rq_active", "GAUGE", u64::from(h.active_requests())),
             stat("rq_total", "COUNTER", h.requests_total()),
             stat("rq_error", "COUNTER", rq_error),

@@ -52,7 +52,14 @@ impl Drop for Permit<'_> {
 }
 
 /// One open connection, counted until dropped (it lives as long as the connection).
-pub struct ConnectionPermit(Arc<Breakers>);
+pub struct ConnectionPermit(Arc<Breakers>, Option<crate::host::OpenConnection>);
+
+impl ConnectionPermit {
+    /// The connection this permit is for was made: the host counts it while the permit lives.
+    pub fn hold(&mut self, open: Option<crate::host::OpenConnection>) {
+        self.1 = open;
+    }
+}
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
@@ -171,7 +178,7 @@ impl Breakers {
     /// An open connection, if `max_connections` allows.
     pub fn connection(self: &Arc<Self>) -> Option<ConnectionPermit> {
         Self::take(&self.connections, self.limits.max_connections)
-            .then(|| ConnectionPermit(self.clone()))
+            .then(|| ConnectionPermit(self.clone(), None))
     }
 
     /// Resolves when a connection may have come free (closed, or back in a pool). Create it

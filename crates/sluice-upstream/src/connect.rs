@@ -144,6 +144,7 @@ impl Cluster {
             };
             debug!(cluster = %self.name, host = %host.address, attempt, error = %err, "upstream connect failed");
             self.report(&host, Outcome::ConnectFailure);
+            host.connections().failed();
             last = Some((host.address.to_string(), err));
         }
         match last {

@@ -52,6 +52,62 @@ impl Metadata {
     }
 }
 
+/// A host's upstream connections as `/clusters` shows them (Envoy's per-host `cx_active`,
+/// `cx_total`, `cx_connect_fail`); shared with the pools that dial the host.
+#[derive(Debug, Default)]
+pub struct HostConnections {
+    active: AtomicU32,
+    total: AtomicU64,
+    connect_fail: AtomicU64,
+}
+
+impl HostConnections {
+    /// A connection was made: active until the returned guard is dropped.
+    pub fn opened(self: &Arc<Self>) -> OpenConnection {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// A connect attempt failed (refused, timed out, TLS handshake).
+    pub fn failed(&self) {
+        self.connect_fail.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// After a dial: counts its outcome, and the guard of a connection made.
+    pub fn dialed<T>(self: &Arc<Self>, result: &std::io::Result<T>) -> Option<OpenConnection> {
+        match result {
+            Ok(_) => Some(self.opened()),
+            Err(_) => {
+                self.failed();
+                None
+            }
+        }
+    }
+
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn connect_fail(&self) -> u64 {
+        self.connect_fail.load(Ordering::Relaxed)
+    }
+}
+
+/// One open connection to a host, counted in its `cx_active` while held.
+#[derive(Debug)]
+pub struct OpenConnection(Arc<HostConnections>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Why a host is not used (bits of [`Host::health_flags`]).
 pub mod health {
     /// The last active health checks failed (past `unhealthy_threshold`).
@@ -68,6 +124,7 @@ pub struct Host {
     /// `address` as text (`host:port`), made once: access logs and spans name the host of
     /// every request.
     label: Arc<str>,
+    connections: Arc<HostConnections>,
     /// The DNS name the address was resolved from (DNS clusters): the default TLS server name.
     /// Not part of the endpoint's identity: two names resolving to one address make one host,
     /// which keeps the first name.
@@ -120,6 +177,7 @@ impl Host {
     ) -> Self {
         Host {
             label: Arc::from(address.to_string()),
+            connections: Arc::default(),
             address,
             hostname: None,
             weight: weight.max(1),
@@ -135,6 +193,11 @@ impl Host {
             outlier: OutlierState::default(),
             slots: Default::default(),
         }
+    }
+
+    /// Its connections' counters, for the pools that dial it.
+    pub fn connections(&self) -> &Arc<HostConnections> {
+        &self.connections
     }
 
     /// The address as text, shared.

@@ -83,6 +83,7 @@ impl UpstreamCluster {
             HostPool::new(
                 host.address.clone(),
                 host.hostname.clone(),
+                host.connections().clone(),
                 self.options.clone(),
             )
         })

@@ -128,6 +128,8 @@ impl ConnectionHandler for TcpProxy {
                 r.upstream_host = Some(host.label().clone());
                 r.upstream_attempts = 1;
             }
+            // Counted as the host's connection while the transfer lasts.
+            let _open = host.connections().opened();
             let end = transfer(downstream, upstream, settings).await;
             let (sent, received) = end.bytes();
             stats.downstream_cx_rx_bytes_total.add(sent);

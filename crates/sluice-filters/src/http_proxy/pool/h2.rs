@@ -196,10 +196,12 @@ impl Conns {
 }
 
 async fn connect(pool: &Arc<HostPool>) -> Result<Arc<Conn>, PoolError> {
-    let Ok(permit) = pool.permit_or(|| None::<()>).await? else {
+    let Ok(mut permit) = pool.permit_or(|| None::<()>).await? else {
         return Err(PoolError::connect("no connection permit"));
     };
-    let stream = pool.dial(sluice_net::AppProtocol::Http2).await?;
+    let stream = pool
+        .dial(sluice_net::AppProtocol::Http2, &mut permit)
+        .await?;
     let (sender, mut connection) = h2::client::Builder::new()
         .initial_max_send_streams(ASSUMED_MAX_STREAMS)
         .initial_window_size(pool.options.h2_window.unwrap_or(STREAM_WINDOW))

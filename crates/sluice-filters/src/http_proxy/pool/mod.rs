@@ -75,6 +75,8 @@ pub struct HostPool {
     address: Arc<Address>,
     /// The DNS name the address was resolved from: the TLS server name without `sni`.
     hostname: Option<Arc<str>>,
+    /// The host's connection counters (`/clusters`).
+    connections: Arc<sluice_upstream::host::HostConnections>,
     options: PoolOptions,
     h1: h1::Idle,
     h2: h2::Conns,
@@ -215,10 +217,16 @@ fn poll_with_deadline<T>(
 }
 
 impl HostPool {
-    pub fn new(address: Address, hostname: Option<Arc<str>>, options: PoolOptions) -> Arc<Self> {
+    pub fn new(
+        address: Address,
+        hostname: Option<Arc<str>>,
+        connections: Arc<sluice_upstream::host::HostConnections>,
+        options: PoolOptions,
+    ) -> Arc<Self> {
         Arc::new(HostPool {
             address: Arc::new(address),
             hostname,
+            connections,
             options,
             h1: h1::Idle::default(),
             h2: h2::Conns::default(),
@@ -276,8 +284,13 @@ impl HostPool {
     }
 
     /// A new connection to the host for `protocol`, within `connect_timeout`, TLS handshake
-    /// included (the caller holds its `max_connections` permit).
-    async fn dial(&self, protocol: AppProtocol) -> Result<Stream, PoolError> {
+    /// included, under the caller's `max_connections` permit (which then counts it as the
+    /// host's).
+    async fn dial(
+        &self,
+        protocol: AppProtocol,
+        permit: &mut ConnectionPermit,
+    ) -> Result<Stream, PoolError> {
         let timeout = self.options.connect_timeout;
         let tls = DialTls::with(
             self.options.tls.as_deref(),
@@ -293,6 +306,7 @@ impl HostPool {
         )
         .await;
         self.options.stats.connected(started, &result);
+        permit.hold(self.connections.dialed(&result));
         match result {
             Ok(stream) => Ok(stream),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(PoolError::connect(format!(

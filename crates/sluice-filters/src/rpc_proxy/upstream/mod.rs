@@ -35,6 +35,8 @@ pub struct HostConn {
     address: Address,
     /// The DNS name the address was resolved from: the TLS server name without `sni`.
     hostname: Option<Arc<str>>,
+    /// The host's connection counters (`/clusters`).
+    connections: Arc<sluice_upstream::host::HostConnections>,
     protocol: Arc<dyn Protocol>,
     current: ArcSwapOption<Conn>,
     /// One dial at a time: callers that find no open connection wait for it.
@@ -51,6 +53,7 @@ impl HostConn {
             .slot(|| HostConn {
                 address: host.address.clone(),
                 hostname: host.hostname.clone(),
+                connections: host.connections().clone(),
                 protocol: protocol.clone(),
                 current: ArcSwapOption::empty(),
                 dialing: tokio::sync::Mutex::new(()),
@@ -78,7 +81,7 @@ impl HostConn {
         if let Some(conn) = self.current.load_full().filter(|c| c.is_open()) {
             return Ok(conn);
         }
-        let permit = cluster
+        let mut permit = cluster
             .breakers
             .connection()
             .ok_or(ConnectError::Overflow)?;
@@ -96,6 +99,7 @@ impl HostConn {
         )
         .await;
         cluster.stats.connected(started, &result);
+        permit.hold(self.connections.dialed(&result));
         let stream = result.map_err(ConnectError::Failed)?;
         let conn = Conn::spawn(
             stream,

@@ -142,10 +142,10 @@ pub async fn send(
             // Boxed: dialling is rare, and its state would otherwise sit in (and be copied
             // with) every request's future.
             None => match Box::pin(pool.permit_or(|| pool.h1.take())).await? {
-                Ok(permit) => (
-                    Conn::new(Box::pin(pool.dial(AppProtocol::Http1)).await?, permit),
-                    false,
-                ),
+                Ok(mut permit) => {
+                    let io = Box::pin(pool.dial(AppProtocol::Http1, &mut permit)).await?;
+                    (Conn::new(io, permit), false)
+                }
                 Err(idle) => (idle, true),
             },
         };
