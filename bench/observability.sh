@@ -7,8 +7,11 @@
 #   on:   SLUICE with metrics, an access log file (Envoy's default format) and tracing at 1%
 #         random sampling, exported over OTLP/HTTP to a local sink that answers 200.
 # Sluice runs one worker pinned to core 0; nginx (1 worker) and wrk share core 1. Reported:
-# median req/s, p50/p99 latency, Sluice CPU seconds per 100k requests, and on/off, on/base
-# ratios (the target: on within 5% of off and of base).
+# each run's req/s, Sluice's CPU share and the host's steal time; then median req/s, p50/p99
+# latency, Sluice CPU seconds per 100k requests and the on/off, on/base ratios, over all runs
+# and over clean runs (Sluice had >= 90% of its core, steal < 2%), and the median of the
+# per-repetition ratios of clean back-to-back runs, the steadiest figure on a shared VM (the
+# target: on within 5% of off).
 #
 # MODE=callgrind instead counts instructions (valgrind's callgrind) spent by the whole Sluice
 # process on REQUESTS requests (h2load, 10 connections) in each set-up, per request
