@@ -434,6 +434,7 @@ fn rpc_calls_are_logged_with_the_protocol_status() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("rpc.log");
     let kv = KvServer::start("kv");
+    let silent = silent_server();
     let port = free_port();
     let yaml = format!(
         r#"
@@ -456,10 +457,15 @@ route_configs:
         routes:
           - match: {{ headers: [{{ name: service, exact: com.example.Echo }}] }}
             route: {{ cluster: kv }}
-clusters: [{{ name: kv, endpoints: [{{ address: "{kv}" }}] }}]
+          - match: {{ headers: [{{ name: service, exact: com.example.Silent }}] }}
+            route: {{ cluster: silent }}
+clusters:
+  - {{ name: kv, endpoints: [{{ address: "{kv}" }}] }}
+  - {{ name: silent, endpoints: [{{ address: "{silent}" }}] }}
 "#,
         log = log.display(),
-        kv = kv.addr
+        kv = kv.addr,
+        silent = silent,
     );
     let s = Sluice::start(&yaml);
     let mut c = KvClient::connect(local(port));
@@ -483,6 +489,22 @@ clusters: [{{ name: kv, endpoints: [{{ address: "{kv}" }}] }}]
             "kv /com.example.Other/echo com.example.Other echo - {} NR - -",
             r.status
         )
+    );
+    // A call in flight when its client resets the connection is logged all the same, `DC`.
+    let mut gone = KvClient::connect(local(port));
+    gone.send(
+        0,
+        9,
+        &[("service", "com.example.Silent"), ("method", "wait")],
+        "x",
+    );
+    s.poll("the call to reach the silent upstream", || {
+        (stat(&s, "cluster.silent.upstream_rq_total") == 1).then_some(())
+    });
+    gone.reset();
+    assert_eq!(
+        line_for(&s, &log, "kv /com.example.Silent/wait "),
+        format!("kv /com.example.Silent/wait com.example.Silent wait - 0 DC {silent} silent")
     );
 }
 

@@ -191,6 +191,11 @@ impl KvClient {
         self.conn.write_all(&frame.raw).unwrap();
     }
 
+    /// Closes the connection with a reset (SO_LINGER 0), as a crashed client would.
+    pub fn reset(self) {
+        let _ = socket2::SockRef::from(&self.conn).set_linger(Some(std::time::Duration::ZERO));
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.conn.write_all(bytes).unwrap();
     }

@@ -82,6 +82,31 @@ pub(super) fn failure_reason(record: &mut Record, why: &str) {
     }
 }
 
+/// A call's record until it completes: a call dropped unfinished (its client went away with
+/// the call in flight) is still handed to the observers, flagged `DC`.
+pub(super) struct Unfinished<'s>(pub Record, &'s Shared);
+
+impl<'s> Unfinished<'s> {
+    pub fn new(shared: &'s Shared, record: Record) -> Unfinished<'s> {
+        Unfinished(record, shared)
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        let Some(mut record) = self.0.take() else {
+            return;
+        };
+        if let Some(r) = Arc::get_mut(&mut record) {
+            r.flag(
+                ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION,
+                "downstream_remote_disconnect",
+            );
+        }
+        self.1.observers.complete(record);
+    }
+}
+
 /// The call is answered (or was one-way): the response's status and size, then the observers.
 pub(super) fn complete(shared: &Shared, record: Record, response: Option<&Frame>, failed: bool) {
     let Some(mut record) = record else { return };
