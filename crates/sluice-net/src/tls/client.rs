@@ -1,8 +1,15 @@
 //! Upstream TLS: the client side, one [`TlsClient`] per cluster with a `tls:` block.
 //!
-//! The rustls configs are built once, when the cluster is made: one per kind of connection
-//! ([`AppProtocol`]), differing only in the ALPN list they offer. A handshake then costs a
-//! lookup, not a config build.
+//! The rustls configs are built when the cluster is made, one per kind of connection
+//! ([`AppProtocol`]), differing only in the ALPN list they offer, and built again (cheap clones
+//! of one base) whenever the cluster's CA bundle or client certificate rotates. Each such
+//! generation has its own TLS session store: a resumed session skips both the server's
+//! verification and the client's certificate, so sessions must not outlive the material they
+//! were made with, and a handshake that was under way during a rotation stores its tickets in
+//! its own generation's store, which no later connection reads. (A store shared across
+//! generations and emptied on rotation let such a late ticket, carrying the old client
+//! identity, into the new generation, where every resumption renewed it.) A handshake costs a
+//! material comparison and a lookup, not a config build.
 //!
 //! Verification: the server's chain must lead to the `ca` certificates (webpki); then either
 //! the certificate must be valid for the server name (no `verify_san`), or it must carry one
@@ -20,7 +27,8 @@ use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
 use sluice_config::{Address, SanMatcher, UpstreamTlsConfig, UpstreamTrust};
 
-use super::secret::CaSecret;
+use super::bound::Bound;
+use super::secret::{CaMaterial, CaSecret, CertMaterial, CertSecret};
 use super::secrets::Secrets;
 use super::verify::SecretClientCert;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -48,11 +56,22 @@ impl AppProtocol {
 
 /// A cluster's TLS client settings, ready for handshakes.
 pub struct TlsClient {
-    opaque: Arc<ClientConfig>,
-    http1: Arc<ClientConfig>,
-    http2: Arc<ClientConfig>,
+    /// Everything but the session store and the ALPN list.
+    base: ClientConfig,
+    /// The ALPN lists offered for `Opaque`, `Http1`, `Http2`.
+    alpn: [Vec<Vec<u8>>; 3],
+    ca: Option<Arc<CaSecret>>,
+    cert: Option<Arc<CertSecret>>,
+    /// The configs made for the current CA bundle and client certificate.
+    configs: Bound<Material, Arc<[Arc<ClientConfig>; 3]>>,
     sni: Option<ServerName<'static>>,
 }
+
+/// The CA bundle and client certificate a generation of configs was made with.
+type Material = (Option<Arc<CaMaterial>>, Option<Arc<CertMaterial>>);
+
+/// As many sessions as rustls keeps by default.
+const SESSIONS: usize = 256;
 
 impl std::fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +79,22 @@ impl std::fmt::Debug for TlsClient {
             .field("sni", &self.sni)
             .finish_non_exhaustive()
     }
+}
+
+fn material(ca: Option<&Arc<CaSecret>>, cert: Option<&Arc<CertSecret>>) -> Material {
+    (ca.and_then(|c| c.current()), cert.and_then(|c| c.current()))
+}
+
+/// One generation of configs: `base` with each ALPN list, sharing a new session store.
+fn generation(base: &ClientConfig, alpn: &[Vec<Vec<u8>>; 3]) -> Arc<[Arc<ClientConfig>; 3]> {
+    let store = Arc::new(rustls::client::ClientSessionMemoryCache::new(SESSIONS));
+    let make = |alpn: &Vec<Vec<u8>>| {
+        let mut c = base.clone();
+        c.resumption = rustls::client::Resumption::store(store.clone());
+        c.alpn_protocols = alpn.clone();
+        Arc::new(c)
+    };
+    Arc::new([make(&alpn[0]), make(&alpn[1]), make(&alpn[2])])
 }
 
 impl TlsClient {
@@ -104,15 +139,16 @@ impl TlsClient {
                 (None, None) => Vec::new(),
             }
         };
-        config.resumption = rustls::client::Resumption::store(Arc::new(
-            super::client_sessions::SecretBoundSessions::new(ca_secret, cert_secret),
-        ));
-        config.alpn_protocols = offered(AppProtocol::Opaque);
-        let opaque = Arc::new(config.clone());
-        config.alpn_protocols = offered(AppProtocol::Http1);
-        let http1 = Arc::new(config.clone());
-        config.alpn_protocols = offered(AppProtocol::Http2);
-        let http2 = Arc::new(config);
+        let alpn = [
+            offered(AppProtocol::Opaque),
+            offered(AppProtocol::Http1),
+            offered(AppProtocol::Http2),
+        ];
+        config.alpn_protocols = Vec::new();
+        let configs = Bound::new(
+            material(ca_secret.as_ref(), cert_secret.as_ref()),
+            generation(&config, &alpn),
+        );
         let sni = tls
             .sni
             .as_deref()
@@ -120,11 +156,22 @@ impl TlsClient {
             .transpose()
             .map_err(|e| format!("sni: {e}"))?;
         Ok(TlsClient {
-            opaque,
-            http1,
-            http2,
+            base: config,
+            alpn,
+            ca: ca_secret,
+            cert: cert_secret,
+            configs,
             sni,
         })
+    }
+
+    /// The configs for the material in use now, made afresh (with an empty session store)
+    /// when it changed since the last handshake.
+    fn configs(&self) -> Arc<[Arc<ClientConfig>; 3]> {
+        let now = material(self.ca.as_ref(), self.cert.as_ref());
+        self.configs
+            .get(now, || Some(generation(&self.base, &self.alpn)))
+            .unwrap_or_else(|| self.configs.last())
     }
 
     /// The name sent and verified: `sni`, else the endpoint's DNS name, else its IP address.
@@ -161,10 +208,11 @@ impl TlsClient {
         protocol: AppProtocol,
     ) -> io::Result<Stream> {
         let name = self.server_name(address, hostname)?;
+        let configs = self.configs();
         let config = match protocol {
-            AppProtocol::Opaque => &self.opaque,
-            AppProtocol::Http1 => &self.http1,
-            AppProtocol::Http2 => &self.http2,
+            AppProtocol::Opaque => &configs[0],
+            AppProtocol::Http1 => &configs[1],
+            AppProtocol::Http2 => &configs[2],
         };
         let shown = name.to_str().into_owned();
         let tls = tokio_rustls::TlsConnector::from(config.clone())

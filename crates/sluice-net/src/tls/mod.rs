@@ -11,7 +11,6 @@
 
 mod bound;
 mod client;
-mod client_sessions;
 mod identity;
 mod local_uri;
 mod resolver;
