@@ -81,8 +81,8 @@ pub async fn handle(
     let _active = sluice_stats::GaugeGuard::new(&shared.stats.downstream_rq_active);
     shared.stats.downstream_rq_total.inc();
     service.rq_total.inc();
-    let mut record = observe::Unfinished::new(&shared, observe::start(&shared, client, &request));
-    let response = call(&shared, client, request, &mut record.0).await;
+    let mut record = observe::Unfinished::start(&shared, client, &request);
+    let response = call(&shared, client, request, record.record()).await;
     service.rq_time.record_duration(start.elapsed());
     let success = response
         .as_ref()
@@ -92,7 +92,7 @@ pub async fn handle(
     } else {
         service.rq_error.inc();
     }
-    observe::complete(&shared, record.0.take(), response.as_ref(), !success);
+    record.complete(response.as_ref(), !success);
     response
 }
 

@@ -84,17 +84,34 @@ pub(super) fn failure_reason(record: &mut Record, why: &str) {
 
 /// A call's record until it completes: a call dropped unfinished (its client went away with
 /// the call in flight) is still handed to the observers, flagged `DC`.
-pub(super) struct Unfinished<'s>(pub Record, &'s Shared);
+pub(super) struct Unfinished<'s> {
+    record: Record,
+    shared: &'s Shared,
+}
 
 impl<'s> Unfinished<'s> {
-    pub fn new(shared: &'s Shared, record: Record) -> Unfinished<'s> {
-        Unfinished(record, shared)
+    /// The record of a call starting now (see [`start`]).
+    pub fn start(shared: &'s Shared, client: Option<SocketAddr>, request: &Frame) -> Self {
+        Unfinished {
+            record: start(shared, client, request),
+            shared,
+        }
+    }
+
+    /// The record, to fill while the call goes on.
+    pub fn record(&mut self) -> &mut Record {
+        &mut self.record
+    }
+
+    /// The call is answered (see [`complete`]).
+    pub fn complete(mut self, response: Option<&Frame>, failed: bool) {
+        complete(self.shared, self.record.take(), response, failed);
     }
 }
 
 impl Drop for Unfinished<'_> {
     fn drop(&mut self) {
-        let Some(mut record) = self.0.take() else {
+        let Some(mut record) = self.record.take() else {
             return;
         };
         if let Some(r) = Arc::get_mut(&mut record) {
@@ -103,7 +120,7 @@ impl Drop for Unfinished<'_> {
                 "downstream_remote_disconnect",
             );
         }
-        self.1.observers.complete(record);
+        self.shared.observers.complete(record);
     }
 }
 
