@@ -60,21 +60,6 @@ fn line_for(s: &Sluice, path: &Path, prefix: &str) -> String {
     lines.into_iter().find(|l| l.starts_with(prefix)).unwrap()
 }
 
-/// A counter of `/stats`, 0 if absent.
-fn stat(sluice: &Sluice, name: &str) -> u64 {
-    let (code, body) = http_get(sluice.admin, "/stats").unwrap();
-    assert_eq!(code, 200);
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(": ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 struct Web {
     sluice: Sluice,
     addr: SocketAddr,

@@ -15,7 +15,7 @@ use std::thread;
 use bytes::BytesMut;
 use common::bolt::{capture_request, BoltClient, BoltServer, ClientRun};
 use common::rpc::{self, all_to, cluster};
-use common::{connect, http_get, refused_addr, Sluice};
+use common::{connect, refused_addr, stat, Sluice};
 use sluice_xprotocol::bolt::{status, Bolt, FixedHeader};
 use sluice_xprotocol::{Frame, FrameKind, Protocol};
 
@@ -58,21 +58,6 @@ fn upstream_connections(addr: SocketAddr, tag: &str) -> String {
         .strip_prefix(&format!("{tag}:connections:"))
         .unwrap_or_else(|| panic!("not an answer of {tag}: {answer}"))
         .to_string()
-}
-
-/// A counter of `/stats`, 0 if absent.
-fn stat(sluice: &Sluice, name: &str) -> u64 {
-    let (code, body) = http_get(sluice.admin, "/stats").unwrap();
-    assert_eq!(code, 200);
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(": ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 fn assert_all_echoed(run: &ClientRun, n: u64, tag: &str) {

@@ -97,21 +97,6 @@ fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// A counter from `/stats` (0 when absent).
-fn stat(s: &Sluice, name: &str) -> u64 {
-    let (code, body) = http_get(s.admin, "/stats").unwrap();
-    assert_eq!(code, 200);
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(": ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn http_rbac_allows_the_spiffe_id_on_its_path_only() {
     let rbac = format!(

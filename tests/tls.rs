@@ -119,15 +119,6 @@ fn s_client_full(addr: SocketAddr, args: &[&str]) -> String {
     )
 }
 
-/// One counter from the admin's `/stats` (0 when absent).
-fn stat(s: &Sluice, name: &str) -> u64 {
-    let (code, body) = http_get(s.admin, "/stats").unwrap();
-    assert_eq!(code, 200);
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The `listener.<addr>.` prefix of a listener's counters.
 fn listener_stat(addr: SocketAddr, name: &str) -> String {
     format!("listener.127.0.0.1_{}.{name}", addr.port())

@@ -198,6 +198,22 @@ impl Sluice {
     }
 }
 
+/// A counter or gauge of the admin's text `/stats` (`cluster.up.upstream_rq_total`), 0 when it
+/// is not there (yet).
+pub fn stat(sluice: &Sluice, name: &str) -> u64 {
+    let (code, body) = http_get(sluice.admin, "/stats").unwrap();
+    assert_eq!(code, 200);
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(": ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 /// A minimal HTTP/1.1 GET: (status, body). The admin server is the thing under test here,
 /// not an HTTP client, so a few lines of std suffice.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
