@@ -15,7 +15,7 @@ mod headers;
 mod local_reply;
 mod mirror;
 pub(crate) mod mutate;
-mod observe;
+pub(crate) mod observe;
 mod pool;
 mod recycle;
 mod retry;

@@ -27,10 +27,11 @@ use super::stats::HttpStats;
 /// A record in the making. It lives in the `Arc` its observers will share from the start
 /// (which also keeps a request's future small), and is changed through [`get`] while the
 /// request owns it alone.
-pub(super) type Record = Option<Arc<RequestRecord>>;
+/// rpc_proxy keeps its calls' records the same way.
+pub(crate) type Record = Option<Arc<RequestRecord>>;
 
 /// The record to fill, when there is one.
-pub(super) fn get(record: &mut Record) -> Option<&mut RequestRecord> {
+pub(crate) fn get(record: &mut Record) -> Option<&mut RequestRecord> {
     record.as_mut().and_then(Arc::get_mut)
 }
 
@@ -57,6 +58,21 @@ impl ConnectionFacts {
                 .map(|s| Arc::from(s.as_str())),
         }
     }
+    /// A record of a request on this connection from `client`, started at `started`.
+    fn record(
+        &self,
+        started: Instant,
+        protocol: Protocol,
+        client: Option<std::net::SocketAddr>,
+    ) -> RequestRecord {
+        let mut r = RequestRecord::started_at(started, protocol, self.listener.clone());
+        r.downstream_remote = client;
+        r.downstream_local = self.local;
+        r.scheme = Some(self.scheme);
+        r.requested_server_name = self.server_name.clone();
+        r.downstream_peer_uri_san = self.peer_uri_san.clone();
+        r
+    }
 }
 
 /// Starts the record of a request, or `None` when nobody observes this listener (whose
@@ -71,16 +87,7 @@ pub(super) fn start(
     client: Option<std::net::SocketAddr>,
 ) -> Record {
     let conn = conn.filter(|_| !observers.is_empty())?;
-    let mut r = RequestRecord::started_at(
-        started,
-        Protocol::from_http(parts.version),
-        conn.listener.clone(),
-    );
-    r.downstream_remote = client;
-    r.downstream_local = conn.local;
-    r.scheme = Some(conn.scheme);
-    r.requested_server_name = conn.server_name.clone();
-    r.downstream_peer_uri_san = conn.peer_uri_san.clone();
+    let mut r = conn.record(started, Protocol::from_http(parts.version), client);
     r.method = Text::method(&parts.method);
     r.authority = authority.clone();
     r.path = path_and_query.map_or(Text::Static("/"), |p| Text::Path(p.clone()));
@@ -101,12 +108,7 @@ pub(super) fn refused(
     let Some(conn) = conn.filter(|_| !observers.is_empty()) else {
         return;
     };
-    let mut r = RequestRecord::new(Protocol::Http11, conn.listener.clone());
-    r.downstream_remote = client;
-    r.downstream_local = conn.local;
-    r.scheme = Some(conn.scheme);
-    r.requested_server_name = conn.server_name.clone();
-    r.downstream_peer_uri_san = conn.peer_uri_san.clone();
+    let mut r = conn.record(Instant::now(), Protocol::Http11, client);
     r.response_code = Some(status);
     r.flag(flags, details);
     observers.complete(Arc::new(r));

@@ -13,13 +13,10 @@ use sluice_xprotocol::Frame;
 
 use super::call::Shared;
 
-/// A record in the making, in the `Arc` its observers will share; `None` when nobody
-/// observes the listener.
-pub(super) type Record = Option<Arc<RequestRecord>>;
-
-fn get(record: &mut Record) -> Option<&mut RequestRecord> {
-    record.as_mut().and_then(Arc::get_mut)
-}
+use crate::http_proxy::observe::get;
+/// A record in the making, in the `Arc` its observers will share (as http_proxy's); `None`
+/// when nobody observes the listener.
+pub(super) use crate::http_proxy::observe::Record;
 
 pub(super) fn start(shared: &Shared, client: Option<SocketAddr>, request: &Frame) -> Record {
     if shared.observers.is_empty() {
