@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -47,7 +46,7 @@ impl GrpcServer {
     }
 
     fn start_at(addr: SocketAddr, name: &str, max_streams: Option<u32>) -> GrpcServer {
-        let mut child = Command::new("python3")
+        let child = Command::new("python3")
             .arg(script("server.py"))
             .arg(addr.port().to_string())
             .arg(name)
@@ -57,21 +56,9 @@ impl GrpcServer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 must be installed (with `pip install grpcio`)");
-        let stdout = child.stdout.take().unwrap();
-        let server = GrpcServer { child, addr };
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next();
-            let _ = tx.send(first);
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        match rx.recv_timeout(DEADLINE) {
-            Ok(Some(Ok(line))) if line == "ready" => server,
-            Ok(other) => panic!("grpc server {name}: expected \"ready\", got {other:?}"),
-            Err(e) => panic!("grpc server {name}: not ready within {DEADLINE:?} ({e})"),
-        }
+        let mut server = GrpcServer { child, addr };
+        wait_for_ready_line(&mut server.child, &format!("grpc server {name}"));
+        server
     }
 }
 

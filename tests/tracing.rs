@@ -10,12 +10,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::thread;
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -44,7 +43,7 @@ impl Collector {
         let port = free_port();
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/tracing/collector.py");
-        let mut child = Command::new("python3")
+        let child = Command::new("python3")
             .arg(script)
             .arg(mode)
             .arg(port.to_string())
@@ -54,23 +53,14 @@ impl Collector {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 with opentelemetry-proto and grpcio (see .ci/run)");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        match rx.recv_timeout(DEADLINE) {
-            Ok(Some(Ok(line))) if line == "ready" => {}
-            other => panic!("collector ({mode}) not ready: {other:?}"),
-        }
-        Collector {
+        let mut collector = Collector {
             child,
             port,
             out,
             _dir: dir,
-        }
+        };
+        wait_for_ready_line(&mut collector.child, &format!("collector ({mode})"));
+        collector
     }
 
     fn spans(&self) -> Vec<Value> {

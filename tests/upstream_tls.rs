@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -368,7 +367,7 @@ struct GrpcTlsServer {
 impl GrpcTlsServer {
     fn start(name: &str) -> GrpcTlsServer {
         let addr = local(free_port());
-        let mut child = Command::new("python3")
+        let child = Command::new("python3")
             .arg(grpc_script("server.py"))
             .arg(addr.port().to_string())
             .arg(name)
@@ -379,18 +378,9 @@ impl GrpcTlsServer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 must be installed (with `pip install grpcio`)");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let server = GrpcTlsServer { child, addr };
-        match rx.recv_timeout(DEADLINE) {
-            Ok(Some(Ok(line))) if line == "ready" => server,
-            other => panic!("grpc server: expected \"ready\", got {other:?}"),
-        }
+        let mut server = GrpcTlsServer { child, addr };
+        wait_for_ready_line(&mut server.child, "grpc server");
+        server
     }
 }
 

@@ -3,11 +3,10 @@
 //! one-line JSON result parsed. `.ci/run` installs their node modules (`npm ci` in tests/bolt).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -92,24 +91,8 @@ impl BoltServer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = spawn(cmd, "bolt server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let first = rx.recv_timeout(DEADLINE);
-        self.child = Some(child);
-        match first {
-            Ok(Some(Ok(line))) if line == "ready" => {}
-            other => panic!(
-                "bolt server {}: expected \"ready\", got {other:?}",
-                self.tag
-            ),
-        }
+        let child = self.child.insert(spawn(cmd, "bolt server"));
+        super::wait_for_ready_line(child, &format!("bolt server {}", self.tag));
     }
 }
 

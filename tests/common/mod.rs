@@ -198,6 +198,26 @@ impl Sluice {
     }
 }
 
+/// Waits for a test peer started with a piped stdout to print its first line, `ready`, and
+/// keeps draining the rest so the peer never blocks on a full pipe. Panics, naming `what`, on
+/// any other first line or at the deadline (the caller holds the child where its drop kills
+/// it).
+pub fn wait_for_ready_line(child: &mut Child, what: &str) {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("the peer's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next());
+        for _ in lines {}
+    });
+    match rx.recv_timeout(DEADLINE) {
+        Ok(Some(Ok(line))) if line == "ready" => {}
+        Ok(other) => panic!("{what}: expected \"ready\", got {other:?}"),
+        Err(e) => panic!("{what}: not ready within {DEADLINE:?} ({e})"),
+    }
+}
+
 /// A counter or gauge of the admin's text `/stats` (`cluster.up.upstream_rq_total`), 0 when it
 /// is not there (yet).
 pub fn stat(sluice: &Sluice, name: &str) -> u64 {
