@@ -9,7 +9,7 @@ use sluice_net::{AppProtocol, Stream, TlsClient};
 use tracing::debug;
 
 use crate::cluster::Cluster;
-use crate::host::Host;
+use crate::host::{Host, OpenConnection};
 use crate::lb::LbContext;
 use crate::outlier::Outcome;
 
@@ -104,11 +104,12 @@ pub async fn dial(
 impl Cluster {
     /// Connects to a host chosen by the load balancer. A refused, failed or timed-out attempt
     /// moves on to a host not tried yet, up to `max_attempts` (or every host once when `None`).
+    /// The connection counts in the host's `cx_active` while the returned guard is held.
     pub async fn connect(
         &self,
         max_attempts: Option<usize>,
         ctx: &LbContext,
-    ) -> Result<(Stream, Arc<Host>), ConnectError> {
+    ) -> Result<(Stream, Arc<Host>, OpenConnection), ConnectError> {
         let n = self.snapshot().hosts().len();
         let max = max_attempts.unwrap_or(n).clamp(1, n.max(1));
         let mut tried: Vec<Arc<Host>> = Vec::new();
@@ -138,7 +139,8 @@ impl Cluster {
                 Ok(stream) => {
                     // A connection made counts as a success for outlier detection.
                     self.report(&host, Outcome::Status(200));
-                    return Ok((stream, host));
+                    let open = host.connections().opened();
+                    return Ok((stream, host, open));
                 }
                 Err(e) => e,
             };

@@ -111,7 +111,8 @@ impl ConnectionHandler for TcpProxy {
                 }
                 return;
             };
-            let (upstream, host) = match cluster.connect(max_attempts, &ctx).await {
+            // `_open` counts the connection in the host's `cx_active` while the transfer lasts.
+            let (upstream, host, _open) = match cluster.connect(max_attempts, &ctx).await {
                 Ok(c) => c,
                 Err(e) => {
                     stats.upstream_cx_connect_fail.inc();
@@ -128,8 +129,6 @@ impl ConnectionHandler for TcpProxy {
                 r.upstream_host = Some(host.label().clone());
                 r.upstream_attempts = 1;
             }
-            // Counted as the host's connection while the transfer lasts.
-            let _open = host.connections().opened();
             let end = transfer(downstream, upstream, settings).await;
             let (sent, received) = end.bytes();
             stats.downstream_cx_rx_bytes_total.add(sent);
