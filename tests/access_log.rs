@@ -586,6 +586,8 @@ listeners:
         filter: { status_code: { op: gte, value: 500 }, response_flags: [UX] }
       - path: stdout
         json_format: { a: \"%START_TIME(%Q)%\" }
+      - path: stdout
+        filter: { not_health_check: maybe }
     filters: [{ tcp_proxy: { cluster: c } }]
 clusters: [{ name: c }]
 ";
@@ -599,6 +601,7 @@ clusters: [{ name: c }]
         "listeners[0].access_log[3].filter.status_code.op: unknown comparison \"gte\"",
         "listeners[0].access_log[3].filter.response_flags[0]: unknown response flag \"UX\"",
         "listeners[0].access_log[4].json_format.a: %START_TIME(%Q)%: invalid time format",
+        "listeners[0].access_log[5].filter.not_health_check: expected true or false, found \"maybe\"",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }

@@ -483,6 +483,28 @@ fn tracing_on_a_listener_needs_the_exporter() {
         err.contains("cfg.yaml:6: listeners[0].filters[0].http_proxy.tracing: tracing is on here, but there is no top-level tracing"),
         "{err}"
     );
+    // rpc_proxy's block, the same.
+    std::fs::write(
+        dir.path().join("rpc.yaml"),
+        "listeners:
+  - name: r
+    address: \"127.0.0.1:1\"
+    filters:
+      - rpc_proxy:
+          protocol: bolt
+          tracing: { propagation: [w3c, zipkin] }
+          route_config: { virtual_hosts: [{ name: a, domains: [\"*\"], routes: [] }] }
+",
+    )
+    .unwrap();
+    let (code, _, err) = sluice_cmd(&["check", "-c", "rpc.yaml"], dir.path());
+    assert_eq!(code, 1, "{err}");
+    for want in [
+        "rpc.yaml:7: listeners[0].filters[0].rpc_proxy.tracing: tracing is on here, but there is no top-level tracing",
+        "listeners[0].filters[0].rpc_proxy.tracing.propagation[1]: unknown propagation format \"zipkin\"",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
