@@ -148,8 +148,13 @@ fn logging_shows_and_changes_the_filter_at_run_time() {
 #[test]
 fn drain_listeners_stops_accepting_and_keeps_the_process() {
     let (mut s, web) = start();
-    // A connection opened before the drain stays served.
+    // A connection opened before the drain stays served. Waited for until Sluice has
+    // accepted it: one still in the listen backlog is reset when the listener closes, which
+    // is not what this checks.
     let mut early = connect(web);
+    s.poll("the early connection accepted", || {
+        (stat(&s, "http.web.downstream_cx_active") == 1).then_some(())
+    });
     assert_eq!(admin(&s, &["/drain_listeners"]).status, 405);
     assert_eq!(admin(&s, &["/drain_listeners", "-X", "POST"]).status, 200);
     s.poll("the listener closed", || {
