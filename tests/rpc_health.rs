@@ -20,7 +20,7 @@ use common::{http_get, signal, Sluice};
 /// answer brings it back).
 fn start(protocol: &str, hosts: &[SocketAddr]) -> (Sluice, SocketAddr) {
     let clusters = format!(
-        "{}    health_check:\n      heartbeat: {{ protocol: {protocol} }}\n      interval: 200ms\n      timeout: 300ms\n      unhealthy_threshold: 1\n      healthy_threshold: 1\n",
+        "{}    health_check:\n      heartbeat: {{ protocol: {protocol} }}\n      interval: 200ms\n      timeout: 1s\n      unhealthy_threshold: 2\n      healthy_threshold: 1\n",
         cluster("echo", hosts)
     );
     rpc::start(protocol, "", &all_to("echo"), &clusters)

@@ -1,8 +1,9 @@
-//! Sluice's configuration: the native model, its YAML form, and the published snapshot.
+//! Sluice's configuration: the native model, its YAML form, and what changes between two.
 //!
 //! Loading collects every error with the YAML path and line (`config.yaml:7:
-//! listeners[0].address: invalid socket address "0.0.0.0:80a"`); a loaded [`Config`] is immutable
-//! and published through a [`ConfigStore`] so later changes (reload, xDS) swap it without locks.
+//! listeners[0].address: invalid socket address "0.0.0.0:80a"`); a loaded [`Config`] is
+//! immutable: a change is a new one, put in force by the binary resource by resource (see
+//! [`diff`]).
 
 pub mod access_log;
 pub mod address;
@@ -11,6 +12,7 @@ pub mod cluster;
 mod cluster_decode;
 pub mod cluster_tls;
 pub mod decode;
+pub mod diff;
 pub mod health_check;
 pub mod load;
 pub mod model;
@@ -26,10 +28,6 @@ pub use route_decode::decode_value_match;
 pub use route_decode::parse_format as route_format;
 pub mod units;
 pub mod yaml;
-
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
 
 pub use access_log::AccessLogConfig;
 pub use address::Address;
@@ -48,25 +46,3 @@ pub use stats_sinks::{StatsSinkConfig, StatsSinkKind};
 pub use tls::*;
 pub use tracing::{ListenerTracing, OtlpTarget, Propagation, TracingConfig};
 pub use yaml::Node;
-
-/// The current config, readable from any thread without blocking, replaceable atomically (RCU):
-/// readers that loaded the old snapshot keep it alive until they drop it.
-pub struct ConfigStore {
-    current: ArcSwap<Config>,
-}
-
-impl ConfigStore {
-    pub fn new(config: Config) -> Self {
-        ConfigStore {
-            current: ArcSwap::from_pointee(config),
-        }
-    }
-
-    pub fn load(&self) -> Arc<Config> {
-        self.current.load_full()
-    }
-
-    pub fn store(&self, config: Config) {
-        self.current.store(Arc::new(config));
-    }
-}

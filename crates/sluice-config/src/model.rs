@@ -1,7 +1,7 @@
 //! The native config model: plain, immutable data that both YAML and (later) xDS produce.
 //!
 //! Every type here is built once per config version and then shared read-only behind an
-//! `Arc` (see [`crate::ConfigStore`]); nothing on the data path mutates it.
+//! `Arc`; nothing on the data path mutates it.
 
 use std::any::Any;
 use std::fmt::Debug;

@@ -5,6 +5,7 @@ pub mod health_check;
 pub mod http_proxy;
 pub mod rbac;
 pub mod registry;
+pub mod routes;
 pub mod rpc_proxy;
 mod stat_prefix;
 pub mod stream;

@@ -29,6 +29,8 @@ pub struct BuildContext {
     pub clusters: Arc<ClusterManager>,
     /// HTTP connection pools per upstream host, shared by every listener and worker.
     pub http_upstreams: Arc<http_proxy::Upstreams>,
+    /// The named route tables, shared by the proxies that name them.
+    pub routes: Arc<crate::routes::RouteTables>,
     /// Certificates and CA bundles (files or SDS), shared by every chain that names them.
     pub secrets: Arc<Secrets>,
     /// The listener whose chain is being built (names counters); set by [`build_chain`].
@@ -46,10 +48,13 @@ impl BuildContext {
         let secrets = Secrets::new();
         let clusters = Arc::new(ClusterManager::new(&config, &secrets)?);
         let http_upstreams = Arc::new(http_proxy::Upstreams::new(&clusters));
+        let routes = Arc::new(crate::routes::RouteTables::default());
+        routes.commit(crate::routes::RouteTables::compile(&config)?);
         Ok(BuildContext {
             config,
             clusters,
             http_upstreams,
+            routes,
             secrets,
             listener: Arc::from(""),
             observers: Arc::default(),

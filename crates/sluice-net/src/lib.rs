@@ -15,6 +15,6 @@ pub use chains::{Chain, ListenerChains};
 pub use connect::{connect, set_keepalive};
 pub use filter::{ConnectionHandler, ConnectionInfo, FilterChain, NetworkFilter, Verdict};
 pub use listener::{bind, bind_per_worker, BindError, BoundListener, Listener};
-pub use serve::serve;
+pub use serve::{serve, Generation};
 pub use stream::{PeerAddr, Stream};
 pub use tls::{AppProtocol, PeerIdentity, Secrets, TlsClient, TlsInfo, TlsServer};

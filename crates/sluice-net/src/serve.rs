@@ -1,4 +1,4 @@
-//! The accept loop of one listener.
+//! The accept loop of one listener, and the generations of its config.
 
 use std::io;
 use std::sync::Arc;
@@ -14,14 +14,59 @@ use crate::filter::ConnectionInfo;
 use crate::listener::Listener;
 use crate::stream::Stream;
 
+/// One version of a listener's config as its connections see it: the chains they walk, and
+/// the tokens that end them. A reload that changes the listener publishes a new generation
+/// for new connections, then drains the old one's (`drain`: finish what is in flight and
+/// close) and, after `drain_timeout`, cuts what is left (`cut`).
+pub struct Generation {
+    pub chains: Arc<ListenerChains>,
+    /// Told to every connection of this generation (`ConnectionInfo::drain`): a child of the
+    /// listener's own, so the process's drain reaches it too.
+    pub drain: CancellationToken,
+    /// Ends the connections of this generation still open.
+    pub cut: CancellationToken,
+    /// This generation's connections, for waiting on its drain.
+    pub connections: TaskTracker,
+}
+
+impl Generation {
+    /// The first (or next) generation of a listener whose drain token is `listener_drain`.
+    pub fn new(chains: ListenerChains, listener_drain: &CancellationToken) -> Generation {
+        Generation {
+            chains: Arc::new(chains),
+            drain: listener_drain.child_token(),
+            cut: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        }
+    }
+
+    /// Drains this generation's connections, then cuts those still open after `timeout`.
+    /// Returns when none is left.
+    pub async fn retire(&self, timeout: Duration) {
+        self.drain.cancel();
+        self.connections.close();
+        if tokio::time::timeout(timeout, self.connections.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                open_connections = self.connections.len(),
+                "drain_timeout reached: closing the connections of the replaced config"
+            );
+            self.cut.cancel();
+            self.connections.wait().await;
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` fires, then closes the socket (so new connections are
 /// refused) and returns. Each connection runs as its own task in `tracker`, which the caller
-/// waits on to drain. The chain is read per connection, so a swapped chain applies to new
+/// waits on to drain. The generation is read per connection, so a swapped one applies to new
 /// connections while old ones keep the one they started with.
 pub async fn serve(
     name: Arc<str>,
     listener: Listener,
-    chains: Arc<ArcSwap<ListenerChains>>,
+    current: Arc<ArcSwap<Generation>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -50,6 +95,7 @@ pub async fn serve(
                 continue;
             }
         };
+        let generation = current.load_full();
         let info = ConnectionInfo {
             listener: name.clone(),
             peer,
@@ -58,30 +104,43 @@ pub async fn serve(
                 (None, Stream::Tcp(s)) => s.local_addr().ok(),
                 _ => None,
             },
-            drain: shutdown.clone(),
+            drain: generation.drain.clone(),
             tls: None,
         };
         let span = tracing::debug_span!("conn", listener = %name, peer = %info.peer);
-        let chains = chains.load_full();
+        let chains = generation.chains.clone();
         let open = chains.cx_stats().open();
+        let cut = generation.cut.clone();
         if let Some(chain) = chains.plain() {
             if let Some(fut) = chain.accept(stream, info) {
                 tracker.spawn(
-                    async move {
-                        let _open = open;
-                        fut.await
-                    }
-                    .instrument(span),
+                    generation.connections.track_future(
+                        async move {
+                            let _open = open;
+                            tokio::select! {
+                                biased;
+                                () = fut => {}
+                                () = cut.cancelled() => {}
+                            }
+                        }
+                        .instrument(span),
+                    ),
                 );
             }
         } else {
             // Inspection and handshakes run in the connection's task, never in this loop.
             tracker.spawn(
-                async move {
-                    let _open = open;
-                    chains.serve(stream, info).await
-                }
-                .instrument(span),
+                generation.connections.track_future(
+                    async move {
+                        let _open = open;
+                        tokio::select! {
+                            biased;
+                            () = chains.serve(stream, info) => {}
+                            () = cut.cancelled() => {}
+                        }
+                    }
+                    .instrument(span),
+                ),
             );
         }
     }

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use sluice_config::Config;
+use sluice_config::{ClusterConfig, Config};
 
-use crate::cluster::Cluster;
+use crate::cluster::{host_of, Cluster};
+use crate::host::Host;
 
 /// The clusters of the current config. Readers take the map lock-free per connection; an update
 /// publishes a whole new map, and connections that already picked a cluster keep it.
@@ -32,16 +33,64 @@ impl ClusterManager {
             .clusters
             .iter()
             .map(|c| {
-                let cluster = Arc::new(Cluster::with_secrets(c, secrets)?);
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    cluster.run_rebuilds_on(runtime);
-                }
-                crate::outlier::spawn_sweep(&cluster);
-                crate::health::spawn_for(&cluster);
-                crate::dns::spawn_for(&cluster);
+                let cluster = Self::start(c, secrets)?;
                 Ok((cluster.name.clone(), cluster))
             })
             .collect()
+    }
+
+    fn start(c: &ClusterConfig, secrets: &sluice_net::Secrets) -> Result<Arc<Cluster>, String> {
+        let cluster = Arc::new(Cluster::with_secrets(c, secrets)?);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            cluster.run_rebuilds_on(runtime);
+        }
+        crate::outlier::spawn_sweep(&cluster);
+        crate::health::spawn_for(&cluster);
+        crate::dns::spawn_for(&cluster);
+        Ok(cluster)
+    }
+
+    /// The clusters `config` describes, built but not in force (see [`Self::commit`]): those
+    /// `changes` keeps are the running ones; a static cluster whose endpoints alone changed
+    /// keeps its running self too, with its members replaced at commit (hosts that stay
+    /// keep their health, counters and pools); the others are new. Fails, naming the
+    /// cluster, when one cannot be built.
+    pub fn prepare(
+        &self,
+        config: &Config,
+        secrets: &sluice_net::Secrets,
+        changes: &sluice_config::diff::Delta,
+    ) -> Result<Prepared, String> {
+        let current = self.clusters.load();
+        let mut clusters = HashMap::with_capacity(config.clusters.len());
+        let mut members = Vec::new();
+        for c in &config.clusters {
+            let running = current.get(c.name.as_str());
+            let cluster = match running {
+                Some(r) if changes.keeps(&c.name) => r.clone(),
+                Some(r) if changes.endpoints_only.contains(&c.name) && !c.discovery.uses_dns() => {
+                    let hosts = c
+                        .endpoints
+                        .iter()
+                        .filter_map(|e| Some(r.reuse(host_of(e, e.address.socket()?.clone()))))
+                        .collect();
+                    members.push((r.clone(), hosts));
+                    r.clone()
+                }
+                _ => Self::start(c, secrets)?,
+            };
+            clusters.insert(cluster.name.clone(), cluster);
+        }
+        Ok(Prepared { clusters, members })
+    }
+
+    /// Puts prepared clusters in force: requests from now on see them; those already
+    /// holding a removed or replaced cluster finish on it.
+    pub fn commit(&self, prepared: Prepared) {
+        for (cluster, hosts) in prepared.members {
+            cluster.set_members(hosts);
+        }
+        self.clusters.store(Arc::new(prepared.clusters));
     }
 
     /// Every cluster, sorted by name.
@@ -67,10 +116,11 @@ impl ClusterManager {
     pub fn get(&self, name: &str) -> Option<Arc<Cluster>> {
         self.clusters.load().get(name).cloned()
     }
+}
 
-    /// Replaces every cluster with the ones `config` describes.
-    pub fn update(&self, config: &Config, secrets: &sluice_net::Secrets) -> Result<(), String> {
-        self.clusters.store(Arc::new(Self::build(config, secrets)?));
-        Ok(())
-    }
+/// Clusters built for a config not yet in force.
+pub struct Prepared {
+    clusters: HashMap<Arc<str>, Arc<Cluster>>,
+    /// Running clusters whose members change at commit.
+    members: Vec<(Arc<Cluster>, Vec<Arc<Host>>)>,
 }

@@ -1,7 +1,10 @@
 //! The `sluice` command: run a proxy, check a config, print the version.
 
 mod limits;
+mod listeners;
+mod live;
 mod logging;
+mod reload;
 mod run;
 mod workers;
 
@@ -32,9 +35,15 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Run {
-        /// Config file (YAML).
+        /// Config file (YAML). SIGHUP reloads it.
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Reload the config file whenever its content changes.
+        #[arg(long)]
+        watch: bool,
+        /// How often `--watch` looks at the file (e.g. 500ms, 2s).
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = sluice_config::units::parse_duration)]
+        watch_interval: std::time::Duration,
     },
     /// Validate a config without binding anything; print every error found.
     Check {
@@ -71,7 +80,11 @@ fn main() -> ExitCode {
             }
             None => ExitCode::FAILURE,
         },
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            watch,
+            watch_interval,
+        } => {
             if let Err(e) = logging::init(cli.log_level.as_deref(), cli.log_format) {
                 eprintln!("sluice: {e}");
                 return ExitCode::from(2);
@@ -79,7 +92,10 @@ fn main() -> ExitCode {
             let Some(loaded) = load(&config) else {
                 return ExitCode::FAILURE;
             };
-            match run::run(loaded, &config) {
+            let follow = run::Follow {
+                watch: watch.then_some(watch_interval),
+            };
+            match run::run(loaded, &config, follow) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

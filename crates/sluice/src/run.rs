@@ -10,19 +10,25 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
 use sluice_admin::{AdminState, Phase};
 use sluice_config::Config;
 use sluice_filters::BuildContext;
 use sluice_net::BoundListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::listeners::Listeners;
+use crate::live::Live;
 use crate::workers::Workers;
 
-pub fn run(config: Config, config_path: &std::path::Path) -> anyhow::Result<()> {
+/// How `run` follows its config file after starting.
+pub struct Follow {
+    /// Reload when the file's content changes, looking this often.
+    pub watch: Option<std::time::Duration>,
+}
+
+pub fn run(config: Config, config_path: &std::path::Path, follow: Follow) -> anyhow::Result<()> {
     crate::limits::raise_nofile();
     let config = Arc::new(config);
 
@@ -50,14 +56,14 @@ pub fn run(config: Config, config_path: &std::path::Path) -> anyhow::Result<()> 
         .with_context(|| format!("admin: cannot bind {admin_addr}"))?;
 
     let workers = Workers::start(config.workers, config.worker_mode)?;
+    let runtimes = (0..workers.runtimes())
+        .map(|i| workers.handle(i).clone())
+        .collect();
+    let listeners = Listeners::new(runtimes, CancellationToken::new());
     // One socket per listener, or one per listener per worker in per-core mode.
     let mut bound: Vec<Vec<BoundListener>> = Vec::with_capacity(config.listeners.len());
     for l in &config.listeners {
-        let sockets = match workers.runtimes() {
-            1 => vec![sluice_net::bind(l)?],
-            n => sluice_net::bind_per_worker(l, n)?,
-        };
-        bound.push(sockets);
+        bound.push(listeners.bind(l)?);
     }
 
     let control = tokio::runtime::Builder::new_current_thread()
@@ -73,8 +79,8 @@ pub fn run(config: Config, config_path: &std::path::Path) -> anyhow::Result<()> 
     };
     let result = control.block_on(serve(
         config.clone(),
-        bound,
-        &workers,
+        (config_path, follow),
+        (listeners, bound),
         &admin,
         spans.clone(),
     ));
@@ -93,9 +99,9 @@ const EXIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn serve(
     config: Arc<Config>,
-    bound: Vec<Vec<BoundListener>>,
-    workers: &Workers,
-    admin: &AdminState,
+    (config_path, follow): (&std::path::Path, Follow),
+    (mut listeners, bound): (Listeners, Vec<Vec<BoundListener>>),
+    admin: &Arc<AdminState>,
     spans: Option<Arc<sluice_trace::Queue>>,
 ) -> anyhow::Result<()> {
     // Installed before anything serves: SIGUSR1's default action would kill the process.
@@ -131,14 +137,9 @@ async fn serve(
         config.stats_flush_interval,
         sinks,
     ));
-    let stop_accepting = CancellationToken::new();
-    let connections = TaskTracker::new();
-    let accept_loops = TaskTracker::new();
-    let mut addresses = Vec::new();
     let mut built = Vec::with_capacity(config.listeners.len());
     for l in &config.listeners {
-        let chains = sluice_filters::build_listener(l, &ctx)?;
-        built.push(Arc::new(ArcSwap::from_pointee(chains)));
+        built.push(sluice_filters::build_listener(l, &ctx)?);
     }
     // Every secret is registered now: watch the files, subscribe to the SDS ones.
     ctx.secrets
@@ -161,86 +162,57 @@ async fn serve(
             warn!(missing = ?ctx.secrets.sds_missing(), "initial_fetch_timeout passed before these SDS secrets arrived; starting: TLS that needs them fails until they do");
         }
     }
-    let mut warming = tokio::task::JoinSet::new();
-    for ((l, sockets), chain) in config.listeners.iter().zip(bound).zip(built) {
-        let shown = sockets
-            .first()
-            .and_then(|s| s.local_addr().ok())
-            .map_or_else(|| l.address.to_string(), |a| a.to_string());
-        info!(listener = %l.name, address = %shown, sockets = sockets.len(), "listener bound");
-        addresses.push((l.name.clone(), shown));
-        let mut listeners = Vec::with_capacity(sockets.len());
-        for (i, socket) in sockets.into_iter().enumerate() {
-            let rt = workers.handle(i).clone();
-            let listener = {
-                let _enter = rt.enter();
-                socket
-                    .into_listener()
-                    .with_context(|| format!("listener \"{}\": cannot register socket", l.name))?
-            };
-            listeners.push((rt, listener));
-        }
-        // Accepting starts once the listener's secrets are all there (or the SDS
-        // initial_fetch_timeout passed); meanwhile clients wait in the accept backlog.
-        let name: Arc<str> = l.name.as_str().into();
-        let (stop, conns, loops) = (
-            stop_accepting.clone(),
-            connections.clone(),
-            accept_loops.clone(),
-        );
-        warming.spawn(async move {
-            if let Some(deadline) = warm_until {
-                let ready = chain.load_full();
-                if tokio::time::timeout_at(deadline, ready.ready()).await.is_err() {
-                    warn!(listener = %name, missing = ?ready.missing_secrets(), "initial_fetch_timeout passed before these secrets arrived; serving: handshakes that need them fail until they do");
-                }
-            }
-            for (rt, listener) in listeners {
-                loops.spawn_on(
-                    sluice_net::serve(
-                        name.clone(),
-                        listener,
-                        chain.clone(),
-                        stop.clone(),
-                        conns.clone(),
-                    ),
-                    &rt,
-                );
-            }
-        });
+    let mut warming = Vec::with_capacity(config.listeners.len());
+    for ((l, sockets), chains) in config.listeners.iter().zip(bound).zip(built) {
+        warming.push(listeners.add(l, sockets, chains, warm_until)?);
     }
-    while warming.join_next().await.is_some() {}
-    admin.set_listeners(addresses);
+    for w in warming {
+        w.await.context("a listener failed to start")?;
+    }
+    admin.set_listeners(listeners.addresses());
     admin.set_phase(Phase::Live);
     info!(workers = config.workers, mode = ?config.worker_mode, "sluice ready");
+    let mut live = Live::new(config.clone(), ctx, listeners, admin.clone());
 
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    // `/drain_listeners` closes the listeners but keeps the process (and its connections)
-    // until a stop signal or `/quitquitquit`.
-    let drain_listeners = async {
-        admin.drain_listeners_requested().await;
-        info!("admin /drain_listeners: listeners stop accepting");
-        admin.set_phase(Phase::Draining);
-        stop_accepting.cancel();
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: draining"),
-        _ = int.recv() => info!("SIGINT: draining"),
-        () = admin.quit_requested() => info!("admin /quitquitquit: draining"),
-        () = drain_listeners => {}
+    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
+    let mut watch = follow
+        .watch
+        .map(|every| crate::reload::watch_file(config_path.to_path_buf(), every));
+    let mut listeners_drained = false;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: draining"); break }
+            _ = int.recv() => { info!("SIGINT: draining"); break }
+            () = admin.quit_requested() => { info!("admin /quitquitquit: draining"); break }
+            // `/drain_listeners` closes the listeners but keeps the process (and its
+            // connections) until a stop signal or `/quitquitquit`.
+            () = admin.drain_listeners_requested(), if !listeners_drained => {
+                info!("admin /drain_listeners: listeners stop accepting");
+                admin.set_phase(Phase::Draining);
+                live.listeners.stop_accepting();
+                listeners_drained = true;
+            }
+            Some(()) = hup.recv() => crate::reload::reload(&mut live, config_path, "SIGHUP").await,
+            Some(()) = async { watch.as_mut()?.recv().await } => {
+                crate::reload::reload(&mut live, config_path, "config file changed").await;
+            }
+        }
     }
 
     admin.set_phase(Phase::Draining);
-    stop_accepting.cancel();
-    accept_loops.close();
-    accept_loops.wait().await;
+    let listeners = &live.listeners;
+    listeners.stop_accepting();
+    listeners.accept_loops.close();
+    listeners.accept_loops.wait().await;
+    let connections = &listeners.connections;
     connections.close();
-    info!(open_connections = connections.len(), timeout = ?config.drain_timeout, "listeners closed; waiting for connections");
+    let drain_timeout = live.config.drain_timeout;
+    info!(open_connections = connections.len(), timeout = ?drain_timeout, "listeners closed; waiting for connections");
     tokio::select! {
         () = connections.wait() => info!("drained; exiting"),
-        () = tokio::time::sleep(config.drain_timeout) => warn!(open_connections = connections.len(), "drain timeout reached; closing remaining connections"),
+        () = tokio::time::sleep(drain_timeout) => warn!(open_connections = connections.len(), "drain timeout reached; closing remaining connections"),
         _ = term.recv() => warn!("second signal: exiting now"),
         _ = int.recv() => warn!("second signal: exiting now"),
     }

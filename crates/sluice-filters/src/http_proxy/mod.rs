@@ -31,12 +31,12 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::routes::SharedTable;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sluice_net::filter::BoxFuture;
 use sluice_net::{ConnectionHandler, ConnectionInfo, PeerAddr, Stream};
-use sluice_proxy::route::RouteTable;
 use tracing::debug;
 
 pub use config::{Codec, HttpProxyConfig, RouteSource};
@@ -76,8 +76,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let config = config
         .downcast_ref::<HttpProxyConfig>()
         .ok_or("config of another filter type")?;
-    let routes = config.routes.resolve(&ctx.config)?;
-    let table = RouteTable::compile(&routes).map_err(|e| e.to_string())?;
+    let table = ctx.routes.table(&config.routes, &ctx.config)?;
     let scope = sluice_stats::Scope::http(crate::stat_prefix::or_listener(
         &config.stat_prefix,
         &ctx.listener,
@@ -88,7 +87,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     Ok(Built::Handler(Arc::new(
         HttpProxy::new(
             config.clone(),
-            Arc::new(table),
+            table,
             ctx.http_upstreams.clone(),
             filters,
             observers,
@@ -100,7 +99,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
 
 pub(crate) struct HttpProxy {
     config: HttpProxyConfig,
-    table: Arc<RouteTable>,
+    table: SharedTable,
     upstreams: Arc<Upstreams>,
     filters: StreamFilters,
     observers: Arc<sluice_observe::Observers>,
@@ -111,7 +110,7 @@ pub(crate) struct HttpProxy {
 impl HttpProxy {
     pub(crate) fn new(
         config: HttpProxyConfig,
-        table: Arc<RouteTable>,
+        table: SharedTable,
         upstreams: Arc<Upstreams>,
         filters: StreamFilters,
         observers: Arc<sluice_observe::Observers>,

@@ -10,7 +10,9 @@ use http_body::Body as _;
 use sluice_config::route::{
     ForwardAction, HeaderMutations, PathMatch, RouteAction, RoutePriority, WeightedCluster,
 };
-use sluice_proxy::route::{CompiledRoute, RequestView, RouteTable};
+use sluice_proxy::route::{CompiledRoute, RequestView};
+
+use crate::routes::SharedTable;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -66,7 +68,7 @@ pub struct Proxy {
     pub max_headers_count: u32,
     /// `via`, if set: appended to requests sent upstream and responses sent back.
     pub via: Option<HeaderValue>,
-    pub table: Arc<RouteTable>,
+    pub table: SharedTable,
     pub upstreams: Arc<Upstreams>,
     /// The client's IP for `x-forwarded-for`, made once per connection.
     pub client_ip: Option<HeaderValue>,
@@ -224,7 +226,8 @@ impl Proxy {
                 return resp;
             }
         }
-        let vhost = self.table.virtual_host(authority);
+        let table = self.table.load_full();
+        let vhost = table.virtual_host(authority);
         let selected = vhost.and_then(|vhost| {
             let view = RequestView::new(
                 parts.method.as_str(),
@@ -245,11 +248,7 @@ impl Proxy {
         };
         let request_id = ensure_request_id(&mut parts.headers);
         observe::routed(record, route.shared_name(), &parts.headers);
-        let levels = [
-            &route.config().headers,
-            vhost.headers(),
-            self.table.headers(),
-        ];
+        let levels = [&route.config().headers, vhost.headers(), table.headers()];
         let mutates = levels.iter().any(|m| !m.is_empty());
         // The request as the client sent it, for %REQ()% in response headers.
         let original = mutates.then(|| parts.headers.clone());
@@ -809,7 +808,7 @@ impl Proxy {
                 .unwrap_or(sluice_config::route::DEFAULT_ROUTE_TIMEOUT);
             mirror::spawn(
                 req,
-                shadow,
+                &shadow,
                 authority,
                 shadow.speaks_http2(downstream),
                 timeout,

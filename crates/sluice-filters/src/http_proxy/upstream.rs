@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
 use sluice_config::UpstreamProtocol;
@@ -11,11 +12,12 @@ use sluice_upstream::{Cluster, ClusterManager, Host, LbContext};
 
 use super::pool::{HostPool, PoolOptions};
 
-/// The pools of every cluster.
+/// The pools of every cluster, as one snapshot replaced whole when clusters change (a reload,
+/// CDS); each request looks its cluster up in the current one.
 pub struct Upstreams {
     /// Looked up per request by cluster name: a fast hash, since names come from the config,
     /// not from clients.
-    clusters: FxHashMap<Arc<str>, UpstreamCluster>,
+    clusters: ArcSwap<FxHashMap<Arc<str>, Arc<UpstreamCluster>>>,
 }
 
 pub struct UpstreamCluster {
@@ -27,8 +29,31 @@ pub struct UpstreamCluster {
 
 impl Upstreams {
     pub fn new(clusters: &ClusterManager) -> Self {
+        Upstreams {
+            clusters: ArcSwap::from_pointee(Self::map(clusters, &FxHashMap::default())),
+        }
+    }
+
+    /// Follows the cluster manager after it changed: clusters it still holds (the same
+    /// `Cluster`) keep their entry, the others are made anew.
+    pub fn update(&self, clusters: &ClusterManager) {
+        let old = self.clusters.load_full();
+        self.clusters.store(Arc::new(Self::map(clusters, &old)));
+    }
+
+    fn map(
+        clusters: &ClusterManager,
+        old: &FxHashMap<Arc<str>, Arc<UpstreamCluster>>,
+    ) -> FxHashMap<Arc<str>, Arc<UpstreamCluster>> {
         let mut map = FxHashMap::default();
         for cluster in clusters.all() {
+            if let Some(kept) = old
+                .get(&cluster.name)
+                .filter(|u| Arc::ptr_eq(&u.cluster, &cluster))
+            {
+                map.insert(cluster.name.clone(), kept.clone());
+                continue;
+            }
             let c = &cluster.config;
             let options = PoolOptions {
                 connect_timeout: c.connect_timeout,
@@ -47,13 +72,16 @@ impl Upstreams {
                 stats: cluster.stats.clone(),
                 tls: cluster.tls.clone(),
             };
-            map.insert(cluster.name.clone(), UpstreamCluster { cluster, options });
+            map.insert(
+                cluster.name.clone(),
+                Arc::new(UpstreamCluster { cluster, options }),
+            );
         }
-        Upstreams { clusters: map }
+        map
     }
 
-    pub fn get(&self, name: &str) -> Option<&UpstreamCluster> {
-        self.clusters.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<UpstreamCluster>> {
+        self.clusters.load().get(name).cloned()
     }
 }
 

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use sluice_config::route::{ForwardAction, RetryOn, RetryPolicy, RouteAction, RoutePriority};
-use sluice_proxy::route::{RequestView, RouteTable};
+use sluice_proxy::route::RequestView;
+
+use crate::routes::SharedTable;
 use sluice_upstream::outlier::Outcome as HostOutcome;
 use sluice_upstream::stats::ClusterStats;
 use sluice_upstream::{Cluster, ClusterManager, Host, LbContext, NoHost};
@@ -34,7 +36,7 @@ use sluice_observe::ResponseFlags as Flags;
 pub struct Shared {
     pub listener: Arc<str>,
     pub protocol: Arc<dyn Protocol>,
-    pub table: Arc<RouteTable>,
+    pub table: SharedTable,
     /// `stream_filters`, run before routing.
     pub filters: StreamFilters,
     /// The listener's metrics, by service.
@@ -132,7 +134,8 @@ async fn call(
             return reply(&request, LocalError::Forbidden, denial.message.to_string());
         }
     }
-    let selected = shared.table.virtual_host(service).and_then(|vhost| {
+    let table = shared.table.load_full();
+    let selected = table.virtual_host(service).and_then(|vhost| {
         let view = RequestView::new(method, service, &inputs.path, &inputs.headers);
         vhost.select(&view).map(|route| (vhost, route))
     });
@@ -187,11 +190,7 @@ async fn call(
             None
         },
     };
-    let levels = [
-        &route.config().headers,
-        vhost.headers(),
-        shared.table.headers(),
-    ];
+    let levels = [&route.config().headers, vhost.headers(), table.headers()];
     let vars = |upstream| Vars {
         client,
         protocol: shared.protocol.name(),

@@ -20,10 +20,10 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::routes::SharedTable;
 use bytes::BytesMut;
 use sluice_net::filter::BoxFuture;
 use sluice_net::{ConnectionHandler, ConnectionInfo, PeerAddr, Stream};
-use sluice_proxy::route::RouteTable;
 use sluice_upstream::ClusterManager;
 use sluice_xprotocol::Protocol;
 use tracing::debug;
@@ -49,8 +49,7 @@ fn build(config: &dyn Any, ctx: &BuildContext) -> Result<Built, String> {
     let config = config
         .downcast_ref::<RpcProxyConfig>()
         .ok_or("config of another filter type")?;
-    let routes = config.routes.resolve(&ctx.config)?;
-    let table = Arc::new(RouteTable::compile(&routes).map_err(|e| e.to_string())?);
+    let table = ctx.routes.table(&config.routes, &ctx.config)?;
     let stats = Arc::new(stats::RpcStats::new(crate::stat_prefix::or_listener(
         &config.stat_prefix,
         &ctx.listener,
@@ -126,7 +125,7 @@ struct RpcProxy(Arc<Inner>);
 
 struct Inner {
     speaks: Speaks,
-    table: Arc<RouteTable>,
+    table: SharedTable,
     filters: StreamFilters,
     stats: Arc<stats::RpcStats>,
     clusters: Arc<ClusterManager>,
