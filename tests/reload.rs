@@ -45,7 +45,8 @@ clusters:
     )
 }
 
-/// Rewrites the running process's config file (the admin address filled in as at start).
+/// Rewrites the running process's config file (the admin address filled in as at start),
+/// in place, as an editor would: the watch must not load it half-written.
 fn rewrite(sluice: &Sluice, yaml: &str) {
     let yaml = yaml.replace("{admin}", &sluice.admin.to_string());
     std::fs::write(&sluice.config, yaml).unwrap();

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn, Instrument};
@@ -17,16 +19,17 @@ use crate::stream::Stream;
 /// One version of a listener's config as its connections see it: the chains they walk, and
 /// the tokens that end them. A reload that changes the listener publishes a new generation
 /// for new connections, then drains the old one's (`drain`: finish what is in flight and
-/// close) and, after `drain_timeout`, cuts what is left (`cut`).
+/// close) and, after `drain_timeout`, ends what is left.
 pub struct Generation {
     pub chains: Arc<ListenerChains>,
     /// Told to every connection of this generation (`ConnectionInfo::drain`): a child of the
     /// listener's own, so the process's drain reaches it too.
     pub drain: CancellationToken,
-    /// Ends the connections of this generation still open.
-    pub cut: CancellationToken,
     /// This generation's connections, for waiting on its drain.
     pub connections: TaskTracker,
+    /// How to end them: aborting a connection's task closes its sockets. (Not a token each
+    /// connection selects on: that would cost every poll of every connection.)
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 impl Generation {
@@ -35,9 +38,20 @@ impl Generation {
         Generation {
             chains: Arc::new(chains),
             drain: listener_drain.child_token(),
-            cut: CancellationToken::new(),
             connections: TaskTracker::new(),
+            tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Notes a connection's task, so [`Generation::retire`] can end it.
+    fn track(&self, task: AbortHandle) {
+        let mut tasks = self.tasks.lock();
+        // Finished tasks are dropped when the list is full, before it grows: amortised
+        // O(1) per connection, and the list stays the size of the open connections.
+        if tasks.len() == tasks.capacity() {
+            tasks.retain(|t| !t.is_finished());
+        }
+        tasks.push(task);
     }
 
     /// Drains this generation's connections, then cuts those still open after `timeout`.
@@ -53,7 +67,9 @@ impl Generation {
                 open_connections = self.connections.len(),
                 "drain_timeout reached: closing the connections of the replaced config"
             );
-            self.cut.cancel();
+            for task in self.tasks.lock().drain(..) {
+                task.abort();
+            }
             self.connections.wait().await;
         }
     }
@@ -110,38 +126,31 @@ pub async fn serve(
         let span = tracing::debug_span!("conn", listener = %name, peer = %info.peer);
         let chains = generation.chains.clone();
         let open = chains.cx_stats().open();
-        let cut = generation.cut.clone();
         if let Some(chain) = chains.plain() {
             if let Some(fut) = chain.accept(stream, info) {
-                tracker.spawn(
+                let task = tracker.spawn(
                     generation.connections.track_future(
                         async move {
                             let _open = open;
-                            tokio::select! {
-                                biased;
-                                () = fut => {}
-                                () = cut.cancelled() => {}
-                            }
+                            fut.await
                         }
                         .instrument(span),
                     ),
                 );
+                generation.track(task.abort_handle());
             }
         } else {
             // Inspection and handshakes run in the connection's task, never in this loop.
-            tracker.spawn(
+            let task = tracker.spawn(
                 generation.connections.track_future(
                     async move {
                         let _open = open;
-                        tokio::select! {
-                            biased;
-                            () = chains.serve(stream, info) => {}
-                            () = cut.cancelled() => {}
-                        }
+                        chains.serve(stream, info).await
                     }
                     .instrument(span),
                 ),
             );
+            generation.track(task.abort_handle());
         }
     }
     debug!(listener = %name, "listener closed");

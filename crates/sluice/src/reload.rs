@@ -11,7 +11,9 @@ use tracing::{debug, error, info};
 use crate::live::Live;
 
 /// Sends one message each time `path`'s content differs from the last seen (first: its
-/// content now). A file briefly missing or unreadable (an editor replacing it) is skipped.
+/// content now). A file briefly missing, unreadable or empty (an editor or a tool replacing
+/// it) is skipped, and a changed file is read again after [`SETTLE`] and taken only once two
+/// reads agree: a file being written (truncated, then filled) is not loaded half-written.
 pub fn watch_file(path: PathBuf, interval: Duration) -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
@@ -20,20 +22,35 @@ pub fn watch_file(path: PathBuf, interval: Duration) -> mpsc::Receiver<()> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let Ok(now) = std::fs::read(&path) else {
-                debug!(path = %path.display(), "config file unreadable; looking again later");
+            let Some(mut now) = read_nonempty(&path) else {
+                debug!(path = %path.display(), "config file unreadable or empty; looking again later");
                 continue;
             };
-            if seen.as_ref() != Some(&now) {
-                seen = Some(now);
-                // A full channel already holds a reload that will read the newest file.
-                if let Err(mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
-                    return;
-                }
+            if seen.as_ref() == Some(&now) {
+                continue;
+            }
+            tokio::time::sleep(SETTLE).await;
+            match read_nonempty(&path) {
+                Some(again) if again == now => now = again,
+                _ => continue,
+            }
+            seen = Some(now);
+            // A full channel already holds a reload that will read the newest file.
+            if let Err(mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
+                return;
             }
         }
     });
     rx
+}
+
+/// How long a changed file must stay the same before it is loaded.
+const SETTLE: Duration = Duration::from_millis(50);
+
+fn read_nonempty(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .ok()
+        .filter(|b| !b.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Loads `path` and puts it in force; `why` says what asked (for the log).
