@@ -38,11 +38,11 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub fn new(runtimes: Vec<Handle>, stop_accepting: CancellationToken) -> Listeners {
+    pub fn new(runtimes: Vec<Handle>) -> Listeners {
         Listeners {
             running: Vec::new(),
             runtimes,
-            stop_accepting,
+            stop_accepting: CancellationToken::new(),
             connections: TaskTracker::new(),
             accept_loops: TaskTracker::new(),
         }

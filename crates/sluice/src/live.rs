@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::listeners::Listeners;
 
 pub struct Live {
-    pub config: Arc<Config>,
+    /// What was built from the config in force (`ctx.config`).
     pub ctx: BuildContext,
     pub listeners: Listeners,
     admin: Arc<AdminState>,
@@ -36,15 +36,9 @@ struct ReloadStats {
 }
 
 impl Live {
-    pub fn new(
-        config: Arc<Config>,
-        ctx: BuildContext,
-        listeners: Listeners,
-        admin: Arc<AdminState>,
-    ) -> Live {
+    pub fn new(ctx: BuildContext, listeners: Listeners, admin: Arc<AdminState>) -> Live {
         let store = sluice_stats::store();
         Live {
-            config,
             ctx,
             listeners,
             admin,
@@ -74,11 +68,11 @@ impl Live {
     }
 
     async fn try_apply(&mut self, new: Config) -> Result<Changes, String> {
-        let changes = diff::diff(&self.config, &new);
+        let changes = diff::diff(&self.ctx.config, &new);
         if !changes.need_restart.is_empty() {
             warn!(keys = ?changes.need_restart, "these top-level settings changed; they take effect at the next restart, the running values are kept");
         }
-        let config = Arc::new(keep_restart_settings(&self.config, new));
+        let config = Arc::new(keep_restart_settings(&self.ctx.config, new));
 
         // Prepare: nothing below changes what serves.
         let routes = RouteTables::compile(&config)?;
@@ -125,33 +119,37 @@ impl Live {
             self.listeners.remove(name, drain).await;
         }
         for (l, chains, sockets) in listeners {
-            if let Sockets::Kept = sockets {
-                self.listeners.replace(l, chains, drain);
-                info!(listener = %l.name, "listener config replaced: new connections use it, the old ones drain");
-                continue;
-            }
-            // A changed listener with new sockets: the old ones close first.
-            self.listeners.remove(&l.name, drain).await;
+            // A changed listener with new sockets: its old ones close first (a no-op for an
+            // added listener).
             let sockets = match sockets {
-                Sockets::Kept => continue,
-                Sockets::Bound(s) => s,
-                Sockets::AfterClose => match self.listeners.bind(l) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // Too late to reject: the rest of the config is in force.
-                        warn!(listener = %l.name, error = %format!("{e:#}"), "cannot bind the new listener; it stays closed");
-                        continue;
+                Sockets::Kept => {
+                    self.listeners.replace(l, chains, drain);
+                    info!(listener = %l.name, "listener config replaced: new connections use it, the old ones drain");
+                    continue;
+                }
+                Sockets::Bound(s) => {
+                    self.listeners.remove(&l.name, drain).await;
+                    s
+                }
+                Sockets::AfterClose => {
+                    self.listeners.remove(&l.name, drain).await;
+                    match self.listeners.bind(l) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // Too late to reject: the rest of the config is in force.
+                            warn!(listener = %l.name, error = %format!("{e:#}"), "cannot bind the new listener; it stays closed");
+                            continue;
+                        }
                     }
-                },
+                }
             };
             if let Err(e) = self.listeners.add(l, sockets, chains, None) {
                 warn!(listener = %l.name, error = %format!("{e:#}"), "cannot start the new listener");
             }
         }
-        self.config = config;
         self.ctx = ctx;
         self.admin
-            .set_config(sluice_admin::config_dump::from_yaml(&self.config.document));
+            .set_config(sluice_admin::config_dump::from_yaml(&config.document));
         self.admin.set_listeners(self.listeners.addresses());
         Ok(changes)
     }

@@ -15,7 +15,6 @@ use sluice_config::Config;
 use sluice_filters::BuildContext;
 use sluice_net::BoundListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::listeners::Listeners;
@@ -59,7 +58,7 @@ pub fn run(config: Config, config_path: &std::path::Path, follow: Follow) -> any
     let runtimes = (0..workers.runtimes())
         .map(|i| workers.handle(i).clone())
         .collect();
-    let listeners = Listeners::new(runtimes, CancellationToken::new());
+    let listeners = Listeners::new(runtimes);
     // One socket per listener, or one per listener per worker in per-core mode.
     let mut bound: Vec<Vec<BoundListener>> = Vec::with_capacity(config.listeners.len());
     for l in &config.listeners {
@@ -172,7 +171,7 @@ async fn serve(
     admin.set_listeners(listeners.addresses());
     admin.set_phase(Phase::Live);
     info!(workers = config.workers, mode = ?config.worker_mode, "sluice ready");
-    let mut live = Live::new(config.clone(), ctx, listeners, admin.clone());
+    let mut live = Live::new(ctx, listeners, admin.clone());
 
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
@@ -208,7 +207,7 @@ async fn serve(
     listeners.accept_loops.wait().await;
     let connections = &listeners.connections;
     connections.close();
-    let drain_timeout = live.config.drain_timeout;
+    let drain_timeout = live.ctx.config.drain_timeout;
     info!(open_connections = connections.len(), timeout = ?drain_timeout, "listeners closed; waiting for connections");
     tokio::select! {
         () = connections.wait() => info!("drained; exiting"),
