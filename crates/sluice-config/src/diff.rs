@@ -133,12 +133,17 @@ fn same_opt(a: Option<&Node>, b: Option<&Node>) -> bool {
 
 /// Equal mappings but for `key`.
 fn same_except(a: &Node, b: &Node, key: &str) -> bool {
-    let (NodeKind::Map(x), NodeKind::Map(y)) = (&a.kind, &b.kind) else {
-        return false;
-    };
-    let rest = |m: &[(String, Node)]| m.iter().filter(|(k, _)| k != key).count();
-    rest(x) == rest(y)
-        && x.iter().filter(|(k, _)| k != key).all(|(k, v)| {
+    match (&a.kind, &b.kind) {
+        (NodeKind::Map(x), NodeKind::Map(y)) => same_entries(x, y, Some(key)),
+        _ => false,
+    }
+}
+
+/// The same entries in any order, `skip`'s aside.
+fn same_entries(x: &[(String, Node)], y: &[(String, Node)], skip: Option<&str>) -> bool {
+    let kept = |(k, _): &&(String, Node)| Some(k.as_str()) != skip;
+    x.iter().filter(kept).count() == y.iter().filter(kept).count()
+        && x.iter().filter(kept).all(|(k, v)| {
             y.iter()
                 .find(|(l, _)| l == k)
                 .is_some_and(|(_, w)| same(v, w))
@@ -155,14 +160,7 @@ pub fn same(a: &Node, b: &Node) -> bool {
         (NodeKind::Seq(x), NodeKind::Seq(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
         }
-        (NodeKind::Map(x), NodeKind::Map(y)) => {
-            x.len() == y.len()
-                && x.iter().all(|(k, v)| {
-                    y.iter()
-                        .find(|(l, _)| l == k)
-                        .is_some_and(|(_, w)| same(v, w))
-                })
-        }
+        (NodeKind::Map(x), NodeKind::Map(y)) => same_entries(x, y, None),
         _ => false,
     }
 }
