@@ -55,7 +55,7 @@ fn rewrite(sluice: &Sluice, yaml: &str) {
 /// Waits until `config_reload.<what>` reaches `n`.
 fn wait_reload(sluice: &Sluice, what: &str, n: u64) {
     let name = format!("config_reload.{what}");
-    sluice.poll(&name.clone(), || (stat(sluice, &name) >= n).then_some(()));
+    sluice.poll(&name, || (stat(sluice, &name) >= n).then_some(()));
 }
 
 /// One keep-alive HTTP/1.1 exchange on `conn`: the response body.

@@ -83,11 +83,7 @@ impl Cluster {
             )),
             None => None,
         };
-        let hosts: Vec<Arc<Host>> = config
-            .endpoints
-            .iter()
-            .filter_map(|e| Some(Arc::new(host_of(e, e.address.socket()?.clone()))))
-            .collect();
+        let hosts: Vec<Arc<Host>> = socket_hosts(config).map(Arc::new).collect();
         let params = GroupParams {
             policy: config.lb_policy,
             lb_config: config.lb_config,
@@ -198,6 +194,14 @@ impl Cluster {
             .cloned()
             .unwrap_or_else(|| Arc::new(candidate))
     }
+}
+
+/// The hosts of a cluster's endpoints given as socket addresses (names are DNS's business).
+pub fn socket_hosts(config: &ClusterConfig) -> impl Iterator<Item = Host> + '_ {
+    config
+        .endpoints
+        .iter()
+        .filter_map(|e| Some(host_of(e, e.address.socket()?.clone())))
 }
 
 /// The host an endpoint describes, at `address`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use sluice_config::{ClusterConfig, Config};
 
-use crate::cluster::{host_of, Cluster};
+use crate::cluster::{socket_hosts, Cluster};
 use crate::host::Host;
 
 /// The clusters of the current config. Readers take the map lock-free per connection; an update
@@ -69,11 +69,7 @@ impl ClusterManager {
             let cluster = match running {
                 Some(r) if changes.keeps(&c.name) => r.clone(),
                 Some(r) if changes.endpoints_only.contains(&c.name) && !c.discovery.uses_dns() => {
-                    let hosts = c
-                        .endpoints
-                        .iter()
-                        .filter_map(|e| Some(r.reuse(host_of(e, e.address.socket()?.clone()))))
-                        .collect();
+                    let hosts = socket_hosts(c).map(|h| r.reuse(h)).collect();
                     members.push((r.clone(), hosts));
                     r.clone()
                 }
