@@ -16,8 +16,8 @@ use crate::filter::ConnectionInfo;
 use crate::listener::Listener;
 use crate::stream::Stream;
 
-/// One version of a listener's config as its connections see it: the chains they walk, and
-/// the tokens that end them. A reload that changes the listener publishes a new generation
+/// One version of a listener's config as its connections see it: the chains they walk, the
+/// token that drains them and the handles that end them. A reload that changes the listener publishes a new generation
 /// for new connections, then drains the old one's (`drain`: finish what is in flight and
 /// close) and, after `drain_timeout`, ends what is left.
 pub struct Generation {
@@ -47,7 +47,7 @@ impl Generation {
     fn track(&self, task: AbortHandle) {
         let mut tasks = self.tasks.lock();
         // Finished tasks are dropped when the list is full, before it grows: amortised
-        // O(1) per connection, and the list stays the size of the open connections.
+        // O(1) per connection, and the list holds at most twice the open connections.
         if tasks.len() == tasks.capacity() {
             tasks.retain(|t| !t.is_finished());
         }
