@@ -255,3 +255,50 @@ fn listeners_are_added_changed_and_removed_and_old_connections_drain() {
     // `web` is untouched by all this.
     assert_eq!(curl(&["-s", &format!("http://{web_addr}/")]).text(), "a\n");
 }
+
+/// A config that validates but cannot be built, here a new listener on a port another
+/// process holds, is rejected whole: nothing of it applies (not even its route change).
+#[test]
+fn a_config_that_cannot_be_built_is_rejected_whole() {
+    let (a, b) = (upstream("a"), upstream("b"));
+    let port = free_port();
+    let base = config(port, "a", a.addr, b.addr);
+    let sluice = Sluice::start(&base);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let unbuildable = config(port, "b", a.addr, b.addr).replace(
+        "route_configs:",
+        &format!(
+            "  - name: clash\n    address: \"{taken_addr}\"\n    reuse_port: false\n    filters: [{{ tcp_proxy: {{ cluster: b }} }}]\nroute_configs:"
+        ),
+    );
+    rewrite(&sluice, &unbuildable);
+    sluice.signal("HUP");
+    wait_reload(&sluice, "update_rejected", 1);
+    let log = sluice.log();
+    assert!(log.contains("cannot apply the new config"), "{log}");
+    assert!(log.contains("clash"), "{log}");
+    assert_eq!(
+        curl(&["-s", &format!("http://127.0.0.1:{port}/")]).text(),
+        "a\n"
+    );
+    assert_eq!(stat(&sluice, "config_reload.update_success"), 0);
+}
+
+#[test]
+fn a_bad_watch_interval_is_a_command_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = common::sluice_cmd(
+        &[
+            "run",
+            "-c",
+            "none.yaml",
+            "--watch",
+            "--watch-interval",
+            "soon",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--watch-interval"), "{stderr}");
+}
