@@ -27,6 +27,10 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -96,10 +100,26 @@ func main() {
 		StreamResponseFunc: func(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 			sent.record(id, resp.GetNonce(), resp.GetVersionInfo())
 		},
+		DeltaStreamOpenFunc: func(_ context.Context, id int64, typeURL string) error {
+			logf("delta stream %d open %s", id, typeURL)
+			return nil
+		},
+		DeltaStreamClosedFunc: func(id int64, _ *core.Node) {
+			logf("delta stream %d closed", id)
+		},
+		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
+			logDeltaRequest(id, req)
+			return nil
+		},
 	}
 	srv := server.NewServer(ctx, snapshots, callbacks)
 	grpcServer := grpc.NewServer()
 	secretservice.RegisterSecretDiscoveryServiceServer(grpcServer, srv)
+	discovery.RegisterAggregatedDiscoveryServiceServer(grpcServer, srv)
+	listenerservice.RegisterListenerDiscoveryServiceServer(grpcServer, srv)
+	routeservice.RegisterRouteDiscoveryServiceServer(grpcServer, srv)
+	clusterservice.RegisterClusterDiscoveryServiceServer(grpcServer, srv)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(grpcServer, srv)
 
 	lis, err := listenOn(*listen)
 	if err != nil {
@@ -174,19 +194,41 @@ func listenOn(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
+// logDeltaRequest is logRequest for the delta protocol.
+func logDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) {
+	short := shortType(req.GetTypeUrl())
+	switch {
+	case req.GetErrorDetail() != nil:
+		logf("NACK delta stream=%d type=%s nonce=%q error=%s", id, short, req.GetResponseNonce(),
+			req.GetErrorDetail().GetMessage())
+	case req.GetResponseNonce() != "":
+		logf("ACK delta stream=%d type=%s nonce=%q", id, short, req.GetResponseNonce())
+	default:
+		node := req.GetNode()
+		logf("REQUEST delta stream=%d type=%s node=%q subscribe=%s unsubscribe=%s initial=%d", id, short,
+			node.GetId(), strings.Join(req.GetResourceNamesSubscribe(), ","),
+			strings.Join(req.GetResourceNamesUnsubscribe(), ","), len(req.GetInitialResourceVersions()))
+	}
+}
+
 // logRequest tells whether a request is the first of a stream, an ACK or a NACK.
 func logRequest(id int64, req *discovery.DiscoveryRequest) {
 	names := strings.Join(req.GetResourceNames(), ",")
 	node := req.GetNode()
 	switch {
 	case req.GetErrorDetail() != nil:
-		logf("NACK stream=%d version=%q nonce=%q names=%s error=%s", id, req.GetVersionInfo(),
+		logf("NACK stream=%d type=%s version=%q nonce=%q names=%s error=%s", id, shortType(req.GetTypeUrl()), req.GetVersionInfo(),
 			req.GetResponseNonce(), names, req.GetErrorDetail().GetMessage())
 	case req.GetResponseNonce() != "":
-		logf("ACK stream=%d version=%q nonce=%q names=%s", id, req.GetVersionInfo(),
+		logf("ACK stream=%d type=%s version=%q nonce=%q names=%s", id, shortType(req.GetTypeUrl()), req.GetVersionInfo(),
 			req.GetResponseNonce(), names)
 	default:
-		logf("REQUEST stream=%d node=%q cluster=%q version=%q names=%s", id, node.GetId(),
+		logf("REQUEST stream=%d type=%s node=%q cluster=%q version=%q names=%s", id, shortType(req.GetTypeUrl()), node.GetId(),
 			node.GetCluster(), req.GetVersionInfo(), names)
 	}
+}
+
+// shortType is the message name of a type URL: Listener, Cluster, Secret...
+func shortType(url string) string {
+	return url[strings.LastIndex(url, ".")+1:]
 }

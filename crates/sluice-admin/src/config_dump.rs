@@ -25,6 +25,9 @@ pub const RESOURCES: &[&str] = &[
     "static_clusters",
     "static_route_configs",
     "static_secrets",
+    "dynamic_listeners",
+    "dynamic_active_clusters",
+    "dynamic_route_configs",
     "dynamic_active_secrets",
     "dynamic_warming_secrets",
     "listeners",
@@ -32,6 +35,10 @@ pub const RESOURCES: &[&str] = &[
     "route_configs",
     "secrets",
 ];
+
+/// The xDS version and update time of a resource (`lds`, `cds` or `rds`, and its name);
+/// `None` for one written in the config file.
+pub type Versions = dyn Fn(&str, &str) -> Option<(String, SystemTime)> + Send + Sync;
 
 /// A stored document and when it was stored (each resource's `last_updated`).
 pub struct Snapshot {
@@ -145,25 +152,59 @@ pub fn dump(
     resource: Option<&str>,
     name_regex: Option<&Regex>,
     missing_secrets: &[String],
+    dynamic: &dyn Fn(&str, &str) -> Option<(String, SystemTime)>,
 ) -> Result<Value, String> {
     let doc = &snapshot.document;
     let updated = rfc3339(snapshot.updated);
     let keep = |name: Option<&str>| name_regex.is_none_or(|re| re.is_match(name.unwrap_or("")));
-    let named = |key: &str, items: Vec<Value>, kind: &str| -> Vec<(String, Value)> {
-        items
-            .into_iter()
-            .filter(|v| keep(v.get("name").and_then(Value::as_str)))
-            .map(|v| {
-                (
-                    kind.to_string(),
-                    json!({ key: v, "last_updated": updated.clone() }),
-                )
-            })
-            .collect()
-    };
-    let listeners = named("listener", list(doc, "listeners"), "static_listeners");
-    let clusters = named("cluster", list(doc, "clusters"), "static_clusters");
-    let routes = named("route_config", route_configs(doc), "static_route_configs");
+    // A resource from the control plane is a dynamic one, with its own version and time.
+    let named =
+        |key: &str, items: Vec<Value>, kind: &str, xds: (&str, &str)| -> Vec<(String, Value)> {
+            items
+                .into_iter()
+                .filter(|v| keep(v.get("name").and_then(Value::as_str)))
+                .map(|v| {
+                    let name = v
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    match dynamic(xds.0, &name) {
+                        Some((version, at)) if xds.1 == "dynamic_listeners" => (
+                            xds.1.to_string(),
+                            json!({ "name": name, "active_state": {
+                            "version_info": version, key: v, "last_updated": rfc3339(at) } }),
+                        ),
+                        Some((version, at)) => (
+                            xds.1.to_string(),
+                            json!({ "version_info": version, key: v, "last_updated": rfc3339(at) }),
+                        ),
+                        None => (
+                            kind.to_string(),
+                            json!({ key: v, "last_updated": updated.clone() }),
+                        ),
+                    }
+                })
+                .collect()
+        };
+    let listeners = named(
+        "listener",
+        list(doc, "listeners"),
+        "static_listeners",
+        ("lds", "dynamic_listeners"),
+    );
+    let clusters = named(
+        "cluster",
+        list(doc, "clusters"),
+        "static_clusters",
+        ("cds", "dynamic_active_clusters"),
+    );
+    let routes = named(
+        "route_config",
+        route_configs(doc),
+        "static_route_configs",
+        ("rds", "dynamic_route_configs"),
+    );
     let mut secrets: Vec<(String, Value)> = Vec::new();
     for path in cert_files(doc) {
         if keep(Some(&path)) {
@@ -189,6 +230,9 @@ pub fn dump(
             "static_clusters" => "ClustersConfigDump.StaticCluster",
             "static_route_configs" => "RoutesConfigDump.StaticRouteConfig",
             "static_secrets" => "SecretsConfigDump.StaticSecret",
+            "dynamic_listeners" => "ListenersConfigDump.DynamicListener",
+            "dynamic_active_clusters" => "ClustersConfigDump.DynamicCluster",
+            "dynamic_route_configs" => "RoutesConfigDump.DynamicRouteConfig",
             _ => "SecretsConfigDump.DynamicSecret",
         }
     };
@@ -238,9 +282,16 @@ pub fn dump(
             ]
         }
         Some("bootstrap") => vec![bootstrap],
-        Some("static_listeners" | "listeners") => typed(listeners),
-        Some("static_clusters" | "clusters") => typed(clusters),
-        Some("static_route_configs" | "route_configs") => typed(routes),
+        Some("listeners") => typed(listeners),
+        Some("clusters") => typed(clusters),
+        Some("route_configs") => typed(routes),
+        Some(field @ ("static_listeners" | "dynamic_listeners")) => typed(only(&listeners, field)),
+        Some(field @ ("static_clusters" | "dynamic_active_clusters")) => {
+            typed(only(&clusters, field))
+        }
+        Some(field @ ("static_route_configs" | "dynamic_route_configs")) => {
+            typed(only(&routes, field))
+        }
         Some("secrets") => typed(secrets),
         Some(field @ ("static_secrets" | "dynamic_active_secrets" | "dynamic_warming_secrets")) => {
             typed(only(&secrets, field))
@@ -411,7 +462,7 @@ mod tests {
             }),
             updated: SystemTime::UNIX_EPOCH,
         };
-        let all = dump(&snap, None, None, &[]).unwrap();
+        let all = dump(&snap, None, None, &[], &|_, _| None).unwrap();
         let configs = all["configs"].as_array().unwrap();
         assert_eq!(configs.len(), 5);
         assert_eq!(
@@ -428,10 +479,10 @@ mod tests {
             "inline"
         );
         let re = Regex::new("^b$").unwrap();
-        let one = dump(&snap, Some("clusters"), Some(&re), &[]).unwrap();
+        let one = dump(&snap, Some("clusters"), Some(&re), &[], &|_, _| None).unwrap();
         assert_eq!(one["configs"].as_array().unwrap().len(), 1);
         assert_eq!(one["configs"][0]["cluster"]["name"], "b");
-        assert!(dump(&snap, Some("nope"), None, &[])
+        assert!(dump(&snap, Some("nope"), None, &[], &|_, _| None)
             .unwrap_err()
             .contains("static_clusters"));
     }

@@ -61,6 +61,8 @@ pub struct AdminState {
     config: ArcSwap<config_dump::Snapshot>,
     /// SDS secrets not received yet, for `/config_dump` (set by the binary).
     missing_secrets: std::sync::OnceLock<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
+    /// Versions of the resources from xDS, for `/config_dump` (set by the binary).
+    versions: std::sync::OnceLock<Arc<config_dump::Versions>>,
     /// What `/server_info` says beyond state and uptime.
     info: ArcSwap<ServerInfo>,
 }
@@ -95,6 +97,7 @@ impl Default for AdminState {
                 updated: std::time::SystemTime::now(),
             }),
             missing_secrets: std::sync::OnceLock::new(),
+            versions: std::sync::OnceLock::new(),
             info: ArcSwap::from_pointee(ServerInfo::default()),
         }
     }
@@ -165,6 +168,19 @@ impl AdminState {
     /// Lets `/config_dump` tell SDS secrets still awaited (warming) from received ones.
     pub fn set_missing_secrets(&self, f: Arc<dyn Fn() -> Vec<String> + Send + Sync>) {
         let _ = self.missing_secrets.set(f);
+    }
+
+    /// Lets `/config_dump` show resources from xDS as dynamic, with their versions.
+    pub fn set_versions(&self, f: Arc<config_dump::Versions>) {
+        let _ = self.versions.set(f);
+    }
+
+    pub(crate) fn version_of(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Option<(String, std::time::SystemTime)> {
+        self.versions.get().and_then(|f| f(kind, name))
     }
 
     pub(crate) fn missing_secrets(&self) -> Vec<String> {

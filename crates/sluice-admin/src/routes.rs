@@ -96,6 +96,7 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                 query.get("resource"),
                 name_regex.as_ref(),
                 &state.missing_secrets(),
+                &|kind, name| state.version_of(kind, name),
             ) {
                 Ok(body) => json(StatusCode::OK, &body),
                 Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),

@@ -53,12 +53,13 @@ impl Changes {
 }
 
 /// The top-level keys a running process reads once.
-pub const RESTART_KEYS: [&str; 8] = [
+pub const RESTART_KEYS: [&str; 9] = [
     "admin",
     "workers",
     "worker_mode",
     "node",
     "sds",
+    "xds",
     "tracing",
     "stats_sinks",
     "stats_flush_interval",

@@ -39,7 +39,7 @@ pub use health_check::{
     GrpcCheck, HealthCheckConfig, HeartbeatCheck, HttpCheck, HttpCheckMethod, ProbeConfig,
     StatusRange, TcpCheck,
 };
-pub use load::{load_file, load_str, ByteSize, ConfigErrors};
+pub use load::{load_file, load_str, load_tree, ByteSize, ConfigErrors, LoadOptions};
 pub use model::*;
 pub use registry::Registry;
 pub use stats_sinks::{StatsSinkConfig, StatsSinkKind};

@@ -1,6 +1,6 @@
 //! From a YAML file to a validated [`Config`], or to every error in it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -57,22 +57,42 @@ pub fn load_file(path: &Path, registry: &Registry) -> Result<Config, ConfigError
     load_str(&src, &label, registry)
 }
 
+/// How a document is checked beyond its own content.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// References to clusters that are not in the document are accepted (requests to them
+    /// fail at run time): with xDS, a route may arrive before the cluster it names.
+    pub allow_unknown_clusters: bool,
+}
+
 /// Parses and validates config text; `file` names it in messages.
 pub fn load_str(src: &str, file: &str, registry: &Registry) -> Result<Config, ConfigErrors> {
+    let root = yaml::parse(src).map_err(|e| ConfigErrors {
+        file: file.to_string(),
+        diagnostics: vec![Diagnostic {
+            line: e.line,
+            path: String::new(),
+            message: format!("YAML syntax error: {}", e.message),
+        }],
+    })?;
+    load_tree(root, file, registry, LoadOptions::default())
+}
+
+/// Validates a document already parsed (or built: the xDS translation makes one).
+pub fn load_tree(
+    root: Node,
+    file: &str,
+    registry: &Registry,
+    options: LoadOptions,
+) -> Result<Config, ConfigErrors> {
     let fail = |diagnostics| ConfigErrors {
         file: file.to_string(),
         diagnostics,
     };
-    let root = yaml::parse(src).map_err(|e| {
-        fail(vec![Diagnostic {
-            line: e.line,
-            path: String::new(),
-            message: format!("YAML syntax error: {}", e.message),
-        }])
-    })?;
+    let root = Arc::new(root);
     let mut cx = Cx::default();
     let config = decode_config(&root, registry, &mut cx);
-    check_names(&root, &mut cx);
+    check_names(&root, options, &mut cx);
     if let Some(config) = &config {
         validate(config, &mut cx);
     }
@@ -87,7 +107,7 @@ pub fn load_str(src: &str, file: &str, registry: &Registry) -> Result<Config, Co
     }
 }
 
-fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config> {
+fn decode_config(root: &Arc<Node>, registry: &Registry, cx: &mut Cx) -> Option<Config> {
     let mut f = Fields::new(root, "", cx)?;
     let admin = match f.node("admin") {
         Some(node) => decode_admin(node, "admin", cx),
@@ -114,6 +134,10 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
     };
     let sds = match f.node("sds") {
         Some(n) => decode_sds(n, "sds", cx).map(Some),
+        None => Some(None),
+    };
+    let xds = match f.node("xds") {
+        Some(n) => decode_xds(n, "xds", cx).map(Some),
         None => Some(None),
     };
     let tracing = match (f.node("tracing"), &node) {
@@ -177,6 +201,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
     Some(Config {
         node: node?,
         sds: sds?,
+        xds: xds?,
         tracing: tracing?,
         admin: admin?,
         workers: workers?,
@@ -185,7 +210,7 @@ fn decode_config(root: &Node, registry: &Registry, cx: &mut Cx) -> Option<Config
         listeners: listeners?,
         route_configs: route_configs?,
         clusters: clusters?,
-        document: Arc::new(root.clone()),
+        document: root.clone(),
         stats_flush_interval: stats_flush_interval?,
         stats_sinks: stats_sinks?,
     })
@@ -196,6 +221,14 @@ fn decode_node(node: &Node, path: &str, cx: &mut Cx) -> Option<NodeConfig> {
     let id = f.or("id", DEFAULT_NODE_ID.to_string(), cx);
     let id_line = f.line_of("id");
     let cluster = f.or("cluster", String::new(), cx);
+    let metadata = match f.node("metadata") {
+        None => Some(Vec::new()),
+        Some(n) => crate::cluster_decode::string_map(n, &join(path, "metadata"), cx),
+    };
+    let locality = match f.node("locality") {
+        Some(n) => decode_locality(n, &join(path, "locality"), cx),
+        None => Some(Locality::default()),
+    };
     f.finish(cx);
     if id.as_deref() == Some("") {
         cx.error(id_line, &join(path, "id"), "cannot be empty");
@@ -204,6 +237,40 @@ fn decode_node(node: &Node, path: &str, cx: &mut Cx) -> Option<NodeConfig> {
     Some(NodeConfig {
         id: id?,
         cluster: cluster?,
+        metadata: metadata?,
+        locality: locality?,
+    })
+}
+
+fn decode_locality(node: &Node, path: &str, cx: &mut Cx) -> Option<Locality> {
+    let mut f = Fields::new(node, path, cx)?;
+    let region = f.or("region", String::new(), cx);
+    let zone = f.or("zone", String::new(), cx);
+    let sub_zone = f.or("sub_zone", String::new(), cx);
+    f.finish(cx);
+    Some(Locality {
+        region: region?,
+        zone: zone?,
+        sub_zone: sub_zone?,
+    })
+}
+
+fn decode_xds(node: &Node, path: &str, cx: &mut Cx) -> Option<XdsConfig> {
+    let mut f = Fields::new(node, path, cx)?;
+    let address = f.required::<Address>("address", cx);
+    let ads = f.or("ads", true, cx);
+    let delta = f.or("delta", false, cx);
+    let lds = f.or("lds", true, cx);
+    let cds = f.or("cds", true, cx);
+    let timeout = f.or("initial_fetch_timeout", DEFAULT_INITIAL_FETCH_TIMEOUT, cx);
+    f.finish(cx);
+    Some(XdsConfig {
+        address: address?,
+        ads: ads?,
+        delta: delta?,
+        lds: lds?,
+        cds: cds?,
+        initial_fetch_timeout: timeout?,
     })
 }
 
@@ -654,7 +721,7 @@ fn raw_names<'n>(root: &'n Node, list: &str) -> Vec<(usize, &'n str, usize)> {
 }
 
 /// Duplicate listener and cluster names, and references to clusters that do not exist.
-fn check_names(root: &Node, cx: &mut Cx) {
+fn check_names(root: &Node, options: LoadOptions, cx: &mut Cx) {
     for (list, what) in [
         ("listeners", "listener"),
         ("clusters", "cluster"),
@@ -671,15 +738,27 @@ fn check_names(root: &Node, cx: &mut Cx) {
             }
         }
     }
-    let cluster_refs = std::mem::take(&mut cx.cluster_refs)
+    let mut cluster_refs = std::mem::take(&mut cx.cluster_refs);
+    if options.allow_unknown_clusters {
+        cluster_refs.clear();
+    }
+    let cluster_refs = cluster_refs
         .into_iter()
         .map(|r| (r.name, r.path, r.line, "clusters", "cluster"));
     let route_refs = std::mem::take(&mut cx.route_config_refs)
         .into_iter()
         .map(|r| (r.name, r.path, r.line, "route_configs", "route config"));
+    let clusters = raw_names(root, "clusters");
+    let route_configs = raw_names(root, "route_configs");
+    let cluster_set: HashSet<&str> = clusters.iter().map(|(_, n, _)| *n).collect();
+    let route_set: HashSet<&str> = route_configs.iter().map(|(_, n, _)| *n).collect();
     for (name, path, line, list, what) in cluster_refs.chain(route_refs) {
-        let defined = raw_names(root, list);
-        if !defined.iter().any(|(_, n, _)| *n == name) {
+        let (defined, set) = if list == "clusters" {
+            (&clusters, &cluster_set)
+        } else {
+            (&route_configs, &route_set)
+        };
+        if !set.contains(name.as_str()) {
             let hint = did_you_mean(&name, defined.iter().map(|(_, n, _)| *n));
             cx.error(line, &path, format!("unknown {what} \"{name}\"{hint}"));
         }

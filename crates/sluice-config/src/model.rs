@@ -30,6 +30,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// The SDS server, when some `tls:` block names a secret with `{ sds: NAME }`.
     pub sds: Option<SdsConfig>,
+    /// The xDS control plane, if resources come from one.
+    pub xds: Option<XdsConfig>,
     /// The document this config was decoded from, as written (the admin's `/config_dump`).
     pub document: Arc<crate::yaml::Node>,
     /// The OTLP exporter for the listeners that trace (`http_proxy` `tracing:`).
@@ -46,6 +48,18 @@ pub struct Config {
 pub struct NodeConfig {
     pub id: String,
     pub cluster: String,
+    /// `metadata`: string pairs a control plane may use to tell proxies apart.
+    pub metadata: Vec<(String, String)>,
+    /// `locality`: where this proxy runs (`region`, `zone`, `sub_zone`).
+    pub locality: Locality,
+}
+
+/// A region / zone / sub-zone triple; empty parts are unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locality {
+    pub region: String,
+    pub zone: String,
+    pub sub_zone: String,
 }
 
 pub const DEFAULT_NODE_ID: &str = "sluice";
@@ -55,6 +69,8 @@ impl Default for NodeConfig {
         NodeConfig {
             id: DEFAULT_NODE_ID.to_string(),
             cluster: String::new(),
+            metadata: Vec::new(),
+            locality: Locality::default(),
         }
     }
 }
@@ -69,6 +85,25 @@ pub struct SdsConfig {
 }
 
 pub const DEFAULT_INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `xds:`, the control plane listeners, route configs, clusters and endpoints come from
+/// (beside those written in the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsConfig {
+    /// `host:port` (plaintext gRPC) or `unix:/path`.
+    pub address: Address,
+    /// One aggregated stream (ADS) for every type, or one stream per type.
+    pub ads: bool,
+    /// The incremental (delta) protocol instead of state of the world.
+    pub delta: bool,
+    /// Subscribe to listeners (LDS); their route configs (RDS) follow.
+    pub lds: bool,
+    /// Subscribe to clusters (CDS); their endpoints (EDS) follow.
+    pub cds: bool,
+    /// How long the start waits for the first resources, and a listener or cluster for the
+    /// route config or endpoints it needs, before going on without them.
+    pub initial_fetch_timeout: Duration,
+}
 
 impl Config {
     pub fn cluster(&self, name: &str) -> Option<&ClusterConfig> {

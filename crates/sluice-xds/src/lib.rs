@@ -5,6 +5,12 @@
 
 mod backoff;
 mod channel;
+pub mod client;
 mod data_source;
+pub mod kind;
 mod node;
+pub mod resource;
 pub mod sds;
+pub mod status;
+mod stream;
+pub mod translate;

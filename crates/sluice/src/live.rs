@@ -174,6 +174,7 @@ fn keep_restart_settings(old: &Config, new: Config) -> Config {
         worker_mode: old.worker_mode,
         node: old.node.clone(),
         sds: old.sds.clone(),
+        xds: old.xds.clone(),
         tracing: old.tracing.clone(),
         stats_flush_interval: old.stats_flush_interval,
         stats_sinks: old.stats_sinks.clone(),

@@ -6,6 +6,7 @@ mod live;
 mod logging;
 mod reload;
 mod run;
+mod source;
 mod workers;
 
 use std::path::PathBuf;

@@ -8,7 +8,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info};
 
+use sluice_xds::resource::Dynamic;
+
 use crate::live::Live;
+use crate::source::{Candidate, Source};
 
 /// Sends one message each time `path`'s content differs from the last seen (first: its
 /// content now). A file briefly missing, unreadable or empty (an editor or a tool replacing
@@ -53,10 +56,11 @@ fn read_nonempty(path: &Path) -> Option<Vec<u8>> {
         .filter(|b| !b.iter().all(u8::is_ascii_whitespace))
 }
 
-/// Loads `path` and puts it in force; `why` says what asked (for the log).
-pub async fn reload(live: &mut Live, path: &Path, why: &str) {
-    info!(path = %path.display(), "{why}: reloading the config");
-    let config = match sluice_config::load_file(path, &sluice_filters::config_registry()) {
+/// Loads the config file again (with the xDS resources in force) and puts it in force;
+/// `why` says what asked (for the log).
+pub async fn reload(live: &mut Live, source: &mut Source, why: &str) {
+    info!("{why}: reloading the config");
+    let candidate = match source.from_file() {
         Ok(c) => c,
         Err(errors) => {
             live.rejected();
@@ -64,20 +68,52 @@ pub async fn reload(live: &mut Live, path: &Path, why: &str) {
             return;
         }
     };
-    match live.apply(config).await {
-        Ok(changes) if changes.is_empty() => info!("{why}: the config is unchanged"),
-        Ok(c) => info!(
-            listeners_added = ?c.listeners.added,
-            listeners_changed = ?c.listeners.changed,
-            listeners_removed = ?c.listeners.removed,
-            clusters_added = ?c.clusters.added,
-            clusters_changed = ?c.clusters.changed,
-            clusters_removed = ?c.clusters.removed,
-            route_configs_changed = c.route_configs.added.len() + c.route_configs.changed.len() + c.route_configs.removed.len(),
-            "{why}: new config in force"
-        ),
+    let _ = apply(live, source, candidate, why).await;
+}
+
+/// Resources from the control plane: applied with the file in force; the error goes back
+/// to the control plane as a NACK.
+pub async fn xds(live: &mut Live, source: &mut Source, dynamic: Dynamic) -> Result<(), String> {
+    let candidate = match source.with_dynamic(dynamic) {
+        Ok(c) => c,
+        Err(errors) => {
+            live.rejected();
+            return Err(errors);
+        }
+    };
+    apply(live, source, candidate, "xDS update").await
+}
+
+async fn apply(
+    live: &mut Live,
+    source: &mut Source,
+    candidate: Candidate,
+    why: &str,
+) -> Result<(), String> {
+    let (file, dynamic) = candidate.parts();
+    match live.apply(candidate.config).await {
+        Ok(changes) if changes.is_empty() => {
+            info!("{why}: the config is unchanged");
+            source.applied(file, dynamic);
+            Ok(())
+        }
+        Ok(c) => {
+            info!(
+                listeners_added = ?c.listeners.added,
+                listeners_changed = ?c.listeners.changed,
+                listeners_removed = ?c.listeners.removed,
+                clusters_added = c.clusters.added.len(),
+                clusters_changed = c.clusters.changed.len(),
+                clusters_removed = c.clusters.removed.len(),
+                route_configs_changed = c.route_configs.added.len() + c.route_configs.changed.len() + c.route_configs.removed.len(),
+                "{why}: new config in force"
+            );
+            source.applied(file, dynamic);
+            Ok(())
+        }
         Err(e) => {
             error!("{why}: cannot apply the new config; the running config stays: {e}");
+            Err(e)
         }
     }
 }

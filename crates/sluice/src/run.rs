@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::listeners::Listeners;
 use crate::live::Live;
+use crate::source::Source;
 use crate::workers::Workers;
 
 /// How `run` follows its config file after starting.
@@ -169,9 +170,26 @@ async fn serve(
         w.await.context("a listener failed to start")?;
     }
     admin.set_listeners(listeners.addresses());
-    admin.set_phase(Phase::Live);
-    info!(workers = config.workers, mode = ?config.worker_mode, "sluice ready");
     let mut live = Live::new(ctx, listeners, admin.clone());
+    let mut source = Source::new(config_path, &config);
+    // With a control plane, ready waits for its first resources (or initial_fetch_timeout).
+    let xds = config
+        .xds
+        .as_ref()
+        .map(|x| sluice_xds::client::start(x, &config.node));
+    let (mut xds_updates, mut xds_init) = match xds {
+        Some(x) => (Some(x.updates), Some((x.initialized, x.status))),
+        None => (None, None),
+    };
+    if let Some((_, status)) = &xds_init {
+        let status = status.clone();
+        admin.set_versions(Arc::new(move |kind, name| {
+            status.resource(kind, name).map(|r| (r.version, r.updated))
+        }));
+    } else {
+        admin.set_phase(Phase::Live);
+        info!(workers = config.workers, mode = ?config.worker_mode, "sluice ready");
+    }
 
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
@@ -193,9 +211,17 @@ async fn serve(
                 live.listeners.stop_accepting();
                 listeners_drained = true;
             }
-            Some(()) = hup.recv() => crate::reload::reload(&mut live, config_path, "SIGHUP").await,
+            Some(()) = hup.recv() => crate::reload::reload(&mut live, &mut source, "SIGHUP").await,
             Some(()) = async { watch.as_mut()?.recv().await } => {
-                crate::reload::reload(&mut live, config_path, "config file changed").await;
+                crate::reload::reload(&mut live, &mut source, "config file changed").await;
+            }
+            Some(update) = async { xds_updates.as_mut()?.recv().await } => {
+                let result = crate::reload::xds(&mut live, &mut source, update.dynamic).await;
+                let _ = update.reply.send(result);
+            }
+            () = xds_initialized(&mut xds_init), if admin.phase() == Phase::Starting => {
+                admin.set_phase(Phase::Live);
+                info!(workers = config.workers, mode = ?config.worker_mode, "sluice ready (xDS resources in force)");
             }
         }
     }
@@ -216,4 +242,18 @@ async fn serve(
         _ = int.recv() => warn!("second signal: exiting now"),
     }
     Ok(())
+}
+
+/// Resolves once the xDS client has its first resources in force; never without a client.
+async fn xds_initialized(
+    xds: &mut Option<(
+        tokio::sync::watch::Receiver<bool>,
+        Arc<sluice_xds::status::Status>,
+    )>,
+) {
+    match xds {
+        // An error means the client stopped: nothing more to wait for.
+        Some((ready, _)) => drop(ready.wait_for(|ready| *ready).await),
+        None => std::future::pending().await,
+    }
 }

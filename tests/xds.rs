@@ -1,0 +1,415 @@
+//! Sluice as an xDS client of go-control-plane (tests/control-plane): listeners, route
+//! configs, clusters and endpoints arrive over ADS or separate streams, state of the world
+//! or delta, and change while traffic flows.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use common::control_plane::ControlPlane;
+use common::curl::curl;
+use common::nginx::Nginx;
+use common::{free_port, http_get, stat, Sluice};
+
+fn upstream(name: &str) -> Nginx {
+    Nginx::serving(&format!(r#"location / {{ return 200 "{name}\n"; }}"#))
+}
+
+/// The resources of a small mesh: listener `web` on `port` with RDS route config `routes`
+/// sending everything to `cluster`; EDS clusters `a` and `b` with the given endpoints.
+struct Mesh {
+    port: u16,
+    cluster: String,
+    a: Vec<SocketAddr>,
+    b: Vec<SocketAddr>,
+}
+
+impl Mesh {
+    fn write(&self, dir: &Path) {
+        for sub in ["listeners", "routes", "clusters", "endpoints"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::fs::write(
+            dir.join("listeners/web.yaml"),
+            format!(
+                r#"name: web
+address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }}
+filter_chains:
+- filters:
+  - name: envoy.filters.network.http_connection_manager
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+      stat_prefix: ingress_http
+      rds: {{ route_config_name: routes, config_source: {{ ads: {{}}, resource_api_version: V3 }} }}
+      http_filters:
+      - name: envoy.filters.http.router
+        typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+"#,
+                self.port
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("routes/routes.yaml"),
+            format!(
+                r#"name: routes
+virtual_hosts:
+- name: all
+  domains: ["*"]
+  routes:
+  - match: {{ prefix: "/" }}
+    route: {{ cluster: {}, timeout: 5s }}
+"#,
+                self.cluster
+            ),
+        )
+        .unwrap();
+        for (name, hosts) in [("a", &self.a), ("b", &self.b)] {
+            std::fs::write(
+                dir.join(format!("clusters/{name}.yaml")),
+                format!(
+                    r#"name: {name}
+type: EDS
+connect_timeout: 1s
+eds_cluster_config: {{ eds_config: {{ ads: {{}}, resource_api_version: V3 }} }}
+"#
+                ),
+            )
+            .unwrap();
+            let endpoints: String = hosts
+                .iter()
+                .map(|h| {
+                    format!(
+                        "  - endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}\n",
+                        h.ip(),
+                        h.port()
+                    )
+                })
+                .collect();
+            std::fs::write(
+                dir.join(format!("endpoints/{name}.yaml")),
+                format!("cluster_name: {name}\nendpoints:\n- lb_endpoints:\n{endpoints}"),
+            )
+            .unwrap();
+        }
+    }
+}
+
+fn sluice_config(cp: &ControlPlane, ads: bool, delta: bool) -> String {
+    format!(
+        r#"admin: {{ address: "{{admin}}" }}
+drain_timeout: 2s
+node: {{ id: test-node, cluster: test, locality: {{ zone: z1 }} }}
+xds: {{ address: "{}", ads: {ads}, delta: {delta}, initial_fetch_timeout: 10s }}
+"#,
+        cp.address
+    )
+}
+
+fn get(port: u16) -> String {
+    let reply = curl(&[
+        "-s",
+        "--max-time",
+        "5",
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    reply.text().to_string()
+}
+
+/// Starts a control plane serving `mesh`, and Sluice on it; returns once Sluice is ready
+/// (which it is only once the resources are in force).
+fn start(mesh: &Mesh, ads: bool, delta: bool) -> (tempfile::TempDir, ControlPlane, Sluice) {
+    let dir = tempfile::tempdir().unwrap();
+    mesh.write(dir.path());
+    let cp = ControlPlane::start(dir.path(), "127.0.0.1:0");
+    let sluice = Sluice::start(&sluice_config(&cp, ads, delta));
+    (dir, cp, sluice)
+}
+
+fn traffic_flows(ads: bool, delta: bool) {
+    let (a, b) = (upstream("a"), upstream("b"));
+    let mesh = Mesh {
+        port: free_port(),
+        cluster: "a".into(),
+        a: vec![a.addr],
+        b: vec![b.addr],
+    };
+    let (_dir, cp, sluice) = start(&mesh, ads, delta);
+    assert_eq!(get(mesh.port), "a\n");
+    for kind in ["lds", "rds", "cds", "eds"] {
+        assert!(
+            stat(&sluice, &format!("xds.{kind}.update_success")) >= 1,
+            "{kind}: {}",
+            sluice.log()
+        );
+        assert_eq!(stat(&sluice, &format!("xds.{kind}.update_rejected")), 0);
+    }
+    assert!(stat(&sluice, "listener_manager.lds.update_success") >= 1);
+    // The node's identity reached the control plane.
+    let log = cp.log();
+    assert!(log.contains("node=\"test-node\""), "{log}");
+    // The dump shows the resources as dynamic, with the control plane's version.
+    let (code, body) = http_get(sluice.admin, "/config_dump?resource=dynamic_listeners").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let dump: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let first = &dump["configs"][0];
+    assert_eq!(first["name"], "web", "{body}");
+    if delta {
+        assert!(
+            first["active_state"]["version_info"].as_str().is_some(),
+            "{body}"
+        );
+    } else {
+        assert_eq!(first["active_state"]["version_info"], "1", "{body}");
+    }
+    assert!(
+        first["active_state"]["last_updated"].as_str().is_some(),
+        "{body}"
+    );
+    let (_, clusters) = http_get(
+        sluice.admin,
+        "/config_dump?resource=dynamic_active_clusters",
+    )
+    .unwrap();
+    let clusters: serde_json::Value = serde_json::from_str(&clusters).unwrap();
+    let names: Vec<&str> = clusters["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["cluster"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"], "{clusters}");
+}
+
+#[test]
+fn ads_state_of_the_world_brings_a_listener_routes_clusters_and_endpoints() {
+    traffic_flows(true, false);
+}
+
+#[test]
+fn ads_delta_brings_a_listener_routes_clusters_and_endpoints() {
+    traffic_flows(true, true);
+}
+
+#[test]
+fn separate_streams_bring_a_listener_routes_clusters_and_endpoints() {
+    traffic_flows(false, false);
+}
+
+#[test]
+fn separate_delta_streams_bring_a_listener_routes_clusters_and_endpoints() {
+    traffic_flows(false, true);
+}
+
+/// A client loops requests the whole time while EDS moves cluster `a` from one upstream to
+/// the other and back: no request fails. Then a route change sends the next request to `b`.
+fn endpoints_and_routes_change_under_load(delta: bool) {
+    let (a1, a2, b) = (upstream("a1"), upstream("a2"), upstream("b"));
+    let mut mesh = Mesh {
+        port: free_port(),
+        cluster: "a".into(),
+        a: vec![a1.addr],
+        b: vec![b.addr],
+    };
+    let (dir, mut cp, sluice) = start(&mesh, true, delta);
+    let port = mesh.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed, seen_a2) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let client = {
+        let (stop, ok, failed, seen_a2) =
+            (stop.clone(), ok.clone(), failed.clone(), seen_a2.clone());
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match http_get(format!("127.0.0.1:{port}").parse().unwrap(), "/") {
+                    Ok((200, body)) => {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                        if body == "a2\n" {
+                            seen_a2.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    other => {
+                        eprintln!("request failed: {other:?}");
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        })
+    };
+    let eds_success = |n: u64| {
+        sluice.poll("the EDS update", || {
+            (stat(&sluice, "xds.eds.update_success") >= n).then_some(())
+        })
+    };
+    let mut expected = stat(&sluice, "xds.eds.update_success");
+    for round in 1..=4 {
+        mesh.a = vec![if round % 2 == 1 { a2.addr } else { a1.addr }];
+        mesh.write(dir.path());
+        cp.push();
+        expected += 1;
+        eds_success(expected);
+        let after = ok.load(Ordering::SeqCst) + 20;
+        sluice.poll("requests after the change", || {
+            (ok.load(Ordering::SeqCst) >= after).then_some(())
+        });
+    }
+    stop.store(true, Ordering::SeqCst);
+    client.join().unwrap();
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "{}", sluice.log());
+    assert!(
+        seen_a2.load(Ordering::SeqCst) > 0,
+        "the endpoint change took effect"
+    );
+    // Only endpoints changed: the listener was never replaced (state of the world sends
+    // it again with each version; unchanged, it changes nothing).
+    assert!(
+        !sluice.log().contains("listener config replaced"),
+        "{}",
+        sluice.log()
+    );
+
+    // A route change: the next request goes to `b`.
+    mesh.cluster = "b".into();
+    mesh.write(dir.path());
+    let before = stat(&sluice, "xds.rds.update_success");
+    cp.push();
+    sluice.poll("the RDS update", || {
+        (stat(&sluice, "xds.rds.update_success") > before).then_some(())
+    });
+    assert_eq!(get(port), "b\n");
+}
+
+#[test]
+fn endpoints_and_routes_change_under_load_state_of_the_world() {
+    endpoints_and_routes_change_under_load(false);
+}
+
+#[test]
+fn endpoints_and_routes_change_under_load_delta() {
+    endpoints_and_routes_change_under_load(true);
+}
+
+/// A listener Sluice cannot honour is NACKed with the resource and field named, and the
+/// proxy goes on serving with what it had.
+#[test]
+fn an_invalid_resource_is_nacked_and_the_old_config_stays() {
+    let a = upstream("a");
+    let mesh = Mesh {
+        port: free_port(),
+        cluster: "a".into(),
+        a: vec![a.addr],
+        b: vec![a.addr],
+    };
+    let (dir, mut cp, sluice) = start(&mesh, true, false);
+    assert_eq!(get(mesh.port), "a\n");
+    std::fs::write(
+        dir.path().join("listeners/bad.yaml"),
+        format!(
+            r#"name: bad
+address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }}
+transparent: true
+filter_chains:
+- filters:
+  - name: tcp
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+      stat_prefix: t
+      cluster: a
+"#,
+            free_port()
+        ),
+    )
+    .unwrap();
+    cp.push();
+    let nack = cp.wait_line("the NACK", |l| {
+        l.starts_with("NACK") && l.contains("type=Listener")
+    });
+    assert!(
+        nack.contains("listener \"bad\": transparent: is not supported by Sluice"),
+        "{nack}"
+    );
+    // The version NACKed is not the one held: the client says it still has version 1.
+    assert!(nack.contains("version=\"1\""), "{nack}");
+    sluice.poll("the rejection counted", || {
+        (stat(&sluice, "xds.lds.update_rejected") == 1).then_some(())
+    });
+    assert_eq!(get(mesh.port), "a\n");
+
+    // A resource that translates but that the loader refuses (a bad regex): NACKed with the
+    // loader's message, naming the route configuration.
+    std::fs::remove_file(dir.path().join("listeners/bad.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("routes/routes.yaml"),
+        r#"name: routes
+virtual_hosts:
+- name: all
+  domains: ["*"]
+  routes:
+  - match: { safe_regex: { regex: "/(unclosed" } }
+    route: { cluster: a }
+"#,
+    )
+    .unwrap();
+    cp.push();
+    let nack = cp.wait_line("the RDS NACK", |l| {
+        l.starts_with("NACK") && l.contains("type=RouteConfiguration")
+    });
+    assert!(nack.contains("route configuration \"routes\""), "{nack}");
+    assert_eq!(get(mesh.port), "a\n");
+    assert!(stat(&sluice, "xds.rds.update_rejected") >= 1);
+}
+
+/// The control plane goes away and comes back on the same address with new resources: the
+/// proxy keeps serving meanwhile, reconnects, tells the versions it holds, and takes the
+/// new ones.
+#[test]
+fn the_control_plane_restarts_and_the_proxy_reconnects_and_resumes() {
+    let (a, b) = (upstream("a"), upstream("b"));
+    let mut mesh = Mesh {
+        port: free_port(),
+        cluster: "a".into(),
+        a: vec![a.addr],
+        b: vec![b.addr],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    mesh.write(dir.path());
+    let cp_port = free_port();
+    let listen = format!("127.0.0.1:{cp_port}");
+    let cp = ControlPlane::start(dir.path(), &listen);
+    let sluice = Sluice::start(&sluice_config(&cp, true, false));
+    assert_eq!(get(mesh.port), "a\n");
+    drop(cp);
+    sluice.poll("the stream failure", || {
+        (stat(&sluice, "xds.lds.update_failure") >= 1).then_some(())
+    });
+    assert_eq!(
+        get(mesh.port),
+        "a\n",
+        "the proxy serves while the control plane is away"
+    );
+
+    mesh.cluster = "b".into();
+    mesh.write(dir.path());
+    let mut cp = ControlPlane::start(dir.path(), &listen);
+    // The new process starts at version 1 again; a second push makes version 2, which
+    // differs from what the proxy holds.
+    let request = cp.wait_line("the resumed request", |l| {
+        l.starts_with("REQUEST") && l.contains("type=Listener")
+    });
+    assert!(
+        request.contains("version=\"1\""),
+        "resumed with the version held: {request}"
+    );
+    cp.push();
+    sluice.poll("the route from the new control plane", || {
+        (get(mesh.port) == "b\n").then_some(())
+    });
+}
