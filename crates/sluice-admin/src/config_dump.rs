@@ -40,6 +40,9 @@ pub const RESOURCES: &[&str] = &[
 /// `None` for one written in the config file.
 pub type Versions = dyn Fn(&str, &str) -> Option<(String, SystemTime)> + Send + Sync;
 
+/// [`Versions`] as [`dump`] reads it (any lifetime).
+pub type VersionOf<'a> = dyn Fn(&str, &str) -> Option<(String, SystemTime)> + 'a;
+
 /// A stored document and when it was stored (each resource's `last_updated`).
 pub struct Snapshot {
     pub document: Value,
@@ -152,7 +155,7 @@ pub fn dump(
     resource: Option<&str>,
     name_regex: Option<&Regex>,
     missing_secrets: &[String],
-    dynamic: &dyn Fn(&str, &str) -> Option<(String, SystemTime)>,
+    dynamic: &VersionOf,
 ) -> Result<Value, String> {
     let doc = &snapshot.document;
     let updated = rfc3339(snapshot.updated);

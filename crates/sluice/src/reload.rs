@@ -60,7 +60,7 @@ fn read_nonempty(path: &Path) -> Option<Vec<u8>> {
 /// `why` says what asked (for the log).
 pub async fn reload(live: &mut Live, source: &mut Source, why: &str) {
     info!("{why}: reloading the config");
-    let candidate = match source.from_file() {
+    let candidate = match source.reread_file() {
         Ok(c) => c,
         Err(errors) => {
             live.rejected();

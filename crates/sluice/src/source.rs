@@ -42,7 +42,7 @@ impl Source {
     }
 
     /// The file read again, with the dynamic resources in force.
-    pub fn from_file(&self) -> Result<Candidate, String> {
+    pub fn reread_file(&self) -> Result<Candidate, String> {
         let label = self.path.display().to_string();
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| format!("{label}: cannot read config file: {e}"))?;
@@ -114,11 +114,12 @@ fn compose(file: &Node, dynamic: &Dynamic) -> Node {
             continue;
         }
         match entries.iter_mut().find(|(k, _)| k == key) {
-            Some((_, node)) => match &mut node.kind {
-                NodeKind::Seq(items) => items.extend(extra.iter().cloned()),
-                // Not a list: left for the loader to report.
-                _ => {}
-            },
+            Some((_, node)) => {
+                // Not a list: left as it is, for the loader to report.
+                if let NodeKind::Seq(items) = &mut node.kind {
+                    items.extend(extra.iter().cloned());
+                }
+            }
             None => entries.push((
                 key.to_string(),
                 Node {
