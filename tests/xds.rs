@@ -124,14 +124,28 @@ fn get(port: u16) -> String {
 /// Starts a control plane serving `mesh`, and Sluice on it; returns once Sluice is ready
 /// (which it is only once the resources are in force).
 fn start(mesh: &Mesh, ads: bool, delta: bool) -> (tempfile::TempDir, ControlPlane, Sluice) {
+    start_on(mesh, ads, delta, None)
+}
+
+/// `start`, with the control plane on a Unix socket in `unix`'s folder when given.
+fn start_on(
+    mesh: &Mesh,
+    ads: bool,
+    delta: bool,
+    unix: Option<&Path>,
+) -> (tempfile::TempDir, ControlPlane, Sluice) {
     let dir = tempfile::tempdir().unwrap();
     mesh.write(dir.path());
-    let cp = ControlPlane::start(dir.path(), "127.0.0.1:0");
+    let listen = match unix {
+        Some(folder) => format!("unix:{}", folder.join("xds.sock").display()),
+        None => "127.0.0.1:0".to_string(),
+    };
+    let cp = ControlPlane::start(dir.path(), &listen);
     let sluice = Sluice::start(&sluice_config(&cp, ads, delta));
     (dir, cp, sluice)
 }
 
-fn traffic_flows(ads: bool, delta: bool) {
+fn traffic_flows(ads: bool, delta: bool, unix: bool) {
     let (a, b) = (upstream("a"), upstream("b"));
     let mesh = Mesh {
         port: free_port(),
@@ -139,7 +153,8 @@ fn traffic_flows(ads: bool, delta: bool) {
         a: vec![a.addr],
         b: vec![b.addr],
     };
-    let (_dir, cp, sluice) = start(&mesh, ads, delta);
+    let socket_dir = tempfile::tempdir().unwrap();
+    let (_dir, cp, sluice) = start_on(&mesh, ads, delta, unix.then_some(socket_dir.path()));
     assert_eq!(get(mesh.port), "a\n");
     for kind in ["lds", "rds", "cds", "eds"] {
         assert!(
@@ -188,22 +203,23 @@ fn traffic_flows(ads: bool, delta: bool) {
 
 #[test]
 fn ads_state_of_the_world_brings_a_listener_routes_clusters_and_endpoints() {
-    traffic_flows(true, false);
+    traffic_flows(true, false, false);
 }
 
 #[test]
 fn ads_delta_brings_a_listener_routes_clusters_and_endpoints() {
-    traffic_flows(true, true);
+    traffic_flows(true, true, false);
 }
 
 #[test]
 fn separate_streams_bring_a_listener_routes_clusters_and_endpoints() {
-    traffic_flows(false, false);
+    traffic_flows(false, false, false);
 }
 
+/// Over a Unix socket, too.
 #[test]
-fn separate_delta_streams_bring_a_listener_routes_clusters_and_endpoints() {
-    traffic_flows(false, true);
+fn separate_delta_streams_over_a_unix_socket_bring_a_listener_routes_clusters_and_endpoints() {
+    traffic_flows(false, true, true);
 }
 
 /// A client loops requests the whole time while EDS moves cluster `a` from one upstream to
@@ -412,4 +428,115 @@ fn the_control_plane_restarts_and_the_proxy_reconnects_and_resumes() {
     sluice.poll("the route from the new control plane", || {
         (get(mesh.port) == "b\n").then_some(())
     });
+}
+
+/// 10,000 endpoints (100 EDS clusters of 100) and 1,000 routes pushed at once are applied,
+/// and traffic keeps flowing on the route to the real upstream. The resources are the ones
+/// `bench/xds.sh` measures (made by `bench/xds_resources.py`); the time it takes is in
+/// bench/RESULTS.md, not asserted here.
+#[test]
+fn ten_thousand_endpoints_and_a_thousand_routes_at_once() {
+    let app = upstream("app");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/xds_resources.py");
+    let generate = |big: &str, seed: &str| {
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg(app.addr.to_string())
+            .args([big, seed])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    generate("0", "0");
+    let mut cp = ControlPlane::start(dir.path(), "127.0.0.1:0");
+    let sluice = Sluice::start(&sluice_config(&cp, true, false));
+    assert_eq!(get(port), "app\n");
+
+    generate("1", "1");
+    cp.push();
+    sluice.poll("every cluster with its 100 endpoints", || {
+        let (_, stats) = http_get(sluice.admin, "/stats").unwrap();
+        let full = (0..100)
+            .filter(|c| stats.contains(&format!("cluster.c{c}.membership_total: 100\n")))
+            .count();
+        (full == 100).then_some(())
+    });
+    assert_eq!(
+        stat(&sluice, "xds.rds.update_rejected") + stat(&sluice, "xds.eds.update_rejected"),
+        0
+    );
+    // The 1,000 routes are in force: /r57/ goes to c57, whose endpoints listen nowhere
+    // (503 after the connect failures), and / still reaches the real upstream.
+    let (code, _) = http_get(format!("127.0.0.1:{port}").parse().unwrap(), "/r57/x").unwrap();
+    assert_eq!(code, 503);
+    assert_eq!(get(port), "app\n");
+
+    // Every endpoint changes (another port): applied in place, the listener untouched.
+    generate("1", "2");
+    let before = stat(&sluice, "xds.eds.update_success");
+    cp.push();
+    sluice.poll("the endpoint-only update", || {
+        (stat(&sluice, "xds.eds.update_success") > before).then_some(())
+    });
+    assert_eq!(get(port), "app\n");
+    assert!(!sluice.log().contains("listener config replaced"));
+}
+
+/// SIGHUP reloads the file and keeps what the control plane sent: the file's own listener
+/// changes, the xDS listener serves on.
+#[test]
+fn a_file_reload_keeps_the_resources_from_the_control_plane() {
+    let (a, b) = (upstream("a"), upstream("b"));
+    let mesh = Mesh {
+        port: free_port(),
+        cluster: "a".into(),
+        a: vec![a.addr],
+        b: vec![b.addr],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    mesh.write(dir.path());
+    let cp = ControlPlane::start(dir.path(), "127.0.0.1:0");
+    let static_port = free_port();
+    // A listener of the file's own, to a cluster of the file's own (`direct`); its answer
+    // changes with the file.
+    let file = |body: &str| {
+        format!(
+            r#"{}listeners:
+  - name: local
+    address: "127.0.0.1:{static_port}"
+    filters:
+      - http_proxy:
+          routes: [{{ match: {{ prefix: / }}, direct_response: {{ status: 200, body: "{body}" }} }}]
+"#,
+            sluice_config(&cp, true, false)
+        )
+    };
+    let sluice = Sluice::start(&file("one"));
+    assert_eq!(get(static_port), "one");
+    assert_eq!(get(mesh.port), "a\n");
+    std::fs::write(
+        &sluice.config,
+        file("two").replace("{admin}", &sluice.admin.to_string()),
+    )
+    .unwrap();
+    sluice.signal("HUP");
+    sluice.poll("the reload", || {
+        (stat(&sluice, "config_reload.update_success") >= 1 && get(static_port) == "two")
+            .then_some(())
+    });
+    assert_eq!(get(mesh.port), "a\n", "the xDS listener is still there");
+    assert_eq!(
+        stat(&sluice, "config_reload.update_rejected"),
+        0,
+        "{}",
+        sluice.log()
+    );
 }

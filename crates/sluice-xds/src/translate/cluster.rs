@@ -25,7 +25,6 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster as EnvoyCluster, OutlierDetection, UpstreamConnectionOptions,
 };
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
-use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 use envoy_types::pb::envoy::config::core::v3::health_check::payload::Payload as PayloadKind;
 use envoy_types::pb::envoy::config::core::v3::health_check::{
     GrpcHealthCheck, HealthChecker, HttpHealthCheck, Payload, TcpHealthCheck,
@@ -34,7 +33,7 @@ use envoy_types::pb::envoy::config::core::v3::http_protocol_options::HeadersWith
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, DataSource, HealthCheck, Http1ProtocolOptions, Http2ProtocolOptions,
+    Address, HealthCheck, Http1ProtocolOptions, Http2ProtocolOptions,
     HttpProtocolOptions as CoreHttpProtocolOptions, RequestMethod, RoutingPriority,
     TransportSocket, UpstreamHttpProtocolOptions,
 };
@@ -42,8 +41,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_c
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::tls_parameters::TlsProtocol;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CertificateValidationContext, CommonTlsContext, SdsSecretConfig, TlsParameters,
-    UpstreamTlsContext,
+    CertificateValidationContext, CommonTlsContext, TlsParameters, UpstreamTlsContext,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::UpstreamProtocolOptions;
@@ -55,6 +53,7 @@ use envoy_types::pb::google::protobuf::Duration;
 use sluice_config::yaml::{Node, NodeKind};
 
 use super::endpoint::{self, Endpoints};
+use super::tls::{self, file, sds_ref};
 use super::tree::{
     boolean, duration, ignored, index, join, list, number, single, string_map, string_metadata,
     text, texts, type_url, unpack, Map,
@@ -2343,101 +2342,12 @@ fn exact_san(m: &StringMatcher, path: &str, any_case: bool) -> Result<String> {
     }
 }
 
-/// `{ sds: NAME }`; the secret comes from the top-level `sds:` server.
-fn sds_ref(s: &SdsSecretConfig, path: &str) -> Result<Node> {
-    if s.name.is_empty() {
-        return Err(Error::new(join(path, "name"), "is required"));
-    }
-    // Where Envoy would fetch it: the native config has one SDS server.
-    ignored(s.sds_config.is_some(), path, "sds_config");
-    Ok(single("sds", text(&s.name)))
-}
-
-/// A data source naming a file: the native side reads (and watches) key material from files.
-fn file(source: Option<&DataSource>, path: &str) -> Result<String> {
-    match source.and_then(|s| s.specifier.as_ref()) {
-        Some(Specifier::Filename(f)) if !f.is_empty() => Ok(f.clone()),
-        Some(Specifier::Filename(_)) | None => Err(Error::new(path, "is required")),
-        Some(Specifier::InlineBytes(_)) | Some(Specifier::InlineString(_)) => Err(Error::new(
-            path,
-            "inline certificate material is not supported by Sluice: give a filename, or use SDS",
-        )),
-        Some(Specifier::EnvironmentVariable(_)) => Err(Error::new(
-            path,
-            "environment variables are not supported by Sluice: give a filename, or use SDS",
-        )),
-    }
-}
-
-/// Envoy's (BoringSSL's) names of the TLS 1.2 suites the native side has, in Envoy's
-/// default client order, with their IANA names.
-const TLS12_SUITES: [(&str, &str); 6] = [
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    ),
-    (
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    ),
-    (
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    ),
-    (
-        "ECDHE-RSA-CHACHA20-POLY1305",
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    ),
-    (
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    ),
-    (
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    ),
-];
-
-/// TLS 1.3 suites: not configurable in Envoy, all offered.
-const TLS13_SUITES: [&str; 3] = [
-    "TLS13_AES_128_GCM_SHA256",
-    "TLS13_AES_256_GCM_SHA384",
-    "TLS13_CHACHA20_POLY1305_SHA256",
-];
-
 /// `tls_params`: versions and suites. An Envoy client's highest version is TLS 1.2 unless
 /// `tls_maximum_protocol_version` says TLSv1_3; natively TLS 1.3 is always offered unless
 /// the suites leave it out, so an Envoy TLS 1.2 client becomes a list of TLS 1.2 suites.
 fn tls_params(p: &TlsParameters, path: &str, m: &mut Map) -> Result<()> {
-    let version = |v: i32, field: &str| {
-        TlsProtocol::try_from(v)
-            .map_err(|_| Error::new(join(path, field), format!("unknown TLS version {v}")))
-    };
-    let min = version(
-        p.tls_minimum_protocol_version,
-        "tls_minimum_protocol_version",
-    )?;
-    let max = version(
-        p.tls_maximum_protocol_version,
-        "tls_maximum_protocol_version",
-    )?;
-    let tls13 = match max {
-        TlsProtocol::TlsAuto | TlsProtocol::TlSv12 => false,
-        TlsProtocol::TlSv13 => true,
-        TlsProtocol::TlSv10 | TlsProtocol::TlSv11 => {
-            return Err(Error::new(
-                join(path, "tls_maximum_protocol_version"),
-                "below TLSv1_2 is not supported by Sluice (TLS 1.2 and 1.3 only)",
-            ))
-        }
-    };
+    let (min, tls13) = tls::versions(p, path, false)?;
     match min {
-        TlsProtocol::TlSv13 if !tls13 => {
-            return Err(Error::new(
-                join(path, "tls_minimum_protocol_version"),
-                "TLSv1_3 needs tls_maximum_protocol_version TLSv1_3 (an upstream's default maximum is TLSv1_2)",
-            ))
-        }
         TlsProtocol::TlSv13 => {
             m.set("min_version", text("TLS1_3"));
         }
@@ -2447,45 +2357,7 @@ fn tls_params(p: &TlsParameters, path: &str, m: &mut Map) -> Result<()> {
         }
         TlsProtocol::TlsAuto | TlsProtocol::TlSv12 => {}
     }
-    let mut suites: Vec<&str> = Vec::new();
-    if p.cipher_suites.is_empty() {
-        if !tls13 {
-            suites.extend(TLS12_SUITES.iter().map(|(_, iana)| *iana));
-        }
-    } else {
-        if tls13 {
-            suites.extend(TLS13_SUITES);
-        }
-        for (i, entry) in p.cipher_suites.iter().enumerate() {
-            // `[A|B]` is a group of equally preferred suites.
-            let names = entry
-                .strip_prefix('[')
-                .and_then(|e| e.strip_suffix(']'))
-                .unwrap_or(entry);
-            for name in names.split('|') {
-                let iana = TLS12_SUITES
-                    .iter()
-                    .find(|(envoy, _)| *envoy == name)
-                    .map(|(_, iana)| *iana)
-                    .ok_or_else(|| {
-                        Error::new(
-                            index(&join(path, "cipher_suites"), i),
-                            format!(
-                                "\"{name}\" is not supported by Sluice; supported: {}",
-                                TLS12_SUITES
-                                    .iter()
-                                    .map(|(envoy, _)| *envoy)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        )
-                    })?;
-                if !suites.contains(&iana) {
-                    suites.push(iana);
-                }
-            }
-        }
-    }
+    let suites = tls::cipher_suites(&p.cipher_suites, &join(path, "cipher_suites"), tls13)?;
     if !suites.is_empty() {
         m.set("cipher_suites", texts(&suites));
     }
@@ -2558,8 +2430,9 @@ mod tests {
     use envoy_types::pb::envoy::config::cluster::v3::cluster::{
         EdsClusterConfig, LeastRequestLbConfig, RingHashLbConfig,
     };
+    use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
     use envoy_types::pb::envoy::config::core::v3::{
-        ConfigSource, KeepaliveSettings, Locality, Metadata, TcpKeepalive,
+        ConfigSource, DataSource, KeepaliveSettings, Locality, Metadata, TcpKeepalive,
     };
     use envoy_types::pb::envoy::config::endpoint::v3::cluster_load_assignment::Policy;
     use envoy_types::pb::envoy::config::endpoint::v3::{
@@ -2567,7 +2440,7 @@ mod tests {
     };
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::CombinedCertificateValidationContext;
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-        SubjectAltNameMatcher, TlsCertificate,
+        SdsSecretConfig, SubjectAltNameMatcher, TlsCertificate,
     };
     use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
         AutoHttpConfig, ExplicitHttpConfig, UseDownstreamHttpConfig,

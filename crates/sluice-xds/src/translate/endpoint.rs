@@ -7,9 +7,7 @@
 //! `DRAINING` or `TIMEOUT` are left out: Envoy does not pick them while their level has
 //! enough healthy hosts, and the native model has no per-endpoint health to carry.
 
-use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
-use envoy_types::pb::envoy::config::core::v3::socket_address::{PortSpecifier, Protocol};
-use envoy_types::pb::envoy::config::core::v3::{Address, HealthStatus, Locality};
+use envoy_types::pb::envoy::config::core::v3::{HealthStatus, Locality};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
@@ -17,7 +15,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 use sluice_config::yaml::Node;
 
 use super::tree::{ignored, index, join, list, number, string_map, string_metadata, text, Map};
-use super::{Error, Result};
+use super::{address, Error, Result};
 
 /// The metadata namespace Envoy's load balancers (subsets) read endpoint labels from.
 const LB_NAMESPACE: &str = "envoy.lb";
@@ -273,118 +271,21 @@ fn endpoint_address(e: &Endpoint, path: &str, dns: bool) -> Result<String> {
             );
         }
     }
-    address_text(e.address.as_ref(), &join(path, "address"), dns)
-}
-
-/// `ip:port`, `[v6]:port`, `unix:/path`, or with `dns` also `name:port`.
-fn address_text(a: Option<&Address>, path: &str, dns: bool) -> Result<String> {
-    match a.and_then(|a| a.address.as_ref()) {
-        None => Err(Error::new(path, "is required")),
-        Some(AddressKind::SocketAddress(s)) => {
-            let path = join(path, "socket_address");
-            if s.protocol == Protocol::Udp as i32 {
-                return Err(Error::new(
-                    join(&path, "protocol"),
-                    "UDP is not supported by Sluice",
-                ));
-            }
-            if !s.resolver_name.is_empty() {
-                return Err(Error::new(
-                    join(&path, "resolver_name"),
-                    "is not supported by Sluice (custom resolvers)",
-                ));
-            }
-            if !s.network_namespace_filepath.is_empty() {
-                return Err(Error::new(
-                    join(&path, "network_namespace_filepath"),
-                    "is not supported by Sluice",
-                ));
-            }
-            // Only binding (listeners) reads it.
-            ignored(s.ipv4_compat, &path, "ipv4_compat");
-            let port = match &s.port_specifier {
-                Some(PortSpecifier::PortValue(p)) if (1..=65535).contains(p) => *p,
-                Some(PortSpecifier::PortValue(p)) => {
-                    return Err(Error::new(
-                        join(&path, "port_value"),
-                        format!("must be from 1 to 65535, found {p}"),
-                    ))
-                }
-                Some(PortSpecifier::NamedPort(_)) => {
-                    return Err(Error::new(
-                        join(&path, "named_port"),
-                        "is not supported by Sluice (give port_value)",
-                    ))
-                }
-                None => return Err(Error::new(join(&path, "port_value"), "is required")),
-            };
-            let host = s.address.as_str();
-            match host.parse::<std::net::IpAddr>() {
-                Ok(std::net::IpAddr::V6(ip)) => Ok(format!("[{ip}]:{port}")),
-                Ok(ip) => Ok(format!("{ip}:{port}")),
-                Err(_) if host.is_empty() => Err(Error::new(join(&path, "address"), "is required")),
-                Err(_) if dns && is_host_name(host) => Ok(format!("{host}:{port}")),
-                Err(_) if dns => Err(Error::new(
-                    join(&path, "address"),
-                    format!("\"{host}\" is neither an IP address nor a host name"),
-                )),
-                Err(_) => Err(Error::new(
-                    join(&path, "address"),
-                    format!(
-                        "\"{host}\" is not an IP address: STATIC and EDS clusters need one \
-                         (a host name needs a STRICT_DNS or LOGICAL_DNS cluster)"
-                    ),
-                )),
-            }
-        }
-        Some(AddressKind::Pipe(p)) => {
-            let path = join(path, "pipe");
-            if dns {
-                return Err(Error::new(
-                    path,
-                    "a DNS cluster resolves names; a Unix socket needs a STATIC or EDS cluster",
-                ));
-            }
-            // Only a listener's socket file has a mode.
-            ignored(p.mode != 0, &path, "mode");
-            if p.path.is_empty() {
-                return Err(Error::new(join(&path, "path"), "is required"));
-            }
-            if p.path.starts_with('@') {
-                return Err(Error::new(
-                    join(&path, "path"),
-                    "abstract Unix sockets are not supported by Sluice; use a filesystem path",
-                ));
-            }
-            Ok(format!("unix:{}", p.path))
-        }
-        Some(AddressKind::EnvoyInternalAddress(_)) => Err(Error::new(
-            join(path, "envoy_internal_address"),
-            "is not supported by Sluice (internal listeners)",
-        )),
-    }
-}
-
-/// A DNS name as the native side accepts one: dot-separated labels of letters, digits, `-`
-/// and `_`, none empty or longer than 63 bytes, not starting or ending with `-`.
-fn is_host_name(host: &str) -> bool {
-    host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    let role = if dns {
+        address::Role::DnsEndpoint
+    } else {
+        address::Role::Endpoint
+    };
+    address::address(e.address.as_ref(), &join(path, "address"), role)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use envoy_types::pb::envoy::config::core::v3::{Metadata, Pipe, SocketAddress};
+    use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+    use envoy_types::pb::envoy::config::core::v3::socket_address::{PortSpecifier, Protocol};
+    use envoy_types::pb::envoy::config::core::v3::{Address, Metadata, Pipe, SocketAddress};
     use envoy_types::pb::envoy::config::endpoint::v3::cluster_load_assignment::policy::DropOverload;
     use envoy_types::pb::envoy::config::endpoint::v3::cluster_load_assignment::Policy;
     use envoy_types::pb::envoy::config::endpoint::v3::endpoint;
