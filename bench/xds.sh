@@ -3,7 +3,7 @@
 # 100) and 1,000 routes pushed at once by go-control-plane (tests/control-plane) over ADS.
 #
 # Sluice (workers: 1) is pinned to CPU 0 with its control thread, as a sidecar would run;
-# nginx (the upstream) and wrk on CPU 1; the control plane unpinned. Printed:
+# nginx (the upstream), wrk and the control plane on CPU 1. Printed:
 #   - the time from the push to Sluice's ACK of the endpoints (every cluster and route in
 #     force), for the first big push and for endpoint-only pushes (every endpoint's port
 #     changes), and Sluice's RSS before and after;
@@ -36,7 +36,7 @@ pids=()
 cleanup() { exec 3>&- 2>/dev/null || true; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-mkdir -p "$OUT/nginx" "$OUT/resources"
+mkdir -p "$OUT/nginx"
 cat >"$OUT/nginx/nginx.conf" <<NGINX
 daemon off; master_process off; worker_processes 1; pid $OUT/nginx/pid; error_log $OUT/nginx/error.log;
 events { worker_connections 4096; }
@@ -50,10 +50,17 @@ NGINX
 taskset -c 1 "$NGINX" -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
 pids+=($!)
 
-resources() { python3 "$HERE/xds_resources.py" "$OUT/resources" "$PROXY_PORT" "127.0.0.1:$PORT" "$1" "$2"; }
+# The resources of each version are written beforehand (res-BIG-SEED), and "resources", the
+# control plane's directory, is a symlink switched to the next one at each push: during the
+# measured load, writing them costs nothing.
+generate() { # $1: big (0/1), $2: seed
+    [ -d "$OUT/res-$1-$2" ] || python3 "$HERE/xds_resources.py" "$OUT/res-$1-$2" "$PROXY_PORT" "127.0.0.1:$PORT" "$1" "$2"
+}
+resources() { generate "$1" "$2"; ln -sfn "$OUT/res-$1-$2" "$OUT/resources"; }
 resources 0 0
 mkfifo "$OUT/cp.in"
-"$REPO/tests/control-plane/control-plane" -dir "$OUT/resources" -listen "127.0.0.1:$CP_PORT" <"$OUT/cp.in" >"$OUT/cp.log" 2>&1 &
+# On CPU 1 with the rest of the load side: in a mesh the control plane runs elsewhere.
+taskset -c 1 "$REPO/tests/control-plane/control-plane" -dir "$OUT/resources" -listen "127.0.0.1:$CP_PORT" <"$OUT/cp.in" >"$OUT/cp.log" 2>&1 &
 pids+=($!)
 exec 3>"$OUT/cp.in"
 version=1
@@ -120,15 +127,18 @@ load() { # prints "req/s p99_ms"
     first=$ELAPSED
     rss1=$(rss_kib)
     eds=()
-    for seed in 2 3 4 5 6; do
+    rss_after=()
+    for ((seed = 2; seed <= ${EDS_PUSHES:-6}; seed++)); do
         push_and_time 1 "$seed"
         eds+=("$ELAPSED")
+        rss_after+=("$(rss_kib)")
     done
     rss2=$(rss_kib)
     echo "first push (10,000 endpoints in 100 clusters, 1,000 routes): ${first} ms to ACK"
     echo "endpoint-only pushes (every endpoint's port changes): ${eds[*]} ms"
-    echo "RSS: ${rss0} KiB before, ${rss1} KiB after the first push, ${rss2} KiB after six; peak (VmHWM) $(hwm_kib) KiB"
+    echo "RSS: ${rss0} KiB before, ${rss1} KiB after the first push, then after each endpoint-only push: ${rss_after[*]} KiB; peak (VmHWM) $(hwm_kib) KiB"
 
+    for ((seed = 101; seed <= 100 + DURATION / UPDATE_EVERY + 1; seed++)); do generate 1 "$seed"; done
     taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$PROXY_PORT/" >/dev/null
     steady=$(load)
     # The same load while a big update is pushed every UPDATE_EVERY seconds.

@@ -66,6 +66,7 @@ pub fn run(config: Config, config_path: &std::path::Path, follow: Follow) -> any
         bound.push(listeners.bind(l)?);
     }
 
+    crate::limits::lower_control_priority();
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
