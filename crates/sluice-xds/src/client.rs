@@ -31,10 +31,8 @@ use crate::backoff::Backoff;
 use crate::kind::{self, Kind};
 use crate::resource::{self, Dynamic, Entry, Warming};
 use crate::status::{ResourceStatus, Status};
-use crate::stream::{self, Event, Request};
+use crate::stream::{self, Event, Request, INVALID_ARGUMENT};
 
-/// gRPC's INVALID_ARGUMENT, the code of a NACK's `error_detail`.
-const INVALID_ARGUMENT: i32 = 3;
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 

@@ -1,7 +1,11 @@
 //! Sluice as a client of Envoy's discovery services (xDS), over gRPC with tonic and the
-//! `envoy-types` protos (which cover every v3 service: SDS now; LDS, RDS, CDS and EDS next).
+//! `envoy-types` protos.
 //!
-//! Today: SDS ([`sds`]), which feeds the secrets `sluice-net` reads at each handshake.
+//! - [`client`]: listeners, route configs, clusters and endpoints (LDS, RDS, CDS, EDS) over
+//!   ADS or one stream per type, state of the world or delta, handed to the binary as
+//!   native config ([`resource::Dynamic`]) to validate and apply; ACK or NACK follows.
+//! - [`translate`]: each Envoy resource as the native config tree the loader reads.
+//! - [`sds`]: the secrets `sluice-net` reads at each handshake.
 
 mod backoff;
 mod channel;

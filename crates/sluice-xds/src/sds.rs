@@ -23,14 +23,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::channel::{chain, connect};
+use crate::channel::connect;
 use crate::data_source;
+use crate::stream::{status_text, INVALID_ARGUMENT};
 
 pub const SECRET_TYPE_URL: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
-
-/// gRPC's INVALID_ARGUMENT, the code of a NACK's `error_detail`.
-const INVALID_ARGUMENT: i32 = 3;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
@@ -213,13 +211,4 @@ impl Client {
             None => Err("the secret has no content".into()),
         }
     }
-}
-
-fn status_text(s: &tonic::Status) -> String {
-    let mut text = format!("{:?}: {}", s.code(), s.message());
-    if let Some(source) = std::error::Error::source(s) {
-        text.push_str(": ");
-        text.push_str(&chain(source));
-    }
-    text
 }

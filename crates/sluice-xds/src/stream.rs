@@ -13,6 +13,9 @@ use tonic::codegen::http::uri::PathAndQuery;
 
 use crate::channel::connect;
 
+/// gRPC's INVALID_ARGUMENT, the code of a NACK's `error_detail`.
+pub(crate) const INVALID_ARGUMENT: i32 = 3;
+
 /// A request for either protocol variant.
 #[derive(Debug)]
 pub(crate) enum Request {

@@ -38,7 +38,10 @@ pub const CONTROL_NICE: i32 = 10;
 pub fn lower_control_priority() {
     let tid = rustix::thread::gettid();
     match rustix::process::setpriority_process(Some(tid), CONTROL_NICE) {
-        Ok(()) => debug!(nice = CONTROL_NICE, "control thread runs behind the workers"),
+        Ok(()) => debug!(
+            nice = CONTROL_NICE,
+            "control thread runs behind the workers"
+        ),
         Err(e) => warn!(error = %e, "could not lower the control thread's priority"),
     }
 }
