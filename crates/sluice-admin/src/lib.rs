@@ -57,8 +57,10 @@ pub struct AdminState {
     /// Told of every `/healthcheck/*` change: the binary points it at the `health_check`
     /// filter, which answers load balancers' probes.
     on_health_check: std::sync::OnceLock<Arc<dyn Fn(bool) + Send + Sync>>,
-    /// The live config as JSON for `/config_dump`, secrets already redacted.
-    config: ArcSwap<config_dump::Snapshot>,
+    /// The live config document for `/config_dump`, and when it was stored. Rendered as
+    /// JSON (secrets redacted) only when asked for: an update of 10,000 endpoints should
+    /// not pay for a dump nobody reads.
+    config: ArcSwap<(Arc<sluice_config::yaml::Node>, std::time::SystemTime)>,
     /// SDS secrets not received yet, for `/config_dump` (set by the binary).
     missing_secrets: std::sync::OnceLock<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
     /// Versions of the resources from xDS, for `/config_dump` (set by the binary).
@@ -92,10 +94,13 @@ impl Default for AdminState {
             clusters: arc_swap::ArcSwapOption::empty(),
             health_check_failed: std::sync::atomic::AtomicBool::new(false),
             on_health_check: std::sync::OnceLock::new(),
-            config: ArcSwap::from_pointee(config_dump::Snapshot {
-                document: serde_json::json!({}),
-                updated: std::time::SystemTime::now(),
-            }),
+            config: ArcSwap::from_pointee((
+                Arc::new(sluice_config::yaml::Node {
+                    kind: sluice_config::yaml::NodeKind::Map(Vec::new()),
+                    line: 0,
+                }),
+                std::time::SystemTime::now(),
+            )),
             missing_secrets: std::sync::OnceLock::new(),
             versions: std::sync::OnceLock::new(),
             info: ArcSwap::from_pointee(ServerInfo::default()),
@@ -152,17 +157,20 @@ impl AdminState {
         self.clusters.store(Some(clusters));
     }
 
-    /// Replaces what `/config_dump` shows: a config document as JSON (the YAML file at
-    /// start, later what xDS delivered). Secrets are redacted here, so no caller can leak one.
-    pub fn set_config(&self, document: serde_json::Value) {
-        self.config.store(Arc::new(config_dump::Snapshot {
-            document: config_dump::redact(document),
-            updated: std::time::SystemTime::now(),
-        }));
+    /// Replaces what `/config_dump` shows: the config document in force (the file, with
+    /// what xDS delivered).
+    pub fn set_config(&self, document: Arc<sluice_config::yaml::Node>) {
+        self.config
+            .store(Arc::new((document, std::time::SystemTime::now())));
     }
 
-    pub(crate) fn config(&self) -> Arc<config_dump::Snapshot> {
-        self.config.load_full()
+    /// The document as JSON, secrets redacted here, so no request path can leak one.
+    pub(crate) fn config(&self) -> config_dump::Snapshot {
+        let stored = self.config.load_full();
+        config_dump::Snapshot {
+            document: config_dump::redact(config_dump::from_yaml(&stored.0)),
+            updated: stored.1,
+        }
     }
 
     /// Lets `/config_dump` tell SDS secrets still awaited (warming) from received ones.

@@ -148,8 +148,7 @@ impl Live {
             }
         }
         self.ctx = ctx;
-        self.admin
-            .set_config(sluice_admin::config_dump::from_yaml(&config.document));
+        self.admin.set_config(config.document.clone());
         self.admin.set_listeners(self.listeners.addresses());
         Ok(changes)
     }

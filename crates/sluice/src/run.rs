@@ -33,7 +33,7 @@ pub fn run(config: Config, config_path: &std::path::Path, follow: Follow) -> any
     let config = Arc::new(config);
 
     let admin = Arc::new(AdminState::default());
-    admin.set_config(sluice_admin::config_dump::from_yaml(&config.document));
+    admin.set_config(config.document.clone());
     admin.set_server_info(sluice_admin::ServerInfo {
         restart_epoch: 0,
         node_id: config.node.id.clone(),
