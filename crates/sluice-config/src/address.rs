@@ -69,6 +69,22 @@ impl Decode for Address {
     }
 }
 
+/// A DNS name as a DNS cluster's endpoint may give one: dot-separated labels of letters,
+/// digits, `-` and `_`, none empty or longer than 63 bytes, not starting or ending with `-`,
+/// 253 bytes at most.
+pub fn is_host_name(host: &str) -> bool {
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

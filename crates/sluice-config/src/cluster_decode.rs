@@ -304,18 +304,7 @@ fn endpoint_address(
 fn name_and_port(text: &str) -> Option<(&str, u16)> {
     let (host, port) = text.rsplit_once(':')?;
     let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    valid.then_some((host, port))
+    crate::address::is_host_name(host).then_some((host, port))
 }
 
 /// A mapping of string keys to scalar values (`{ version: v2, stage: gray }`), in order.

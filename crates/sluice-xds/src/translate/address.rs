@@ -75,7 +75,9 @@ pub fn address(a: Option<&Address>, field: &str, role: Role) -> Result<String> {
                 Ok(ip) => Ok(format!("{ip}:{port}")),
                 Err(_) if host.is_empty() => Err(Error::new(at, "is required")),
                 Err(_) => match role {
-                    Role::DnsEndpoint if is_host_name(host) => Ok(format!("{host}:{port}")),
+                    Role::DnsEndpoint if sluice_config::address::is_host_name(host) => {
+                        Ok(format!("{host}:{port}"))
+                    }
                     Role::DnsEndpoint => Err(Error::new(
                         at,
                         format!("\"{host}\" is neither an IP address nor a host name"),
@@ -138,21 +140,6 @@ pub fn socket_mode(a: Option<&Address>, field: &str) -> Result<Option<Node>> {
         Some(Kind::Pipe(p)) if p.mode != 0 => Ok(Some(text(&format!("{:04o}", p.mode)))),
         _ => Ok(None),
     }
-}
-
-/// A DNS name as the native side accepts one: dot-separated labels of letters, digits, `-`
-/// and `_`, none empty or longer than 63 bytes, not starting or ending with `-`.
-fn is_host_name(host: &str) -> bool {
-    host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 #[cfg(test)]

@@ -2027,31 +2027,7 @@ fn common_tls(
     auto_sni_san_validation: bool,
     m: &mut Map,
 ) -> Result<()> {
-    for (set, field) in [
-        (
-            common.tls_certificate_provider_instance.is_some(),
-            "tls_certificate_provider_instance",
-        ),
-        (
-            common.tls_certificate_certificate_provider.is_some(),
-            "tls_certificate_certificate_provider",
-        ),
-        (
-            common
-                .tls_certificate_certificate_provider_instance
-                .is_some(),
-            "tls_certificate_certificate_provider_instance",
-        ),
-        (
-            common.custom_tls_certificate_selector.is_some(),
-            "custom_tls_certificate_selector",
-        ),
-        (common.custom_handshaker.is_some(), "custom_handshaker"),
-    ] {
-        if set {
-            return Err(Error::new(join(path, field), "is not supported by Sluice"));
-        }
-    }
+    super::tls::refuse_providers(common, path)?;
     // Writes session keys to a file for debugging; the connection is the same.
     ignored(common.key_log.is_some(), path, "key_log");
 

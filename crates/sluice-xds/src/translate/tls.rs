@@ -188,6 +188,22 @@ fn certificates(common: &CommonTlsContext, path: &str, m: &mut Map) -> Result<()
             &index(&join(path, "tls_certificate_sds_secret_configs"), i),
         )?);
     }
+    refuse_providers(common, path)?;
+    unsupported(common.key_log.is_some(), &join(path, "key_log"))?;
+    if out.is_empty() {
+        return Err(Error::new(
+            join(path, "tls_certificates"),
+            "a listener's TLS needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)",
+        ));
+    }
+    m.set("certificates", list(out));
+    Ok(())
+}
+
+/// Refuses what neither side of Sluice's TLS does: certificates from providers or a custom
+/// selector, and custom handshakers.
+#[allow(deprecated)] // the certificate provider fields are refused whichever is used
+pub(crate) fn refuse_providers(common: &CommonTlsContext, path: &str) -> Result<()> {
     for (set, field) in [
         (
             common.tls_certificate_provider_instance.is_some(),
@@ -208,17 +224,9 @@ fn certificates(common: &CommonTlsContext, path: &str, m: &mut Map) -> Result<()
             "custom_tls_certificate_selector",
         ),
         (common.custom_handshaker.is_some(), "custom_handshaker"),
-        (common.key_log.is_some(), "key_log"),
     ] {
         unsupported(set, &join(path, field))?;
     }
-    if out.is_empty() {
-        return Err(Error::new(
-            join(path, "tls_certificates"),
-            "a listener's TLS needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)",
-        ));
-    }
-    m.set("certificates", list(out));
     Ok(())
 }
 

@@ -10,19 +10,8 @@ use sluice_config::yaml::{Node, NodeKind};
 
 use super::{Error, Result};
 
-/// `parent.key`, or `key` at the top.
-pub fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// `parent[i]`.
-pub fn index(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
-}
+/// Field paths are built as the loader builds its own (`parent.key`, `parent[i]`).
+pub use sluice_config::decode::{index, join};
 
 fn node(kind: NodeKind) -> Node {
     Node { kind, line: 0 }
