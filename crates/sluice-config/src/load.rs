@@ -78,9 +78,10 @@ pub fn load_str(src: &str, file: &str, registry: &Registry) -> Result<Config, Co
     load_tree(root, file, registry, LoadOptions::default())
 }
 
-/// Validates a document already parsed (or built: the xDS translation makes one).
+/// Validates a document already parsed (or built: the xDS translation makes one). Given as
+/// an `Arc`, the caller keeps it without a copy (to name the resources in errors).
 pub fn load_tree(
-    root: Node,
+    root: impl Into<Arc<Node>>,
     file: &str,
     registry: &Registry,
     options: LoadOptions,
@@ -89,7 +90,7 @@ pub fn load_tree(
         file: file.to_string(),
         diagnostics,
     };
-    let root = Arc::new(root);
+    let root: Arc<Node> = root.into();
     let mut cx = Cx::default();
     let config = decode_config(&root, registry, &mut cx);
     check_names(&root, options, &mut cx);

@@ -38,7 +38,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// A dynamic config for the binary to put in force; it answers whether it did.
 pub struct Update {
-    pub dynamic: Dynamic,
+    /// Shared with the client, which keeps it as the config in force once it is applied.
+    pub dynamic: Arc<Dynamic>,
     pub reply: oneshot::Sender<Result<(), String>>,
 }
 
@@ -196,7 +197,7 @@ struct Client {
     warming: Warming,
     warm_deadline: Option<Instant>,
     /// The dynamic config last put in force.
-    applied: Option<Dynamic>,
+    applied: Option<Arc<Dynamic>>,
     initialized: watch::Sender<bool>,
     started: Instant,
     status: Arc<Status>,
@@ -674,9 +675,10 @@ impl Client {
             Instant::now(),
         );
         self.warm_deadline = deadline;
-        if self.applied.as_ref() == Some(&dynamic) {
+        if self.applied.as_deref() == Some(&dynamic) {
             return Ok(());
         }
+        let dynamic = Arc::new(dynamic);
         let (reply, answer) = oneshot::channel();
         self.updates
             .send(Update {

@@ -3,6 +3,7 @@
 //! `sluice check` does; an invalid one is logged and counted and the running config stays.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -73,7 +74,11 @@ pub async fn reload(live: &mut Live, source: &mut Source, why: &str) {
 
 /// Resources from the control plane: applied with the file in force; the error goes back
 /// to the control plane as a NACK.
-pub async fn xds(live: &mut Live, source: &mut Source, dynamic: Dynamic) -> Result<(), String> {
+pub async fn xds(
+    live: &mut Live,
+    source: &mut Source,
+    dynamic: Arc<Dynamic>,
+) -> Result<(), String> {
     let candidate = match source.with_dynamic(dynamic) {
         Ok(c) => c,
         Err(errors) => {

@@ -17,7 +17,7 @@ pub struct Source {
     /// The file's document last put in force.
     file: Arc<Node>,
     /// The control plane's resources last put in force.
-    dynamic: Dynamic,
+    dynamic: Arc<Dynamic>,
     options: LoadOptions,
 }
 
@@ -25,7 +25,7 @@ pub struct Source {
 pub struct Candidate {
     pub config: Config,
     file: Arc<Node>,
-    dynamic: Dynamic,
+    dynamic: Arc<Dynamic>,
 }
 
 impl Source {
@@ -33,7 +33,7 @@ impl Source {
         Source {
             path: path.to_path_buf(),
             file: config.document.clone(),
-            dynamic: Dynamic::default(),
+            dynamic: Arc::default(),
             options: LoadOptions {
                 // Routes may name clusters CDS has not sent yet.
                 allow_unknown_clusters: config.xds.as_ref().is_some_and(|x| x.cds),
@@ -52,18 +52,18 @@ impl Source {
     }
 
     /// The file in force with new dynamic resources.
-    pub fn with_dynamic(&self, dynamic: Dynamic) -> Result<Candidate, String> {
+    pub fn with_dynamic(&self, dynamic: Arc<Dynamic>) -> Result<Candidate, String> {
         self.build(self.file.clone(), dynamic)
     }
 
     /// Remembers what a candidate put in force was made of.
-    pub fn applied(&mut self, file: Arc<Node>, dynamic: Dynamic) {
+    pub fn applied(&mut self, file: Arc<Node>, dynamic: Arc<Dynamic>) {
         self.file = file;
         self.dynamic = dynamic;
     }
 
-    fn build(&self, file: Arc<Node>, dynamic: Dynamic) -> Result<Candidate, String> {
-        let doc = compose(&file, &dynamic);
+    fn build(&self, file: Arc<Node>, dynamic: Arc<Dynamic>) -> Result<Candidate, String> {
+        let doc = Arc::new(compose(&file, &dynamic));
         let label = self.path.display().to_string();
         match sluice_config::load_tree(
             doc.clone(),
@@ -94,7 +94,7 @@ impl Source {
 
 impl Candidate {
     /// What to remember once it is in force (`Source::applied`).
-    pub fn parts(&self) -> (Arc<Node>, Dynamic) {
+    pub fn parts(&self) -> (Arc<Node>, Arc<Dynamic>) {
         (self.file.clone(), self.dynamic.clone())
     }
 }
