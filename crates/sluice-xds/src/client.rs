@@ -11,7 +11,7 @@
 //! exponential backoff, telling the server the versions held.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -566,6 +566,12 @@ impl Client {
         } else {
             old.cloned().unwrap_or_default()
         };
+        // State of the world names no resource outside its bytes: the held ones are found by
+        // the digest of their bytes (indexed once, not searched per resource).
+        let by_digest: HashMap<u64, &Entry> = old
+            .filter(|_| !r.delta)
+            .map(|m| m.values().map(|e| (e.digest, e)).collect())
+            .unwrap_or_default();
         let mut errors = Vec::new();
         let mut changed = 0;
         let now = SystemTime::now();
@@ -577,14 +583,13 @@ impl Client {
                 r.version.clone()
             };
             // An unchanged resource (same bytes) keeps its translation and update time.
-            if let Some(e) = old.and_then(|m| {
-                let found = if given_name.is_empty() {
-                    m.values().find(|e| e.digest == digest)
-                } else {
-                    m.get(given_name).filter(|e| e.digest == digest)
-                };
-                found
-            }) {
+            let held = if given_name.is_empty() {
+                by_digest.get(&digest).copied()
+            } else {
+                old.and_then(|m| m.get(given_name))
+                    .filter(|e| e.digest == digest)
+            };
+            if let Some(e) = held {
                 let name = e.name.clone();
                 next.insert(
                     name,
@@ -723,17 +728,4 @@ fn version_hash(version: &str) -> i64 {
     let mut h = DefaultHasher::new();
     version.hash(&mut h);
     i64::try_from(h.finish() >> 12).unwrap_or(0)
-}
-
-/// Entries are cloned into each candidate set: the translation is shared.
-impl Clone for Entry {
-    fn clone(&self) -> Entry {
-        Entry {
-            name: self.name.clone(),
-            version: self.version.clone(),
-            updated: self.updated,
-            digest: self.digest,
-            value: self.value.clone(),
-        }
-    }
 }

@@ -25,8 +25,8 @@ pub enum Translated {
     Endpoints(endpoint::Endpoints),
 }
 
-/// An accepted resource.
-#[derive(Debug)]
+/// An accepted resource. Cloned into each candidate set; the translation is shared.
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub name: String,
     pub version: String,
