@@ -896,4 +896,31 @@ mod tests {
             .unwrap_err()
             .contains("admin.address"));
     }
+
+    #[test]
+    fn xds_and_node_identity_decode_with_defaults_and_located_errors() {
+        let c = load_str(
+            "xds: { address: \"unix:/run/xds.sock\" }\nnode: { id: n, metadata: { team: pay }, locality: { zone: z1 } }",
+            "t.yaml",
+            &Registry::default(),
+        )
+        .unwrap();
+        let x = c.xds.unwrap();
+        assert!(x.ads && !x.delta && x.lds && x.cds);
+        assert_eq!(x.initial_fetch_timeout, DEFAULT_INITIAL_FETCH_TIMEOUT);
+        assert_eq!(c.node.metadata, [("team".to_string(), "pay".to_string())]);
+        assert_eq!(c.node.locality.zone, "z1");
+
+        let e = load_str(
+            "xds: { ads: maybe, initial_fetch_timeout: 5 }\nnode: { locality: { zon: z } }",
+            "t.yaml",
+            &Registry::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("xds: missing required field \"address\""), "{e}");
+        assert!(e.contains("xds.ads: expected true or false"), "{e}");
+        assert!(e.contains("xds.initial_fetch_timeout"), "{e}");
+        assert!(e.contains("node.locality.zon: unknown field"), "{e}");
+    }
 }
