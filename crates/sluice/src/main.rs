@@ -1,5 +1,6 @@
 //! The `sluice` command: run a proxy, check a config, print the version.
 
+mod config_file;
 mod limits;
 mod listeners;
 mod live;
@@ -37,8 +38,19 @@ enum Command {
     /// Run the proxy.
     Run {
         /// Config file (YAML). SIGHUP reloads it.
-        #[arg(short, long, value_name = "FILE")]
-        config: PathBuf,
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            required_unless_present = "envoy_config",
+            conflicts_with = "envoy_config"
+        )]
+        config: Option<PathBuf>,
+        /// An Envoy v3 bootstrap file (YAML) instead of a native config: its static
+        /// resources, dynamic_resources (xDS), node and admin are translated. SIGHUP
+        /// reloads it.
+        #[arg(long, value_name = "FILE")]
+        envoy_config: Option<PathBuf>,
         /// Reload the config file whenever its content changes.
         #[arg(long)]
         watch: bool,
@@ -49,8 +61,17 @@ enum Command {
     /// Validate a config without binding anything; print every error found.
     Check {
         /// Config file (YAML).
-        #[arg(short, long, value_name = "FILE")]
-        config: PathBuf,
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            required_unless_present = "envoy_config",
+            conflicts_with = "envoy_config"
+        )]
+        config: Option<PathBuf>,
+        /// An Envoy v3 bootstrap file (YAML) instead of a native config.
+        #[arg(long, value_name = "FILE")]
+        envoy_config: Option<PathBuf>,
     },
     /// Print the version.
     Version,
@@ -74,7 +95,10 @@ fn main() -> ExitCode {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Check { config } => match load(&config) {
+        Command::Check {
+            config,
+            envoy_config,
+        } => match load(&config_file(config, envoy_config)) {
             Some(c) => {
                 println!("ok: {}", c.summary());
                 ExitCode::SUCCESS
@@ -83,6 +107,7 @@ fn main() -> ExitCode {
         },
         Command::Run {
             config,
+            envoy_config,
             watch,
             watch_interval,
         } => {
@@ -90,13 +115,14 @@ fn main() -> ExitCode {
                 eprintln!("sluice: {e}");
                 return ExitCode::from(2);
             }
-            let Some(loaded) = load(&config) else {
+            let file = config_file(config, envoy_config);
+            let Some(loaded) = load(&file) else {
                 return ExitCode::FAILURE;
             };
             let follow = run::Follow {
                 watch: watch.then_some(watch_interval),
             };
-            match run::run(loaded, &config, follow) {
+            match run::run(loaded, &file, follow) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -107,10 +133,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The file named by `-c` or `--envoy-config` (clap makes sure exactly one is given).
+fn config_file(native: Option<PathBuf>, envoy: Option<PathBuf>) -> config_file::ConfigFile {
+    match (native, envoy) {
+        (_, Some(path)) => config_file::ConfigFile {
+            path,
+            format: config_file::Format::Envoy,
+        },
+        (path, None) => config_file::ConfigFile {
+            path: path.unwrap_or_default(),
+            format: config_file::Format::Native,
+        },
+    }
+}
+
 /// Loads and validates a config; on failure prints every error, one per line, as
 /// `FILE:LINE: PATH: message` (the same for `check` and `run`).
-fn load(path: &std::path::Path) -> Option<sluice_config::Config> {
-    match sluice_config::load_file(path, &sluice_filters::config_registry()) {
+fn load(file: &config_file::ConfigFile) -> Option<sluice_config::Config> {
+    match file.load() {
         Ok(c) => Some(c),
         Err(errors) => {
             eprintln!("{errors}");

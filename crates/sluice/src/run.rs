@@ -17,6 +17,7 @@ use sluice_net::BoundListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
+use crate::config_file::ConfigFile;
 use crate::listeners::Listeners;
 use crate::live::Live;
 use crate::source::Source;
@@ -28,7 +29,7 @@ pub struct Follow {
     pub watch: Option<std::time::Duration>,
 }
 
-pub fn run(config: Config, config_path: &std::path::Path, follow: Follow) -> anyhow::Result<()> {
+pub fn run(config: Config, file: &ConfigFile, follow: Follow) -> anyhow::Result<()> {
     crate::limits::raise_nofile();
     let config = Arc::new(config);
 
@@ -38,7 +39,7 @@ pub fn run(config: Config, config_path: &std::path::Path, follow: Follow) -> any
         restart_epoch: 0,
         node_id: config.node.id.clone(),
         node_cluster: config.node.cluster.clone(),
-        config_path: config_path.display().to_string(),
+        config_path: file.label(),
         concurrency: config.workers,
         drain_time: config.drain_timeout,
     });
@@ -80,7 +81,7 @@ pub fn run(config: Config, config_path: &std::path::Path, follow: Follow) -> any
     };
     let result = control.block_on(serve(
         config.clone(),
-        (config_path, follow),
+        (file, follow),
         (listeners, bound),
         &admin,
         spans.clone(),
@@ -100,7 +101,7 @@ const EXIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn serve(
     config: Arc<Config>,
-    (config_path, follow): (&std::path::Path, Follow),
+    (file, follow): (&ConfigFile, Follow),
     (mut listeners, bound): (Listeners, Vec<Vec<BoundListener>>),
     admin: &Arc<AdminState>,
     spans: Option<Arc<sluice_trace::Queue>>,
@@ -172,7 +173,7 @@ async fn serve(
     }
     admin.set_listeners(listeners.addresses());
     let mut live = Live::new(ctx, listeners, admin.clone());
-    let mut source = Source::new(config_path, &config);
+    let mut source = Source::new(file, &config);
     // With a control plane, ready waits for its first resources (or initial_fetch_timeout).
     let xds = config
         .xds
@@ -197,7 +198,7 @@ async fn serve(
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     let mut watch = follow
         .watch
-        .map(|every| crate::reload::watch_file(config_path.to_path_buf(), every));
+        .map(|every| crate::reload::watch_file(file.path.clone(), every));
     let mut listeners_drained = false;
     loop {
         tokio::select! {

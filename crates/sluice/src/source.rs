@@ -5,15 +5,16 @@
 //! an xDS update keeps the file's, and either is validated whole, by the same loader as
 //! `sluice check`, before `Live::apply` puts it in force.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sluice_config::yaml::{self, Node, NodeKind};
+use sluice_config::yaml::{Node, NodeKind};
 use sluice_config::{Config, LoadOptions};
 use sluice_xds::resource::Dynamic;
 
+use crate::config_file::{self, ConfigFile};
+
 pub struct Source {
-    path: PathBuf,
+    file_config: ConfigFile,
     /// The file's document last put in force.
     file: Arc<Node>,
     /// The control plane's resources last put in force.
@@ -29,25 +30,18 @@ pub struct Candidate {
 }
 
 impl Source {
-    pub fn new(path: &Path, config: &Config) -> Source {
+    pub fn new(file_config: &ConfigFile, config: &Config) -> Source {
         Source {
-            path: path.to_path_buf(),
+            file_config: file_config.clone(),
             file: config.document.clone(),
             dynamic: Arc::default(),
-            options: LoadOptions {
-                // Routes may name clusters CDS has not sent yet.
-                allow_unknown_clusters: config.xds.as_ref().is_some_and(|x| x.cds),
-            },
+            options: config_file::options_for(config),
         }
     }
 
     /// The file read again, with the dynamic resources in force.
     pub fn reread_file(&self) -> Result<Candidate, String> {
-        let label = self.path.display().to_string();
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| format!("{label}: cannot read config file: {e}"))?;
-        let file = yaml::parse(&text)
-            .map_err(|e| format!("{label}:{}: YAML syntax error: {}", e.line, e.message))?;
+        let file = self.file_config.document()?;
         self.build(Arc::new(file), self.dynamic.clone())
     }
 
@@ -64,7 +58,7 @@ impl Source {
 
     fn build(&self, file: Arc<Node>, dynamic: Arc<Dynamic>) -> Result<Candidate, String> {
         let doc = Arc::new(compose(&file, &dynamic));
-        let label = self.path.display().to_string();
+        let label = self.file_config.label();
         match sluice_config::load_tree(
             doc.clone(),
             &label,
@@ -76,18 +70,7 @@ impl Source {
                 file,
                 dynamic,
             }),
-            Err(errors) => Err(errors
-                .diagnostics
-                .iter()
-                .map(|d| {
-                    if d.line > 0 {
-                        format!("{label}:{d}")
-                    } else {
-                        describe(&doc, &d.path, &d.message)
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n")),
+            Err(errors) => Err(config_file::explain(&label, &doc, &errors)),
         }
     }
 }
@@ -133,52 +116,4 @@ fn compose(file: &Node, dynamic: &Dynamic) -> Node {
         kind: NodeKind::Map(entries),
         line: file.line,
     }
-}
-
-/// An error in a dynamic resource (line 0), named by its resource: `listeners[3].x: ...`
-/// becomes `listener "name": x: ...`.
-fn describe(doc: &Node, path: &str, message: &str) -> String {
-    let found = [
-        ("listeners", "listener"),
-        ("route_configs", "route configuration"),
-        ("clusters", "cluster"),
-    ]
-    .into_iter()
-    .find_map(|(list, noun)| {
-        let rest = path.strip_prefix(list)?.strip_prefix('[')?;
-        let (i, rest) = rest.split_once(']')?;
-        let i: usize = i.parse().ok()?;
-        let name = nth_name(doc, list, i)?;
-        Some(format!(
-            "{noun} \"{name}\": {}{message}",
-            match rest.trim_start_matches('.') {
-                "" => String::new(),
-                r => format!("{r}: "),
-            }
-        ))
-    });
-    found.unwrap_or_else(|| {
-        if path.is_empty() {
-            message.to_string()
-        } else {
-            format!("{path}: {message}")
-        }
-    })
-}
-
-fn nth_name<'a>(doc: &'a Node, list: &str, i: usize) -> Option<&'a str> {
-    let NodeKind::Map(entries) = &doc.kind else {
-        return None;
-    };
-    let (_, node) = entries.iter().find(|(k, _)| k == list)?;
-    let NodeKind::Seq(items) = &node.kind else {
-        return None;
-    };
-    let NodeKind::Map(fields) = &items.get(i)?.kind else {
-        return None;
-    };
-    fields
-        .iter()
-        .find(|(k, _)| k == "name")
-        .and_then(|(_, n)| n.as_scalar())
 }

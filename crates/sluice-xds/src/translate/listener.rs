@@ -41,6 +41,7 @@ pub struct Listener {
 }
 
 const RAW_BUFFER: &str = "envoy.transport_sockets.raw_buffer";
+const ROUTER_NAME: &str = "envoy.filters.http.router";
 
 pub fn listener(l: &EnvoyListener) -> Result<Listener> {
     if l.name.is_empty() {
@@ -639,6 +640,12 @@ fn http_connection_manager(
                     join(&fpath, "config_discovery"),
                     "is not supported by Sluice",
                 ))
+            }
+            // Envoy still finds the router by its well-known name alone (its own demo
+            // config writes it so); every other filter needs its config.
+            None if f.name == ROUTER_NAME => {
+                router = true;
+                continue;
             }
             None => return Err(Error::new(join(&fpath, "typed_config"), "is required")),
         };
