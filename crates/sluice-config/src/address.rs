@@ -69,6 +69,56 @@ impl Decode for Address {
     }
 }
 
+/// Where a control plane (xDS, SDS) listens: an [`Address`], or `name:port` with a DNS name
+/// resolved at each connection (a control plane's address is usually a service name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerAddress {
+    Addr(Address),
+    Host { name: String, port: u16 },
+}
+
+impl ServerAddress {
+    pub fn parse(text: &str) -> Result<ServerAddress, String> {
+        match Address::parse(text) {
+            Ok(a) => Ok(ServerAddress::Addr(a)),
+            Err(e) => match text.rsplit_once(':') {
+                Some((name, port)) if is_host_name(name) => match port.parse::<u16>() {
+                    Ok(port) if port > 0 => Ok(ServerAddress::Host {
+                        name: name.to_string(),
+                        port,
+                    }),
+                    _ => Err(format!("invalid port in \"{text}\"")),
+                },
+                _ => Err(format!(
+                    "{e}: expected host:port, [v6]:port, name:port or unix:/path"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ServerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerAddress::Addr(a) => a.fmt(f),
+            ServerAddress::Host { name, port } => write!(f, "{name}:{port}"),
+        }
+    }
+}
+
+impl Decode for ServerAddress {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let text = String::decode(node, path, cx)?;
+        match ServerAddress::parse(&text) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                cx.error(node.line, path, e);
+                None
+            }
+        }
+    }
+}
+
 /// A DNS name as a DNS cluster's endpoint may give one: dot-separated labels of letters,
 /// digits, `-` and `_`, none empty or longer than 63 bytes, not starting or ending with `-`,
 /// 253 bytes at most.
@@ -116,5 +166,27 @@ mod tests {
             .contains("[addr]:port"));
         assert!(Address::parse("unix:").is_err());
         assert!(Address::parse("localhost").is_err());
+    }
+
+    #[test]
+    fn server_addresses_take_dns_names() {
+        assert_eq!(
+            ServerAddress::parse("istiod.istio-system.svc:15010"),
+            Ok(ServerAddress::Host {
+                name: "istiod.istio-system.svc".into(),
+                port: 15010
+            })
+        );
+        assert_eq!(
+            ServerAddress::parse("127.0.0.1:18000"),
+            Ok(ServerAddress::Addr(Address::Tcp(
+                "127.0.0.1:18000".parse().unwrap()
+            )))
+        );
+        assert!(ServerAddress::parse("cp:0").is_err());
+        assert!(ServerAddress::parse("cp")
+            .unwrap_err()
+            .contains("name:port"));
+        assert!(ServerAddress::parse("bad name:80").is_err());
     }
 }

@@ -30,7 +30,7 @@ pub mod units;
 pub mod yaml;
 
 pub use access_log::AccessLogConfig;
-pub use address::Address;
+pub use address::{Address, ServerAddress};
 pub use cidr::Cidr;
 pub use cluster::*;
 pub use cluster_tls::{SanMatcher, UpstreamTlsConfig, UpstreamTrust};

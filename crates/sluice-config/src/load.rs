@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::address::Address;
+use crate::address::{Address, ServerAddress};
 use crate::decode::{
     did_you_mean, in_range, index, join, keyword, seq, single_key, Cx, Decode, Diagnostic, Fields,
 };
@@ -258,7 +258,7 @@ fn decode_locality(node: &Node, path: &str, cx: &mut Cx) -> Option<Locality> {
 
 fn decode_xds(node: &Node, path: &str, cx: &mut Cx) -> Option<XdsConfig> {
     let mut f = Fields::new(node, path, cx)?;
-    let address = f.required::<Address>("address", cx);
+    let address = f.required::<ServerAddress>("address", cx);
     let ads = f.or("ads", true, cx);
     let delta = f.or("delta", false, cx);
     let lds = f.or("lds", true, cx);
@@ -277,7 +277,7 @@ fn decode_xds(node: &Node, path: &str, cx: &mut Cx) -> Option<XdsConfig> {
 
 fn decode_sds(node: &Node, path: &str, cx: &mut Cx) -> Option<SdsConfig> {
     let mut f = Fields::new(node, path, cx)?;
-    let address = f.required::<Address>("address", cx);
+    let address = f.required::<ServerAddress>("address", cx);
     let timeout = f.or("initial_fetch_timeout", DEFAULT_INITIAL_FETCH_TIMEOUT, cx);
     f.finish(cx);
     Some(SdsConfig {

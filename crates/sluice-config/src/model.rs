@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::address::Address;
+use crate::address::{Address, ServerAddress};
 use crate::cluster::ClusterConfig;
 use crate::route::RouteConfig;
 
@@ -78,8 +78,8 @@ impl Default for NodeConfig {
 /// `sds:`, the Secret Discovery Service server certificates and CA bundles come from.
 #[derive(Debug, Clone)]
 pub struct SdsConfig {
-    /// `host:port` (plaintext gRPC) or `unix:/path`.
-    pub address: Address,
+    /// `host:port`, `name:port` (plaintext gRPC) or `unix:/path`.
+    pub address: ServerAddress,
     /// How long a listener waits for its first secrets before it serves without them.
     pub initial_fetch_timeout: Duration,
 }
@@ -90,8 +90,8 @@ pub const DEFAULT_INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// (beside those written in the file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XdsConfig {
-    /// `host:port` (plaintext gRPC) or `unix:/path`.
-    pub address: Address,
+    /// `host:port`, `name:port` (plaintext gRPC) or `unix:/path`.
+    pub address: ServerAddress,
     /// One aggregated stream (ADS) for every type, or one stream per type.
     pub ads: bool,
     /// The incremental (delta) protocol instead of state of the world.

@@ -1,10 +1,10 @@
 //! A gRPC channel to a control plane, over TCP (`host:port`, plaintext HTTP/2) or a Unix
-//! socket (`unix:/path`).
+//! socket (`unix:/path`); a DNS name (`name:port`) is resolved at each connection.
 
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use sluice_config::Address;
+use sluice_config::{Address, ServerAddress};
 use tonic::transport::{Channel, Endpoint, Uri};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -13,7 +13,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) async fn connect(address: &Address) -> Result<Channel, String> {
+pub(crate) async fn connect(address: &ServerAddress) -> Result<Channel, String> {
+    let address = match address {
+        // Resolved by the connector at each (re)connection.
+        ServerAddress::Host { name, port } => {
+            return endpoint(&format!("http://{name}:{port}"))?
+                .connect()
+                .await
+                .map_err(|e| format!("cannot connect to {name}:{port}: {}", chain(&e)))
+        }
+        ServerAddress::Addr(a) => a,
+    };
     match address {
         Address::Tcp(addr) => endpoint(&format!("http://{addr}"))?
             .connect()

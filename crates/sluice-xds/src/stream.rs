@@ -7,7 +7,7 @@
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use sluice_config::Address;
+use sluice_config::ServerAddress;
 use tokio::sync::mpsc;
 use tonic::codegen::http::uri::PathAndQuery;
 
@@ -41,7 +41,7 @@ pub(crate) enum Event {
 /// The first requests must already be queued in `requests`.
 pub(crate) async fn run(
     id: u64,
-    address: Address,
+    address: ServerAddress,
     path: &'static str,
     delta: bool,
     requests: mpsc::Receiver<Request>,
@@ -88,7 +88,7 @@ pub(crate) async fn run(
 
 #[allow(clippy::too_many_arguments)]
 async fn pipe<Req, Resp>(
-    address: &Address,
+    address: &ServerAddress,
     path: &'static str,
     requests: mpsc::Receiver<Request>,
     pick: fn(Request) -> Option<Req>,

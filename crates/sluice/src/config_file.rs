@@ -85,6 +85,7 @@ pub fn explain(label: &str, doc: &Node, errors: &ConfigErrors) -> String {
                 format!("{label}:{d}")
             } else {
                 describe(doc, &d.path, &d.message)
+                    .unwrap_or_else(|| format!("{label}: {}: {}", d.path, d.message))
             }
         })
         .collect::<Vec<_>>()
@@ -92,9 +93,9 @@ pub fn explain(label: &str, doc: &Node, errors: &ConfigErrors) -> String {
 }
 
 /// An error in a translated entry (line 0), named by its resource: `listeners[3].x: ...`
-/// becomes `listener "name": x: ...`.
-fn describe(doc: &Node, path: &str, message: &str) -> String {
-    let found = [
+/// becomes `listener "name": x: ...`; `None` for errors outside the three lists.
+fn describe(doc: &Node, path: &str, message: &str) -> Option<String> {
+    [
         ("listeners", "listener"),
         ("route_configs", "route configuration"),
         ("clusters", "cluster"),
@@ -112,13 +113,6 @@ fn describe(doc: &Node, path: &str, message: &str) -> String {
                 r => format!("{r}: "),
             }
         ))
-    });
-    found.unwrap_or_else(|| {
-        if path.is_empty() {
-            message.to_string()
-        } else {
-            format!("{path}: {message}")
-        }
     })
 }
 

@@ -285,7 +285,8 @@ impl Reader<'_> {
         }
     }
 
-    /// `1.5s`, `0.25s`, `30s`; a bare number is seconds.
+    /// `1.5s`, `0.25s`, `30s`: seconds with the `s`, as protobuf's JSON mapping (and so
+    /// Envoy) requires.
     fn duration(&self, node: &Node, md: &MessageDescriptor, path: &str) -> Result<DynamicMessage> {
         let text = scalar(node, path, "a duration such as 1.5s")?;
         let bad = || {
@@ -295,7 +296,7 @@ impl Reader<'_> {
                 format!("expected a duration such as 1.5s, found {text:?}"),
             )
         };
-        let number = text.strip_suffix('s').unwrap_or(text);
+        let number = text.strip_suffix('s').ok_or_else(bad)?;
         let (negative, number) = match number.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, number),
