@@ -48,21 +48,30 @@ impl ConfigFile {
     }
 
     /// Read and validated, as `sluice check` does. Routes may name clusters the file lacks
-    /// only when CDS may bring them.
+    /// only when CDS may bring them (an `xds` block whose `cds` is on).
     pub fn load(&self) -> Result<Config, String> {
         let doc = Arc::new(self.document()?);
         let label = self.label();
         let registry = sluice_filters::config_registry();
-        let lenient = LoadOptions {
-            allow_unknown_clusters: true,
+        let load = |allow_unknown_clusters| {
+            sluice_config::load_tree(
+                doc.clone(),
+                &label,
+                &registry,
+                LoadOptions {
+                    allow_unknown_clusters,
+                },
+            )
+            .map_err(|e| explain(&label, &doc, &e, true))
         };
-        let config = sluice_config::load_tree(doc.clone(), &label, &registry, lenient)
-            .map_err(|e| explain(&label, &doc, &e))?;
-        if options_for(&config).allow_unknown_clusters {
-            return Ok(config);
+        let has_xds =
+            matches!(&doc.kind, NodeKind::Map(entries) if entries.iter().any(|(k, _)| k == "xds"));
+        let config = load(has_xds)?;
+        if has_xds && !options_for(&config).allow_unknown_clusters {
+            // `xds` without CDS: check the references after all.
+            return load(false);
         }
-        sluice_config::load_tree(doc.clone(), &label, &registry, LoadOptions::default())
-            .map_err(|e| explain(&label, &doc, &e))
+        Ok(config)
     }
 }
 
@@ -75,8 +84,9 @@ pub fn options_for(config: &Config) -> LoadOptions {
 }
 
 /// The loader's errors, one per line: `FILE:LINE: PATH: message` for what the file says,
-/// and for entries made by translation (line 0) the resource they belong to.
-pub fn explain(label: &str, doc: &Node, errors: &ConfigErrors) -> String {
+/// and for entries made by translation (line 0) the resource they belong to, after the
+/// file's name when `in_file` (an Envoy file's resources; not those of a control plane).
+pub fn explain(label: &str, doc: &Node, errors: &ConfigErrors, in_file: bool) -> String {
     errors
         .diagnostics
         .iter()
@@ -85,6 +95,7 @@ pub fn explain(label: &str, doc: &Node, errors: &ConfigErrors) -> String {
                 format!("{label}:{d}")
             } else {
                 describe(doc, &d.path, &d.message)
+                    .map(|r| if in_file { format!("{label}: {r}") } else { r })
                     .unwrap_or_else(|| format!("{label}: {}: {}", d.path, d.message))
             }
         })

@@ -70,7 +70,7 @@ impl Source {
                 file,
                 dynamic,
             }),
-            Err(errors) => Err(config_file::explain(&label, &doc, &errors)),
+            Err(errors) => Err(config_file::explain(&label, &doc, &errors, false)),
         }
     }
 }
