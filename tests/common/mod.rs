@@ -17,7 +17,7 @@ pub mod webdriver;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -72,18 +72,53 @@ impl Sluice {
 
     /// Starts the process without waiting for readiness.
     pub fn spawn(yaml: &str, extra_args: &[&str]) -> Sluice {
+        Self::spawn_file(
+            "sluice.yaml",
+            "-c",
+            |admin| yaml.replace("{admin}", &admin.to_string()),
+            extra_args,
+        )
+    }
+
+    /// Writes the Envoy v3 bootstrap `yaml` as `envoy.yaml` (with `{admin_port}` replaced by
+    /// a free port: its `admin` must listen on 127.0.0.1) and runs
+    /// `sluice run --envoy-config` on it, returning once `/ready` answers 200.
+    pub fn start_envoy(yaml: &str, extra_args: &[&str]) -> Sluice {
+        let mut s = Self::spawn_envoy(yaml, extra_args);
+        s.wait_ready();
+        s
+    }
+
+    /// [`Sluice::start_envoy`] without waiting for readiness.
+    pub fn spawn_envoy(yaml: &str, extra_args: &[&str]) -> Sluice {
+        Self::spawn_file(
+            "envoy.yaml",
+            "--envoy-config",
+            |admin| yaml.replace("{admin_port}", &admin.port().to_string()),
+            extra_args,
+        )
+    }
+
+    /// Writes the config `file` (its text made by `render` from the chosen admin address)
+    /// in a new temporary folder and runs `sluice run FLAG FILE EXTRA_ARGS...` on it.
+    fn spawn_file(
+        file: &str,
+        flag: &str,
+        render: impl FnOnce(SocketAddr) -> String,
+        extra_args: &[&str],
+    ) -> Sluice {
         let dir = tempfile::tempdir().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let config = dir.path().join("sluice.yaml");
-        std::fs::write(&config, yaml.replace("{admin}", &admin.to_string())).unwrap();
+        let config = dir.path().join(file);
+        std::fs::write(&config, render(admin)).unwrap();
         let log = dir.path().join("sluice.log");
         let child = Command::new(BIN)
             .arg("run")
-            .arg("-c")
+            .arg(flag)
             .arg(&config)
             .args(extra_args)
             .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("sluice.stdout")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -103,6 +138,11 @@ impl Sluice {
     /// Everything the process logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Everything the process wrote to its stdout so far (access logs to `stdout`).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sluice.stdout")).unwrap_or_default()
     }
 
     /// Polls `/ready` until it answers 200; fails the test (with the process's log) if the
