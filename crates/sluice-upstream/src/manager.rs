@@ -69,7 +69,7 @@ impl ClusterManager {
             let cluster = match running {
                 Some(r) if changes.keeps(&c.name) => r.clone(),
                 Some(r) if changes.endpoints_only.contains(&c.name) && !c.discovery.uses_dns() => {
-                    let hosts = socket_hosts(c).map(|h| r.reuse(h)).collect();
+                    let hosts = r.reuse_all(socket_hosts(c));
                     members.push((r.clone(), hosts));
                     r.clone()
                 }
