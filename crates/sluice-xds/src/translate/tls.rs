@@ -357,12 +357,20 @@ pub(crate) fn cipher_suites(
     if tls13 {
         suites.extend(TLS13_SUITES);
     }
+    let mut skipped = false;
     for (i, entry) in names.iter().enumerate() {
         let group = entry
             .strip_prefix('[')
             .and_then(|e| e.strip_suffix(']'))
             .unwrap_or(entry);
         for name in group.split('|') {
+            if WITHOUT_FORWARD_SECRECY_OR_AEAD.contains(&name) {
+                // Envoy's defaults (and Istio's lists) still name them; rustls has none of
+                // them. Skipped: what remains is the stronger part of the same list.
+                tracing::debug!(field = %index(field, i), suite = name, "xDS: cipher suite skipped (not offered by Sluice)");
+                skipped = true;
+                continue;
+            }
             let iana = TLS12_SUITES
                 .iter()
                 .find(|(envoy, _)| *envoy == name)
@@ -385,8 +393,33 @@ pub(crate) fn cipher_suites(
             }
         }
     }
+    if skipped && suites.iter().all(|s| s.starts_with("TLS13_")) {
+        return Err(Error::new(
+            field,
+            "none of these TLS 1.2 suites is supported by Sluice (it offers ECDHE key exchange with AES-GCM or CHACHA20-POLY1305 only)",
+        ));
+    }
     Ok(suites)
 }
+
+/// BoringSSL's TLS 1.2 suites without ECDHE or without an AEAD cipher (RSA key exchange,
+/// CBC, 3DES, PSK): Envoy accepts them in `cipher_suites`; rustls implements none.
+const WITHOUT_FORWARD_SECRECY_OR_AEAD: &[&str] = &[
+    "AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+    "AES128-SHA",
+    "AES256-SHA",
+    "DES-CBC3-SHA",
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-RSA-AES256-SHA",
+    "ECDHE-PSK-AES128-CBC-SHA",
+    "ECDHE-PSK-AES256-CBC-SHA",
+    "ECDHE-PSK-CHACHA20-POLY1305",
+    "PSK-AES128-CBC-SHA",
+    "PSK-AES256-CBC-SHA",
+];
 
 /// A `CertificateValidationContext` with only `trusted_ca` (a file) as the native path.
 fn trusted_ca(v: &CertificateValidationContext, path: &str) -> Result<Node> {
@@ -794,16 +827,32 @@ client_ca: { sds: "client-ca" }
             &with_params(TlsParameters {
                 cipher_suites: vec![
                     "ECDHE-RSA-AES128-GCM-SHA256".into(),
-                    "[ECDHE-RSA-CHACHA20-POLY1305|AES128-SHA]".into(),
+                    "[ECDHE-RSA-CHACHA20-POLY1305|AES128-SHA-X]".into(),
                 ],
                 ..Default::default()
             }),
             &format!("{p}.cipher_suites[1]"),
         );
         assert!(
-            e.message.starts_with("\"AES128-SHA\" is not supported by Sluice; supported: ECDHE-ECDSA-AES128-GCM-SHA256,"),
+            e.message.starts_with("\"AES128-SHA-X\" is not supported by Sluice; supported: ECDHE-ECDSA-AES128-GCM-SHA256,"),
             "{e}"
         );
+        // Istio's list: the suites rustls lacks are skipped, the others kept.
+        let istio: Vec<String> = [
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "AES256-GCM-SHA384",
+            "AES128-GCM-SHA256",
+        ]
+        .map(String::from)
+        .to_vec();
+        let kept = cipher_suites(&istio, "c", false).unwrap();
+        assert_eq!(kept.len(), 4, "{kept:?}");
+        // Nothing left: refused.
+        let e = cipher_suites(&["AES128-GCM-SHA256".to_string()], "c", true).unwrap_err();
+        assert_eq!(e.field, "c");
         fails_at(
             &with_params(TlsParameters {
                 tls_maximum_protocol_version: TlsProtocol::TlSv11 as i32,
