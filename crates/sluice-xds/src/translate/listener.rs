@@ -653,6 +653,10 @@ fn http_connection_manager(
             router = true;
             continue;
         }
+        if inert_http_filter(any, &join(&fpath, "typed_config"))? {
+            tracing::debug!(filter = %f.name, r#type = %any.type_url, "xDS: HTTP filter skipped (it does nothing without per-route config, which Sluice refuses)");
+            continue;
+        }
         if f.disabled {
             // A disabled filter runs only where a route enables it, which Sluice does not do.
             tracing::debug!(filter = %f.name, r#type = %any.type_url, "xDS: HTTP filter skipped (disabled)");
@@ -768,6 +772,34 @@ fn tcp_proxy(t: &TcpProxy, path: &str, logs: &mut Vec<Node>) -> Result<Node> {
     ignored(t.access_log_options.is_some(), path, "access_log_options");
     access_log::sinks(&t.access_log, &join(path, "access_log"), logs)?;
     Ok(m.build())
+}
+
+/// Whether an HTTP filter does nothing as configured: CORS (its policies are per route or
+/// virtual host, which Sluice refuses) and a fault filter with no fault of its own (Istio
+/// installs both in every chain; their per-route configs are refused where they appear).
+fn inert_http_filter(any: &envoy_types::pb::google::protobuf::Any, path: &str) -> Result<bool> {
+    use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
+    use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+    if any.type_url == Cors::type_url() {
+        return Ok(true);
+    }
+    if any.type_url == HttpFault::type_url() {
+        let f: HttpFault = unpack(any, &HttpFault::type_url(), path)?;
+        for (field, set) in [
+            ("delay", f.delay.is_some()),
+            ("abort", f.abort.is_some()),
+            ("response_rate_limit", f.response_rate_limit.is_some()),
+        ] {
+            if set {
+                return Err(Error::new(
+                    join(path, field),
+                    "fault injection is not supported by Sluice",
+                ));
+            }
+        }
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// A native `http_filters` entry for an Envoy HTTP filter other than the router: the
@@ -1187,10 +1219,10 @@ set_current_client_cert_details: { subject: true, cert: false, chain: false, dns
         assert_eq!(e.message, "no HTTP filter may follow the router");
 
         let unknown = |is_optional: bool| HttpFilter {
-            name: "envoy.filters.http.cors".into(),
+            name: "envoy.filters.http.lua".into(),
             is_optional,
             config_type: Some(http_filter::ConfigType::TypedConfig(Any {
-                type_url: "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors".into(),
+                type_url: "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua".into(),
                 value: Vec::new(),
             })),
             ..Default::default()
@@ -1202,9 +1234,46 @@ set_current_client_cert_details: { subject: true, cert: false, chain: false, dns
         let e = refused(&with_hcm(&h), &format!("{fpath}[0].typed_config"));
         assert!(
             e.message
-                .starts_with("HTTP filter type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors is not supported"),
+                .starts_with("HTTP filter type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua is not supported"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn cors_and_faultless_fault_filters_are_inert() {
+        use envoy_types::pb::envoy::extensions::filters::common::fault::v3::FaultDelay;
+        use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
+        use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+        let filter = |name: &str, any: Any| HttpFilter {
+            name: name.into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(any)),
+            ..Default::default()
+        };
+        let mut h = hcm("rc");
+        // Istio's chain: fault, CORS, router; neither mandatory filter does anything.
+        h.http_filters = vec![
+            filter(
+                "envoy.filters.http.fault",
+                super::tests::any(&HttpFault::default()),
+            ),
+            filter("envoy.filters.http.cors", super::tests::any(&Cors {})),
+            router(),
+        ];
+        let t = listener(&with_hcm(&h)).unwrap();
+        assert!(first_filter(&t.node).get("http_filters").is_none());
+        // A fault of its own is injection, which Sluice does not do.
+        h.http_filters[0] = filter(
+            "envoy.filters.http.fault",
+            super::tests::any(&HttpFault {
+                delay: Some(FaultDelay::default()),
+                ..Default::default()
+            }),
+        );
+        let e = refused(
+            &with_hcm(&h),
+            "filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.delay",
+        );
+        assert_eq!(e.message, "fault injection is not supported by Sluice");
     }
 
     fn health_check(pass_through: bool, is_optional: bool) -> HttpFilter {
