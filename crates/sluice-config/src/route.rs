@@ -28,6 +28,10 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
     /// Applied after the route's own.
     pub headers: HeaderMutations,
+    /// `x-envoy-attempt-count` on each upstream request: 1, then 2 on the first retry...
+    pub include_request_attempt_count: bool,
+    /// `x-envoy-attempt-count` on the response: how many upstream attempts it took.
+    pub include_attempt_count_in_response: bool,
 }
 
 /// One route: the first whose match succeeds, in order, handles the request.

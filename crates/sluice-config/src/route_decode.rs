@@ -59,6 +59,8 @@ pub fn decode_inline(node: &Node, path: &str, cx: &mut Cx) -> Option<RouteConfig
                 domains: vec!["*".into()],
                 routes,
                 headers: HeaderMutations::default(),
+                include_request_attempt_count: false,
+                include_attempt_count_in_response: false,
             }],
             headers: HeaderMutations::default(),
             line: node.line,
@@ -109,6 +111,8 @@ impl Decode for VirtualHost {
         let domains_line = f.line_of("domains");
         let routes = f.or("routes", Vec::<Route>::new(), cx);
         let headers = decode_mutations(&mut f, cx);
+        let request_count = f.or("include_request_attempt_count", false, cx);
+        let response_count = f.or("include_attempt_count_in_response", false, cx);
         f.finish(cx);
         let domains: Vec<String> = domains?.into_iter().map(|d| d.0).collect();
         if domains.is_empty() {
@@ -124,6 +128,8 @@ impl Decode for VirtualHost {
             domains,
             routes: routes?,
             headers: headers?,
+            include_request_attempt_count: request_count?,
+            include_attempt_count_in_response: response_count?,
         })
     }
 }

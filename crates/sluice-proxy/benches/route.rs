@@ -71,6 +71,8 @@ fn table() -> RouteTable {
             ],
             routes: (0..ROUTES_PER_HOST).map(|k| route(v, k)).collect(),
             headers: Default::default(),
+            include_request_attempt_count: false,
+            include_attempt_count_in_response: false,
         })
         .collect();
     let config = RouteConfig {

@@ -11,6 +11,9 @@ use http::header::{
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The number of this upstream attempt (requests) or of attempts made (responses), when
+/// the virtual host asks for it.
+pub static X_ENVOY_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 
 /// Headers that describe one hop's connection, never forwarded (`connection` first).
 static HOP_BY_HOP: [HeaderName; 7] = [

@@ -10,7 +10,7 @@ use http_body::Body as _;
 use sluice_config::route::{
     ForwardAction, HeaderMutations, PathMatch, RouteAction, RoutePriority, WeightedCluster,
 };
-use sluice_proxy::route::{CompiledRoute, RequestView};
+use sluice_proxy::route::{AttemptCount, CompiledRoute, RequestView};
 
 use crate::routes::SharedTable;
 use tokio::time::Instant;
@@ -19,7 +19,9 @@ use tracing::debug;
 use super::body::{self, empty, Body, BodyTooLarge};
 use super::h1::server::{ClientBodyError, OnUpgrade};
 use super::hash::{self, RequestHash};
-use super::headers::{add_forwarded, ensure_request_id, remove_hop_by_hop, X_REQUEST_ID};
+use super::headers::{
+    add_forwarded, ensure_request_id, remove_hop_by_hop, X_ENVOY_ATTEMPT_COUNT, X_REQUEST_ID,
+};
 use super::local_reply::{headers_too_large, redirect, text};
 use super::mirror;
 use super::mutate::{self, UpstreamHost, Vars};
@@ -55,6 +57,8 @@ struct Downstream<'a> {
     upgrade: Option<(Option<HeaderValue>, OnUpgrade)>,
     /// The request's record, when observed.
     record: &'a mut Record,
+    /// The virtual host's `include_request_attempt_count` / `include_attempt_count_in_response`.
+    attempt_count: AttemptCount,
 }
 
 /// What every request on a listener shares.
@@ -301,6 +305,7 @@ impl Proxy {
                     upgrade,
                     mutations: &levels,
                     record,
+                    attempt_count: vhost.attempt_count(),
                 };
                 self.forward(parts, body, route, action, downstream, timer)
                     .await
@@ -341,6 +346,7 @@ impl Proxy {
             mut upgrade,
             mutations,
             record,
+            attempt_count,
         } = downstream;
         let Some(target) = route.clusters().map(|c| c.choose()) else {
             observe::flag(record, Flags::NO_CLUSTER_FOUND, "cluster_not_found");
@@ -503,6 +509,11 @@ impl Proxy {
                 );
             };
             let mut attempt = Request::from_parts(head, body);
+            if attempt_count.request {
+                attempt
+                    .headers_mut()
+                    .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(tries));
+            }
             super::trace::inject(
                 self.tracer.as_deref(),
                 record,
@@ -689,6 +700,11 @@ impl Proxy {
                         .as_ref()
                         .and_then(|_| upgrade::protocol(&parts.headers));
                     remove_hop_by_hop(&mut parts.headers);
+                    if attempt_count.response {
+                        parts
+                            .headers
+                            .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(tries));
+                    }
                     parts.version = downstream_version;
                     if let Some((down, up)) = tunnel {
                         upgrade::restore_request_headers(&mut parts.headers, protocol);

@@ -58,6 +58,7 @@ pub struct RouteTable {
 pub struct CompiledVirtualHost {
     name: String,
     headers: HeaderMutations,
+    attempt_count: AttemptCount,
     routes: Vec<CompiledRoute>,
     /// Built for large virtual hosts only (see [`prefix_index::MIN_ROUTES`]).
     index: Option<PrefixIndex>,
@@ -165,6 +166,10 @@ impl CompiledVirtualHost {
         Ok(CompiledVirtualHost {
             name: vhost.name.clone(),
             headers: vhost.headers.clone(),
+            attempt_count: AttemptCount {
+                request: vhost.include_request_attempt_count,
+                response: vhost.include_attempt_count_in_response,
+            },
             routes,
             index: (vhost.routes.len() >= prefix_index::MIN_ROUTES)
                 .then(|| PrefixIndex::new(&vhost.routes)),
@@ -195,6 +200,18 @@ impl CompiledVirtualHost {
     pub fn headers(&self) -> &HeaderMutations {
         &self.headers
     }
+
+    /// Where `x-envoy-attempt-count` goes.
+    pub fn attempt_count(&self) -> AttemptCount {
+        self.attempt_count
+    }
+}
+
+/// Whether `x-envoy-attempt-count` is set on upstream requests and on the response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptCount {
+    pub request: bool,
+    pub response: bool,
 }
 
 /// How errors name a route: `config/virtual_host/name (line N)`, or `#index` for an unnamed

@@ -54,6 +54,8 @@ fn vhost(name: &str, domains: &[&str], routes: Vec<Route>) -> VirtualHost {
         domains: domains.iter().map(|d| d.to_string()).collect(),
         routes,
         headers: Default::default(),
+        include_request_attempt_count: false,
+        include_attempt_count_in_response: false,
     }
 }
 

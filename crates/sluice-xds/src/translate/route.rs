@@ -183,14 +183,6 @@ fn virtual_host(
         &at("typed_per_filter_config"),
     )?;
     tree::unsupported(
-        vh.include_request_attempt_count,
-        &at("include_request_attempt_count"),
-    )?;
-    tree::unsupported(
-        vh.include_attempt_count_in_response,
-        &at("include_attempt_count_in_response"),
-    )?;
-    tree::unsupported(
         vh.retry_policy_typed_config.is_some(),
         &at("retry_policy_typed_config"),
     )?;
@@ -239,6 +231,12 @@ fn virtual_host(
         routes.push(route(r, &index(&routes_path, j), &inherited)?);
     }
     m.set("routes", list(routes));
+    if vh.include_request_attempt_count {
+        m.set("include_request_attempt_count", boolean(true));
+    }
+    if vh.include_attempt_count_in_response {
+        m.set("include_attempt_count_in_response", boolean(true));
+    }
     mutations(
         &mut m,
         &path,
@@ -1864,6 +1862,19 @@ response_headers_to_add:
     }
 
     #[test]
+    fn attempt_count_headers_are_virtual_host_keys() {
+        let mut rc = one(to(prefix("/"), forward("backend")));
+        rc.virtual_hosts[0].include_request_attempt_count = true;
+        rc.virtual_hosts[0].include_attempt_count_in_response = true;
+        let config = load(route_configuration(&rc, true).unwrap());
+        let vh = &config.route_configs[0].virtual_hosts[0];
+        assert!(vh.include_request_attempt_count && vh.include_attempt_count_in_response);
+        rc.virtual_hosts[0].include_attempt_count_in_response = false;
+        let config = load(route_configuration(&rc, true).unwrap());
+        assert!(!config.route_configs[0].virtual_hosts[0].include_attempt_count_in_response);
+    }
+
+    #[test]
     fn inline_form_has_no_required_name_and_decodes() {
         let mut rc = one(to(prefix("/"), forward("backend")));
         rc.name.clear();
@@ -2208,13 +2219,6 @@ virtual_hosts:
                     ..vhost("v", &["*"], vec![base()])
                 }]),
                 "virtual_hosts[0].require_tls".to_string(),
-            ),
-            (
-                config(vec![VirtualHost {
-                    include_request_attempt_count: true,
-                    ..vhost("v", &["*"], vec![base()])
-                }]),
-                "virtual_hosts[0].include_request_attempt_count".to_string(),
             ),
             (
                 RouteConfiguration {
