@@ -972,6 +972,58 @@ fn silent_upstream_past_the_route_timeout_is_504() {
     }
 }
 
+#[test]
+fn the_grpc_timeout_header_bounds_a_request_when_the_route_says_so() {
+    // No route timeout (Istio's routes): only the header can end the wait.
+    let (_s, addr) = start_web(
+        "{ route_config: main }",
+        &one_route(
+            "sleepy",
+            silent_server(),
+            ", timeout: 0, grpc_timeout_header_max: 0",
+        ),
+    );
+    let u = url(addr, "/slow");
+    let r = curl(&["-H", "grpc-timeout: 300m", &u]);
+    assert_eq!(r.status, 504, "{r:?}");
+    // Capped by the route's maximum.
+    let (_s2, addr) = start_web(
+        "{ route_config: main }",
+        &one_route(
+            "sleepy",
+            silent_server(),
+            ", timeout: 0, grpc_timeout_header_max: 300ms",
+        ),
+    );
+    let r = curl_h2(&["-H", "grpc-timeout: 1H", &url(addr, "/slow")]);
+    assert_eq!(r.status, 504, "{r:?}");
+    // Without the key the header is not read: the request waits (here until curl gives up).
+    let (_s3, addr) = start_web(
+        "{ route_config: main }",
+        &one_route("sleepy", silent_server(), ", timeout: 0"),
+    );
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "1",
+            "-H",
+            "grpc-timeout: 100m",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(url(addr, "/slow"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "000",
+        "answered though the header is not honoured"
+    );
+}
+
 /// An upstream that answers each request's head at once with `Content-Length: 100` and the
 /// first 10 body bytes, then holds the connection without sending the rest.
 fn stalling_body_server() -> SocketAddr {

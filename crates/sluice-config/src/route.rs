@@ -115,6 +115,9 @@ pub struct ForwardAction {
     pub target: ClusterTarget,
     /// Whole-request timeout, first byte sent to last byte received; `None` disables.
     pub timeout: Option<Duration>,
+    /// A request's `grpc-timeout` header bounds it too, capped at this (zero: uncapped);
+    /// `None`: the header is not read.
+    pub grpc_timeout_header_max: Option<Duration>,
     pub retry_policy: Option<RetryPolicy>,
     pub request_mirror: Option<RequestMirror>,
     pub prefix_rewrite: Option<String>,

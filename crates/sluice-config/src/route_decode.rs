@@ -415,6 +415,7 @@ impl Decode for ForwardAction {
             None => None,
         };
         let timeout = f.or("timeout", DEFAULT_ROUTE_TIMEOUT, cx);
+        let grpc_timeout_header_max = f.optional::<Duration>("grpc_timeout_header_max", cx);
         let retry_policy = f.optional::<RetryPolicy>("retry_policy", cx);
         let request_mirror = f.optional::<RequestMirror>("request_mirror", cx);
         let prefix_rewrite = f.optional::<String>("prefix_rewrite", cx);
@@ -446,6 +447,7 @@ impl Decode for ForwardAction {
         Some(ForwardAction {
             target,
             timeout: (!timeout.is_zero()).then_some(timeout),
+            grpc_timeout_header_max: grpc_timeout_header_max.ok()?,
             retry_policy: retry_policy.ok()?,
             request_mirror: request_mirror.ok()?,
             prefix_rewrite: prefix_rewrite.ok()?,

@@ -47,6 +47,7 @@ fn route(v: usize, k: usize) -> Route {
                 line: 0,
             }),
             timeout: Some(DEFAULT_ROUTE_TIMEOUT),
+            grpc_timeout_header_max: None,
             retry_policy: None,
             request_mirror: None,
             prefix_rewrite: None,

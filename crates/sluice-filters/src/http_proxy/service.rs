@@ -478,7 +478,17 @@ impl Proxy {
         let max_tries = 1 + policy.map_or(0, |p| p.num_retries);
         // Clock reads cost: one for the first try, one more per retry.
         let start = Instant::now();
-        let deadline = action.timeout.map(|t| start + t);
+        let timeout = match action.grpc_timeout_header_max {
+            None => action.timeout,
+            Some(max) => match parts.headers.get(&GRPC_TIMEOUT).and_then(grpc_timeout) {
+                None => action.timeout,
+                Some(asked) => {
+                    let asked = if max.is_zero() { asked } else { asked.min(max) };
+                    Some(action.timeout.map_or(asked, |t| t.min(asked)))
+                }
+            },
+        };
+        let deadline = timeout.map(|t| start + t);
         // Hosts tried so far; filled only once a retry happens.
         let mut tried: Vec<Arc<Host>> = Vec::new();
         let mut current_host = first_host;
@@ -1018,5 +1028,48 @@ mod tests {
     fn envoy_style_capture_groups() {
         assert_eq!(envoy_substitution(r"/v2/\1"), "/v2/${1}");
         assert_eq!(envoy_substitution("/cost$"), "/cost$$");
+    }
+}
+
+static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
+/// A `grpc-timeout` header's value: up to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`,
+/// `n`); `None` if malformed (then the route's own timeout applies, as in Envoy).
+fn grpc_timeout(v: &HeaderValue) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let v = v.as_bytes();
+    let (&unit, digits) = v.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod grpc_timeout_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_timeout_values_are_parsed_by_unit() {
+        let t = |s: &'static str| grpc_timeout(&HeaderValue::from_static(s));
+        assert_eq!(t("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(t("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(t("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(t("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(t("10u"), Some(Duration::from_micros(10)));
+        assert_eq!(t("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in ["", "S", "123456789S", "1x", "-1S", "1.5S"] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
     }
 }

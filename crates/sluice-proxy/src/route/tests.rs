@@ -20,6 +20,7 @@ fn forward(target: ClusterTarget) -> RouteAction {
     RouteAction::Forward(Box::new(ForwardAction {
         target,
         timeout: Some(DEFAULT_ROUTE_TIMEOUT),
+        grpc_timeout_header_max: None,
         retry_policy: None,
         request_mirror: None,
         prefix_rewrite: None,

@@ -627,6 +627,20 @@ fn route_action(
         "timeout",
         tree::opt_duration(a.timeout.as_ref(), &at("timeout"))?,
     );
+    // The grpc-timeout header bounds the request too (Istio sets it on every route).
+    if let Some(max) = a
+        .max_stream_duration
+        .as_ref()
+        .and_then(|m| m.grpc_timeout_header_max.as_ref())
+    {
+        m.set(
+            "grpc_timeout_header_max",
+            tree::duration(
+                max,
+                &join(&at("max_stream_duration"), "grpc_timeout_header_max"),
+            )?,
+        );
+    }
 
     tree::unsupported(
         a.retry_policy_typed_config.is_some(),
@@ -709,11 +723,7 @@ fn route_action(
             msd.max_stream_duration.as_ref().is_some_and(nonzero),
             &join(&p, "max_stream_duration"),
         )?;
-        refuse(
-            msd.grpc_timeout_header_max.is_some(),
-            &join(&p, "grpc_timeout_header_max"),
-            "honouring the grpc-timeout header is not supported by Sluice",
-        )?;
+
         tree::ignored(
             msd.grpc_timeout_header_offset.is_some(),
             &p,
@@ -1861,6 +1871,40 @@ response_headers_to_add:
         assert_eq!(rc.virtual_hosts[0].routes.len(), 5);
     }
 
+    use sluice_config::route::RouteAction as RouteAction2;
+
+    #[test]
+    fn istio_stream_durations_read_the_grpc_timeout_header() {
+        let action = |max: i64| {
+            one(to(
+                prefix("/"),
+                RouteAction {
+                    max_stream_duration: Some(MaxStreamDuration {
+                        max_stream_duration: Some(secs(0)),
+                        grpc_timeout_header_max: Some(secs(max)),
+                        grpc_timeout_header_offset: None,
+                    }),
+                    ..forward("backend")
+                },
+            ))
+        };
+        let config = load(route_configuration(&action(0), true).unwrap());
+        let RouteAction2::Forward(f) = &config.route_configs[0].virtual_hosts[0].routes[0].action
+        else {
+            panic!("not a forward")
+        };
+        assert_eq!(f.grpc_timeout_header_max, Some(std::time::Duration::ZERO));
+        let config = load(route_configuration(&action(5), true).unwrap());
+        let RouteAction2::Forward(f) = &config.route_configs[0].virtual_hosts[0].routes[0].action
+        else {
+            panic!("not a forward")
+        };
+        assert_eq!(
+            f.grpc_timeout_header_max,
+            Some(std::time::Duration::from_secs(5))
+        );
+    }
+
     #[test]
     fn attempt_count_headers_are_virtual_host_keys() {
         let mut rc = one(to(prefix("/"), forward("backend")));
@@ -2107,17 +2151,6 @@ virtual_hosts:
                     ..forward("backend")
                 })),
                 format!("{r0}.route.retry_policy.retry_on"),
-            ),
-            (
-                one(with_action(RouteAction {
-                    max_stream_duration: Some(MaxStreamDuration {
-                        max_stream_duration: Some(secs(0)),
-                        grpc_timeout_header_max: Some(secs(0)),
-                        grpc_timeout_header_offset: None,
-                    }),
-                    ..forward("backend")
-                })),
-                format!("{r0}.route.max_stream_duration.grpc_timeout_header_max"),
             ),
             (
                 one(with_action(RouteAction {
