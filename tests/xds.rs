@@ -383,6 +383,47 @@ virtual_hosts:
     assert!(stat(&sluice, "xds.rds.update_rejected") >= 1);
 }
 
+/// The same over the delta protocol: the NACK names the resource and field, the resources
+/// held stay, and the next good push is taken.
+#[test]
+fn an_invalid_resource_is_nacked_over_delta_too() {
+    let (a, b) = (upstream("a"), upstream("b"));
+    let mut mesh = Mesh {
+        port: free_port(),
+        cluster: "a".into(),
+        a: vec![a.addr],
+        b: vec![b.addr],
+    };
+    let (dir, mut cp, sluice) = start(&mesh, true, true);
+    assert_eq!(get(mesh.port), "a\n");
+    std::fs::write(
+        dir.path().join("clusters/bad.yaml"),
+        "name: bad\ntype: STATIC\nconnect_timeout: 1s\nlb_policy: CLUSTER_PROVIDED\n",
+    )
+    .unwrap();
+    cp.push();
+    let nack = cp.wait_line("the delta NACK", |l| {
+        l.starts_with("NACK delta") && l.contains("type=Cluster")
+    });
+    assert!(
+        nack.contains("cluster \"bad\": lb_policy: CLUSTER_PROVIDED is not supported by Sluice"),
+        "{nack}"
+    );
+    sluice.poll("the rejection counted", || {
+        (stat(&sluice, "xds.cds.update_rejected") >= 1).then_some(())
+    });
+    assert_eq!(get(mesh.port), "a\n");
+    // Fixed, with a route change: taken.
+    std::fs::remove_file(dir.path().join("clusters/bad.yaml")).unwrap();
+    mesh.cluster = "b".into();
+    mesh.write(dir.path());
+    cp.push();
+    sluice.poll("the route to b", || (get(mesh.port) == "b\n").then_some(()));
+    // One NACK per bad push, not a loop of re-sends.
+    let nacks = cp.log().lines().filter(|l| l.starts_with("NACK")).count();
+    assert!(nacks <= 2, "NACKs: {nacks}\n{}", cp.log());
+}
+
 /// The control plane goes away and comes back on the same address with new resources: the
 /// proxy keeps serving meanwhile, reconnects, tells the versions it holds, and takes the
 /// new ones.
