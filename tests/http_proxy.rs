@@ -496,6 +496,39 @@ fn prefix_rewrite_and_host_rewrite_literal() {
     assert_eq!(seen.all("host"), vec!["backend.internal"], "{seen:?}");
 }
 
+/// After a `path` or regex match, `prefix_rewrite` swaps the whole path (Envoy's rule), for
+/// forwarding and for redirects alike; the query stays.
+#[test]
+fn prefix_rewrite_after_a_path_or_regex_match_replaces_the_whole_path() {
+    let up = echo_head_server("app");
+    let (_s, addr) = start_web(
+        "{ route_config: { virtual_hosts: [{ name: any, domains: [\"*\"], routes: [\
+         { match: { path: /old/page }, route: { cluster: v1, prefix_rewrite: /new } },\
+         { match: { regex: \"/v[0-9]+/items\" }, route: { cluster: v1, prefix_rewrite: /items } },\
+         { match: { path: /moved }, redirect: { prefix_rewrite: /here } }] }] } }",
+        &format!("clusters:\n{}", cluster("v1", up.addr)),
+    );
+    let r = curl(&[&url(addr, "/old/page?q=1")]);
+    assert_eq!(
+        Echoed::parse(&r.body).request_line,
+        "GET /new?q=1 HTTP/1.1",
+        "{r:?}"
+    );
+    let r = curl(&[&url(addr, "/v2/items")]);
+    assert_eq!(
+        Echoed::parse(&r.body).request_line,
+        "GET /items HTTP/1.1",
+        "{r:?}"
+    );
+    let r = curl(&["-H", "Host: front.test", &url(addr, "/moved?x=2")]);
+    assert_eq!(r.status, 301, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some("http://front.test/here?x=2"),
+        "{r:?}"
+    );
+}
+
 #[test]
 fn virtual_host_precedence_by_host() {
     let vhost = |name: &str, domain: &str| {

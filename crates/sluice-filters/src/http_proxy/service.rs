@@ -270,7 +270,7 @@ impl Proxy {
                 observe::flag(record, Flags::empty(), "direct_response");
                 self.stats.rq_redirect.inc();
                 let (path, query) = split_query(path_and_query);
-                redirect(r, authority, path, query, matched_prefix(route))
+                redirect(r, authority, path, query, matched_prefix(route, path))
             }
             RouteAction::Forward(action) => {
                 let declared = || {
@@ -921,31 +921,33 @@ fn split_query(pq: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn matched_prefix(route: &CompiledRoute) -> Option<&str> {
+fn matched_prefix<'a>(route: &'a CompiledRoute, path: &'a str) -> Option<&'a str> {
     match &route.config().matcher.path {
         PathMatch::Prefix(p) => Some(p),
-        _ => None,
+        // Envoy's `prefix_rewrite` after a `path` or regex match swaps the whole path.
+        PathMatch::Exact(_) | PathMatch::Regex(_) => Some(path),
     }
 }
 
 /// The path and query to send upstream when the route rewrites it (`prefix_rewrite` or
 /// `regex_rewrite`; the query is kept as is) or it lacks the leading `/`; `None` otherwise.
 fn rewrite_path(route: &CompiledRoute, action: &ForwardAction, pq: &str) -> Option<String> {
-    let rewrites = (action.prefix_rewrite.is_some() && matched_prefix(route).is_some())
+    let rewrites = action.prefix_rewrite.is_some()
         || (route.regex_rewrite().is_some() && action.regex_rewrite.is_some());
     if !rewrites && pq.starts_with('/') {
         return None;
     }
     let (path, query) = split_query(pq);
-    let new_path =
-        if let (Some(rewrite), Some(prefix)) = (&action.prefix_rewrite, matched_prefix(route)) {
-            format!("{rewrite}{}", path.get(prefix.len()..).unwrap_or(""))
-        } else if let (Some(re), Some(rr)) = (route.regex_rewrite(), &action.regex_rewrite) {
-            re.replace_all(path, envoy_substitution(&rr.substitution).as_str())
-                .into_owned()
-        } else {
-            path.to_string()
-        };
+    let new_path = if let (Some(rewrite), Some(prefix)) =
+        (&action.prefix_rewrite, matched_prefix(route, path))
+    {
+        format!("{rewrite}{}", path.get(prefix.len()..).unwrap_or(""))
+    } else if let (Some(re), Some(rr)) = (route.regex_rewrite(), &action.regex_rewrite) {
+        re.replace_all(path, envoy_substitution(&rr.substitution).as_str())
+            .into_owned()
+    } else {
+        path.to_string()
+    };
     let new_path = if new_path.starts_with('/') {
         new_path
     } else {
