@@ -76,7 +76,14 @@ impl HeaderMatcher {
             Source::Scheme => self.value.matches(req.scheme().map(str::as_bytes)),
             Source::Authority => self.value.matches(Some(req.authority().as_bytes())),
             Source::Path => self.value.matches(Some(req.path_and_query().as_bytes())),
-            Source::Header(name) => self.matches_header(req, name),
+            Source::Header(name) => {
+                // Envoy: a rule on the value never matches a request without the header,
+                // inverted or not (only `present` inverts into "absent").
+                if self.value.needs_value() && !req.headers().contains_key(name) {
+                    return false;
+                }
+                self.matches_header(req, name)
+            }
         };
         matched != self.invert
     }
@@ -163,8 +170,9 @@ mod tests {
         ));
         assert!(!check(&matcher("x-a", ValueMatch::Present, false), &h));
         assert!(check(&matcher("x-a", ValueMatch::Absent, false), &h));
-        // Inverted: "not equal to v" holds for a request without the header.
-        assert!(check(
+        // Inverted, a rule on the value still needs the header (Envoy's rule): "not equal
+        // to v" does not hold for a request without it.
+        assert!(!check(
             &matcher("x-a", ValueMatch::Exact("v".into()), true),
             &h
         ));
