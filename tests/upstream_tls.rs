@@ -350,6 +350,79 @@ clusters:
     assert!(reply.contains("over tls TLSv1."), "{reply}");
 }
 
+/// Istio's automatic mTLS: one cluster, an endpoint labelled `tlsMode: istio` dialed over TLS
+/// (with a client certificate) and an unlabelled one in plaintext, chosen per endpoint by
+/// `transport_socket_matches`, for HTTP and for `tcp_proxy`.
+#[test]
+fn transport_socket_matches_choose_tls_per_endpoint() {
+    let secure = nginx_echoing_tls(
+        "server",
+        &format!(
+            "ssl_client_certificate {}; ssl_verify_client on;",
+            cert("ca.pem")
+        ),
+    );
+    let plain = Nginx::serving(r#"location / { return 200 "plaintext"; }"#);
+    let (http, tcp) = (local(free_port()), local(free_port()));
+    let yaml = format!(
+        "admin: {{ address: \"{{admin}}\" }}
+workers: 1
+listeners:
+  - name: web
+    address: \"{http}\"
+    filters:
+      - http_proxy: {{ routes: [{{ match: {{ prefix: / }}, route: {{ cluster: mesh }} }}] }}
+  - name: tcp
+    address: \"{tcp}\"
+    filters: [{{ tcp_proxy: {{ cluster: mesh }} }}]
+clusters:
+  - name: mesh
+    lb_policy: round_robin
+    transport_socket_matches:
+      - name: tlsMode-istio
+        match: {{ tlsMode: istio }}
+        tls: {{ {ca}, {client} }}
+      - name: tlsMode-disabled
+    endpoints:
+      - {{ address: \"{secure}\", transport_socket_match: {{ tlsMode: istio }} }}
+      - {{ address: \"{plain}\" }}
+",
+        ca = ca("ca.pem"),
+        client = client_cert("client"),
+        secure = secure.addr,
+        plain = plain.addr,
+    );
+    let _s = Sluice::start(&yaml);
+    // Round robin: both endpoints answer, each over its own transport.
+    let mut bodies: Vec<String> = (0..4).map(|_| get(http).text()).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0], "plaintext", "{bodies:?}");
+    assert!(
+        bodies[1].starts_with("sni= proto=TLSv1.3") && bodies[1].contains("client=CN="),
+        "{bodies:?}"
+    );
+    // tcp_proxy too: plaintext in, TLS (with the client certificate) or not, per endpoint.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect(tcp);
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        seen.push(if reply.contains("proto=TLSv1.3") {
+            "tls"
+        } else {
+            "plain"
+        });
+    }
+    seen.sort();
+    assert_eq!(seen, vec!["plain", "tls"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // gRPC over TLS on both sides
 // ---------------------------------------------------------------------------------------------

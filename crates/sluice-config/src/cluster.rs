@@ -47,6 +47,9 @@ pub struct ClusterConfig {
     pub per_connection_buffer_limit: Option<u64>,
     /// TLS to the endpoints (`tls:`); plaintext when absent.
     pub tls: Option<std::sync::Arc<crate::cluster_tls::UpstreamTlsConfig>>,
+    /// Per-endpoint transport: the first entry whose labels an endpoint's
+    /// `transport_socket_match` has decides its TLS (or plaintext); `tls` for the rest.
+    pub transport_socket_matches: Vec<TransportSocketMatch>,
     pub endpoints: Vec<EndpointConfig>,
     pub line: usize,
 }
@@ -235,6 +238,18 @@ pub struct EndpointConfig {
     pub sub_zone: String,
     /// 0 (the default) is tried first; higher levels take traffic as lower ones fail.
     pub priority: u32,
+    /// Labels the cluster's `transport_socket_matches` are matched against.
+    pub transport_socket_match: Vec<(String, String)>,
+}
+
+/// One `transport_socket_matches` entry: endpoints whose labels include all of `labels`
+/// connect with `tls`, or in plaintext when it is `None` (Envoy's per-endpoint transport,
+/// which Istio's automatic mTLS uses).
+#[derive(Debug, Clone)]
+pub struct TransportSocketMatch {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub tls: Option<std::sync::Arc<crate::cluster_tls::UpstreamTlsConfig>>,
 }
 
 /// An endpoint's address: a socket address, or (DNS clusters) a name and port to resolve.

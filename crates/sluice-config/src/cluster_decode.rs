@@ -48,6 +48,12 @@ impl Decode for ClusterConfig {
         let max_requests_line = f.line_of("max_requests_per_connection");
         let tls = f.optional::<crate::cluster_tls::UpstreamTlsConfig>("tls", cx);
         let tls_line = f.line_of("tls");
+        let matches = f.or(
+            "transport_socket_matches",
+            Vec::<TransportSocketMatch>::new(),
+            cx,
+        );
+        let matches_line = f.line_of("transport_socket_matches");
         let endpoints_line = f.line_of("endpoints");
         let endpoints = match (f.node("endpoints"), discovery) {
             (None, _) => Some(Vec::new()),
@@ -156,6 +162,31 @@ impl Decode for ClusterConfig {
             }
             (tls, _) => tls,
         };
+        let matches = match matches {
+            Some(m) if !m.is_empty() && matches!(&health_check, Ok(Some(_))) => {
+                cx.error(
+                    matches_line,
+                    &path_of("transport_socket_matches"),
+                    "cannot be used with health_check yet (health checks would not follow each endpoint's transport)",
+                );
+                None
+            }
+            Some(m) => {
+                let mut names = std::collections::HashSet::new();
+                match m.iter().find(|e| !names.insert(e.name.as_str())) {
+                    Some(dup) => {
+                        cx.error(
+                            matches_line,
+                            &path_of("transport_socket_matches"),
+                            format!("the name \"{}\" is used twice", dup.name),
+                        );
+                        None
+                    }
+                    None => Some(m),
+                }
+            }
+            None => None,
+        };
         Some(ClusterConfig {
             name: name?,
             discovery: discovery?,
@@ -178,6 +209,7 @@ impl Decode for ClusterConfig {
             tcp_keepalive: keepalive?,
             per_connection_buffer_limit: buffer_limit?,
             tls: tls.ok()?.map(std::sync::Arc::new),
+            transport_socket_matches: matches?,
             endpoints: endpoints?,
             line: node.line,
         })
@@ -229,6 +261,10 @@ fn decode_endpoint(
     let sub_zone = f.or("sub_zone", String::new(), cx);
     let priority = f.or("priority", 0u32, cx);
     let priority_line = f.line_of("priority");
+    let transport = match f.node("transport_socket_match") {
+        None => Some(Vec::new()),
+        Some(n) => string_map(n, &join(path, "transport_socket_match"), cx),
+    };
     f.finish(cx);
     let weight = crate::decode::in_range(weight, 1..=128, weight_line, &join(path, "weight"), cx);
     let priority = crate::decode::in_range(
@@ -253,7 +289,26 @@ fn decode_endpoint(
         zone: zone?,
         sub_zone: sub_zone?,
         priority: priority?,
+        transport_socket_match: transport?,
     })
+}
+
+impl Decode for TransportSocketMatch {
+    fn decode(node: &Node, path: &str, cx: &mut Cx) -> Option<Self> {
+        let mut f = Fields::new(node, path, cx)?;
+        let name = f.required::<String>("name", cx);
+        let labels = match f.node("match") {
+            None => Some(Vec::new()),
+            Some(n) => string_map(n, &join(path, "match"), cx),
+        };
+        let tls = f.optional::<crate::cluster_tls::UpstreamTlsConfig>("tls", cx);
+        f.finish(cx);
+        Some(TransportSocketMatch {
+            name: name?,
+            labels: labels?,
+            tls: tls.ok()?.map(std::sync::Arc::new),
+        })
+    }
 }
 
 /// A socket address, or for DNS clusters also `name:port`.
@@ -750,6 +805,39 @@ mod tests {
         assert_eq!(name_and_port("a..b:80"), None);
         assert_eq!(name_and_port("a:0"), None);
         assert_eq!(name_and_port("a b:80"), None);
+    }
+
+    fn errors(yaml: &str) -> String {
+        let node = crate::yaml::parse(yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut cx = Cx::default();
+        let got = ClusterConfig::decode(&node, "clusters[0]", &mut cx);
+        assert!(got.is_none() || cx.has_errors());
+        cx.diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn transport_socket_matches_are_checked() {
+        let node = crate::yaml::parse(
+            "name: c\ntransport_socket_matches: [{ name: a, match: { tlsMode: istio }, tls: { insecure_skip_verify: true } }, { name: b }]\nendpoints: [{ address: \"127.0.0.1:1\", transport_socket_match: { tlsMode: istio } }]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut cx = Cx::default();
+        let c = ClusterConfig::decode(&node, "c", &mut cx)
+            .unwrap_or_else(|| panic!("{:?}", cx.diagnostics));
+        assert_eq!(c.transport_socket_matches.len(), 2);
+        assert!(c.transport_socket_matches[1].tls.is_none());
+        assert_eq!(c.endpoints[0].transport_socket_match.len(), 1);
+        let e = errors("name: c\ntransport_socket_matches: [{ name: a }, { name: a }]\n");
+        assert!(
+            e.contains("clusters[0].transport_socket_matches: the name \"a\" is used twice"),
+            "{e}"
+        );
+        let e = errors("name: c\nhealth_check: { timeout: 1s, interval: 5s, tcp: {} }\ntransport_socket_matches: [{ name: a }]\n");
+        assert!(e.contains("cannot be used with health_check yet"), "{e}");
     }
 
     #[test]

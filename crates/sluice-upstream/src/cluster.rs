@@ -35,6 +35,8 @@ pub struct Cluster {
     pub breakers: Arc<Breakers>,
     /// TLS to the hosts (the cluster's `tls:`), built once; `None`: plaintext.
     pub tls: Option<Arc<sluice_net::TlsClient>>,
+    /// `transport_socket_matches`, built: the labels a host's must include, and its TLS.
+    transport_matches: Vec<(Metadata, Option<Arc<sluice_net::TlsClient>>)>,
     params: GroupParams,
     snapshot: ArcSwap<ClusterSnapshot>,
     /// Where rebuilds asked for from the data path run (the control runtime), and this
@@ -84,6 +86,26 @@ impl Cluster {
             )),
             None => None,
         };
+        let mut transport_matches = Vec::with_capacity(config.transport_socket_matches.len());
+        for m in &config.transport_socket_matches {
+            let tls = match &m.tls {
+                Some(tls) => Some(Arc::new(
+                    sluice_net::TlsClient::build(tls, secrets).map_err(|e| {
+                        format!(
+                            "cluster \"{}\": transport_socket_matches \"{}\": tls: {e}",
+                            config.name, m.name
+                        )
+                    })?,
+                )),
+                None => None,
+            };
+            let labels = Metadata::new(
+                m.labels
+                    .iter()
+                    .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str()))),
+            );
+            transport_matches.push((labels, tls));
+        }
         let hosts: Vec<Arc<Host>> = socket_hosts(config).map(Arc::new).collect();
         let params = GroupParams {
             policy: config.lb_policy,
@@ -103,6 +125,7 @@ impl Cluster {
             }),
             breakers: Arc::new(Breakers::new(config.circuit_breakers)),
             tls,
+            transport_matches,
             params,
             snapshot: ArcSwap::from_pointee(snapshot),
             background: OnceLock::new(),
@@ -196,6 +219,20 @@ impl Cluster {
             .unwrap_or_else(|| Arc::new(candidate))
     }
 
+    /// The TLS `host` connects with: that of the first `transport_socket_matches` entry
+    /// whose labels its own include, else the cluster's `tls`; `None`: plaintext.
+    pub fn tls_for(&self, host: &Host) -> Option<&Arc<sluice_net::TlsClient>> {
+        self.tls_for_labels(&host.transport)
+    }
+
+    /// [`Self::tls_for`] a host with these `transport_socket_match` labels.
+    pub fn tls_for_labels(&self, transport: &Metadata) -> Option<&Arc<sluice_net::TlsClient>> {
+        self.transport_matches
+            .iter()
+            .find(|(labels, _)| labels.iter().all(|(k, v)| transport.get(k) == Some(v)))
+            .map_or(self.tls.as_ref(), |(_, tls)| tls.as_ref())
+    }
+
     /// [`Self::reuse`] for every candidate, through an index of the current members by
     /// address: linear in the members, where a scan per candidate was quadratic (an EDS
     /// update of a 10,000-endpoint cluster).
@@ -249,6 +286,11 @@ pub fn host_of(e: &sluice_config::EndpointConfig, address: sluice_config::Addres
         e.priority,
     )
     .with_hostname(hostname)
+    .with_transport(Metadata::new(
+        e.transport_socket_match
+            .iter()
+            .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str()))),
+    ))
 }
 
 #[cfg(test)]

@@ -42,7 +42,11 @@ pub struct DialTls<'a> {
 impl<'a> DialTls<'a> {
     /// The TLS for a connection of `protocol` to `host` of `cluster`, if the cluster has any.
     pub fn of(cluster: &'a Cluster, host: &'a Host, protocol: AppProtocol) -> Option<Self> {
-        Self::with(cluster.tls.as_deref(), host.hostname.as_deref(), protocol)
+        Self::with(
+            cluster.tls_for(host).map(|t| &**t),
+            host.hostname.as_deref(),
+            protocol,
+        )
     }
 
     pub fn with(

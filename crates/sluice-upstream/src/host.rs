@@ -132,6 +132,9 @@ pub struct Host {
     /// Relative share of traffic, at least 1.
     pub weight: u32,
     pub metadata: Metadata,
+    /// The endpoint's `transport_socket_match` labels: which of the cluster's
+    /// `transport_socket_matches` it connects with ([`crate::Cluster::tls_for`]).
+    pub transport: Metadata,
     pub locality: Locality,
     /// 0 is the most preferred level.
     pub priority: u32,
@@ -182,6 +185,7 @@ impl Host {
             hostname: None,
             weight: weight.max(1),
             metadata,
+            transport: Metadata::default(),
             locality,
             priority,
             health: AtomicU8::new(0),
@@ -211,6 +215,12 @@ impl Host {
         self
     }
 
+    /// The host, with its `transport_socket_match` labels.
+    pub fn with_transport(mut self, transport: Metadata) -> Self {
+        self.transport = transport;
+        self
+    }
+
     /// A plain host: weight 1, no metadata or locality, priority 0 (tests and benches).
     pub fn plain(address: Address) -> Self {
         Host::new(address, 1, Metadata::default(), Locality::default(), 0)
@@ -221,6 +231,7 @@ impl Host {
         self.address == other.address
             && self.weight == other.weight
             && self.metadata == other.metadata
+            && self.transport == other.transport
             && self.locality == other.locality
             && self.priority == other.priority
     }

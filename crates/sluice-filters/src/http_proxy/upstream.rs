@@ -108,11 +108,14 @@ impl UpstreamCluster {
     /// The connection pool of `host`, made on first use.
     pub fn pool<'h>(&self, host: &'h Host) -> Option<&'h Arc<HostPool>> {
         host.slot(|| {
+            let mut options = self.options.clone();
+            // The host's own transport (`transport_socket_matches`), else the cluster's.
+            options.tls = self.cluster.tls_for(host).cloned();
             HostPool::new(
                 host.address.clone(),
                 host.hostname.clone(),
                 host.connections().clone(),
-                self.options.clone(),
+                options,
             )
         })
     }

@@ -175,6 +175,30 @@ pub fn cluster(c: &EnvoyCluster) -> Result<Cluster> {
             m.set("tls", tls);
         }
     }
+    if !c.transport_socket_matches.is_empty() {
+        let mut entries = Vec::with_capacity(c.transport_socket_matches.len());
+        for (i, t) in c.transport_socket_matches.iter().enumerate() {
+            let at = index("transport_socket_matches", i);
+            if t.name.is_empty() {
+                return Err(Error::new(join(&at, "name"), "is required"));
+            }
+            let mut e = Map::new();
+            e.set("name", text(&t.name));
+            let labels = string_metadata(t.r#match.as_ref(), &join(&at, "match"))?;
+            if !labels.is_empty() {
+                e.set("match", string_map(&labels));
+            }
+            let ts = t
+                .transport_socket
+                .as_ref()
+                .ok_or_else(|| Error::new(join(&at, "transport_socket"), "is required"))?;
+            if let Some(tls) = transport_socket(ts, &join(&at, "transport_socket"), kind)? {
+                e.set("tls", tls);
+            }
+            entries.push(e.build());
+        }
+        m.set("transport_socket_matches", list(entries));
+    }
     let eds = match kind {
         Kind::Eds => {
             // Envoy reads an EDS cluster's endpoints from EDS only.
@@ -315,11 +339,6 @@ fn ignore_and_refuse(c: &EnvoyCluster) -> Result<()> {
             Ok(())
         }
     };
-    refuse(
-        !c.transport_socket_matches.is_empty(),
-        "transport_socket_matches",
-        "one transport socket for all endpoints",
-    )?;
     refuse(
         c.transport_socket_matcher.is_some(),
         "transport_socket_matcher",
@@ -2937,6 +2956,74 @@ endpoints: [{ address: "127.0.0.1:9001" }]
     }
 
     #[test]
+    fn istio_transport_socket_matches_choose_tls_per_endpoint() {
+        use envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
+        use envoy_types::pb::google::protobuf::{value, Struct, Value};
+        let labels = |pairs: &[(&str, &str)]| Struct {
+            fields: pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Value {
+                            kind: Some(value::Kind::StringValue(v.to_string())),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let mut c = basic();
+        c.transport_socket_matches = vec![
+            TransportSocketMatch {
+                name: "tlsMode-istio".into(),
+                r#match: Some(labels(&[("tlsMode", "istio")])),
+                transport_socket: tls_socket(&UpstreamTlsContext {
+                    sni: "outbound_.80_._.web".into(),
+                    ..Default::default()
+                }),
+            },
+            TransportSocketMatch {
+                name: "tlsMode-disabled".into(),
+                r#match: Some(labels(&[])),
+                transport_socket: Some(TransportSocket {
+                    name: "envoy.transport_sockets.raw_buffer".into(),
+                    config_type: None,
+                }),
+            },
+        ];
+        let mut endpoint = lb(socket("127.0.0.1", 9002));
+        endpoint.metadata = Some(Metadata {
+            filter_metadata: [(
+                "envoy.transport_socket_match".to_string(),
+                labels(&[("tlsMode", "istio")]),
+            )]
+            .into(),
+            ..Default::default()
+        });
+        c.load_assignment = Some(cla(vec![group(vec![
+            lb(socket("127.0.0.1", 9001)),
+            endpoint,
+        ])]));
+        let t = cluster(&c).unwrap();
+        let config = load(vec![t.node], false);
+        let got = &config.clusters[0];
+        assert_eq!(got.transport_socket_matches.len(), 2);
+        assert_eq!(got.transport_socket_matches[0].name, "tlsMode-istio");
+        assert_eq!(
+            got.transport_socket_matches[0].labels,
+            vec![("tlsMode".to_string(), "istio".to_string())]
+        );
+        assert!(got.transport_socket_matches[0].tls.is_some());
+        assert!(got.transport_socket_matches[1].tls.is_none());
+        assert!(got.transport_socket_matches[1].labels.is_empty());
+        assert!(got.endpoints[0].transport_socket_match.is_empty());
+        assert_eq!(
+            got.endpoints[1].transport_socket_match,
+            vec![("tlsMode".to_string(), "istio".to_string())]
+        );
+    }
+
+    #[test]
     fn dns_clusters_tls_files_and_the_deprecated_http2_field() {
         let dir = std::env::temp_dir().join(format!("sluice-xds-cluster-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -3281,7 +3368,7 @@ endpoints: [{ address: "127.0.0.1:9001" }]
             &|c| {
                 c.transport_socket_matches = vec![Default::default()];
             },
-            "transport_socket_matches",
+            "transport_socket_matches[0].name",
         );
         case(
             &|c| {

@@ -19,6 +19,8 @@ use super::{address, Error, Result};
 
 /// The metadata namespace Envoy's load balancers (subsets) read endpoint labels from.
 const LB_NAMESPACE: &str = "envoy.lb";
+/// The labels a cluster's `transport_socket_matches` select an endpoint's transport by.
+const TRANSPORT_NAMESPACE: &str = "envoy.transport_socket_match";
 
 /// The native bounds of an endpoint's `weight` and `priority` (`cluster_decode.rs`).
 const MAX_WEIGHT: u32 = 128;
@@ -203,10 +205,21 @@ fn lb_endpoint(
         if !pairs.is_empty() {
             m.set("metadata", string_map(&pairs));
         }
-        // Other namespaces (`envoy.transport_socket_match`, a control plane's own) select
-        // nothing Sluice has.
+        let transport = string_metadata(
+            md.filter_metadata.get(TRANSPORT_NAMESPACE),
+            &join(
+                path,
+                &format!("metadata.filter_metadata[\"{TRANSPORT_NAMESPACE}\"]"),
+            ),
+        )?;
+        if !transport.is_empty() {
+            m.set("transport_socket_match", string_map(&transport));
+        }
+        // Other namespaces (a control plane's own) select nothing Sluice has.
         ignored(
-            md.filter_metadata.keys().any(|k| k != LB_NAMESPACE)
+            md.filter_metadata
+                .keys()
+                .any(|k| k != LB_NAMESPACE && k != TRANSPORT_NAMESPACE)
                 || !md.typed_filter_metadata.is_empty(),
             path,
             "metadata",

@@ -35,6 +35,8 @@ pub struct HostConn {
     address: Address,
     /// The DNS name the address was resolved from: the TLS server name without `sni`.
     hostname: Option<Arc<str>>,
+    /// Its `transport_socket_match` labels: which TLS the cluster dials it with.
+    transport: sluice_upstream::host::Metadata,
     /// The host's connection counters (`/clusters`).
     connections: Arc<sluice_upstream::host::HostConnections>,
     protocol: Arc<dyn Protocol>,
@@ -53,6 +55,7 @@ impl HostConn {
             .slot(|| HostConn {
                 address: host.address.clone(),
                 hostname: host.hostname.clone(),
+                transport: host.transport.clone(),
                 connections: host.connections().clone(),
                 protocol: protocol.clone(),
                 current: ArcSwapOption::empty(),
@@ -86,7 +89,7 @@ impl HostConn {
             .connection()
             .ok_or(ConnectError::Overflow)?;
         let tls = sluice_upstream::connect::DialTls::with(
-            cluster.tls.as_deref(),
+            cluster.tls_for_labels(&self.transport).map(|t| &**t),
             self.hostname.as_deref(),
             sluice_net::AppProtocol::Opaque,
         );
