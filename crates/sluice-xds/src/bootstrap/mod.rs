@@ -8,6 +8,7 @@
 //! Envoy path (`static_resources.clusters[1].lb_policy`).
 
 pub mod schema;
+mod sds;
 
 use envoy_types::pb::envoy::config::bootstrap::v3::bootstrap::{DynamicResources, StaticResources};
 use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap};
@@ -77,10 +78,26 @@ fn document(b: &Bootstrap) -> Result<Node> {
     if !clusters.is_empty() {
         out.set("clusters", list(clusters));
     }
+    let ads = match b
+        .dynamic_resources
+        .as_ref()
+        .and_then(|d| d.ads_config.as_ref())
+    {
+        Some(a) => Some(server(
+            a,
+            "dynamic_resources.ads_config",
+            &statics.clusters,
+            true,
+        )?),
+        None => None,
+    };
     if let Some(d) = &b.dynamic_resources {
-        if let Some(xds) = dynamic_resources(d, &statics.clusters)? {
+        if let Some(xds) = dynamic_resources(d, &statics.clusters, ads.as_ref())? {
             out.set("xds", xds);
         }
+    }
+    if let Some(sds) = sds::sds(statics, ads.as_ref())? {
+        out.set("sds", sds);
     }
     Ok(out.build())
 }
@@ -361,7 +378,11 @@ fn static_resources(s: &StaticResources) -> Result<(Vec<Node>, Vec<Node>)> {
 }
 
 /// Where LDS and CDS come from, as the native `xds` block (none when neither is set).
-fn dynamic_resources(d: &DynamicResources, clusters: &[EnvoyCluster]) -> Result<Option<Node>> {
+fn dynamic_resources(
+    d: &DynamicResources,
+    clusters: &[EnvoyCluster],
+    ads: Option<&Server>,
+) -> Result<Option<Node>> {
     let path = "dynamic_resources";
     for (field, set) in [
         ("lds_resources_locator", !d.lds_resources_locator.is_empty()),
@@ -374,16 +395,12 @@ fn dynamic_resources(d: &DynamicResources, clusters: &[EnvoyCluster]) -> Result<
             ));
         }
     }
-    let ads = match &d.ads_config {
-        Some(a) => Some(server(a, &join(path, "ads_config"), clusters, true)?),
-        None => None,
-    };
     // Each of LDS and CDS: over ADS, or over a stream of its own to some server.
     let mut streams: Vec<(&str, Server, Option<&Duration>)> = Vec::new();
     for (field, source) in [("lds_config", &d.lds_config), ("cds_config", &d.cds_config)] {
         let Some(source) = source else { continue };
         let at = join(path, field);
-        let stream = config_source(source, &at, ads.as_ref(), clusters)?;
+        let stream = config_source(source, &at, ads, clusters)?;
         streams.push((field, stream, source.initial_fetch_timeout.as_ref()));
     }
     let Some((_, first, _)) = streams.first() else {

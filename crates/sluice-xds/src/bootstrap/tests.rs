@@ -367,3 +367,76 @@ static_resources:
     assert!(text.contains(r#"stats_flush_interval: 2s, stats_sinks: [{ statsd: { address: "127.0.0.1:8125", prefix: "edge" } }]"#), "{text}");
     assert!(text.contains(r#"name: "listener_0""#), "{text}");
 }
+
+/// A static listener whose certificate comes over SDS from a static cluster.
+const SDS_LISTENER: &str = r#"
+static_resources:
+  listeners:
+  - name: tls
+    address: { socket_address: { address: 127.0.0.1, port_value: 10443 } }
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificate_sds_secret_configs:
+            - name: server-cert
+              sds_config:
+                initial_fetch_timeout: 2s
+                api_config_source: { api_type: GRPC, grpc_services: [{ envoy_grpc: { cluster_name: sds_cluster } }] }
+      filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: t
+          cluster: sds_cluster
+  clusters:
+  - name: sds_cluster
+    type: STATIC
+    load_assignment:
+      cluster_name: sds_cluster
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8234 } } } }] }]
+"#;
+
+#[test]
+fn sds_sources_become_the_sds_server() {
+    let text = show(&translate(&doc(SDS_LISTENER)).unwrap());
+    assert!(
+        text.contains(r#"sds: { address: "127.0.0.1:8234", initial_fetch_timeout: 2s }"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"certificates: [{ sds: "server-cert" }]"#),
+        "{text}"
+    );
+
+    // Istio's bootstrap: no source in the static resources, its agent's socket by name.
+    let istio = r#"
+static_resources:
+  clusters:
+  - name: sds-grpc
+    type: STATIC
+    load_assignment:
+      cluster_name: sds-grpc
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: /var/run/secrets/workload-spiffe-uds/socket } } } }] }]
+"#;
+    let text = show(&translate(&doc(istio)).unwrap());
+    assert!(
+        text.contains(r#"sds: { address: "unix:/var/run/secrets/workload-spiffe-uds/socket" }"#),
+        "{text}"
+    );
+
+    // Two servers: the native config has one.
+    let two = SDS_LISTENER.replace(
+        "  clusters:\n",
+        "  clusters:\n  - name: other\n    type: STATIC\n    load_assignment: { cluster_name: other, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 9 } } } }] }] }\n",
+    )
+    .replace(
+        "          common_tls_context:\n",
+        "          common_tls_context:\n            validation_context_sds_secret_config: { name: ca, sds_config: { api_config_source: { api_type: GRPC, grpc_services: [{ envoy_grpc: { cluster_name: other } }] } } }\n",
+    );
+    let d = failure(&two);
+    assert!(d.message.contains("one SDS server"), "{d:?}");
+    assert!(d.path.ends_with("sds_config"), "{d:?}");
+}
