@@ -30,10 +30,13 @@ pub const RESOURCES: &[&str] = &[
     "dynamic_route_configs",
     "dynamic_active_secrets",
     "dynamic_warming_secrets",
+    "static_endpoint_configs",
+    "dynamic_endpoint_configs",
     "listeners",
     "clusters",
     "route_configs",
     "secrets",
+    "endpoints",
 ];
 
 /// The xDS version and update time of a resource (`lds`, `cds` or `rds`, and its name);
@@ -156,6 +159,7 @@ pub fn dump(
     name_regex: Option<&Regex>,
     missing_secrets: &[String],
     dynamic: &VersionOf,
+    include_eds: bool,
 ) -> Result<Value, String> {
     let doc = &snapshot.document;
     let updated = rfc3339(snapshot.updated);
@@ -208,6 +212,31 @@ pub fn dump(
         "static_route_configs",
         ("rds", "dynamic_route_configs"),
     );
+    // Each cluster's endpoints, as Envoy's EndpointsConfigDump (`?include_eds`): from EDS
+    // (the version of the ClusterLoadAssignment named as the cluster) or from the file.
+    let endpoints: Vec<(String, Value)> = list(doc, "clusters")
+        .into_iter()
+        .filter_map(|c| {
+            let name = c.get("name").and_then(Value::as_str)?.to_string();
+            if !keep(Some(&name)) {
+                return None;
+            }
+            let config = json!({
+                "cluster_name": name,
+                "endpoints": c.get("endpoints").cloned().unwrap_or_else(|| json!([])),
+            });
+            Some(match dynamic("eds", &name) {
+                Some((version, at)) => (
+                    "dynamic_endpoint_configs".to_string(),
+                    json!({ "version_info": version, "endpoint_config": config, "last_updated": rfc3339(at) }),
+                ),
+                None => (
+                    "static_endpoint_configs".to_string(),
+                    json!({ "endpoint_config": config, "last_updated": updated.clone() }),
+                ),
+            })
+        })
+        .collect();
     let mut secrets: Vec<(String, Value)> = Vec::new();
     for path in cert_files(doc) {
         if keep(Some(&path)) {
@@ -236,6 +265,8 @@ pub fn dump(
             "dynamic_listeners" => "ListenersConfigDump.DynamicListener",
             "dynamic_active_clusters" => "ClustersConfigDump.DynamicCluster",
             "dynamic_route_configs" => "RoutesConfigDump.DynamicRouteConfig",
+            "static_endpoint_configs" => "EndpointsConfigDump.StaticEndpointConfig",
+            "dynamic_endpoint_configs" => "EndpointsConfigDump.DynamicEndpointConfig",
             _ => "SecretsConfigDump.DynamicSecret",
         }
     };
@@ -276,13 +307,17 @@ pub fn dump(
                 }
                 Value::Object(m)
             };
-            vec![
+            let mut all = vec![
                 bootstrap,
                 group("ListenersConfigDump", &listeners),
                 group("ClustersConfigDump", &clusters),
                 group("RoutesConfigDump", &routes),
                 group("SecretsConfigDump", &secrets),
-            ]
+            ];
+            if include_eds {
+                all.push(group("EndpointsConfigDump", &endpoints));
+            }
+            all
         }
         Some("bootstrap") => vec![bootstrap],
         Some("listeners") => typed(listeners),
@@ -296,6 +331,10 @@ pub fn dump(
             typed(only(&routes, field))
         }
         Some("secrets") => typed(secrets),
+        Some("endpoints") => typed(endpoints),
+        Some(field @ ("static_endpoint_configs" | "dynamic_endpoint_configs")) => {
+            typed(only(&endpoints, field))
+        }
         Some(field @ ("static_secrets" | "dynamic_active_secrets" | "dynamic_warming_secrets")) => {
             typed(only(&secrets, field))
         }
@@ -465,7 +504,7 @@ mod tests {
             }),
             updated: SystemTime::UNIX_EPOCH,
         };
-        let all = dump(&snap, None, None, &[], &|_, _| None).unwrap();
+        let all = dump(&snap, None, None, &[], &|_, _| None, false).unwrap();
         let configs = all["configs"].as_array().unwrap();
         assert_eq!(configs.len(), 5);
         assert_eq!(
@@ -482,12 +521,59 @@ mod tests {
             "inline"
         );
         let re = Regex::new("^b$").unwrap();
-        let one = dump(&snap, Some("clusters"), Some(&re), &[], &|_, _| None).unwrap();
+        let one = dump(&snap, Some("clusters"), Some(&re), &[], &|_, _| None, false).unwrap();
         assert_eq!(one["configs"].as_array().unwrap().len(), 1);
         assert_eq!(one["configs"][0]["cluster"]["name"], "b");
-        assert!(dump(&snap, Some("nope"), None, &[], &|_, _| None)
+        assert!(dump(&snap, Some("nope"), None, &[], &|_, _| None, false)
             .unwrap_err()
             .contains("static_clusters"));
+    }
+
+    #[test]
+    fn endpoints_with_include_eds() {
+        let snap = Snapshot {
+            document: json!({
+                "clusters": [
+                    { "name": "file", "endpoints": [{ "address": "127.0.0.1:1" }] },
+                    { "name": "eds", "endpoints": [{ "address": "127.0.0.1:2" }] },
+                ],
+            }),
+            updated: SystemTime::UNIX_EPOCH,
+        };
+        let version = |kind: &str, name: &str| {
+            (kind == "eds" && name == "eds").then(|| ("7".to_string(), SystemTime::UNIX_EPOCH))
+        };
+        let plain = dump(&snap, None, None, &[], &version, false).unwrap();
+        assert_eq!(plain["configs"].as_array().unwrap().len(), 5);
+        let all = dump(&snap, None, None, &[], &version, true).unwrap();
+        let eds = &all["configs"][5];
+        assert_eq!(
+            eds["@type"],
+            "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump"
+        );
+        assert_eq!(
+            eds["static_endpoint_configs"][0]["endpoint_config"]["cluster_name"],
+            "file"
+        );
+        assert_eq!(eds["dynamic_endpoint_configs"][0]["version_info"], "7");
+        assert_eq!(
+            eds["dynamic_endpoint_configs"][0]["endpoint_config"]["endpoints"][0]["address"],
+            "127.0.0.1:2"
+        );
+        let one = dump(
+            &snap,
+            Some("dynamic_endpoint_configs"),
+            None,
+            &[],
+            &version,
+            false,
+        )
+        .unwrap();
+        assert_eq!(one["configs"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            one["configs"][0]["@type"],
+            "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump.DynamicEndpointConfig"
+        );
     }
 
     #[test]

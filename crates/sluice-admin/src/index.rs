@@ -37,7 +37,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep("/clusters", Methods::Get, "every cluster host with health flags, weight, locality, priority, request counters, outlier status; ?format=json"),
     ep("/stats", Methods::Get, "counters, gauges and histogram quantiles with Envoy's names; ?filter=REGEX, ?format=json, ?usedonly"),
     ep("/stats/prometheus", Methods::Get, "every metric in the Prometheus text format, Envoy's tag-extracted names and labels; ?usedonly"),
-    ep("/config_dump", Methods::Get, "the config in force as JSON, secrets redacted; ?resource=, ?name_regex="),
+    ep("/config_dump", Methods::Get, "the config in force as JSON, secrets redacted; ?resource=, ?name_regex=, ?include_eds"),
     ep("/logging", Methods::GetPost, "the log filter; POST ?level=debug (everything) or ?filter=info,sluice_net=debug (per module) changes it"),
     ep("/healthcheck/fail", Methods::Post, "fail the health_check filter's probes (503) and report DRAINING, while still serving"),
     ep("/healthcheck/ok", Methods::Post, "undo /healthcheck/fail"),

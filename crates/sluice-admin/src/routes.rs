@@ -97,6 +97,8 @@ pub fn handle<B>(req: &Request<B>, state: &AdminState) -> Response<Full<Bytes>> 
                 name_regex.as_ref(),
                 &state.missing_secrets(),
                 &|kind, name| state.version_of(kind, name),
+                // Envoy's flag: present (any value but false) includes the endpoints.
+                query.get("include_eds").is_some_and(|v| v != "false"),
             ) {
                 Ok(body) => json(StatusCode::OK, &body),
                 Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
