@@ -581,3 +581,116 @@ fn a_file_reload_keeps_the_resources_from_the_control_plane() {
         sluice.log()
     );
 }
+
+/// Envoy's RBAC filters over LDS, as Istio writes them: a network one that lets local
+/// clients connect, an HTTP DENY filter on a header, then an HTTP ALLOW filter for GETs under
+/// /ok/ from web's SPIFFE ID or 127.0.0.1. They become native `rbac` filters: allowed
+/// requests reach the upstream, denied ones get Envoy's 403, and the counters carry Envoy's
+/// names (`rules_stat_prefix` as a level of its own).
+#[test]
+fn rbac_filters_from_the_control_plane_allow_and_deny() {
+    let a = upstream("a");
+    let mesh = Mesh {
+        port: free_port(),
+        cluster: "a".into(),
+        a: vec![a.addr],
+        b: vec![a.addr],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    mesh.write(dir.path());
+    std::fs::write(
+        dir.path().join("listeners/web.yaml"),
+        format!(
+            r#"name: web
+address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }}
+filter_chains:
+- filters:
+  - name: envoy.filters.network.rbac
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
+      stat_prefix: tcp.
+      rules:
+        action: ALLOW
+        policies:
+          local:
+            permissions: [ {{ any: true }} ]
+            principals: [ {{ remote_ip: {{ address_prefix: 127.0.0.0, prefix_len: 8 }} }} ]
+  - name: envoy.filters.network.http_connection_manager
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+      stat_prefix: ingress_http
+      rds: {{ route_config_name: routes, config_source: {{ ads: {{}}, resource_api_version: V3 }} }}
+      http_filters:
+      - name: envoy.filters.http.rbac
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+          rules:
+            action: DENY
+            policies:
+              blocked:
+                permissions: [ {{ header: {{ name: x-blocked, string_match: {{ exact: "yes" }} }} }} ]
+                principals: [ {{ any: true }} ]
+      - name: envoy.filters.http.rbac
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+          rules_stat_prefix: allow_
+          rules:
+            action: ALLOW
+            policies:
+              "ns[default]-policy[web-reads-ok]-rule[0]":
+                permissions:
+                - and_rules:
+                    rules:
+                    - or_rules: {{ rules: [ {{ header: {{ name: ":method", string_match: {{ exact: GET }} }} }} ] }}
+                    - or_rules: {{ rules: [ {{ url_path: {{ path: {{ prefix: /ok/ }} }} }} ] }}
+                principals:
+                - or_ids:
+                    ids:
+                    - authenticated: {{ principal_name: {{ exact: "spiffe://cluster.local/ns/default/sa/web" }} }}
+                    - direct_remote_ip: {{ address_prefix: 127.0.0.1, prefix_len: 32 }}
+      - name: envoy.filters.http.router
+        typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+"#,
+            mesh.port
+        ),
+    )
+    .unwrap();
+    let cp = ControlPlane::start(dir.path(), "127.0.0.1:0");
+    let sluice = Sluice::start(&sluice_config(&cp, true, false));
+    assert_eq!(
+        stat(&sluice, "xds.lds.update_rejected"),
+        0,
+        "{}\n{}",
+        cp.log(),
+        sluice.log()
+    );
+    let request = |path: &str, extra: &[&str]| {
+        let url = format!("http://127.0.0.1:{}{path}", mesh.port);
+        let mut args = vec![url.as_str()];
+        args.extend_from_slice(extra);
+        curl(&args)
+    };
+    let ok = request("/ok/page", &[]);
+    assert_eq!((ok.status, ok.text().as_str()), (200, "a\n"));
+    for (path, extra) in [
+        ("/ok/page", &["-H", "x-blocked: yes"][..]),
+        ("/elsewhere", &[][..]),
+        ("/ok/page", &["-X", "DELETE"][..]),
+    ] {
+        let denied = request(path, extra);
+        assert_eq!(
+            (denied.status, denied.text().as_str()),
+            (403, "RBAC: access denied"),
+            "{path} {extra:?}"
+        );
+    }
+    // The DENY filter stopped one request and let three on; the ALLOW filter (under its
+    // prefix) took one of those and refused two.
+    assert_eq!(stat(&sluice, "http.ingress_http.rbac.denied"), 1);
+    assert_eq!(stat(&sluice, "http.ingress_http.rbac.allowed"), 3);
+    assert_eq!(stat(&sluice, "http.ingress_http.allow.rbac.allowed"), 1);
+    assert_eq!(stat(&sluice, "http.ingress_http.allow.rbac.denied"), 2);
+    // One decision per connection, each allowed.
+    assert!(stat(&sluice, "tcp.rbac.allowed") >= 4, "{}", sluice.log());
+    assert_eq!(stat(&sluice, "tcp.rbac.denied"), 0);
+}

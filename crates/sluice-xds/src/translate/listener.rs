@@ -2,8 +2,9 @@
 //!
 //! Every filter chain becomes a native `filter_chains[]` entry; the network filters map by
 //! their `typed_config` type: the HTTP connection manager to `http_proxy`, the TCP proxy to
-//! `tcp_proxy`. Access logs of the listener, its connection managers and TCP proxies all go
-//! to the listener's native `access_log`.
+//! `tcp_proxy`, RBAC to `rbac` (as RBAC HTTP filters are, see [`super::rbac`]). Access logs
+//! of the listener, its connection managers and TCP proxies all go to the listener's native
+//! `access_log`.
 
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener as EnvoyListener,
@@ -17,6 +18,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_filter, HttpConnectionManager,
 };
+use envoy_types::pb::envoy::extensions::filters::network::rbac::v3::Rbac as NetworkRbac;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
@@ -28,7 +30,7 @@ use super::tree::{
     boolean, duration, ignored, index, join, list, number, opt_duration, single, text, texts,
     unpack, unsupported, Map,
 };
-use super::{access_log, address, route, tls, Error, Result};
+use super::{access_log, address, rbac, route, tls, Error, Result};
 
 /// A translated listener.
 #[derive(Debug)]
@@ -253,12 +255,16 @@ fn filter_chain(
     }
     let mut filters = Vec::with_capacity(chain.filters.len());
     for (i, f) in chain.filters.iter().enumerate() {
-        filters.push(network_filter(
-            f,
-            &index(&join(path, "filters"), i),
-            logs,
-            rds,
-        )?);
+        let fpath = index(&join(path, "filters"), i);
+        // As in Envoy, the terminal filter is the last: a filter after it would never run
+        // (the native loader says the same, in native terms).
+        if i > 0 && is_terminal(&chain.filters[i - 1]) {
+            return Err(Error::new(
+                fpath,
+                "comes after the terminal filter (HttpConnectionManager or TcpProxy), which must be the last",
+            ));
+        }
+        filters.push(network_filter(f, &fpath, logs, rds)?);
     }
     m.set("filters", list(filters));
     Ok(m.build())
@@ -340,35 +346,39 @@ fn port_number(p: u32, path: &str) -> Result<u32> {
     }
 }
 
-/// Envoy's `CidrRange`s as native ranges, `address/len`. An unset `prefix_len` is 0 in
-/// Envoy (the whole family), not a single host.
+/// Envoy's `CidrRange`s as native ranges, `address/len` (see [`cidr`]).
 fn cidrs(ranges: &[CidrRange], path: &str) -> Result<Node> {
     let mut out = Vec::with_capacity(ranges.len());
     for (i, r) in ranges.iter().enumerate() {
-        let at = index(path, i);
-        let ip: std::net::IpAddr = match r.address_prefix.parse() {
-            Ok(ip) => ip,
-            Err(_) if r.address_prefix.is_empty() => {
-                return Err(Error::new(join(&at, "address_prefix"), "is required"))
-            }
-            Err(_) => {
-                return Err(Error::new(
-                    join(&at, "address_prefix"),
-                    format!("\"{}\" is not an IP address", r.address_prefix),
-                ))
-            }
-        };
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let len = r.prefix_len.map_or(0, |l| l.value);
-        if len > max {
-            return Err(Error::new(
-                join(&at, "prefix_len"),
-                format!("must be at most {max} for {ip}, found {len}"),
-            ));
-        }
-        out.push(text(&format!("{ip}/{len}")));
+        out.push(text(&cidr(r, &index(path, i))?));
     }
     Ok(list(out))
+}
+
+/// Envoy's `CidrRange` at `path` as a native range, `address/len`. An unset `prefix_len` is
+/// 0 in Envoy (the whole family), not a single host.
+pub(crate) fn cidr(r: &CidrRange, path: &str) -> Result<String> {
+    let ip: std::net::IpAddr = match r.address_prefix.parse() {
+        Ok(ip) => ip,
+        Err(_) if r.address_prefix.is_empty() => {
+            return Err(Error::new(join(path, "address_prefix"), "is required"))
+        }
+        Err(_) => {
+            return Err(Error::new(
+                join(path, "address_prefix"),
+                format!("\"{}\" is not an IP address", r.address_prefix),
+            ))
+        }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = r.prefix_len.map_or(0, |l| l.value);
+    if len > max {
+        return Err(Error::new(
+            join(path, "prefix_len"),
+            format!("must be at most {max} for {ip}, found {len}"),
+        ));
+    }
+    Ok(format!("{ip}/{len}"))
 }
 
 fn network_filter(
@@ -397,14 +407,28 @@ fn network_filter(
     } else if any.type_url == TcpProxy::type_url() {
         let tcp: TcpProxy = unpack(any, &TcpProxy::type_url(), &tpath)?;
         Ok(single("tcp_proxy", tcp_proxy(&tcp, &tpath, logs)?))
+    } else if any.type_url == NetworkRbac::type_url() {
+        let r: NetworkRbac = unpack(any, &NetworkRbac::type_url(), &tpath)?;
+        Ok(single("rbac", rbac::network_rbac(&r, &tpath)?))
     } else {
         Err(Error::new(
             tpath,
             format!(
-                "network filter {} is not supported by Sluice (HttpConnectionManager and TcpProxy are)",
+                "network filter {} is not supported by Sluice (HttpConnectionManager, TcpProxy and RBAC are)",
                 any.type_url
             ),
         ))
+    }
+}
+
+/// Whether a network filter ends the chain (handles the connection itself).
+fn is_terminal(f: &Filter) -> bool {
+    match &f.config_type {
+        Some(filter::ConfigType::TypedConfig(any)) => {
+            any.type_url == HttpConnectionManager::type_url()
+                || any.type_url == TcpProxy::type_url()
+        }
+        _ => false,
     }
 }
 
@@ -672,7 +696,7 @@ fn http_connection_manager(
                 return Err(Error::new(
                     join(&fpath, "typed_config"),
                     format!(
-                        "HTTP filter {} is not supported by Sluice (router and health_check are; mark others is_optional to have them skipped)",
+                        "HTTP filter {} is not supported by Sluice (router, health_check and RBAC are; mark others is_optional to have them skipped)",
                         any.type_url
                     ),
                 ))
@@ -803,9 +827,14 @@ fn inert_http_filter(any: &envoy_types::pb::google::protobuf::Any, path: &str) -
 }
 
 /// A native `http_filters` entry for an Envoy HTTP filter other than the router: the
-/// health check filter; `None` for any other (the caller skips it if optional).
+/// health check filter and RBAC; `None` for any other (the caller skips it if optional).
 fn http_filter(any: &envoy_types::pb::google::protobuf::Any, path: &str) -> Result<Option<Node>> {
     use envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck;
+    use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as HttpRbac;
+    if any.type_url == HttpRbac::type_url() {
+        let r: HttpRbac = unpack(any, &HttpRbac::type_url(), path)?;
+        return Ok(Some(single("rbac", rbac::http_rbac(&r, path)?)));
+    }
     if any.type_url == HealthCheck::type_url() {
         let h: HealthCheck = unpack(any, &HealthCheck::type_url(), path)?;
         unsupported(h.cache_time.is_some(), &join(path, "cache_time"))?;

@@ -12,6 +12,7 @@ pub mod address;
 pub mod cluster;
 pub mod endpoint;
 pub mod listener;
+pub mod rbac;
 pub mod route;
 pub mod tls;
 pub(crate) mod tree;

@@ -469,7 +469,7 @@ fn route_match(rm: &RouteMatch, path: &str) -> Result<(Node, PathKind)> {
 
 /// `s` as a regex that matches it; ASCII case-insensitively when `fold`, as Envoy compares
 /// (`-u`: `k` must not match the Kelvin sign).
-fn literal(s: &str, fold: bool) -> String {
+pub(crate) fn literal(s: &str, fold: bool) -> String {
     let mut escaped = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if "\\.+*?()|[]{}^$#&-~".contains(c) {
