@@ -199,6 +199,26 @@ fn traffic_flows(ads: bool, delta: bool, unix: bool) {
         .filter_map(|c| c["cluster"]["name"].as_str())
         .collect();
     assert_eq!(names, ["a", "b"], "{clusters}");
+    // With include_eds, the endpoints too, each cluster's as its EDS resource.
+    let (code, body) = http_get(sluice.admin, "/config_dump?include_eds").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let dump: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let eds = dump["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["@type"] == "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump")
+        .unwrap_or_else(|| panic!("no EndpointsConfigDump: {body}"));
+    let dynamic = eds["dynamic_endpoint_configs"].as_array().unwrap();
+    assert_eq!(dynamic.len(), 2, "{eds}");
+    assert_eq!(dynamic[0]["endpoint_config"]["cluster_name"], "a", "{eds}");
+    assert!(dynamic[0]["version_info"].as_str().is_some(), "{eds}");
+    assert!(
+        dynamic[0]["endpoint_config"]["endpoints"][0]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{eds}"
+    );
 }
 
 #[test]
