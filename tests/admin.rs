@@ -493,12 +493,12 @@ clusters:
     .unwrap();
     assert_eq!(v["configs"].as_array().unwrap().len(), 1);
     assert_eq!(v["configs"][0]["cluster"]["name"], "other");
-    for resource in ["listeners", "route_configs", "secrets", "bootstrap"] {
+    for resource in ["listeners", "route_configs", "secrets", "bootstrap", "endpoints"] {
         let r = admin(&s, &[&format!("/config_dump?resource={resource}")]);
         assert_eq!(r.status, 200, "{resource}");
         assert!(!r.text().contains("PRIVATE KEY"), "{resource}");
     }
-    let r = admin(&s, &["/config_dump?resource=endpoints"]);
+    let r = admin(&s, &["/config_dump?resource=endpoint"]);
     assert_eq!(r.status, 400);
     assert!(r.text().contains("static_clusters"), "{}", r.text());
     assert_eq!(admin(&s, &["/config_dump?name_regex=("]).status, 400);
