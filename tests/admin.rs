@@ -493,7 +493,13 @@ clusters:
     .unwrap();
     assert_eq!(v["configs"].as_array().unwrap().len(), 1);
     assert_eq!(v["configs"][0]["cluster"]["name"], "other");
-    for resource in ["listeners", "route_configs", "secrets", "bootstrap", "endpoints"] {
+    for resource in [
+        "listeners",
+        "route_configs",
+        "secrets",
+        "bootstrap",
+        "endpoints",
+    ] {
         let r = admin(&s, &[&format!("/config_dump?resource={resource}")]);
         assert_eq!(r.status, 200, "{resource}");
         assert!(!r.text().contains("PRIVATE KEY"), "{resource}");
