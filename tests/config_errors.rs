@@ -535,7 +535,7 @@ clusters:
         (code, err.as_str()),
         (
             1,
-            "cfg.yaml:6: listeners[0].filters[0].rpc_proxy: needs route_config (a name from route_configs, or inline)\n"
+            "cfg.yaml:5: listeners[0].filters[0].rpc_proxy: needs route_config (a name from route_configs, or inline)\n"
         )
     );
 }

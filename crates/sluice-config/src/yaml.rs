@@ -128,6 +128,12 @@ impl Builder {
                     }
                 }
                 Some((key, key_line)) => {
+                    let mut node = node;
+                    // A block mapping or list starts on the line below its key; an error about
+                    // the value as a whole (an unknown key, a wrong type) names the key's line.
+                    if matches!(node.kind, NodeKind::Map(_) | NodeKind::Seq(_)) {
+                        node.line = node.line.min(key_line);
+                    }
                     if let NodeKind::Map(entries) = &mut map.kind {
                         if entries.iter().any(|(k, _)| *k == key) {
                             self.fail(key_line, format!("duplicate key \"{key}\""));

@@ -260,7 +260,7 @@ fn errors_name_the_line_and_the_envoy_path() {
     );
     // Refused at the top.
     let d = failure("tracing:\n  http: { name: envoy.tracers.zipkin }\n");
-    assert_eq!((d.line, d.path.as_str()), (2, "tracing"));
+    assert_eq!((d.line, d.path.as_str()), (1, "tracing"));
     assert_eq!(d.message, "is not supported by Sluice");
 }
 
@@ -337,7 +337,7 @@ static_resources:
         d.path,
         "static_resources.listeners[0].filter_chains[0].filters[0].typed_config"
     );
-    assert_eq!(d.line, 10);
+    assert_eq!(d.line, 9);
     assert!(d.message.contains("MongoProxy"), "{}", d.message);
 }
 
