@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, SpannedEventReceiver};
 
-/// One YAML value with the 1-based line it starts on.
+/// One YAML value with the 1-based line it starts on; for a block mapping or list under a
+/// key, the key's line (what an error about the value as a whole should point at).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub kind: NodeKind,
