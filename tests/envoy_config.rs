@@ -11,6 +11,7 @@ use std::path::Path;
 
 use common::control_plane::ControlPlane;
 use common::curl::{curl, Reply};
+use common::mesh::Mesh;
 use common::nginx::Nginx;
 use common::{certs, free_port, sluice_cmd, stat, Sluice};
 
@@ -363,64 +364,6 @@ fn envoy_tls_sandbox_passthrough_carries_tls_to_the_upstream_untouched() {
     );
 }
 
-/// The resources the control plane serves: listener `web` on `port` whose route config
-/// `routes` comes over RDS (ADS) and sends everything to EDS cluster `a`, whose endpoint is
-/// `upstream`.
-fn write_resources(dir: &Path, port: u16, upstream: SocketAddr) {
-    for sub in ["listeners", "routes", "clusters", "endpoints"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    std::fs::write(
-        dir.join("listeners/web.yaml"),
-        format!(
-            r#"name: web
-address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-filter_chains:
-- filters:
-  - name: envoy.filters.network.http_connection_manager
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-      stat_prefix: ingress_http
-      rds: {{ route_config_name: routes, config_source: {{ ads: {{}}, resource_api_version: V3 }} }}
-      http_filters:
-      - name: envoy.filters.http.router
-        typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("routes/routes.yaml"),
-        r#"name: routes
-virtual_hosts:
-- name: all
-  domains: ["*"]
-  routes:
-  - match: { prefix: "/" }
-    route: { cluster: a, timeout: 5s }
-"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("clusters/a.yaml"),
-        r#"name: a
-type: EDS
-connect_timeout: 1s
-eds_cluster_config: { eds_config: { ads: {}, resource_api_version: V3 } }
-"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("endpoints/a.yaml"),
-        format!(
-            "cluster_name: a\nendpoints:\n- lb_endpoints:\n  - endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}\n",
-            upstream.ip(),
-            upstream.port()
-        ),
-    )
-    .unwrap();
-}
-
 /// Envoy's dynamic control-plane demo against go-control-plane, with `api_type`: the listener,
 /// route config, cluster and endpoints all come over ADS, traffic flows, and the control
 /// plane saw the bootstrap's node.
@@ -428,7 +371,13 @@ fn dynamic_control_plane_demo(api_type: &str) {
     let nginx = upstream("a");
     let port = free_port();
     let resources = tempfile::tempdir().unwrap();
-    write_resources(resources.path(), port, nginx.addr);
+    Mesh {
+        port,
+        cluster: "a".into(),
+        a: vec![nginx.addr],
+        b: vec![nginx.addr],
+    }
+    .write(resources.path());
     let cp = ControlPlane::start(resources.path(), "127.0.0.1:0");
     let cp_addr: SocketAddr = cp.address.parse().unwrap();
     let yaml = fill(

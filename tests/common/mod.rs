@@ -10,6 +10,7 @@ pub mod dnsmasq;
 pub mod dubbo;
 pub mod http1;
 pub mod kv;
+pub mod mesh;
 pub mod nginx;
 pub mod rpc;
 pub mod webdriver;
