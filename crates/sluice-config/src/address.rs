@@ -81,15 +81,12 @@ impl ServerAddress {
     pub fn parse(text: &str) -> Result<ServerAddress, String> {
         match Address::parse(text) {
             Ok(a) => Ok(ServerAddress::Addr(a)),
-            Err(e) => match text.rsplit_once(':') {
-                Some((name, port)) if is_host_name(name) => match port.parse::<u16>() {
-                    Ok(port) if port > 0 => Ok(ServerAddress::Host {
-                        name: name.to_string(),
-                        port,
-                    }),
-                    _ => Err(format!("invalid port in \"{text}\"")),
-                },
-                _ => Err(format!(
+            Err(e) => match name_and_port(text) {
+                Some((name, port)) => Ok(ServerAddress::Host {
+                    name: name.to_string(),
+                    port,
+                }),
+                None => Err(format!(
                     "{e}: expected host:port, [v6]:port, name:port or unix:/path"
                 )),
             },
@@ -117,6 +114,13 @@ impl Decode for ServerAddress {
             }
         }
     }
+}
+
+/// `name:port` with a plausible DNS name and a port above 0.
+pub(crate) fn name_and_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    is_host_name(host).then_some((host, port))
 }
 
 /// A DNS name as a DNS cluster's endpoint may give one: dot-separated labels of letters,

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::address::Address;
+use crate::address::{name_and_port, Address};
 use crate::cluster::*;
 use crate::decode::{index, join, keyword, seq, Cx, Decode, Fields};
 use crate::model::{CommonHttpProtocolOptions, Http2ProtocolOptions, UpstreamProtocol};
@@ -353,13 +353,6 @@ fn endpoint_address(
             None
         }
     }
-}
-
-/// `name:port` with a plausible DNS name.
-fn name_and_port(text: &str) -> Option<(&str, u16)> {
-    let (host, port) = text.rsplit_once(':')?;
-    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
-    crate::address::is_host_name(host).then_some((host, port))
 }
 
 /// A mapping of string keys to scalar values (`{ version: v2, stage: gray }`), in order.
