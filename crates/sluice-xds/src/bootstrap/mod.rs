@@ -30,7 +30,8 @@ use sluice_config::yaml::{Node, NodeKind};
 
 use crate::translate::address::{self, Role};
 use crate::translate::tree::{
-    duration, ignored, index, join, list, string_map, string_metadata, text, unpack, Map,
+    boolean, duration, ignored, index, join, list, string_map, string_metadata, text, type_url,
+    unpack, unsupported, Map,
 };
 use crate::translate::{cluster, listener, Error, Result};
 
@@ -146,8 +147,8 @@ fn refuse_unsupported(b: &Bootstrap) -> Result<()> {
                 .is_some_and(|c| c.load_stats_config.is_some()),
         ),
     ];
-    if let Some((field, _)) = refused.iter().find(|(_, set)| *set) {
-        return Err(Error::new(*field, "is not supported by Sluice"));
+    for (field, set) in refused {
+        unsupported(set, field)?;
     }
     let ignored_fields = [
         ("node_context_params", !b.node_context_params.is_empty()),
@@ -285,9 +286,7 @@ fn stats_sink(s: &StatsSink, path: &str) -> Result<Node> {
         return Err(Error::new(join(path, "typed_config"), "is required"));
     };
     let at = join(path, "typed_config");
-    let (key, address, prefix) = if any.type_url
-        == crate::translate::tree::type_url("envoy.config.metrics.v3.StatsdSink")
-    {
+    let (key, address, prefix) = if any.type_url == type_url("envoy.config.metrics.v3.StatsdSink") {
         let sink: StatsdSink = unpack(any, &any.type_url, &at)?;
         match sink.statsd_specifier {
             Some(StatsdSpecifier::Address(a)) => ("statsd", a, sink.prefix),
@@ -299,9 +298,7 @@ fn stats_sink(s: &StatsSink, path: &str) -> Result<Node> {
             }
             None => return Err(Error::new(join(&at, "address"), "is required")),
         }
-    } else if any.type_url
-        == crate::translate::tree::type_url("envoy.config.metrics.v3.DogStatsdSink")
-    {
+    } else if any.type_url == type_url("envoy.config.metrics.v3.DogStatsdSink") {
         let sink: DogStatsdSink = unpack(any, &any.type_url, &at)?;
         ignored(
             sink.max_bytes_per_datagram.is_some(),
@@ -418,16 +415,10 @@ fn dynamic_resources(
     }
     let mut m = Map::new();
     m.set("address", text(&first.address));
-    m.set("ads", crate::translate::tree::boolean(first.ads));
-    m.set("delta", crate::translate::tree::boolean(first.delta));
-    m.set(
-        "lds",
-        crate::translate::tree::boolean(d.lds_config.is_some()),
-    );
-    m.set(
-        "cds",
-        crate::translate::tree::boolean(d.cds_config.is_some()),
-    );
+    m.set("ads", boolean(first.ads));
+    m.set("delta", boolean(first.delta));
+    m.set("lds", boolean(d.lds_config.is_some()));
+    m.set("cds", boolean(d.cds_config.is_some()));
     if let Some((field, _, Some(t))) = streams.iter().find(|(_, _, t)| t.is_some()) {
         m.set(
             "initial_fetch_timeout",

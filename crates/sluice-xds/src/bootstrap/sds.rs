@@ -16,7 +16,7 @@ use prost::{Message, Name};
 use sluice_config::yaml::Node;
 
 use super::{cluster_address, config_source, Server};
-use crate::translate::tree::{duration, index, join, text, Map};
+use crate::translate::tree::{duration, index, join, text, unpack, Map};
 use crate::translate::{Error, Result};
 
 /// Istio's name for the cluster of its agent's SDS socket.
@@ -132,8 +132,7 @@ fn tls_context<M: Message + Name + Default>(
         return Ok(None);
     }
     let at = join(path, "typed_config");
-    let ctx = M::decode(any.value.as_slice())
-        .map_err(|e| Error::new(at.clone(), format!("cannot decode: {e}")))?;
+    let ctx: M = unpack(any, &M::type_url(), &at)?;
     Ok(Some((ctx, join(&at, "common_tls_context"))))
 }
 
