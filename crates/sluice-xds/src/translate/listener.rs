@@ -844,7 +844,7 @@ fn http_filter(any: &envoy_types::pb::google::protobuf::Any, path: &str) -> Resu
         )?;
         let mut headers = Vec::new();
         for (i, m) in h.headers.iter().enumerate() {
-            headers.extend(route::header_matcher(m, &index(&join(path, "headers"), i))?);
+            headers.push(route::header_matcher(m, &index(&join(path, "headers"), i))?);
         }
         if headers.is_empty() {
             // Envoy would take every request for a probe.

@@ -3,8 +3,6 @@
 //!
 //! The native route model borrows Envoy's names, so most fields copy across. Where the two
 //! differ in meaning, the output says in native terms what Envoy would do:
-//! - a value rule on a header with `invert_match` also requires the header: Envoy never
-//!   matches a missing header with a value rule, inverted or not;
 //! - `ignore_case` string matchers become ASCII case-insensitive regexes;
 //! - a virtual host's or the route config's `retry_policy` and `request_mirror_policies` are
 //!   copied into each forwarding route without its own (Envoy's most-specific-wins);
@@ -441,7 +439,7 @@ fn route_match(rm: &RouteMatch, path: &str) -> Result<(Node, PathKind)> {
         let hpath = at("headers");
         let mut out = Vec::with_capacity(rm.headers.len());
         for (i, h) in rm.headers.iter().enumerate() {
-            out.extend(header_matcher(h, &index(&hpath, i))?);
+            out.push(header_matcher(h, &index(&hpath, i))?);
         }
         m.set("headers", list(out));
     }
@@ -515,9 +513,10 @@ fn string_matcher(sm: &StringMatcher, path: &str) -> Result<(&'static str, Node)
     })
 }
 
-/// One Envoy header matcher as one or two native ones (see the module docs on `invert_match`).
+/// One Envoy header matcher as the native one (whose `invert` follows Envoy's rule: a value
+/// rule never matches a missing header, inverted or not).
 #[allow(deprecated)] // the `*_match` forms are still sent by control planes.
-pub(crate) fn header_matcher(h: &HeaderMatcher, path: &str) -> Result<Vec<Node>> {
+pub(crate) fn header_matcher(h: &HeaderMatcher, path: &str) -> Result<Node> {
     tree::unsupported(
         h.treat_missing_header_as_empty,
         &join(path, "treat_missing_header_as_empty"),
@@ -542,17 +541,10 @@ pub(crate) fn header_matcher(h: &HeaderMatcher, path: &str) -> Result<Vec<Node>>
     let mut rule = Map::new();
     rule.set("name", text(&h.name));
     rule.set(key, value);
-    if !h.invert_match {
-        return Ok(vec![rule.build()]);
+    if h.invert_match {
+        rule.set("invert", boolean(true));
     }
-    rule.set("invert", boolean(true));
-    if key == "present" {
-        return Ok(vec![rule.build()]);
-    }
-    let mut present = Map::new();
-    present.set("name", text(&h.name));
-    present.set("present", boolean(true));
-    Ok(vec![present.build(), rule.build()])
+    Ok(rule.build())
 }
 
 fn query_matcher(q: &QueryParameterMatcher, path: &str) -> Result<Node> {
@@ -1789,7 +1781,6 @@ virtual_hosts:
             - { name: "x-env", exact: "prod" }
             - { name: "x-canary", regex: '(?i-u:v2\.)(?s:.)*' }
             - { name: "x-debug", present: true, invert: true }
-            - { name: "x-team", present: true }
             - { name: "x-team", contains: "ops", invert: true }
             - { name: "x-any", present: true }
             - { name: "x-id", regex: "[0-9]+" }
